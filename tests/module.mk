@@ -1,0 +1,42 @@
+# Unit tests: tests/unit/test_<module>.c, one cmocka program each. A folder's
+# module.mk adds its tests with UNIT_TESTS += $(O)/tests/unit/test_<module>.
+# KVM tests (tests/kvm/*.c) exit 77 when /dev/kvm is missing.
+# Fuzz targets: tests/fuzz/<target>.c defining LLVMFuzzerTestOneInput; added
+# with FUZZ_TARGETS += <target>. With gcc each is linked against
+# tests/fuzz/regression_driver.c into $(O)/tests/fuzz/<target>-replay, which
+# replays tests/fuzz/corpus/<target>/; `make fuzz` builds libFuzzer binaries
+# with clang into build-fuzz/, `make fuzz-run T=<target> SECS=60` runs one.
+
+$(O)/tests/unit/%: $(O)/tests/unit/%.o $(LIB)
+	@[ "$(V)" = 1 ] || echo "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LIBS) $(CMOCKA_LIBS)
+
+$(O)/tests/kvm/%: $(O)/tests/kvm/%.o $(LIB)
+	@[ "$(V)" = 1 ] || echo "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LIBS) $(CMOCKA_LIBS)
+
+FUZZ_REPLAY = $(patsubst %,$(O)/tests/fuzz/%-replay,$(FUZZ_TARGETS))
+
+$(O)/tests/fuzz/%-replay: $(O)/tests/fuzz/%.o $(O)/tests/fuzz/regression_driver.o $(LIB)
+	@[ "$(V)" = 1 ] || echo "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(O)/tests/fuzz/regression_driver.o $(LIB) $(LIBS)
+
+FUZZ_CC ?= clang
+FUZZ_FLAGS := -std=c11 -g -O1 -I. -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
+	$(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+FUZZ_LIB_SRCS = $(patsubst $(O)/%.o,%.c,$(LIB_OBJS))
+
+fuzz:
+	@mkdir -p build-fuzz
+	$(Q)for t in $(FUZZ_TARGETS); do \
+		echo "  FUZZ    $$t"; \
+		$(FUZZ_CC) $(FUZZ_FLAGS) -o build-fuzz/$$t tests/fuzz/$$t.c $(FUZZ_LIB_SRCS) $(LIBS) || exit 1; \
+	done
+
+T ?=
+SECS ?= 60
+fuzz-run: fuzz
+	@mkdir -p build-fuzz/corpus-$(T)
+	build-fuzz/$(T) -max_total_time=$(SECS) -max_len=16384 build-fuzz/corpus-$(T) tests/fuzz/corpus/$(T)
+
+.PHONY: fuzz fuzz-run
