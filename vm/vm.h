@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vm.h - the VMM: one KVM virtual machine running one of kvmig's guests.
+ *
+ * A struct vm owns: guest RAM (a memfd mapped twice: the memory-slot view
+ * KVM uses and the VMM's own alias), the KVM VM fd with its in-kernel
+ * irqchip and PIT, one thread per vCPU, and the device models (a 16550
+ * UART on COM1 whose output goes to a bounded console buffer, the guest
+ * event port, and a NIC identity: a MAC).
+ *
+ * Life cycle: vm_create() builds a VM from a config and loads the guest
+ * program; vm_start() starts the vCPU threads; vm_pause()/vm_resume() stop
+ * and restart every vCPU (pause latency is measured); vm_destroy() stops
+ * the threads and frees everything. State capture for save and migration
+ * lives in vm/state.h.
+ *
+ * Threads: the control functions are called from one controller thread
+ * (the agent serializes requests); vCPU threads only run KVM_RUN and the
+ * device models. Counters read by vm_get_stats() are atomics.
+ */
+#ifndef KVMIG_VM_VM_H
+#define KVMIG_VM_VM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/compiler.h"
+
+#define VM_NAME_MAX 64
+#define VM_GUEST_NAME_MAX 16
+#define VM_GUEST_ARGS_MAX 256
+#define VM_MIN_MEM_BYTES (16ull << 20)
+#define VM_MAX_MEM_BYTES (64ull << 30)
+#define VM_MAX_VCPUS 8
+#define VM_PAGE_SIZE 4096u
+#define VM_CONSOLE_BYTES (64u << 10)
+
+struct vm_config {
+	char name[VM_NAME_MAX];
+	uint64_t mem_bytes;		/* multiple of 2 MiB */
+	unsigned vcpus;			/* 1..VM_MAX_VCPUS */
+	char guest[VM_GUEST_NAME_MAX];	/* idle, seqdirty, randdirty, memcheck */
+	char guest_args[VM_GUEST_ARGS_MAX]; /* "workset=16M,rate=0,seed=1" */
+	uint8_t mac[6];
+};
+
+enum vm_run_state {
+	VM_RUN_CREATED,		/* built, vCPU threads not started */
+	VM_RUN_RUNNING,
+	VM_RUN_PAUSED,
+	VM_RUN_STOPPED,		/* guest halted for good or shut down */
+};
+
+/* What the guest reported through its event port; all monotonic. */
+struct vm_guest_stats {
+	uint64_t progress;	/* work units done (pages written or verified, ticks for idle) */
+	uint64_t errors;	/* self-check failures */
+	uint64_t ticks;		/* timer interrupts the guest counted */
+	uint64_t last_error_gfn; /* page of the latest error, or UINT64_MAX */
+	uint64_t events;	/* event-port writes of any kind */
+};
+
+struct vm_pause_stats {
+	uint64_t count;		/* pauses so far */
+	uint64_t last_ns;	/* latency of the latest pause */
+	uint64_t max_ns;
+	uint64_t total_ns;
+};
+
+struct vm;
+
+/*
+ * Fill cfg with defaults (1 vCPU, 64 MiB, idle, generated MAC) for name.
+ * The MAC is locally administered: 52:54:00 plus three random bytes.
+ */
+void vm_config_defaults(struct vm_config *cfg, const char *name);
+
+/*
+ * Check a config without touching KVM: sizes, vCPU count, guest name and
+ * guest arguments (the working set must fit in RAM). On error, writes a
+ * message to err. Return: 0 or -EINVAL.
+ */
+int vm_config_check(const struct vm_config *cfg, char *err, size_t errlen) __must_check;
+
+/*
+ * Is /dev/kvm usable? Return: 0, or -errno with a reason in err.
+ */
+int vm_kvm_available(char *err, size_t errlen) __must_check;
+
+/*
+ * Build a VM and load its guest program; the vCPUs do not run yet.
+ * Return: 0 and *out, or -errno with a message in err.
+ */
+int vm_create(const struct vm_config *cfg, struct vm **out, char *err, size_t errlen) __must_check;
+
+/* Start the vCPU threads (CREATED -> RUNNING). Return: 0 or -errno. */
+int vm_start(struct vm *vm) __must_check;
+
+/*
+ * Stop every vCPU outside KVM_RUN (RUNNING -> PAUSED). Pausing a paused VM
+ * is a no-op. latency_ns (optional) receives the time from request to the
+ * last vCPU's acknowledgement. Return: 0 or -errno.
+ */
+int vm_pause(struct vm *vm, uint64_t *latency_ns) __must_check;
+
+/* PAUSED -> RUNNING. Return: 0 or -errno. */
+int vm_resume(struct vm *vm) __must_check;
+
+/* Stop the threads and free everything. Accepts NULL. */
+void vm_destroy(struct vm *vm);
+
+enum vm_run_state vm_get_run_state(const struct vm *vm);
+const char *vm_run_state_name(enum vm_run_state s);
+const struct vm_config *vm_get_config(const struct vm *vm);
+void vm_get_stats(const struct vm *vm, struct vm_guest_stats *st);
+void vm_get_pause_stats(const struct vm *vm, struct vm_pause_stats *st);
+
+/*
+ * Copy the newest console output (at most VM_CONSOLE_BYTES are kept) into
+ * buf, NUL-terminated. Return: bytes copied, without the NUL.
+ */
+size_t vm_console_read(const struct vm *vm, char *buf, size_t cap);
+
+/*
+ * Guest RAM as seen by the VMM. Guest-physical RAM is laid out as a low
+ * region [0, min(mem, 3 GiB)) and, for bigger guests, a high region from
+ * 4 GiB; a "RAM offset" counts bytes across both without the hole, so
+ * offsets run from 0 to mem_bytes. vm_ram() returns the VMM's alias view
+ * of all RAM indexed by RAM offset (valid until vm_destroy).
+ */
+uint8_t *vm_ram(const struct vm *vm);
+uint64_t vm_ram_bytes(const struct vm *vm);
+int vm_ram_fd(const struct vm *vm);
+uint64_t vm_ram_offset_to_gpa(uint64_t off);
+
+/*
+ * Offset and size of the guest's working set within RAM (where its data
+ * pages live). Tests flip bytes there to prove the checkers bite.
+ */
+void vm_workset(const struct vm *vm, uint64_t *off, uint64_t *bytes);
+
+#endif
