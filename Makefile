@@ -62,6 +62,7 @@ LIBS := -lssh2 -lssl -lcrypto -llz4 -lzstd -ljansson -lpthread -lm
 CMOCKA_LIBS := -lcmocka
 endif
 
+LIB := $(O)/libkvmig.a
 LIB_OBJS :=
 PROGS :=
 UNIT_TESTS :=
@@ -74,8 +75,6 @@ all: build-all
 
 include $(wildcard common/module.mk vm/module.mk dirtylog/module.mk protocol/module.mk \
 	migrate/module.mk tools/module.mk tests/module.mk bench/module.mk)
-
-LIB := $(O)/libkvmig.a
 
 build-all: $(PROGS) $(UNIT_TESTS) $(KVM_TESTS) $(BENCHES) $(FUZZ_REPLAY)
 
@@ -120,3 +119,4 @@ clean:
 .PHONY: all build-all deps test test-long demo asan bench clean
 
 -include $(shell find $(O) -name '*.d' 2>/dev/null)
+.SECONDARY:

@@ -140,4 +140,40 @@ uint64_t vm_ram_offset_to_gpa(uint64_t off);
  */
 void vm_workset(const struct vm *vm, uint64_t *off, uint64_t *bytes);
 
+/*
+ * Guest RAM on its own: a memfd mapped twice, the slot view KVM uses and
+ * the VMM's alias. Restore and the migration destination fill RAM first
+ * and only then build the VM on it (vm_create_from_state).
+ */
+struct vm_ram {
+	int fd;
+	uint8_t *slot_view;
+	uint8_t *alias;
+	uint64_t bytes;
+};
+
+/* Return: 0 or -errno with a message in err. Untouched RAM costs nothing. */
+int vm_ram_create(struct vm_ram *ram, uint64_t bytes, char *err, size_t errlen) __must_check;
+void vm_ram_destroy(struct vm_ram *ram);
+
+struct vm_state;
+
+/*
+ * Capture all non-RAM state of a paused (or never started) VM.
+ * Return: 0, -EBUSY when running, or -errno from KVM.
+ */
+int vm_capture(struct vm *vm, struct vm_state *st) __must_check;
+
+/*
+ * Build a VM around ram (ownership moves to the VM on success and on
+ * failure) and load st in KVM's order; named name, or st's name when
+ * name is NULL or empty. The VM is left CREATED: vm_start() runs it.
+ * Return: 0 and *out, or -errno with a message in err.
+ */
+int vm_create_from_state(const struct vm_state *st, struct vm_ram *ram, const char *name,
+			 struct vm **out, char *err, size_t errlen) __must_check;
+
+/* The KVM VM fd, for dirty logging. */
+int vm_get_fd(const struct vm *vm);
+
 #endif

@@ -1,0 +1,1238 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vm.c - the VMM: KVM VM and vCPU set-up, the vCPU threads, pause/resume,
+ * the device models (COM1 UART, guest event port, NIC identity) and state
+ * capture/load in KVM's load order (see ../shared/kvm-notes.md).
+ *
+ * Pausing (the race, step by step): the controller sets pause_req under
+ * the lock, then signals every vCPU thread; the SIGUSR1 handler sets that
+ * thread's run->immediate_exit. A vCPU thread clears immediate_exit, then
+ * (after a full fence) checks pause_req under the lock before each KVM_RUN.
+ *   - signal before the clear: the clear loses it, but the check that
+ *     follows sees pause_req (set before the signal) and parks;
+ *   - signal after the check: KVM_RUN sees immediate_exit and returns EINTR
+ *     at once; the next loop parks.
+ * Resume waits until every thread has left its parking loop, so the next
+ * pause never counts a stale acknowledgement.
+ */
+#define LOG_PREFIX "vm: "
+#include "vm/vm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "vm/guest.h"
+#include "vm/guest_abi.h"
+#include "vm/state.h"
+
+#define KVM_API_EXPECTED 12
+#define COM1_BASE 0x3f8
+#define HIGH_RAM_GPA (4ull << 30)
+
+struct vcpu {
+	struct vm *vm;
+	unsigned index;
+	int fd;
+	struct kvm_run *run;
+	size_t run_size;
+	pthread_t thread;
+	bool thread_started;
+	bool parked;		/* in the pause loop (under vm->lock) */
+	bool need_complete;	/* last exit was I/O: complete it before saving */
+	bool dead;		/* KVM refused to run it; the thread ended */
+};
+
+struct vm {
+	struct vm_config cfg;
+	struct guest_params gp;
+	enum vm_run_state run_state;
+	int kvm_fd, vm_fd;
+	struct vm_ram ram;
+	unsigned nvcpus;
+	struct vcpu vcpus[VM_MAX_VCPUS];
+
+	struct kvm_cpuid2 *cpuid;	/* supported CPUID, APIC ids patched per vCPU */
+	uint32_t msr_index[STATE_MAX_MSRS];
+	unsigned nmsrs;
+
+	pthread_mutex_t lock;
+	pthread_cond_t cond;		/* parked count changes, resume, stop */
+	bool pause_req, stop_req;
+	unsigned nparked, nexited;
+
+	pthread_mutex_t uart_lock;	/* UART registers and console */
+	struct uart_state uart;
+
+	_Atomic uint64_t ev_progress, ev_errors, ev_ticks, ev_last_error, ev_events, ev_fatal;
+	_Atomic uint32_t ev_started;
+
+	struct vm_pause_stats pause;
+};
+
+static __thread struct kvm_run *tls_run;
+
+static void sig_kick(int sig)
+{
+	(void)sig;
+	if (tls_run)
+		tls_run->immediate_exit = 1;
+}
+
+static pthread_once_t sig_once = PTHREAD_ONCE_INIT;
+
+static void sig_install(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = sig_kick;	/* no SA_RESTART: KVM_RUN must return EINTR */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGUSR1, &sa, NULL);
+}
+
+PRINTF_FMT(4, 5) static int fail(int ret, char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return ret;
+}
+
+static int xioctl(int fd, unsigned long req, void *arg)
+{
+	int ret;
+
+	do {
+		ret = ioctl(fd, req, arg);
+	} while (ret < 0 && errno == EINTR);
+	return ret < 0 ? -errno : ret;
+}
+
+/* ---- configuration ---------------------------------------------------- */
+
+void vm_config_defaults(struct vm_config *cfg, const char *name)
+{
+	uint8_t rnd[3] = { 0 };
+
+	memset(cfg, 0, sizeof(*cfg));
+	snprintf(cfg->name, sizeof(cfg->name), "%s", name ? name : "");
+	cfg->mem_bytes = 64ull << 20;
+	cfg->vcpus = 1;
+	strcpy(cfg->guest, "idle");
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+		uint64_t t = clock_now_ns();
+
+		memcpy(rnd, &t, sizeof(rnd));
+	}
+	cfg->mac[0] = 0x52;
+	cfg->mac[1] = 0x54;
+	cfg->mac[2] = 0x00;
+	memcpy(cfg->mac + 3, rnd, 3);
+}
+
+int vm_config_check(const struct vm_config *cfg, char *err, size_t errlen)
+{
+	struct guest_params gp;
+
+	if (!cfg->name[0] || !memchr(cfg->name, 0, sizeof(cfg->name)))
+		return fail(-EINVAL, err, errlen, "a VM needs a name of 1..%d characters",
+			    VM_NAME_MAX - 1);
+	for (const char *p = cfg->name; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.'))
+			return fail(-EINVAL, err, errlen,
+				    "VM name '%s': use letters, digits, '-', '_' and '.'", cfg->name);
+	if (cfg->mem_bytes < VM_MIN_MEM_BYTES || cfg->mem_bytes > VM_MAX_MEM_BYTES)
+		return fail(-EINVAL, err, errlen, "memory must be between 16M and 64G");
+	if (cfg->mem_bytes % (2u << 20))
+		return fail(-EINVAL, err, errlen, "memory must be a multiple of 2M");
+	if (cfg->vcpus < 1 || cfg->vcpus > VM_MAX_VCPUS)
+		return fail(-EINVAL, err, errlen, "vCPUs must be between 1 and %d", VM_MAX_VCPUS);
+	if (cfg->mac[0] & 1)
+		return fail(-EINVAL, err, errlen, "MAC must be a unicast address");
+	return guest_parse(cfg->guest, cfg->guest_args, cfg->mem_bytes, cfg->vcpus, &gp, err,
+			   errlen);
+}
+
+int vm_kvm_available(char *err, size_t errlen)
+{
+	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	int ver;
+
+	if (fd < 0)
+		return fail(-errno, err, errlen, "cannot open /dev/kvm: %s", strerror(errno));
+	ver = ioctl(fd, KVM_GET_API_VERSION, 0);
+	close(fd);
+	if (ver != KVM_API_EXPECTED)
+		return fail(-EOPNOTSUPP, err, errlen, "KVM API version %d, need %d", ver,
+			    KVM_API_EXPECTED);
+	return 0;
+}
+
+/* ---- RAM ---------------------------------------------------------------- */
+
+int vm_ram_create(struct vm_ram *ram, uint64_t bytes, char *err, size_t errlen)
+{
+	ram->fd = -1;
+	ram->slot_view = MAP_FAILED;
+	ram->alias = MAP_FAILED;
+	ram->bytes = bytes;
+	ram->fd = memfd_create("kvmig-ram", MFD_CLOEXEC);
+	if (ram->fd < 0)
+		return fail(-errno, err, errlen, "memfd_create: %s", strerror(errno));
+	if (ftruncate(ram->fd, (off_t)bytes) < 0)
+		goto fail_errno;
+	ram->slot_view = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
+			      ram->fd, 0);
+	if (ram->slot_view == MAP_FAILED)
+		goto fail_errno;
+	ram->alias = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
+			  ram->fd, 0);
+	if (ram->alias == MAP_FAILED)
+		goto fail_errno;
+	madvise(ram->slot_view, bytes, MADV_DONTDUMP);
+	return 0;
+fail_errno: {
+	int e = errno;
+
+	vm_ram_destroy(ram);
+	return fail(-e, err, errlen, "cannot allocate %llu MiB of guest RAM: %s",
+		    (unsigned long long)(bytes >> 20), strerror(e));
+}
+}
+
+void vm_ram_destroy(struct vm_ram *ram)
+{
+	if (ram->alias != MAP_FAILED && ram->alias)
+		munmap(ram->alias, ram->bytes);
+	if (ram->slot_view != MAP_FAILED && ram->slot_view)
+		munmap(ram->slot_view, ram->bytes);
+	if (ram->fd >= 0)
+		close(ram->fd);
+	ram->fd = -1;
+	ram->alias = ram->slot_view = MAP_FAILED;
+}
+
+static int set_slots(struct vm *vm, uint32_t flags)
+{
+	uint64_t low = guest_low_ram_bytes(vm->ram.bytes);
+	struct kvm_userspace_memory_region r = {
+		.slot = 0,
+		.flags = flags,
+		.guest_phys_addr = 0,
+		.memory_size = low,
+		.userspace_addr = (uintptr_t)vm->ram.slot_view,
+	};
+	int ret = xioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r);
+
+	if (ret < 0 || vm->ram.bytes == low)
+		return ret;
+	r.slot = 1;
+	r.guest_phys_addr = HIGH_RAM_GPA;
+	r.memory_size = vm->ram.bytes - low;
+	r.userspace_addr = (uintptr_t)vm->ram.slot_view + low;
+	return xioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r);
+}
+
+/* ---- devices ------------------------------------------------------------ */
+
+static void console_put(struct uart_state *u, char c)
+{
+	uint32_t pos = (uint32_t)(u->console_total % VM_CONSOLE_BYTES);
+
+	u->console[pos] = c;
+	u->console_total++;
+	if (u->console_len < VM_CONSOLE_BYTES)
+		u->console_len++;
+}
+
+/* 16550 at COM1: transmit only; the line is always ready. */
+static void uart_io(struct vm *vm, uint16_t port, bool out, uint8_t *data)
+{
+	struct uart_state *u = &vm->uart;
+	unsigned reg = port - COM1_BASE;
+	bool dlab;
+
+	pthread_mutex_lock(&vm->uart_lock);
+	dlab = u->lcr & 0x80;
+	if (out) {
+		switch (reg) {
+		case 0:
+			if (dlab)
+				u->dll = *data;
+			else
+				console_put(u, (char)*data);
+			break;
+		case 1:
+			if (dlab)
+				u->dlm = *data;
+			else
+				u->ier = *data & 0x0f;
+			break;
+		case 3:
+			u->lcr = *data;
+			break;
+		case 4:
+			u->mcr = *data & 0x1f;
+			break;
+		case 7:
+			u->scr = *data;
+			break;
+		default:
+			break;
+		}
+	} else {
+		switch (reg) {
+		case 0:
+			*data = dlab ? u->dll : 0;
+			break;
+		case 1:
+			*data = dlab ? u->dlm : u->ier;
+			break;
+		case 2:
+			*data = 0x01;	/* no interrupt pending */
+			break;
+		case 3:
+			*data = u->lcr;
+			break;
+		case 4:
+			*data = u->mcr;
+			break;
+		case 5:
+			*data = 0x60;	/* THR and transmitter empty */
+			break;
+		case 6:
+			*data = 0xb0;	/* DCD, DSR, CTS */
+			break;
+		default:
+			*data = u->scr;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&vm->uart_lock);
+}
+
+static void event_port(struct vm *vm, struct vcpu *v, uint32_t val)
+{
+	uint32_t arg = val & GUEST_EV_ARG_MASK;
+
+	atomic_fetch_add(&vm->ev_events, 1);
+	switch (val >> GUEST_EV_SHIFT) {
+	case GUEST_EV_PROGRESS:
+		atomic_fetch_add(&vm->ev_progress, arg);
+		break;
+	case GUEST_EV_ERROR:
+		atomic_fetch_add(&vm->ev_errors, 1);
+		atomic_store(&vm->ev_last_error, arg);
+		pr_warn("%s: guest self-check failed on working-set page %u (vCPU %u)",
+			vm->cfg.name, arg, v->index);
+		break;
+	case GUEST_EV_TICK:
+		atomic_fetch_add(&vm->ev_ticks, arg);
+		break;
+	case GUEST_EV_STARTED:
+		if (arg < VM_MAX_VCPUS)
+			atomic_fetch_or(&vm->ev_started, 1u << arg);
+		break;
+	case GUEST_EV_FATAL:
+		atomic_fetch_add(&vm->ev_fatal, 1);
+		pr_err("%s: guest exception %u on vCPU %u; the vCPU stops", vm->cfg.name, arg,
+		       v->index);
+		break;
+	default:
+		break;
+	}
+}
+
+static void handle_io(struct vm *vm, struct vcpu *v)
+{
+	struct kvm_run *run = v->run;
+	uint8_t *data = (uint8_t *)run + run->io.data_offset;
+	bool out = run->io.direction == KVM_EXIT_IO_OUT;
+
+	for (uint32_t i = 0; i < run->io.count; i++, data += run->io.size) {
+		uint16_t port = run->io.port;
+
+		if (port >= COM1_BASE && port < COM1_BASE + 8 && run->io.size == 1) {
+			uart_io(vm, port, out, data);
+		} else if (port == GUEST_EVENT_PORT && out && run->io.size == 4) {
+			uint32_t val;
+
+			memcpy(&val, data, 4);
+			event_port(vm, v, val);
+		} else if (!out) {
+			memset(data, 0xff, run->io.size);
+		}
+	}
+}
+
+/* ---- vCPU threads ------------------------------------------------------ */
+
+/* Finish an I/O exit so KVM's register state is complete (kvm-notes). */
+static void complete_pending(struct vcpu *v)
+{
+	if (!v->need_complete)
+		return;
+	v->run->immediate_exit = 1;
+	(void)ioctl(v->fd, KVM_RUN, 0);
+	v->run->immediate_exit = 0;
+	v->need_complete = false;
+}
+
+/* Park while a pause is requested. Called with vm->lock held. */
+static void park(struct vm *vm, struct vcpu *v)
+{
+	if (!vm->pause_req)
+		return;
+	complete_pending(v);
+	v->parked = true;
+	vm->nparked++;
+	pthread_cond_broadcast(&vm->cond);
+	while (vm->pause_req && !vm->stop_req)
+		pthread_cond_wait(&vm->cond, &vm->lock);
+	v->parked = false;
+	vm->nparked--;
+	pthread_cond_broadcast(&vm->cond);
+}
+
+static void *vcpu_thread(void *arg)
+{
+	struct vcpu *v = arg;
+	struct vm *vm = v->vm;
+	sigset_t set;
+
+	tls_run = v->run;
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	for (;;) {
+		int ret;
+
+		v->run->immediate_exit = 0;
+		atomic_thread_fence(memory_order_seq_cst);
+		pthread_mutex_lock(&vm->lock);
+		park(vm, v);
+		if (vm->stop_req) {
+			pthread_mutex_unlock(&vm->lock);
+			break;
+		}
+		pthread_mutex_unlock(&vm->lock);
+
+		ret = ioctl(v->fd, KVM_RUN, 0);
+		v->need_complete = false;
+		if (ret < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			pr_err("%s: vCPU %u: KVM_RUN: %s", vm->cfg.name, v->index, strerror(errno));
+			break;
+		}
+		switch (v->run->exit_reason) {
+		case KVM_EXIT_IO:
+			handle_io(vm, v);
+			v->need_complete = true;
+			break;
+		case KVM_EXIT_MMIO:
+			if (!v->run->mmio.is_write)
+				memset(v->run->mmio.data, 0xff, sizeof(v->run->mmio.data));
+			v->need_complete = true;
+			break;
+		case KVM_EXIT_INTR:
+		case KVM_EXIT_HLT:
+			break;
+		case KVM_EXIT_SHUTDOWN:
+			pr_err("%s: vCPU %u: triple fault, the guest is shut down", vm->cfg.name,
+			       v->index);
+			goto out;
+		case KVM_EXIT_FAIL_ENTRY:
+			pr_err("%s: vCPU %u: entry failed, reason 0x%llx", vm->cfg.name, v->index,
+			       (unsigned long long)v->run->fail_entry.hardware_entry_failure_reason);
+			goto out;
+		case KVM_EXIT_INTERNAL_ERROR:
+			pr_err("%s: vCPU %u: KVM internal error %u", vm->cfg.name, v->index,
+			       v->run->internal.suberror);
+			goto out;
+		default:
+			pr_err("%s: vCPU %u: unexpected exit %u", vm->cfg.name, v->index,
+			       v->run->exit_reason);
+			goto out;
+		}
+	}
+out:
+	pthread_mutex_lock(&vm->lock);
+	v->dead = true;
+	vm->nexited++;
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+	return NULL;
+}
+
+/* ---- creation ----------------------------------------------------------- */
+
+static struct vm *vm_alloc(const struct vm_config *cfg)
+{
+	struct vm *vm = calloc(1, sizeof(*vm));
+
+	if (!vm)
+		return NULL;
+	vm->cfg = *cfg;
+	vm->kvm_fd = vm->vm_fd = -1;
+	vm->ram.fd = -1;
+	vm->ram.alias = vm->ram.slot_view = MAP_FAILED;
+	for (unsigned i = 0; i < VM_MAX_VCPUS; i++)
+		vm->vcpus[i].fd = -1;
+	pthread_mutex_init(&vm->lock, NULL);
+	pthread_cond_init(&vm->cond, NULL);
+	pthread_mutex_init(&vm->uart_lock, NULL);
+	atomic_store(&vm->ev_last_error, UINT64_MAX);
+	vm->run_state = VM_RUN_CREATED;
+	return vm;
+}
+
+static int get_supported_cpuid(struct vm *vm)
+{
+	unsigned n = STATE_MAX_CPUID;
+	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + n * sizeof(c->entries[0]));
+	int ret;
+
+	if (!c)
+		return -ENOMEM;
+	c->nent = n;
+	ret = xioctl(vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, c);
+	if (ret < 0) {
+		free(c);
+		return ret;
+	}
+	vm->cpuid = c;
+	return 0;
+}
+
+/* The MSRs of KVM_GET_MSR_INDEX_LIST that vCPU v can read back. */
+static int probe_msrs(struct vm *vm, int vcpu_fd)
+{
+	struct {
+		struct kvm_msr_list hdr;
+		uint32_t idx[STATE_MAX_MSRS];
+	} list;
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry e;
+	} one;
+	int ret;
+
+	memset(&list, 0, sizeof(list));
+	list.hdr.nmsrs = STATE_MAX_MSRS;
+	ret = xioctl(vm->kvm_fd, KVM_GET_MSR_INDEX_LIST, &list);
+	if (ret < 0)
+		return ret;
+	vm->nmsrs = 0;
+	for (unsigned i = 0; i < list.hdr.nmsrs && i < STATE_MAX_MSRS; i++) {
+		memset(&one, 0, sizeof(one));
+		one.hdr.nmsrs = 1;
+		one.e.index = list.idx[i];
+		if (ioctl(vcpu_fd, KVM_GET_MSRS, &one) == 1)
+			vm->msr_index[vm->nmsrs++] = list.idx[i];
+	}
+	return 0;
+}
+
+static void cpuid_for_vcpu(const struct kvm_cpuid2 *src, unsigned apic_id,
+			   struct kvm_cpuid_entry2 *dst, uint32_t *n)
+{
+	*n = src->nent;
+	memcpy(dst, src->entries, src->nent * sizeof(dst[0]));
+	for (unsigned i = 0; i < src->nent; i++) {
+		struct kvm_cpuid_entry2 *e = &dst[i];
+
+		if (e->function == 1)
+			e->ebx = (e->ebx & 0x00ffffff) | (apic_id << 24);
+		if (e->function == 0xb || e->function == 0x1f)
+			e->edx = apic_id;
+	}
+}
+
+static int set_cpuid(struct vcpu *v, const struct kvm_cpuid_entry2 *ent, uint32_t n)
+{
+	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + n * sizeof(c->entries[0]));
+	int ret;
+
+	if (!c)
+		return -ENOMEM;
+	c->nent = n;
+	memcpy(c->entries, ent, n * sizeof(ent[0]));
+	ret = xioctl(v->fd, KVM_SET_CPUID2, c);
+	free(c);
+	return ret;
+}
+
+/* VM fd, irqchip, PIT and memory slots on vm->ram. */
+static int vm_build_machine(struct vm *vm, char *err, size_t errlen)
+{
+	struct kvm_pit_config pit = { .flags = 0 };
+	int ret;
+
+	pthread_once(&sig_once, sig_install);
+	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (vm->kvm_fd < 0)
+		return fail(-errno, err, errlen, "cannot open /dev/kvm: %s", strerror(errno));
+	vm->vm_fd = xioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	if (vm->vm_fd < 0)
+		return fail(vm->vm_fd, err, errlen, "KVM_CREATE_VM: %s", strerror(-vm->vm_fd));
+	(void)ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, 0xfffbd000ul);
+	ret = xioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0);
+	if (ret < 0)
+		return fail(ret, err, errlen, "KVM_CREATE_IRQCHIP: %s", strerror(-ret));
+	ret = xioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit);
+	if (ret < 0)
+		return fail(ret, err, errlen, "KVM_CREATE_PIT2: %s", strerror(-ret));
+	ret = set_slots(vm, 0);
+	if (ret < 0)
+		return fail(ret, err, errlen, "KVM_SET_USER_MEMORY_REGION: %s", strerror(-ret));
+	ret = get_supported_cpuid(vm);
+	if (ret < 0)
+		return fail(ret, err, errlen, "KVM_GET_SUPPORTED_CPUID: %s", strerror(-ret));
+	return 0;
+}
+
+static int vcpu_open(struct vm *vm, unsigned i, char *err, size_t errlen)
+{
+	struct vcpu *v = &vm->vcpus[i];
+	int sz;
+
+	v->vm = vm;
+	v->index = i;
+	v->fd = xioctl(vm->vm_fd, KVM_CREATE_VCPU, (void *)(uintptr_t)i);
+	if (v->fd < 0)
+		return fail(v->fd, err, errlen, "KVM_CREATE_VCPU %u: %s", i, strerror(-v->fd));
+	sz = xioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (sz < 0)
+		return fail(sz, err, errlen, "KVM_GET_VCPU_MMAP_SIZE: %s", strerror(-sz));
+	v->run_size = (size_t)sz;
+	v->run = mmap(NULL, v->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
+	if (v->run == MAP_FAILED) {
+		v->run = NULL;
+		return fail(-errno, err, errlen, "mmap kvm_run: %s", strerror(errno));
+	}
+	vm->nvcpus = MAX(vm->nvcpus, i + 1);
+	return 0;
+}
+
+static void set_seg(struct kvm_segment *s, uint16_t sel, uint8_t type, uint8_t l, uint8_t db)
+{
+	memset(s, 0, sizeof(*s));
+	s->base = 0;
+	s->limit = 0xffffffff;
+	s->selector = sel;
+	s->type = type;
+	s->present = 1;
+	s->s = 1;
+	s->l = l;
+	s->db = db;
+	s->g = 1;
+}
+
+/* Registers of a fresh vCPU entering the guest in long mode. */
+static int vcpu_boot_regs(struct vm *vm, struct vcpu *v, char *err, size_t errlen)
+{
+	struct kvm_sregs sregs;
+	struct kvm_regs regs;
+	struct kvm_fpu fpu;
+	struct kvm_mp_state mp = { .mp_state = KVM_MP_STATE_RUNNABLE };
+	int ret;
+
+	ret = xioctl(v->fd, KVM_GET_SREGS, &sregs);
+	if (ret < 0)
+		return fail(ret, err, errlen, "KVM_GET_SREGS: %s", strerror(-ret));
+	set_seg(&sregs.cs, GUEST_CS_SEL, 11, 1, 0);
+	set_seg(&sregs.ds, GUEST_DS_SEL, 3, 0, 1);
+	sregs.es = sregs.fs = sregs.gs = sregs.ss = sregs.ds;
+	memset(&sregs.tr, 0, sizeof(sregs.tr));
+	sregs.tr.type = 11;
+	sregs.tr.present = 1;
+	sregs.tr.limit = 0x67;
+	memset(&sregs.ldt, 0, sizeof(sregs.ldt));
+	sregs.ldt.type = 2;
+	sregs.ldt.present = 1;
+	sregs.ldt.limit = 0xffff;
+	sregs.gdt.base = GUEST_GDT_GPA;
+	sregs.gdt.limit = 23;
+	sregs.idt.base = 0;
+	sregs.idt.limit = 0;
+	sregs.cr0 = 0x80000011 | 0x2;	/* PG, ET, PE, MP */
+	sregs.cr3 = GUEST_PML4_GPA;
+	sregs.cr4 = 0x20 | 0x200 | 0x400; /* PAE, OSFXSR, OSXMMEXCPT */
+	sregs.efer = 0x500;		/* LME, LMA */
+	ret = xioctl(v->fd, KVM_SET_SREGS, &sregs);
+	if (ret < 0)
+		return fail(ret, err, errlen, "KVM_SET_SREGS: %s", strerror(-ret));
+
+	memset(&regs, 0, sizeof(regs));
+	regs.rip = GUEST_CODE_GPA;
+	regs.rsp = GUEST_STACK_GPA + (uint64_t)(v->index + 1) * GUEST_STACK_BYTES;
+	regs.rdi = v->index;
+	regs.rsi = GUEST_BOOTINFO_GPA;
+	regs.rflags = 0x2;
+	ret = xioctl(v->fd, KVM_SET_REGS, &regs);
+	if (ret < 0)
+		return fail(ret, err, errlen, "KVM_SET_REGS: %s", strerror(-ret));
+
+	memset(&fpu, 0, sizeof(fpu));
+	fpu.fcw = 0x37f;
+	fpu.mxcsr = 0x1f80;
+	ret = xioctl(v->fd, KVM_SET_FPU, &fpu);
+	if (ret < 0)
+		return fail(ret, err, errlen, "KVM_SET_FPU: %s", strerror(-ret));
+	ret = xioctl(v->fd, KVM_SET_MP_STATE, &mp);
+	if (ret < 0)
+		return fail(ret, err, errlen, "KVM_SET_MP_STATE: %s", strerror(-ret));
+	(void)vm;
+	return 0;
+}
+
+int vm_create(const struct vm_config *cfg, struct vm **out, char *err, size_t errlen)
+{
+	struct vm *vm = NULL;
+	int ret;
+
+	*out = NULL;
+	ret = vm_config_check(cfg, err, errlen);
+	if (ret < 0)
+		return ret;
+	vm = vm_alloc(cfg);
+	if (!vm)
+		return fail(-ENOMEM, err, errlen, "out of memory");
+	ret = guest_parse(cfg->guest, cfg->guest_args, cfg->mem_bytes, cfg->vcpus, &vm->gp, err,
+			  errlen);
+	if (ret < 0)
+		goto out;
+	ret = vm_ram_create(&vm->ram, cfg->mem_bytes, err, errlen);
+	if (ret < 0)
+		goto out;
+	ret = vm_build_machine(vm, err, errlen);
+	if (ret < 0)
+		goto out;
+	guest_write_boot(vm->ram.alias, cfg->mem_bytes, cfg->vcpus, &vm->gp);
+	for (unsigned i = 0; i < cfg->vcpus; i++) {
+		struct kvm_cpuid_entry2 ent[STATE_MAX_CPUID];
+		uint32_t n;
+
+		ret = vcpu_open(vm, i, err, errlen);
+		if (ret < 0)
+			goto out;
+		cpuid_for_vcpu(vm->cpuid, i, ent, &n);
+		ret = set_cpuid(&vm->vcpus[i], ent, n);
+		if (ret < 0) {
+			fail(ret, err, errlen, "KVM_SET_CPUID2: %s", strerror(-ret));
+			goto out;
+		}
+		if (i == 0) {
+			ret = probe_msrs(vm, vm->vcpus[0].fd);
+			if (ret < 0) {
+				fail(ret, err, errlen, "KVM_GET_MSR_INDEX_LIST: %s", strerror(-ret));
+				goto out;
+			}
+		}
+		ret = vcpu_boot_regs(vm, &vm->vcpus[i], err, errlen);
+		if (ret < 0)
+			goto out;
+	}
+	*out = vm;
+	return 0;
+out:
+	vm_destroy(vm);
+	return ret;
+}
+
+int vm_start(struct vm *vm)
+{
+	int ret = 0;
+
+	if (vm->run_state != VM_RUN_CREATED)
+		return -EINVAL;
+	for (unsigned i = 0; i < vm->nvcpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+		sigset_t set, old;
+
+		/* the thread starts with SIGUSR1 blocked and unblocks it itself */
+		sigemptyset(&set);
+		sigaddset(&set, SIGUSR1);
+		pthread_sigmask(SIG_BLOCK, &set, &old);
+		ret = -pthread_create(&v->thread, NULL, vcpu_thread, v);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		if (ret < 0) {
+			pr_err("%s: cannot start vCPU thread %u: %s", vm->cfg.name, i, strerror(-ret));
+			break;
+		}
+		v->thread_started = true;
+	}
+	vm->run_state = ret < 0 ? VM_RUN_STOPPED : VM_RUN_RUNNING;
+	return ret;
+}
+
+static void kick_all(struct vm *vm)
+{
+	for (unsigned i = 0; i < vm->nvcpus; i++)
+		if (vm->vcpus[i].thread_started && !vm->vcpus[i].dead)
+			pthread_kill(vm->vcpus[i].thread, SIGUSR1);
+}
+
+static unsigned live_threads(const struct vm *vm)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < vm->nvcpus; i++)
+		if (vm->vcpus[i].thread_started && !vm->vcpus[i].dead)
+			n++;
+	return n;
+}
+
+int vm_pause(struct vm *vm, uint64_t *latency_ns)
+{
+	uint64_t t0 = clock_now_ns(), dt;
+
+	if (vm->run_state == VM_RUN_PAUSED || vm->run_state == VM_RUN_CREATED) {
+		if (latency_ns)
+			*latency_ns = 0;
+		return 0;
+	}
+	if (vm->run_state != VM_RUN_RUNNING)
+		return -EINVAL;
+	pthread_mutex_lock(&vm->lock);
+	vm->pause_req = true;
+	pthread_mutex_unlock(&vm->lock);
+	kick_all(vm);
+	pthread_mutex_lock(&vm->lock);
+	while (vm->nparked < live_threads(vm))
+		pthread_cond_wait(&vm->cond, &vm->lock);
+	pthread_mutex_unlock(&vm->lock);
+	dt = clock_now_ns() - t0;
+	vm->pause.count++;
+	vm->pause.last_ns = dt;
+	vm->pause.total_ns += dt;
+	vm->pause.max_ns = MAX(vm->pause.max_ns, dt);
+	if (latency_ns)
+		*latency_ns = dt;
+	vm->run_state = VM_RUN_PAUSED;
+	return 0;
+}
+
+int vm_resume(struct vm *vm)
+{
+	if (vm->run_state == VM_RUN_RUNNING)
+		return 0;
+	if (vm->run_state == VM_RUN_CREATED)
+		return vm_start(vm);
+	if (vm->run_state != VM_RUN_PAUSED)
+		return -EINVAL;
+	pthread_mutex_lock(&vm->lock);
+	vm->pause_req = false;
+	pthread_cond_broadcast(&vm->cond);
+	while (vm->nparked > 0)
+		pthread_cond_wait(&vm->cond, &vm->lock);
+	pthread_mutex_unlock(&vm->lock);
+	vm->run_state = VM_RUN_RUNNING;
+	return 0;
+}
+
+void vm_destroy(struct vm *vm)
+{
+	if (!vm)
+		return;
+	pthread_mutex_lock(&vm->lock);
+	vm->stop_req = true;
+	pthread_cond_broadcast(&vm->cond);
+	pthread_mutex_unlock(&vm->lock);
+	kick_all(vm);
+	for (unsigned i = 0; i < VM_MAX_VCPUS; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+
+		if (v->thread_started)
+			pthread_join(v->thread, NULL);
+		if (v->run)
+			munmap(v->run, v->run_size);
+		if (v->fd >= 0)
+			close(v->fd);
+	}
+	if (vm->vm_fd >= 0)
+		close(vm->vm_fd);
+	if (vm->kvm_fd >= 0)
+		close(vm->kvm_fd);
+	vm_ram_destroy(&vm->ram);
+	free(vm->cpuid);
+	pthread_mutex_destroy(&vm->lock);
+	pthread_cond_destroy(&vm->cond);
+	pthread_mutex_destroy(&vm->uart_lock);
+	free(vm);
+}
+
+/* ---- queries ------------------------------------------------------------ */
+
+enum vm_run_state vm_get_run_state(const struct vm *vm)
+{
+	if (vm->run_state == VM_RUN_RUNNING && vm->nexited == vm->nvcpus && vm->nvcpus)
+		return VM_RUN_STOPPED;
+	return vm->run_state;
+}
+
+const char *vm_run_state_name(enum vm_run_state s)
+{
+	switch (s) {
+	case VM_RUN_CREATED:
+		return "paused";
+	case VM_RUN_RUNNING:
+		return "running";
+	case VM_RUN_PAUSED:
+		return "paused";
+	case VM_RUN_STOPPED:
+		return "stopped";
+	}
+	return "unknown";
+}
+
+const struct vm_config *vm_get_config(const struct vm *vm)
+{
+	return &vm->cfg;
+}
+
+void vm_get_stats(const struct vm *vm, struct vm_guest_stats *st)
+{
+	struct vm *m = (struct vm *)(uintptr_t)vm;
+
+	st->progress = atomic_load(&m->ev_progress);
+	st->errors = atomic_load(&m->ev_errors);
+	st->ticks = atomic_load(&m->ev_ticks);
+	st->last_error_gfn = atomic_load(&m->ev_last_error);
+	st->events = atomic_load(&m->ev_events);
+}
+
+void vm_get_pause_stats(const struct vm *vm, struct vm_pause_stats *st)
+{
+	*st = vm->pause;
+}
+
+size_t vm_console_read(const struct vm *vm, char *buf, size_t cap)
+{
+	struct vm *m = (struct vm *)(uintptr_t)vm;
+	const struct uart_state *u = &m->uart;
+	size_t n, start;
+
+	if (!cap)
+		return 0;
+	pthread_mutex_lock(&m->uart_lock);
+	n = MIN((size_t)u->console_len, cap - 1);
+	/* the newest n bytes, oldest first */
+	start = (size_t)((u->console_total - n) % VM_CONSOLE_BYTES);
+	for (size_t i = 0; i < n; i++)
+		buf[i] = u->console[(start + i) % VM_CONSOLE_BYTES];
+	pthread_mutex_unlock(&m->uart_lock);
+	buf[n] = '\0';
+	return n;
+}
+
+uint8_t *vm_ram(const struct vm *vm)
+{
+	return vm->ram.alias;
+}
+
+uint64_t vm_ram_bytes(const struct vm *vm)
+{
+	return vm->ram.bytes;
+}
+
+int vm_ram_fd(const struct vm *vm)
+{
+	return vm->ram.fd;
+}
+
+uint64_t vm_ram_offset_to_gpa(uint64_t off)
+{
+	return guest_ram_off_to_gpa(off);
+}
+
+void vm_workset(const struct vm *vm, uint64_t *off, uint64_t *bytes)
+{
+	*off = vm->gp.ws_off;
+	*bytes = vm->gp.share_pages * VM_PAGE_SIZE * vm->cfg.vcpus;
+}
+
+int vm_get_fd(const struct vm *vm)
+{
+	return vm->vm_fd;
+}
+
+/* ---- state capture and load -------------------------------------------- */
+
+static int get_msrs(struct vm *vm, struct vcpu *v, struct vcpu_state *s)
+{
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry e[STATE_MAX_MSRS];
+	} m;
+	int ret;
+
+	memset(&m, 0, sizeof(m));
+	m.hdr.nmsrs = vm->nmsrs;
+	for (unsigned i = 0; i < vm->nmsrs; i++)
+		m.e[i].index = vm->msr_index[i];
+	ret = xioctl(v->fd, KVM_GET_MSRS, &m);
+	if (ret < 0)
+		return ret;
+	if ((unsigned)ret != vm->nmsrs)
+		return -EIO;
+	s->nmsrs = vm->nmsrs;
+	memcpy(s->msrs, m.e, vm->nmsrs * sizeof(m.e[0]));
+	return 0;
+}
+
+static int set_msrs(struct vcpu *v, const struct vcpu_state *s)
+{
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry e[STATE_MAX_MSRS];
+	} m;
+	int ret;
+
+	memset(&m, 0, sizeof(m));
+	m.hdr.nmsrs = s->nmsrs;
+	memcpy(m.e, s->msrs, s->nmsrs * sizeof(m.e[0]));
+	ret = xioctl(v->fd, KVM_SET_MSRS, &m);
+	if (ret < 0)
+		return ret;
+	if ((unsigned)ret != s->nmsrs) {
+		pr_err("KVM_SET_MSRS: MSR 0x%x refused", s->msrs[ret].index);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+#define TRY(call, what)                                                                      \
+	do {                                                                                 \
+		ret = (call);                                                                \
+		if (ret < 0) {                                                               \
+			pr_err("vCPU %u: %s: %s", v->index, what, strerror(-ret));           \
+			return ret;                                                          \
+		}                                                                            \
+	} while (0)
+
+static int vcpu_capture(struct vm *vm, struct vcpu *v, struct vcpu_state *s)
+{
+	struct kvm_mp_state mp;
+	struct kvm_lapic_state lapic;
+	struct kvm_xsave xsave;
+	int ret;
+
+	memset(s, 0, sizeof(*s));
+	s->index = v->index;
+	TRY(xioctl(v->fd, KVM_GET_REGS, &s->regs), "KVM_GET_REGS");
+	TRY(xioctl(v->fd, KVM_GET_SREGS, &s->sregs), "KVM_GET_SREGS");
+	TRY(xioctl(v->fd, KVM_GET_FPU, &s->fpu), "KVM_GET_FPU");
+	TRY(xioctl(v->fd, KVM_GET_XCRS, &s->xcrs), "KVM_GET_XCRS");
+	TRY(xioctl(v->fd, KVM_GET_XSAVE, &xsave), "KVM_GET_XSAVE");
+	memcpy(s->xsave, xsave.region, sizeof(s->xsave));
+	TRY(xioctl(v->fd, KVM_GET_LAPIC, &lapic), "KVM_GET_LAPIC");
+	memcpy(s->lapic, lapic.regs, sizeof(s->lapic));
+	TRY(xioctl(v->fd, KVM_GET_VCPU_EVENTS, &s->events), "KVM_GET_VCPU_EVENTS");
+	TRY(xioctl(v->fd, KVM_GET_MP_STATE, &mp), "KVM_GET_MP_STATE");
+	s->mp_state = mp.mp_state;
+	TRY(xioctl(v->fd, KVM_GET_DEBUGREGS, &s->debugregs), "KVM_GET_DEBUGREGS");
+	TRY(xioctl(v->fd, KVM_GET_TSC_KHZ, 0), "KVM_GET_TSC_KHZ");
+	s->tsc_khz = (uint32_t)ret;
+	TRY(get_msrs(vm, v, s), "KVM_GET_MSRS");
+	cpuid_for_vcpu(vm->cpuid, v->index, s->cpuid, &s->ncpuid);
+	return 0;
+}
+
+int vm_capture(struct vm *vm, struct vm_state *st)
+{
+	struct kvm_irqchip chip;
+	int ret;
+
+	if (vm->run_state == VM_RUN_RUNNING)
+		return -EBUSY;
+	memset(st, 0, sizeof(*st));
+	st->config = vm->cfg;
+	for (unsigned i = 0; i < 3; i++) {
+		memset(&chip, 0, sizeof(chip));
+		chip.chip_id = i;
+		ret = xioctl(vm->vm_fd, KVM_GET_IRQCHIP, &chip);
+		if (ret < 0) {
+			pr_err("KVM_GET_IRQCHIP %u: %s", i, strerror(-ret));
+			return ret;
+		}
+		if (i < 2)
+			st->pic[i] = chip.chip.pic;
+		else
+			st->ioapic = chip.chip.ioapic;
+	}
+	ret = xioctl(vm->vm_fd, KVM_GET_PIT2, &st->pit);
+	if (ret < 0) {
+		pr_err("KVM_GET_PIT2: %s", strerror(-ret));
+		return ret;
+	}
+	ret = xioctl(vm->vm_fd, KVM_GET_CLOCK, &st->clock);
+	if (ret < 0) {
+		pr_err("KVM_GET_CLOCK: %s", strerror(-ret));
+		return ret;
+	}
+	for (unsigned i = 0; i < vm->nvcpus; i++) {
+		ret = vcpu_capture(vm, &vm->vcpus[i], &st->vcpu[i]);
+		if (ret < 0)
+			return ret;
+	}
+	pthread_mutex_lock(&vm->uart_lock);
+	st->uart = vm->uart;
+	pthread_mutex_unlock(&vm->uart_lock);
+	st->ev.progress = atomic_load(&vm->ev_progress);
+	st->ev.errors = atomic_load(&vm->ev_errors);
+	st->ev.ticks = atomic_load(&vm->ev_ticks);
+	st->ev.last_error_gfn = atomic_load(&vm->ev_last_error);
+	st->ev.events = atomic_load(&vm->ev_events);
+	st->ev.fatal = atomic_load(&vm->ev_fatal);
+	st->ev.started_mask = atomic_load(&vm->ev_started);
+	return 0;
+}
+
+static int vcpu_load(struct vcpu *v, const struct vcpu_state *s)
+{
+	struct kvm_mp_state mp = { .mp_state = s->mp_state };
+	struct kvm_lapic_state lapic;
+	struct kvm_xsave xsave;
+	struct kvm_vcpu_events ev = s->events;
+	struct kvm_xcrs xcrs = s->xcrs;
+	int ret, khz;
+
+	TRY(set_cpuid(v, s->cpuid, s->ncpuid), "KVM_SET_CPUID2");
+	khz = ioctl(v->fd, KVM_GET_TSC_KHZ, 0);
+	if (khz > 0 && (uint32_t)khz != s->tsc_khz &&
+	    ioctl(v->fd, KVM_SET_TSC_KHZ, (unsigned long)s->tsc_khz) < 0)
+		pr_warn("vCPU %u: TSC runs at %d kHz here, %u kHz at the source", v->index, khz,
+			s->tsc_khz);
+	TRY(xioctl(v->fd, KVM_SET_SREGS, (void *)(uintptr_t)&s->sregs), "KVM_SET_SREGS");
+	TRY(xioctl(v->fd, KVM_SET_REGS, (void *)(uintptr_t)&s->regs), "KVM_SET_REGS");
+	TRY(xioctl(v->fd, KVM_SET_FPU, (void *)(uintptr_t)&s->fpu), "KVM_SET_FPU");
+	if (xcrs.nr_xcrs)
+		TRY(xioctl(v->fd, KVM_SET_XCRS, &xcrs), "KVM_SET_XCRS");
+	memset(&xsave, 0, sizeof(xsave));
+	memcpy(xsave.region, s->xsave, sizeof(s->xsave));
+	TRY(xioctl(v->fd, KVM_SET_XSAVE, &xsave), "KVM_SET_XSAVE");
+	TRY(set_msrs(v, s), "KVM_SET_MSRS");
+	memcpy(lapic.regs, s->lapic, sizeof(lapic.regs));
+	TRY(xioctl(v->fd, KVM_SET_LAPIC, &lapic), "KVM_SET_LAPIC");
+	ev.flags &= ~(uint32_t)KVM_VCPUEVENT_VALID_SMM;
+	ev.flags |= KVM_VCPUEVENT_VALID_NMI_PENDING | KVM_VCPUEVENT_VALID_SIPI_VECTOR;
+	TRY(xioctl(v->fd, KVM_SET_VCPU_EVENTS, &ev), "KVM_SET_VCPU_EVENTS");
+	TRY(xioctl(v->fd, KVM_SET_MP_STATE, &mp), "KVM_SET_MP_STATE");
+	TRY(xioctl(v->fd, KVM_SET_DEBUGREGS, (void *)(uintptr_t)&s->debugregs),
+	    "KVM_SET_DEBUGREGS");
+	return 0;
+}
+
+int vm_create_from_state(const struct vm_state *st, struct vm_ram *ram, const char *name,
+			 struct vm **out, char *err, size_t errlen)
+{
+	struct vm_config cfg = st->config;
+	struct kvm_irqchip chip;
+	struct kvm_clock_data clock;
+	struct vm *vm;
+	int ret;
+
+	*out = NULL;
+	if (name && name[0])
+		snprintf(cfg.name, sizeof(cfg.name), "%s", name);
+	vm = vm_alloc(&cfg);
+	if (!vm) {
+		vm_ram_destroy(ram);
+		return fail(-ENOMEM, err, errlen, "out of memory");
+	}
+	vm->ram = *ram;		/* ownership moves to the VM */
+	ram->fd = -1;
+	ram->alias = ram->slot_view = MAP_FAILED;
+	ret = vm_config_check(&cfg, err, errlen);
+	if (ret < 0)
+		goto out;
+	if (vm->ram.bytes != cfg.mem_bytes) {
+		ret = fail(-EINVAL, err, errlen, "RAM of %llu bytes for a VM of %llu",
+			   (unsigned long long)vm->ram.bytes, (unsigned long long)cfg.mem_bytes);
+		goto out;
+	}
+	ret = guest_parse(cfg.guest, cfg.guest_args, cfg.mem_bytes, cfg.vcpus, &vm->gp, err,
+			  errlen);
+	if (ret < 0)
+		goto out;
+	ret = vm_build_machine(vm, err, errlen);
+	if (ret < 0)
+		goto out;
+	for (unsigned i = 0; i < 3; i++) {
+		memset(&chip, 0, sizeof(chip));
+		chip.chip_id = i;
+		if (i < 2)
+			chip.chip.pic = st->pic[i];
+		else
+			chip.chip.ioapic = st->ioapic;
+		ret = xioctl(vm->vm_fd, KVM_SET_IRQCHIP, &chip);
+		if (ret < 0) {
+			fail(ret, err, errlen, "KVM_SET_IRQCHIP %u: %s", i, strerror(-ret));
+			goto out;
+		}
+	}
+	ret = xioctl(vm->vm_fd, KVM_SET_PIT2, (void *)(uintptr_t)&st->pit);
+	if (ret < 0) {
+		fail(ret, err, errlen, "KVM_SET_PIT2: %s", strerror(-ret));
+		goto out;
+	}
+	for (unsigned i = 0; i < cfg.vcpus; i++) {
+		ret = vcpu_open(vm, i, err, errlen);
+		if (ret < 0)
+			goto out;
+		if (i == 0) {
+			ret = probe_msrs(vm, vm->vcpus[0].fd);
+			if (ret < 0) {
+				fail(ret, err, errlen, "KVM_GET_MSR_INDEX_LIST: %s", strerror(-ret));
+				goto out;
+			}
+		}
+		ret = vcpu_load(&vm->vcpus[i], &st->vcpu[i]);
+		if (ret < 0) {
+			fail(ret, err, errlen, "loading vCPU %u state failed: %s", i,
+			     strerror(-ret));
+			goto out;
+		}
+	}
+	memset(&clock, 0, sizeof(clock));
+	clock.clock = st->clock.clock;
+	ret = xioctl(vm->vm_fd, KVM_SET_CLOCK, &clock);
+	if (ret < 0) {
+		fail(ret, err, errlen, "KVM_SET_CLOCK: %s", strerror(-ret));
+		goto out;
+	}
+	vm->uart = st->uart;
+	atomic_store(&vm->ev_progress, st->ev.progress);
+	atomic_store(&vm->ev_errors, st->ev.errors);
+	atomic_store(&vm->ev_ticks, st->ev.ticks);
+	atomic_store(&vm->ev_last_error, st->ev.last_error_gfn);
+	atomic_store(&vm->ev_events, st->ev.events);
+	atomic_store(&vm->ev_fatal, st->ev.fatal);
+	atomic_store(&vm->ev_started, st->ev.started_mask);
+	*out = vm;
+	return 0;
+out:
+	vm_destroy(vm);
+	return ret;
+}
