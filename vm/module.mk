@@ -31,3 +31,4 @@ $(O)/vm/guests/blobs.S: $(GUEST_BINS) vm/module.mk
 $(O)/vm/guests/blobs.o: $(O)/vm/guests/blobs.S
 	$(Q)$(CC) -c -o $@ $<
 UNIT_TESTS += $(O)/tests/unit/test_state $(O)/tests/unit/test_parse
+KVM_TESTS += $(O)/tests/kvm/test_vm
