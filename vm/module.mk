@@ -2,7 +2,7 @@
 # at GUEST_CODE_GPA and embedded through build/vm/guests/blobs.S.
 GUESTS := idle seqdirty randdirty memcheck
 
-LIB_OBJS += $(O)/vm/vm.o $(O)/vm/guest.o $(O)/vm/state.o $(O)/vm/snapshot.o \
+LIB_OBJS += $(O)/vm/vm.o $(O)/vm/guest.o $(O)/vm/state.o \
 	$(O)/vm/guests/blobs.o $(O)/common/crc32c.o
 
 GUEST_BINS := $(patsubst %,$(O)/vm/guests/%.bin,$(GUESTS))

@@ -25,7 +25,7 @@
 
 #include "common/clock.h"
 #include "vm/guest_abi.h"
-#include "vm/snapshot.h"
+#include "migrate/snapshot.h"
 #include "vm/vm.h"
 
 #define DEADLINE_NS (60ull * 1000000000ull)

@@ -3,15 +3,17 @@
  * snapshot.h - save a VM to a file and restore it, possibly in another
  * process or on another host.
  *
- * A snapshot is a sequence of self-describing state sections (vm/state.h)
- * followed by the RAM pages that are not zero; every section carries a
- * CRC32C, so a truncated file, a flipped byte or a foreign version is found
- * before anything is built. Restore reads and checks the whole file into
- * fresh memory first and only then creates the KVM VM, so a bad file never
- * leaves a VM behind.
+ * A snapshot file is a migration stream (protocol/wire.h) written to a
+ * file: HELLO, PAGES frames with every page that is not zero (zero pages
+ * cost nothing: the restored RAM starts zeroed), SWITCHOVER, one STATE frame
+ * per state section, COMPLETE. Every frame carries a CRC32C, so a truncated
+ * file, a flipped byte or a foreign version is found before anything is
+ * built: restore runs the same decoder as a live migration
+ * (migrate/incoming.h) into fresh memory and only then creates the KVM VM,
+ * so a bad file never leaves a VM behind.
  */
-#ifndef KVMIG_VM_SNAPSHOT_H
-#define KVMIG_VM_SNAPSHOT_H
+#ifndef KVMIG_MIGRATE_SNAPSHOT_H
+#define KVMIG_MIGRATE_SNAPSHOT_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -34,6 +36,13 @@ struct snapshot_stats {
  */
 int snapshot_save(struct vm *vm, const char *path, struct snapshot_stats *st, char *err,
 		  size_t errlen) __must_check;
+
+/*
+ * snapshot_save() with page compression: compress is a --compress value
+ * ("none", "zstd[:LEVEL]", "lz4", "lz4hc[:LEVEL]") or NULL for none.
+ */
+int snapshot_save_compressed(struct vm *vm, const char *path, const char *compress,
+			     struct snapshot_stats *st, char *err, size_t errlen) __must_check;
 
 /*
  * Build a VM from the snapshot at path, named name (or the saved name when

@@ -1,0 +1,375 @@
+/* SPDX-License-Identifier: MIT */
+#define LOG_PREFIX "incoming: "
+#include "migrate/incoming.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "migrate/digest.h"
+#include "protocol/codec.h"
+#include "protocol/frame.h"
+#include "vm/state.h"
+
+#define OUT_BUF 2048
+#define SUPPORTED_CAPS (WIRE_CAP_XBZRLE | WIRE_CAP_ZSTD | WIRE_CAP_LZ4 | WIRE_CAP_VERIFY)
+
+struct incoming {
+	struct mio *in, *ret;
+	char name[VM_NAME_MAX];
+	struct wire_hello hello;
+	uint32_t caps;
+	struct wire_order order;
+	struct vm_ram ram;
+	bool have_ram;
+	struct vm_state *state;
+	uint32_t seen, vcpus_seen, sections;
+	struct codec_ctx *zstd, *lz4;
+	uint8_t *buf, *out;
+	struct incoming_stats st;
+	struct wire_complete complete;
+};
+
+PRINTF_FMT(4, 5) static int fail(int ret, char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return ret;
+}
+
+int incoming_create(struct mio *in, struct mio *ret, const char *name, struct incoming **out)
+{
+	struct incoming *inc = calloc(1, sizeof(*inc));
+
+	*out = NULL;
+	if (!inc)
+		return -ENOMEM;
+	inc->in = in;
+	inc->ret = ret;
+	if (name)
+		snprintf(inc->name, sizeof(inc->name), "%s", name);
+	inc->ram.fd = -1;
+	wire_order_init(&inc->order, false);
+	inc->state = calloc(1, sizeof(*inc->state));
+	inc->buf = malloc(MIO_FRAME_BUF);
+	inc->out = malloc(OUT_BUF);
+	if (!inc->state || !inc->buf || !inc->out) {
+		incoming_destroy(inc);
+		return -ENOMEM;
+	}
+	*out = inc;
+	return 0;
+}
+
+void incoming_destroy(struct incoming *inc)
+{
+	if (!inc)
+		return;
+	if (inc->have_ram)
+		vm_ram_destroy(&inc->ram);
+	codec_ctx_destroy(inc->zstd);
+	codec_ctx_destroy(inc->lz4);
+	free(inc->state);
+	free(inc->buf);
+	free(inc->out);
+	free(inc);
+}
+
+const char *incoming_name(const struct incoming *inc)
+{
+	return inc->name[0] ? inc->name : inc->hello.name;
+}
+
+void incoming_get_stats(const struct incoming *inc, struct incoming_stats *st)
+{
+	*st = inc->st;
+	st->bytes = inc->in->bytes_in;
+}
+
+static int send_ret(struct incoming *inc, ssize_t n)
+{
+	int ret;
+
+	if (!inc->ret)
+		return 0;
+	if (n < 0)
+		return (int)n;
+	ret = mio_write(inc->ret, inc->out, (size_t)n);
+	return ret ? ret : mio_flush(inc->ret);
+}
+
+static int on_hello(struct incoming *inc, const uint8_t *p, size_t len, char *err, size_t errlen)
+{
+	struct wire_hello_ack ack = { .version = WIRE_VERSION };
+	struct vm_config cfg;
+	char msg[200];
+	int ret;
+
+	ret = frame_get_hello(p, len, &inc->hello, err, errlen);
+	if (ret < 0)
+		return ret;
+	if (inc->hello.channels != 1)
+		return fail(-EPROTO, err, errlen, "HELLO: %u channels; this receiver takes one",
+			    inc->hello.channels);
+	/* the VM it describes must be one this host can build */
+	memset(&cfg, 0, sizeof(cfg));
+	snprintf(cfg.name, sizeof(cfg.name), "%s", incoming_name(inc));
+	cfg.mem_bytes = inc->hello.mem_bytes;
+	cfg.vcpus = inc->hello.vcpus;
+	snprintf(cfg.guest, sizeof(cfg.guest), "%s", inc->hello.guest);
+	snprintf(cfg.guest_args, sizeof(cfg.guest_args), "%s", inc->hello.guest_args);
+	memcpy(cfg.mac, inc->hello.mac, 6);
+	ret = vm_config_check(&cfg, msg, sizeof(msg));
+	if (ret < 0)
+		return fail(-EBADMSG, err, errlen, "HELLO describes a VM this host refuses: %s", msg);
+	inc->caps = inc->hello.caps & SUPPORTED_CAPS;
+	if (inc->caps & WIRE_CAP_ZSTD) {
+		struct codec_config c = { .ops = &codec_zstd_ops, .level = 1 };
+
+		if (codec_ctx_create(&c, WIRE_PAGE_SIZE, &inc->zstd) < 0)
+			return fail(-ENOMEM, err, errlen, "out of memory for zstd");
+	}
+	if (inc->caps & WIRE_CAP_LZ4) {
+		struct codec_config c = { .ops = &codec_lz4_ops, .level = 1 };
+
+		if (codec_ctx_create(&c, WIRE_PAGE_SIZE, &inc->lz4) < 0)
+			return fail(-ENOMEM, err, errlen, "out of memory for lz4");
+	}
+	ret = vm_ram_create(&inc->ram, inc->hello.mem_bytes, err, errlen);
+	if (ret < 0)
+		return ret;
+	inc->have_ram = true;
+	ack.caps = inc->caps;
+	return send_ret(inc, frame_put_hello_ack(inc->out, OUT_BUF, &ack));
+}
+
+static int on_pages(struct incoming *inc, const uint8_t *p, size_t len, char *err, size_t errlen)
+{
+	uint64_t npages = inc->ram.bytes / WIRE_PAGE_SIZE;
+	struct page_iter it;
+	struct wire_page pg;
+	int ret;
+
+	ret = pages_begin(&it, p, len, npages, WIRE_PAGE_SIZE, inc->caps, err, errlen);
+	if (ret < 0)
+		return ret;
+	while ((ret = pages_next(&it, &pg, err, errlen)) > 0) {
+		uint8_t *dst = inc->ram.alias + pg.page * WIRE_PAGE_SIZE;
+		ssize_t n = 0;
+
+		switch (pg.codec) {
+		case CODEC_ZERO:
+			memset(dst, 0, WIRE_PAGE_SIZE);
+			inc->st.zero_pages++;
+			break;
+		case CODEC_RAW:
+			memcpy(dst, pg.data, WIRE_PAGE_SIZE);
+			inc->st.raw_pages++;
+			break;
+		case CODEC_XBZRLE:
+			n = codec_xbzrle_ops.decode(NULL, pg.data, pg.len, dst, WIRE_PAGE_SIZE);
+			inc->st.xbzrle_pages++;
+			break;
+		case CODEC_ZSTD:
+			n = codec_decode(inc->zstd, pg.data, pg.len, dst, WIRE_PAGE_SIZE);
+			inc->st.compressed_pages++;
+			break;
+		case CODEC_LZ4:
+			n = codec_decode(inc->lz4, pg.data, pg.len, dst, WIRE_PAGE_SIZE);
+			inc->st.compressed_pages++;
+			break;
+		default:
+			n = -EBADMSG;
+			break;
+		}
+		if (n < 0)
+			return fail(-EBADMSG, err, errlen, "PAGES: entry %u (page %llu): bad %s payload",
+				    it.index - 1, (unsigned long long)pg.page,
+				    codec_get(pg.codec) ? codec_get(pg.codec)->name : "?");
+		inc->st.pages++;
+	}
+	return ret;
+}
+
+static int on_state(struct incoming *inc, const uint8_t *p, size_t len, char *err, size_t errlen)
+{
+	char msg[200];
+	unsigned type;
+	size_t used;
+	int ret;
+
+	ret = state_read_section(inc->state, p, len, &used, &type, msg, sizeof(msg));
+	if (ret < 0)
+		return fail(ret, err, errlen, "STATE: %s", msg);
+	if (used != len)
+		return fail(-EBADMSG, err, errlen, "STATE: %zu bytes after the %s section",
+			    len - used, state_section_name(type));
+	if (type == STATE_SEC_RAM || type == STATE_SEC_END)
+		return fail(-EBADMSG, err, errlen, "STATE: a %s section has no place in a stream",
+			    state_section_name(type));
+	if (type == STATE_SEC_VCPU) {
+		uint32_t idx = inc->state->vcpu[p[8] & 7].index;
+
+		if (inc->vcpus_seen & (1u << idx))
+			return fail(-EBADMSG, err, errlen, "STATE: vCPU %u sent twice", idx);
+		inc->vcpus_seen |= 1u << idx;
+	} else if (inc->seen & (1u << type)) {
+		return fail(-EBADMSG, err, errlen, "STATE: %s section sent twice",
+			    state_section_name(type));
+	}
+	inc->seen |= 1u << type;
+	inc->sections++;
+	return 0;
+}
+
+static int on_complete(struct incoming *inc, const uint8_t *p, size_t len, char *err,
+		       size_t errlen)
+{
+	struct vm_config *c = &inc->state->config;
+	char msg[200];
+	int ret;
+
+	ret = frame_get_complete(p, len, &inc->complete, err, errlen);
+	if (ret < 0)
+		return ret;
+	if (inc->complete.state_sections != inc->sections)
+		return fail(-EBADMSG, err, errlen,
+			    "COMPLETE announces %u state sections, %u arrived",
+			    inc->complete.state_sections, inc->sections);
+	ret = state_check_complete(inc->state, inc->seen, inc->vcpus_seen, msg, sizeof(msg));
+	if (ret < 0)
+		return fail(ret, err, errlen, "incomplete state: %s", msg);
+	if (c->mem_bytes != inc->hello.mem_bytes || c->vcpus != inc->hello.vcpus ||
+	    strcmp(c->guest, inc->hello.guest))
+		return fail(-EBADMSG, err, errlen,
+			    "the config section (%llu bytes, %u vCPUs, %s) contradicts HELLO",
+			    (unsigned long long)c->mem_bytes, c->vcpus, c->guest);
+	inc->st.digest_alg = inc->complete.digest_alg;
+	if (inc->complete.digest_alg == WIRE_DIGEST_SHA256) {
+		uint8_t d[RAM_DIGEST_BYTES];
+
+		if (ram_digest(inc->ram.fd, inc->ram.alias, inc->ram.bytes, d) < 0)
+			return fail(-ENOMEM, err, errlen, "cannot compute the RAM digest");
+		if (memcmp(d, inc->complete.digest, RAM_DIGEST_BYTES))
+			return fail(-EBADMSG, err, errlen,
+				    "RAM digest mismatch: the guest memory that arrived differs "
+				    "from the source's");
+		inc->st.digest_ok = 1;
+	}
+	return 0;
+}
+
+int incoming_run(struct incoming *inc, struct vm **vm, char *err, size_t errlen)
+{
+	struct frame_hdr h;
+	bool done = false;
+	int ret = 0;
+
+	*vm = NULL;
+	while (!done) {
+		const uint8_t *p = inc->buf + WIRE_HDR_BYTES;
+
+		ret = mio_read_frame(inc->in, inc->buf, MIO_FRAME_BUF, &h, err, errlen);
+		if (ret < 0) {
+			if (ret == -ENODATA)
+				ret = inc->st.frames ? -ECONNRESET : -ENODATA;
+			if (inc->st.frames)
+				fail(ret, err, errlen,
+				     "the stream ended after %llu frames, before COMPLETE",
+				     (unsigned long long)inc->st.frames);
+			else if (ret == -ENODATA)
+				fail(ret, err, errlen, "the stream is empty");
+			goto out;
+		}
+		ret = wire_order_check(&inc->order, h.type, err, errlen);
+		if (ret < 0)
+			goto out;
+		inc->st.frames++;
+		switch (h.type) {
+		case WIRE_F_HELLO:
+			ret = on_hello(inc, p, h.len, err, errlen);
+			break;
+		case WIRE_F_PAGES:
+			ret = on_pages(inc, p, h.len, err, errlen);
+			break;
+		case WIRE_F_END_ROUND: {
+			struct wire_end_round e;
+			struct wire_ack a;
+
+			ret = frame_get_end_round(p, h.len, &e, err, errlen);
+			if (ret < 0)
+				break;
+			inc->st.rounds = e.round + 1;
+			a.round = e.round;
+			a.pages = inc->st.pages;
+			ret = send_ret(inc, frame_put_ack(inc->out, OUT_BUF, &a));
+			break;
+		}
+		case WIRE_F_SWITCHOVER: {
+			uint32_t round;
+
+			ret = frame_get_switchover(p, h.len, &round, err, errlen);
+			inc->st.switchover_ns = clock_now_ns();
+			break;
+		}
+		case WIRE_F_STATE:
+			ret = on_state(inc, p, h.len, err, errlen);
+			break;
+		case WIRE_F_COMPLETE:
+			ret = on_complete(inc, p, h.len, err, errlen);
+			inc->st.complete_ns = clock_now_ns();
+			done = true;
+			break;
+		case WIRE_F_ERROR: {
+			struct wire_error e;
+
+			ret = frame_get_error(p, h.len, &e, err, errlen);
+			if (ret == 0)
+				ret = fail(-ECANCELED, err, errlen, "the source gave up: %s", e.msg);
+			break;
+		}
+		default:
+			ret = fail(-EPROTO, err, errlen, "%s frame on the forward stream",
+				   frame_type_name(h.type));
+			break;
+		}
+		if (ret < 0)
+			goto out;
+	}
+	{
+		char msg[256];
+
+		ret = vm_create_from_state(inc->state, &inc->ram, inc->name[0] ? inc->name : NULL, vm,
+					   msg, sizeof(msg));
+		inc->have_ram = false; /* the VM owns it now, or freed it */
+		if (ret < 0)
+			fail(ret, err, errlen, "cannot build the VM: %s", msg);
+	}
+out:
+	if (ret < 0 && inc->ret && ret != -ECANCELED) {
+		ssize_t n = frame_put_error(inc->out, OUT_BUF, (uint32_t)-ret, err);
+
+		(void)send_ret(inc, n);
+	}
+	if (ret < 0 && inc->have_ram) {
+		vm_ram_destroy(&inc->ram);
+		inc->have_ram = false;
+	}
+	return ret;
+}
+
+int incoming_send_resumed(struct incoming *inc)
+{
+	struct wire_resumed r = { .digest_ok = inc->st.digest_ok };
+
+	return send_ret(inc, frame_put_resumed(inc->out, OUT_BUF, &r));
+}

@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * incoming.h - the receiving end of a migration stream: frames in, a VM out.
+ *
+ * One decoder serves snapshot files and sockets. It reads frames through a
+ * struct mio, checks their order (protocol/frame.h), creates guest RAM when
+ * HELLO arrives, decodes PAGES straight into RAM (each entry checked before
+ * a byte is written), collects STATE sections into a struct vm_state
+ * (vm/state.h checks each), and at COMPLETE checks that everything arrived
+ * (and the RAM digest, if one was sent) before it builds the VM. Until then
+ * nothing exists outside this object: any failure frees the RAM and no VM
+ * is ever created from a partial stream.
+ *
+ * With a return path (a socket), HELLO is answered with HELLO_ACK and each
+ * END_ROUND with an ACK; the caller sends RESUMED once the VM runs.
+ * Used by one thread.
+ */
+#ifndef KVMIG_MIGRATE_INCOMING_H
+#define KVMIG_MIGRATE_INCOMING_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/compiler.h"
+#include "migrate/mio.h"
+#include "vm/vm.h"
+
+struct incoming_stats {
+	uint64_t frames;
+	uint64_t pages;		/* page entries applied */
+	uint64_t zero_pages, raw_pages, xbzrle_pages, compressed_pages;
+	uint32_t rounds;
+	uint64_t bytes;		/* stream bytes read */
+	uint64_t switchover_ns;	/* clock at SWITCHOVER (0 if none) */
+	uint64_t complete_ns;	/* clock at COMPLETE */
+	uint8_t digest_alg;	/* digest the source sent */
+	uint8_t digest_ok;
+};
+
+struct incoming;
+
+/*
+ * in: the stream; ret: the return path, or NULL (files). name: the VM's
+ * name, or NULL to keep the sender's. Return: 0, -ENOMEM.
+ */
+int incoming_create(struct mio *in, struct mio *ret, const char *name,
+		    struct incoming **out) __must_check;
+void incoming_destroy(struct incoming *inc);
+
+/*
+ * Consume the stream up to COMPLETE and build the VM (not started).
+ * Return: 0 and *vm, or -errno with a message in err naming the frame and
+ * the problem. On failure an ERROR frame goes back on the return path.
+ */
+int incoming_run(struct incoming *inc, struct vm **vm, char *err, size_t errlen) __must_check;
+
+/* The VM of the stream, as announced by HELLO (valid after HELLO). */
+const char *incoming_name(const struct incoming *inc);
+
+/* Tell the source the VM runs (after vm_start). Return: 0 or -errno. */
+int incoming_send_resumed(struct incoming *inc) __must_check;
+
+void incoming_get_stats(const struct incoming *inc, struct incoming_stats *st);
+
+#endif

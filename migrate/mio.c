@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: MIT */
+#include "migrate/mio.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/xio.h"
+
+#define FILE_BUF (4u << 20)
+
+struct file_priv {
+	int fd;
+	uint8_t *buf;
+	size_t len;
+	int err;
+};
+
+static int file_flush(struct mio *io)
+{
+	struct file_priv *f = io->priv;
+
+	if (!f->err && f->len)
+		f->err = write_all(f->fd, f->buf, f->len);
+	f->len = 0;
+	return f->err;
+}
+
+static int file_write(struct mio *io, const void *buf, size_t len)
+{
+	struct file_priv *f = io->priv;
+
+	if (f->err)
+		return f->err;
+	if (len >= FILE_BUF) {
+		if (file_flush(io) < 0)
+			return f->err;
+		f->err = write_all(f->fd, buf, len);
+		return f->err;
+	}
+	if (f->len + len > FILE_BUF && file_flush(io) < 0)
+		return f->err;
+	memcpy(f->buf + f->len, buf, len);
+	f->len += len;
+	return 0;
+}
+
+static int file_read(struct mio *io, void *buf, size_t len)
+{
+	struct file_priv *f = io->priv;
+	int ret = read_all(f->fd, buf, len);
+
+	if (!ret)
+		io->bytes_in += len;
+	return ret;
+}
+
+static void file_close(struct mio *io)
+{
+	struct file_priv *f = io->priv;
+
+	if (!f)
+		return;
+	free(f->buf);
+	free(f);
+	io->priv = NULL;
+}
+
+int mio_file_open(struct mio *io, int fd)
+{
+	struct file_priv *f = calloc(1, sizeof(*f));
+
+	memset(io, 0, sizeof(*io));
+	if (!f)
+		return -ENOMEM;
+	f->buf = malloc(FILE_BUF);
+	if (!f->buf) {
+		free(f);
+		return -ENOMEM;
+	}
+	f->fd = fd;
+	io->write = file_write;
+	io->flush = file_flush;
+	io->read = file_read;
+	io->close = file_close;
+	io->priv = f;
+	return 0;
+}
+
+int mio_read_frame(struct mio *io, uint8_t *buf, size_t cap, struct frame_hdr *h, char *err,
+		   size_t errlen)
+{
+	int ret;
+
+	ret = io->read(io, buf, WIRE_HDR_BYTES);
+	if (ret == -ENODATA) {
+		snprintf(err, errlen, "the stream ended");
+		return ret;
+	}
+	if (ret < 0) {
+		snprintf(err, errlen, "the stream ended inside a frame header (%s)", strerror(-ret));
+		return ret == -ECONNRESET ? ret : ret;
+	}
+	ret = frame_check_header(buf, WIRE_HDR_BYTES, h, err, errlen);
+	if (ret < 0)
+		return ret;
+	if (frame_total(h) > cap) {
+		snprintf(err, errlen, "%s frame of %u bytes exceeds the %zu-byte buffer",
+			 frame_type_name(h->type), h->len, cap);
+		return -EBADMSG;
+	}
+	ret = io->read(io, buf + WIRE_HDR_BYTES, h->len + WIRE_CRC_BYTES);
+	if (ret < 0) {
+		snprintf(err, errlen, "the stream ended inside a %s frame of %u bytes",
+			 frame_type_name(h->type), h->len);
+		return ret == -ENODATA ? -ECONNRESET : ret;
+	}
+	return frame_check_crc(buf, frame_total(h), err, errlen);
+}

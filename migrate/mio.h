@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mio.h - where a migration stream goes and comes from.
+ *
+ * The engine writes and reads whole frames through a struct mio: a sink
+ * and a source of bytes with all-or-error semantics. One implementation is
+ * a file (snapshots), another a protocol/channel (sockets, TLS, SSH later);
+ * the frame logic above does not know which. mio_read_frame() hands out
+ * only frames whose header, length and CRC were checked.
+ *
+ * Owned and used by one thread at a time.
+ */
+#ifndef KVMIG_MIGRATE_MIO_H
+#define KVMIG_MIGRATE_MIO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/compiler.h"
+#include "protocol/frame.h"
+
+struct mio {
+	/* all len bytes or -errno */
+	int (*write)(struct mio *io, const void *buf, size_t len);
+	int (*flush)(struct mio *io);
+	/* exactly len bytes; -ENODATA at EOF before the first byte,
+	 * -ECONNRESET at EOF after it */
+	int (*read)(struct mio *io, void *buf, size_t len);
+	void (*close)(struct mio *io);
+	uint64_t bytes_out, bytes_in;
+	void *priv;
+};
+
+/* A buffered file: fd is borrowed. Return: 0, -ENOMEM. */
+int mio_file_open(struct mio *io, int fd) __must_check;
+
+/*
+ * Read one frame into buf (cap >= WIRE_HDR_BYTES + WIRE_MAX_PAYLOAD +
+ * WIRE_CRC_BYTES): header checked, payload and CRC read and checked.
+ * Return: 0 and *h; -ENODATA on a clean EOF before a frame; -ECONNRESET
+ * when the stream ends inside a frame; -EBADMSG with a message.
+ */
+int mio_read_frame(struct mio *io, uint8_t *buf, size_t cap, struct frame_hdr *h, char *err,
+		   size_t errlen) __must_check;
+
+static inline int mio_write(struct mio *io, const void *buf, size_t len)
+{
+	int ret = io->write(io, buf, len);
+
+	if (!ret)
+		io->bytes_out += len;
+	return ret;
+}
+
+static inline int mio_flush(struct mio *io)
+{
+	return io->flush ? io->flush(io) : 0;
+}
+
+static inline void mio_close(struct mio *io)
+{
+	if (io->close)
+		io->close(io);
+	io->close = NULL;
+}
+
+/* Size of the frame buffer every reader and writer uses. */
+#define MIO_FRAME_BUF (WIRE_HDR_BYTES + WIRE_MAX_PAYLOAD + WIRE_CRC_BYTES)
+
+#endif

@@ -1,0 +1,288 @@
+/* SPDX-License-Identifier: MIT */
+#define LOG_PREFIX "snapshot: "
+#include "migrate/snapshot.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "migrate/incoming.h"
+#include "migrate/mio.h"
+#include "migrate/pagesend.h"
+#include "protocol/frame.h"
+#include "vm/state.h"
+
+#define PAGE WIRE_PAGE_SIZE
+
+PRINTF_FMT(4, 5) static int fail(int ret, char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return ret;
+}
+
+static void hello_from_config(struct wire_hello *h, const struct vm_config *c, uint32_t caps)
+{
+	memset(h, 0, sizeof(*h));
+	h->version = WIRE_VERSION;
+	h->caps = caps;
+	h->page_size = PAGE;
+	h->mem_bytes = c->mem_bytes;
+	h->vcpus = c->vcpus;
+	h->channel = 0;
+	h->channels = 1;
+	if (getrandom(&h->session, sizeof(h->session), 0) != sizeof(h->session))
+		h->session = clock_now_ns();
+	snprintf(h->name, sizeof(h->name), "%s", c->name);
+	snprintf(h->guest, sizeof(h->guest), "%s", c->guest);
+	snprintf(h->guest_args, sizeof(h->guest_args), "%s", c->guest_args);
+	memcpy(h->mac, c->mac, 6);
+}
+
+/* Every page that holds data: memfd holes are skipped without reading. */
+static int send_ram(struct page_sender *ps, int fd, const uint8_t *ram, uint64_t bytes)
+{
+	uint64_t npages = bytes / PAGE;
+	off_t data = 0;
+	int ret = 0;
+
+	while ((uint64_t)data < bytes && !ret) {
+		off_t hole;
+		uint64_t pg, end;
+
+		data = lseek(fd, data, SEEK_DATA);
+		if (data < 0)
+			break;
+		hole = lseek(fd, data, SEEK_HOLE);
+		if (hole < 0)
+			hole = (off_t)bytes;
+		pg = (uint64_t)data / PAGE;
+		end = MIN(DIV_ROUND_UP((uint64_t)hole, PAGE), npages);
+		for (; pg < end && !ret; pg++)
+			ret = page_sender_page(ps, pg, ram + pg * PAGE, true);
+		data = (off_t)(end * PAGE);
+	}
+	return ret ? ret : page_sender_flush(ps);
+}
+
+/* HELLO, RAM, SWITCHOVER, STATE..., COMPLETE for a paused VM. */
+static int write_stream(struct vm *vm, struct mio *io, const struct codec_config *cc,
+			struct snapshot_stats *st, char *err, size_t errlen)
+{
+	static const enum state_section_type order[] = {
+		STATE_SEC_CONFIG, STATE_SEC_IRQCHIP, STATE_SEC_PIT,    STATE_SEC_CLOCK,
+		STATE_SEC_UART,	  STATE_SEC_EVENTS,  STATE_SEC_NIC,
+	};
+	struct page_sender *ps = NULL;
+	struct page_sender_stats pst;
+	struct vm_state *state = calloc(1, sizeof(*state));
+	size_t cap = state_section_bound() + WIRE_HDR_BYTES + WIRE_CRC_BYTES + 64;
+	uint8_t *buf = malloc(cap), *sec = malloc(state_section_bound());
+	struct wire_hello hello;
+	struct wire_complete done;
+	uint32_t nsec = 0;
+	ssize_t n;
+	int ret;
+
+	if (!state || !buf || !sec) {
+		ret = fail(-ENOMEM, err, errlen, "out of memory");
+		goto out;
+	}
+	ret = vm_capture(vm, state);
+	if (ret < 0) {
+		fail(ret, err, errlen, "cannot capture the VM state: %s", strerror(-ret));
+		goto out;
+	}
+	ret = page_sender_create(cc, 0, io, &ps);
+	if (ret < 0) {
+		fail(ret, err, errlen, "cannot set up the page encoder: %s", strerror(-ret));
+		goto out;
+	}
+	hello_from_config(&hello, &state->config, page_sender_caps(ps));
+	n = frame_put_hello(buf, cap, &hello);
+	ret = n < 0 ? (int)n : mio_write(io, buf, (size_t)n);
+	if (!ret)
+		ret = send_ram(ps, vm_ram_fd(vm), vm_ram(vm), vm_ram_bytes(vm));
+	if (!ret) {
+		n = frame_put_switchover(buf, cap, 0);
+		ret = n < 0 ? (int)n : mio_write(io, buf, (size_t)n);
+	}
+	for (size_t i = 0; !ret && i < ARRAY_SIZE(order) + state->config.vcpus; i++) {
+		bool vcpu = i >= 1 && i < 1 + state->config.vcpus;
+		enum state_section_type t = vcpu ? STATE_SEC_VCPU
+					  : order[i < 1 ? 0 : i - state->config.vcpus];
+
+		n = state_write_section(state, t, vcpu ? (unsigned)(i - 1) : 0, sec,
+					state_section_bound());
+		if (n > 0)
+			n = frame_put_state(buf, cap, sec, (size_t)n);
+		ret = n < 0 ? (int)n : mio_write(io, buf, (size_t)n);
+		nsec++;
+	}
+	page_sender_get_stats(ps, &pst);
+	if (!ret) {
+		memset(&done, 0, sizeof(done));
+		done.pages = pst.pages - pst.duplicate_pages;
+		done.state_sections = nsec;
+		n = frame_put_complete(buf, cap, &done);
+		ret = n < 0 ? (int)n : mio_write(io, buf, (size_t)n);
+	}
+	if (!ret)
+		ret = mio_flush(io);
+	if (ret < 0)
+		fail(ret, err, errlen, "%s", strerror(-ret));
+	st->ram_pages = pst.pages - pst.duplicate_pages;
+	st->zero_pages = vm_ram_bytes(vm) / PAGE - st->ram_pages;
+out:
+	page_sender_destroy(ps);
+	free(state);
+	free(buf);
+	free(sec);
+	return ret;
+}
+
+int snapshot_save_compressed(struct vm *vm, const char *path, const char *compress,
+			     struct snapshot_stats *st, char *err, size_t errlen)
+{
+	struct snapshot_stats local;
+	struct codec_config cc = { .ops = NULL };
+	struct mio io = { .write = NULL };
+	bool was_running = vm_get_run_state(vm) == VM_RUN_RUNNING;
+	uint64_t t0 = clock_now_ns(), tp = 0;
+	char tmp[PATH_MAX], msg[256];
+	int fd = -1, ret;
+
+	if (!st)
+		st = &local;
+	memset(st, 0, sizeof(*st));
+	if (compress && codec_by_name(compress, &cc) < 0)
+		return fail(-EINVAL, err, errlen,
+			    "unknown compression '%s' (none, zstd[:LEVEL], lz4, lz4hc[:LEVEL])",
+			    compress);
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path) >= (int)sizeof(tmp))
+		return fail(-ENAMETOOLONG, err, errlen, "path too long: %s", path);
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0)
+		return fail(-errno, err, errlen, "cannot create a file next to %s: %s", path,
+			    strerror(errno));
+	ret = mio_file_open(&io, fd);
+	if (ret < 0) {
+		fail(ret, err, errlen, "out of memory");
+		goto out;
+	}
+	if (was_running) {
+		tp = clock_now_ns();
+		ret = vm_pause(vm, NULL);
+		if (ret < 0) {
+			fail(ret, err, errlen, "cannot pause the VM: %s", strerror(-ret));
+			goto out;
+		}
+	}
+	ret = write_stream(vm, &io, &cc, st, msg, sizeof(msg));
+	if (!ret && fsync(fd) < 0)
+		ret = -errno;
+	if (ret < 0) {
+		fail(ret, err, errlen, "cannot write %s: %s", path, ret == -ENOSPC ? "no space left on device" : msg);
+		goto out_resume;
+	}
+	if (rename(tmp, path) < 0) {
+		ret = fail(-errno, err, errlen, "cannot rename %s to %s: %s", tmp, path,
+			   strerror(errno));
+		goto out_resume;
+	}
+	tmp[0] = '\0';
+	st->file_bytes = io.bytes_out;
+out_resume:
+	if (was_running) {
+		int r2 = vm_resume(vm);
+
+		st->pause_ns = clock_now_ns() - tp;
+		if (r2 < 0 && ret == 0)
+			ret = fail(r2, err, errlen, "cannot resume the VM: %s", strerror(-r2));
+	}
+out:
+	mio_close(&io);
+	close(fd);
+	if (tmp[0])
+		unlink(tmp);
+	st->elapsed_ns = clock_now_ns() - t0;
+	return ret;
+}
+
+int snapshot_save(struct vm *vm, const char *path, struct snapshot_stats *st, char *err,
+		  size_t errlen)
+{
+	return snapshot_save_compressed(vm, path, NULL, st, err, errlen);
+}
+
+int snapshot_restore(const char *path, const char *name, struct vm **out,
+		     struct snapshot_stats *st, char *err, size_t errlen)
+{
+	struct snapshot_stats local;
+	struct incoming *inc = NULL;
+	struct incoming_stats ist;
+	struct mio io = { .write = NULL };
+	uint64_t t0 = clock_now_ns();
+	char msg[300];
+	int fd, ret;
+
+	*out = NULL;
+	if (!st)
+		st = &local;
+	memset(st, 0, sizeof(*st));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return fail(-errno, err, errlen, "cannot open %s: %s", path, strerror(errno));
+	ret = mio_file_open(&io, fd);
+	if (!ret)
+		ret = incoming_create(&io, NULL, name, &inc);
+	if (ret < 0) {
+		fail(ret, err, errlen, "out of memory");
+		goto out;
+	}
+	ret = incoming_run(inc, out, msg, sizeof(msg));
+	incoming_get_stats(inc, &ist);
+	if (ret < 0) {
+		if (ret == -ENODATA)
+			fail(ret, err, errlen, "%s is empty, not a kvmig snapshot", path);
+		else if (ret == -ECONNRESET)
+			fail(ret, err, errlen, "%s is truncated: %s", path, msg);
+		else
+			fail(ret, err, errlen, "%s is not a valid snapshot: %s (at byte %llu)", path,
+			     msg, (unsigned long long)ist.bytes);
+		goto out;
+	}
+	{
+		uint8_t extra;
+
+		if (read(fd, &extra, 1) == 1) {
+			vm_destroy(*out);
+			*out = NULL;
+			ret = fail(-EBADMSG, err, errlen, "%s: data after the end of the snapshot",
+				   path);
+			goto out;
+		}
+	}
+	st->file_bytes = ist.bytes;
+	st->ram_pages = ist.pages;
+	st->zero_pages = vm_ram_bytes(*out) / PAGE - ist.pages;
+out:
+	incoming_destroy(inc);
+	mio_close(&io);
+	close(fd);
+	st->elapsed_ns = clock_now_ns() - t0;
+	return ret;
+}

@@ -1,0 +1,702 @@
+/* SPDX-License-Identifier: MIT */
+#include "protocol/frame.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/buf.h"
+#include "common/crc32c.h"
+#include "protocol/codec.h"
+
+PRINTF_FMT(4, 5) static int fail(int ret, char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return ret;
+}
+
+const char *frame_type_name(unsigned type)
+{
+	switch (type) {
+	case WIRE_F_HELLO:
+		return "HELLO";
+	case WIRE_F_PAGES:
+		return "PAGES";
+	case WIRE_F_END_ROUND:
+		return "END_ROUND";
+	case WIRE_F_SWITCHOVER:
+		return "SWITCHOVER";
+	case WIRE_F_STATE:
+		return "STATE";
+	case WIRE_F_COMPLETE:
+		return "COMPLETE";
+	case WIRE_F_ERROR:
+		return "ERROR";
+	case WIRE_F_HELLO_ACK:
+		return "HELLO_ACK";
+	case WIRE_F_ACK:
+		return "ACK";
+	case WIRE_F_RESUMED:
+		return "RESUMED";
+	case WIRE_F_PAGE_REQ:
+		return "PAGE_REQ";
+	default:
+		return "unknown";
+	}
+}
+
+/* Payload length limits per type: exact for fixed frames. */
+static int len_limits(unsigned type, uint32_t *min, uint32_t *max)
+{
+	switch (type) {
+	case WIRE_F_HELLO:
+		*min = *max = WIRE_HELLO_BYTES;
+		return 0;
+	case WIRE_F_PAGES:
+		*min = 8 + WIRE_PAGE_ENTRY_HDR;
+		*max = WIRE_MAX_PAYLOAD;
+		return 0;
+	case WIRE_F_END_ROUND:
+		*min = *max = 20;
+		return 0;
+	case WIRE_F_SWITCHOVER:
+		*min = *max = 8;
+		return 0;
+	case WIRE_F_STATE:
+		*min = 1;
+		*max = WIRE_MAX_STATE;
+		return 0;
+	case WIRE_F_COMPLETE:
+		*min = *max = 8 + 4 + 1 + WIRE_DIGEST_BYTES;
+		return 0;
+	case WIRE_F_ERROR:
+		*min = 6;
+		*max = 6 + WIRE_MAX_MSG;
+		return 0;
+	case WIRE_F_HELLO_ACK:
+		*min = *max = 8;
+		return 0;
+	case WIRE_F_ACK:
+		*min = *max = 12;
+		return 0;
+	case WIRE_F_RESUMED:
+		*min = *max = 4;
+		return 0;
+	case WIRE_F_PAGE_REQ:
+		*min = *max = 12;
+		return 0;
+	default:
+		return -EBADMSG;
+	}
+}
+
+/* ---- writers -------------------------------------------------------------- */
+
+static void frame_start(struct wbuf *w, uint8_t *dst, size_t cap, unsigned type)
+{
+	wbuf_init(w, dst, cap);
+	put_le16(w, (uint16_t)type);
+	put_le16(w, 0);
+	put_le32(w, 0);
+}
+
+static ssize_t frame_seal(struct wbuf *w)
+{
+	uint32_t len;
+
+	if (!wbuf_ok(w) || w->len < WIRE_HDR_BYTES)
+		return -ENOSPC;
+	len = (uint32_t)(w->len - WIRE_HDR_BYTES);
+	for (int i = 0; i < 4; i++)
+		w->p[4 + i] = (uint8_t)(len >> (8 * i));
+	put_le32(w, crc32c(0, w->p, w->len));
+	return wbuf_ok(w) ? (ssize_t)w->len : -ENOSPC;
+}
+
+static void put_str(struct wbuf *w, const char *s, size_t n)
+{
+	uint8_t *d = wbuf_reserve(w, n);
+
+	if (!d)
+		return;
+	memset(d, 0, n);
+	memcpy(d, s, strnlen(s, n - 1));
+}
+
+ssize_t frame_put_hello(uint8_t *dst, size_t cap, const struct wire_hello *h)
+{
+	struct wbuf w;
+
+	frame_start(&w, dst, cap, WIRE_F_HELLO);
+	put_le64(&w, WIRE_MAGIC);
+	put_le16(&w, h->version);
+	put_le16(&w, 0);
+	put_le32(&w, h->caps);
+	put_le32(&w, h->page_size);
+	put_le64(&w, h->mem_bytes);
+	put_le32(&w, h->vcpus);
+	put_le32(&w, h->channel);
+	put_le32(&w, h->channels);
+	put_le64(&w, h->session);
+	put_str(&w, h->name, WIRE_NAME_BYTES);
+	put_str(&w, h->guest, WIRE_GUEST_BYTES);
+	put_str(&w, h->guest_args, WIRE_ARGS_BYTES);
+	put_bytes(&w, h->mac, 6);
+	return frame_seal(&w);
+}
+
+ssize_t frame_put_end_round(uint8_t *dst, size_t cap, const struct wire_end_round *e)
+{
+	struct wbuf w;
+
+	frame_start(&w, dst, cap, WIRE_F_END_ROUND);
+	put_le32(&w, e->round);
+	put_le64(&w, e->pages);
+	put_le64(&w, e->dirty_rate);
+	return frame_seal(&w);
+}
+
+ssize_t frame_put_switchover(uint8_t *dst, size_t cap, uint32_t round)
+{
+	struct wbuf w;
+
+	frame_start(&w, dst, cap, WIRE_F_SWITCHOVER);
+	put_le32(&w, round);
+	put_le32(&w, 0);
+	return frame_seal(&w);
+}
+
+ssize_t frame_put_state(uint8_t *dst, size_t cap, const void *section, size_t len)
+{
+	struct wbuf w;
+
+	if (len == 0 || len > WIRE_MAX_STATE)
+		return -EINVAL;
+	frame_start(&w, dst, cap, WIRE_F_STATE);
+	put_bytes(&w, section, len);
+	return frame_seal(&w);
+}
+
+ssize_t frame_put_complete(uint8_t *dst, size_t cap, const struct wire_complete *c)
+{
+	struct wbuf w;
+
+	frame_start(&w, dst, cap, WIRE_F_COMPLETE);
+	put_le64(&w, c->pages);
+	put_le32(&w, c->state_sections);
+	put_u8(&w, c->digest_alg);
+	put_bytes(&w, c->digest, WIRE_DIGEST_BYTES);
+	return frame_seal(&w);
+}
+
+ssize_t frame_put_error(uint8_t *dst, size_t cap, uint32_t code, const char *msg)
+{
+	size_t n = strnlen(msg, WIRE_MAX_MSG);
+	struct wbuf w;
+
+	frame_start(&w, dst, cap, WIRE_F_ERROR);
+	put_le32(&w, code);
+	put_le16(&w, (uint16_t)n);
+	put_bytes(&w, msg, n);
+	return frame_seal(&w);
+}
+
+ssize_t frame_put_hello_ack(uint8_t *dst, size_t cap, const struct wire_hello_ack *a)
+{
+	struct wbuf w;
+
+	frame_start(&w, dst, cap, WIRE_F_HELLO_ACK);
+	put_le16(&w, a->version);
+	put_le16(&w, 0);
+	put_le32(&w, a->caps);
+	return frame_seal(&w);
+}
+
+ssize_t frame_put_ack(uint8_t *dst, size_t cap, const struct wire_ack *a)
+{
+	struct wbuf w;
+
+	frame_start(&w, dst, cap, WIRE_F_ACK);
+	put_le32(&w, a->round);
+	put_le64(&w, a->pages);
+	return frame_seal(&w);
+}
+
+ssize_t frame_put_resumed(uint8_t *dst, size_t cap, const struct wire_resumed *r)
+{
+	struct wbuf w;
+
+	frame_start(&w, dst, cap, WIRE_F_RESUMED);
+	put_u8(&w, r->digest_ok);
+	put_u8(&w, 0);
+	put_le16(&w, 0);
+	return frame_seal(&w);
+}
+
+ssize_t frame_put_page_req(uint8_t *dst, size_t cap, const struct wire_page_req *r)
+{
+	struct wbuf w;
+
+	frame_start(&w, dst, cap, WIRE_F_PAGE_REQ);
+	put_le64(&w, r->page);
+	put_le32(&w, r->count);
+	return frame_seal(&w);
+}
+
+/* ---- PAGES batch builder ------------------------------------------------- */
+
+void batch_begin(struct page_batch *b, uint8_t *buf, size_t cap, uint32_t round)
+{
+	b->buf = buf;
+	b->cap = cap;
+	b->len = WIRE_HDR_BYTES + 8;
+	b->count = 0;
+	b->round = round;
+	b->pending = NULL;
+}
+
+uint8_t *batch_reserve(struct page_batch *b, size_t max_len)
+{
+	if (b->count >= WIRE_MAX_BATCH ||
+	    b->len + WIRE_PAGE_ENTRY_HDR + max_len + WIRE_CRC_BYTES > b->cap)
+		return NULL;
+	b->pending = b->buf + b->len;
+	return b->pending + WIRE_PAGE_ENTRY_HDR;
+}
+
+void batch_commit(struct page_batch *b, uint64_t page, uint8_t codec, size_t len)
+{
+	struct wbuf w;
+
+	wbuf_init(&w, b->pending, WIRE_PAGE_ENTRY_HDR);
+	put_le64(&w, page);
+	put_u8(&w, codec);
+	put_le32(&w, (uint32_t)len);
+	b->len += WIRE_PAGE_ENTRY_HDR + len;
+	b->count++;
+	b->pending = NULL;
+}
+
+size_t batch_finish(struct page_batch *b)
+{
+	struct wbuf w;
+	size_t total;
+
+	if (!b->count)
+		return 0;
+	wbuf_init(&w, b->buf, WIRE_HDR_BYTES + 8);
+	put_le16(&w, WIRE_F_PAGES);
+	put_le16(&w, 0);
+	put_le32(&w, (uint32_t)(b->len - WIRE_HDR_BYTES));
+	put_le32(&w, b->count);
+	put_le32(&w, b->round);
+	wbuf_init(&w, b->buf + b->len, WIRE_CRC_BYTES);
+	put_le32(&w, crc32c(0, b->buf, b->len));
+	total = b->len + WIRE_CRC_BYTES;
+	b->count = 0;
+	b->len = WIRE_HDR_BYTES + 8;
+	return total;
+}
+
+/* ---- readers -------------------------------------------------------------- */
+
+int frame_check_header(const uint8_t *src, size_t len, struct frame_hdr *h, char *err,
+		       size_t errlen)
+{
+	struct rbuf r;
+	uint32_t min, max;
+
+	if (len < WIRE_HDR_BYTES)
+		return fail(-EBADMSG, err, errlen, "frame header truncated: %zu of 8 bytes", len);
+	rbuf_init(&r, src, len);
+	h->type = get_le16(&r);
+	h->flags = get_le16(&r);
+	h->len = get_le32(&r);
+	if (len_limits(h->type, &min, &max) < 0)
+		return fail(-EBADMSG, err, errlen, "unknown frame type %u", h->type);
+	if (h->flags)
+		return fail(-EBADMSG, err, errlen, "%s frame with unknown flags 0x%x",
+			    frame_type_name(h->type), h->flags);
+	if (h->len < min || h->len > max) {
+		if (min == max)
+			return fail(-EBADMSG, err, errlen, "%s frame of %u bytes, must be %u",
+				    frame_type_name(h->type), h->len, min);
+		return fail(-EBADMSG, err, errlen, "%s frame of %u bytes, must be %u..%u",
+			    frame_type_name(h->type), h->len, min, max);
+	}
+	return 0;
+}
+
+int frame_check_crc(const uint8_t *frame, size_t total, char *err, size_t errlen)
+{
+	struct rbuf r;
+	uint32_t want, got;
+
+	if (total < WIRE_HDR_BYTES + WIRE_CRC_BYTES)
+		return fail(-EBADMSG, err, errlen, "frame truncated");
+	rbuf_init(&r, frame + total - WIRE_CRC_BYTES, WIRE_CRC_BYTES);
+	got = get_le32(&r);
+	want = crc32c(0, frame, total - WIRE_CRC_BYTES);
+	if (got != want)
+		return fail(-EBADMSG, err, errlen,
+			    "%s frame: checksum mismatch (stored 0x%08x, computed 0x%08x)",
+			    frame_type_name((unsigned)(frame[0] | frame[1] << 8)), got, want);
+	return 0;
+}
+
+static int get_str(struct rbuf *r, char *dst, size_t n, const char *what, char *err,
+		   size_t errlen)
+{
+	get_bytes(r, dst, n);
+	if (!memchr(dst, 0, n))
+		return fail(-EBADMSG, err, errlen, "HELLO: %s is not NUL-terminated", what);
+	return 0;
+}
+
+int frame_get_hello(const uint8_t *p, size_t len, struct wire_hello *h, char *err, size_t errlen)
+{
+	struct rbuf r;
+	uint64_t magic;
+	int ret;
+
+	rbuf_init(&r, p, len);
+	magic = get_le64(&r);
+	if (magic != WIRE_MAGIC)
+		return fail(-EBADMSG, err, errlen, "HELLO: bad magic 0x%016llx, not a kvmig stream",
+			    (unsigned long long)magic);
+	h->version = get_le16(&r);
+	if (h->version != WIRE_VERSION)
+		return fail(-EPROTO, err, errlen, "HELLO: stream version %u, this build speaks %u",
+			    h->version, WIRE_VERSION);
+	if (get_le16(&r))
+		return fail(-EBADMSG, err, errlen, "HELLO: reserved field not zero");
+	h->caps = get_le32(&r);
+	h->page_size = get_le32(&r);
+	h->mem_bytes = get_le64(&r);
+	h->vcpus = get_le32(&r);
+	h->channel = get_le32(&r);
+	h->channels = get_le32(&r);
+	h->session = get_le64(&r);
+	ret = get_str(&r, h->name, WIRE_NAME_BYTES, "name", err, errlen);
+	if (!ret)
+		ret = get_str(&r, h->guest, WIRE_GUEST_BYTES, "guest", err, errlen);
+	if (!ret)
+		ret = get_str(&r, h->guest_args, WIRE_ARGS_BYTES, "guest_args", err, errlen);
+	if (ret)
+		return ret;
+	get_bytes(&r, h->mac, 6);
+	if (!rbuf_ok(&r) || rbuf_left(&r))
+		return fail(-EBADMSG, err, errlen, "HELLO: payload length mismatch");
+	if (h->caps & ~WIRE_CAP_ALL)
+		return fail(-EBADMSG, err, errlen, "HELLO: unknown capability bits 0x%x",
+			    h->caps & ~WIRE_CAP_ALL);
+	if (h->page_size != WIRE_PAGE_SIZE)
+		return fail(-EBADMSG, err, errlen, "HELLO: page size %u, only %u is supported",
+			    h->page_size, WIRE_PAGE_SIZE);
+	if (h->mem_bytes == 0 || h->mem_bytes % h->page_size || h->mem_bytes > (1ull << 40))
+		return fail(-EBADMSG, err, errlen, "HELLO: guest memory of %llu bytes",
+			    (unsigned long long)h->mem_bytes);
+	if (h->vcpus == 0 || h->vcpus > 64)
+		return fail(-EBADMSG, err, errlen, "HELLO: %u vCPUs", h->vcpus);
+	if (h->channels == 0 || h->channels > 64 || h->channel >= h->channels)
+		return fail(-EBADMSG, err, errlen, "HELLO: channel %u of %u", h->channel,
+			    h->channels);
+	return 0;
+}
+
+#define FIXED_READER_END(name)                                                           \
+	do {                                                                             \
+		if (!rbuf_ok(&r) || rbuf_left(&r))                                       \
+			return fail(-EBADMSG, err, errlen, name ": payload length mismatch"); \
+	} while (0)
+
+int frame_get_end_round(const uint8_t *p, size_t len, struct wire_end_round *e, char *err,
+			size_t errlen)
+{
+	struct rbuf r;
+
+	rbuf_init(&r, p, len);
+	e->round = get_le32(&r);
+	e->pages = get_le64(&r);
+	e->dirty_rate = get_le64(&r);
+	FIXED_READER_END("END_ROUND");
+	return 0;
+}
+
+int frame_get_switchover(const uint8_t *p, size_t len, uint32_t *round, char *err, size_t errlen)
+{
+	struct rbuf r;
+
+	rbuf_init(&r, p, len);
+	*round = get_le32(&r);
+	if (get_le32(&r))
+		return fail(-EBADMSG, err, errlen, "SWITCHOVER: reserved field not zero");
+	FIXED_READER_END("SWITCHOVER");
+	return 0;
+}
+
+int frame_get_complete(const uint8_t *p, size_t len, struct wire_complete *c, char *err,
+		       size_t errlen)
+{
+	struct rbuf r;
+
+	rbuf_init(&r, p, len);
+	c->pages = get_le64(&r);
+	c->state_sections = get_le32(&r);
+	c->digest_alg = get_u8(&r);
+	get_bytes(&r, c->digest, WIRE_DIGEST_BYTES);
+	FIXED_READER_END("COMPLETE");
+	if (c->digest_alg > WIRE_DIGEST_SHA256)
+		return fail(-EBADMSG, err, errlen, "COMPLETE: unknown digest algorithm %u",
+			    c->digest_alg);
+	return 0;
+}
+
+int frame_get_error(const uint8_t *p, size_t len, struct wire_error *e, char *err, size_t errlen)
+{
+	struct rbuf r;
+	uint16_t n;
+
+	rbuf_init(&r, p, len);
+	e->code = get_le32(&r);
+	n = get_le16(&r);
+	if (n > WIRE_MAX_MSG || n != rbuf_left(&r))
+		return fail(-EBADMSG, err, errlen, "ERROR: message length %u in a %zu-byte frame",
+			    n, len);
+	get_bytes(&r, e->msg, n);
+	e->msg[n] = '\0';
+	/* the peer's text is shown to users: keep it printable */
+	for (uint16_t i = 0; i < n; i++)
+		if ((unsigned char)e->msg[i] < 0x20 || (unsigned char)e->msg[i] == 0x7f)
+			e->msg[i] = '?';
+	return 0;
+}
+
+int frame_get_hello_ack(const uint8_t *p, size_t len, struct wire_hello_ack *a, char *err,
+			size_t errlen)
+{
+	struct rbuf r;
+
+	rbuf_init(&r, p, len);
+	a->version = get_le16(&r);
+	if (get_le16(&r))
+		return fail(-EBADMSG, err, errlen, "HELLO_ACK: reserved field not zero");
+	a->caps = get_le32(&r);
+	FIXED_READER_END("HELLO_ACK");
+	if (a->version != WIRE_VERSION)
+		return fail(-EPROTO, err, errlen, "HELLO_ACK: stream version %u, this build speaks %u",
+			    a->version, WIRE_VERSION);
+	if (a->caps & ~WIRE_CAP_ALL)
+		return fail(-EBADMSG, err, errlen, "HELLO_ACK: unknown capability bits 0x%x",
+			    a->caps & ~WIRE_CAP_ALL);
+	return 0;
+}
+
+int frame_get_ack(const uint8_t *p, size_t len, struct wire_ack *a, char *err, size_t errlen)
+{
+	struct rbuf r;
+
+	rbuf_init(&r, p, len);
+	a->round = get_le32(&r);
+	a->pages = get_le64(&r);
+	FIXED_READER_END("ACK");
+	return 0;
+}
+
+int frame_get_resumed(const uint8_t *p, size_t len, struct wire_resumed *res, char *err,
+		      size_t errlen)
+{
+	struct rbuf r;
+
+	rbuf_init(&r, p, len);
+	res->digest_ok = get_u8(&r);
+	if (get_u8(&r) || get_le16(&r))
+		return fail(-EBADMSG, err, errlen, "RESUMED: reserved field not zero");
+	FIXED_READER_END("RESUMED");
+	if (res->digest_ok > 1)
+		return fail(-EBADMSG, err, errlen, "RESUMED: digest_ok %u", res->digest_ok);
+	return 0;
+}
+
+int frame_get_page_req(const uint8_t *p, size_t len, uint64_t npages, struct wire_page_req *q,
+		       char *err, size_t errlen)
+{
+	struct rbuf r;
+
+	rbuf_init(&r, p, len);
+	q->page = get_le64(&r);
+	q->count = get_le32(&r);
+	FIXED_READER_END("PAGE_REQ");
+	if (q->count == 0 || q->count > WIRE_MAX_BATCH)
+		return fail(-EBADMSG, err, errlen, "PAGE_REQ: count %u, must be 1..%u", q->count,
+			    WIRE_MAX_BATCH);
+	if (q->page >= npages || q->count > npages - q->page)
+		return fail(-ERANGE, err, errlen,
+			    "PAGE_REQ: pages %llu..+%u lie outside the %llu pages of guest RAM",
+			    (unsigned long long)q->page, q->count, (unsigned long long)npages);
+	return 0;
+}
+
+/* ---- PAGES iterator ---------------------------------------------------- */
+
+int pages_begin(struct page_iter *it, const uint8_t *payload, size_t len, uint64_t npages,
+		uint32_t page_size, uint32_t caps, char *err, size_t errlen)
+{
+	struct rbuf r;
+
+	rbuf_init(&r, payload, len);
+	it->count = get_le32(&r);
+	it->round = get_le32(&r);
+	if (!rbuf_ok(&r))
+		return fail(-EBADMSG, err, errlen, "PAGES: payload of %zu bytes has no header", len);
+	if (it->count == 0 || it->count > WIRE_MAX_BATCH)
+		return fail(-EBADMSG, err, errlen, "PAGES: batch of %u pages, must be 1..%u",
+			    it->count, WIRE_MAX_BATCH);
+	it->p = payload;
+	it->len = len;
+	it->pos = 8;
+	it->index = 0;
+	it->npages = npages;
+	it->page_size = page_size;
+	it->caps = caps;
+	return 0;
+}
+
+static bool codec_allowed(uint8_t codec, uint32_t caps)
+{
+	switch (codec) {
+	case CODEC_ZERO:
+	case CODEC_RAW:
+		return true;
+	case CODEC_XBZRLE:
+		return caps & WIRE_CAP_XBZRLE;
+	case CODEC_ZSTD:
+		return caps & WIRE_CAP_ZSTD;
+	case CODEC_LZ4:
+		return caps & WIRE_CAP_LZ4;
+	default:
+		return false;
+	}
+}
+
+int pages_next(struct page_iter *it, struct wire_page *pg, char *err, size_t errlen)
+{
+	struct rbuf r;
+
+	if (it->index == it->count) {
+		if (it->pos != it->len)
+			return fail(-EBADMSG, err, errlen,
+				    "PAGES: %zu byte(s) after the last of %u entries",
+				    it->len - it->pos, it->count);
+		return 0;
+	}
+	rbuf_init(&r, it->p + it->pos, it->len - it->pos);
+	pg->page = get_le64(&r);
+	pg->codec = get_u8(&r);
+	pg->len = get_le32(&r);
+	if (!rbuf_ok(&r))
+		return fail(-EBADMSG, err, errlen, "PAGES: entry %u of %u truncated", it->index,
+			    it->count);
+	if (pg->page >= it->npages)
+		return fail(-ERANGE, err, errlen,
+			    "PAGES: entry %u: page %llu lies outside the %llu pages of guest RAM",
+			    it->index, (unsigned long long)pg->page, (unsigned long long)it->npages);
+	if (pg->codec >= CODEC_COUNT)
+		return fail(-EBADMSG, err, errlen, "PAGES: entry %u: unknown codec %u", it->index,
+			    pg->codec);
+	if (!codec_allowed(pg->codec, it->caps))
+		return fail(-EPROTO, err, errlen, "PAGES: entry %u: codec %s was not negotiated",
+			    it->index, codec_get(pg->codec)->name);
+	switch (pg->codec) {
+	case CODEC_ZERO:
+		if (pg->len)
+			return fail(-EBADMSG, err, errlen, "PAGES: entry %u: zero page with %u bytes",
+				    it->index, pg->len);
+		break;
+	case CODEC_RAW:
+		if (pg->len != it->page_size)
+			return fail(-EBADMSG, err, errlen,
+				    "PAGES: entry %u: raw page of %u bytes, must be %u", it->index,
+				    pg->len, it->page_size);
+		break;
+	default:
+		if (pg->len == 0 || pg->len >= it->page_size)
+			return fail(-EBADMSG, err, errlen,
+				    "PAGES: entry %u: %s payload of %u bytes, must be 1..%u",
+				    it->index, codec_get(pg->codec)->name, pg->len,
+				    it->page_size - 1);
+		break;
+	}
+	pg->data = rbuf_take(&r, pg->len);
+	if (!pg->data)
+		return fail(-EBADMSG, err, errlen,
+			    "PAGES: entry %u: %u data bytes but only %zu left in the frame",
+			    it->index, pg->len, it->len - it->pos - WIRE_PAGE_ENTRY_HDR);
+	it->pos += r.pos;
+	it->index++;
+	return 1;
+}
+
+/* ---- order ------------------------------------------------------------------ */
+
+void wire_order_init(struct wire_order *o, bool pages_only)
+{
+	o->phase = WIRE_PH_START;
+	o->pages_only = pages_only;
+}
+
+int wire_order_check(struct wire_order *o, unsigned type, char *err, size_t errlen)
+{
+	static const char *const expect[] = {
+		[WIRE_PH_START] = "HELLO",
+		[WIRE_PH_PRECOPY] = "PAGES, END_ROUND or SWITCHOVER",
+		[WIRE_PH_STOPCOPY] = "PAGES or STATE",
+		[WIRE_PH_STATE] = "STATE or COMPLETE",
+		[WIRE_PH_DONE] = "nothing",
+	};
+	enum wire_phase next = o->phase;
+	bool ok = false;
+
+	if (o->phase != WIRE_PH_START && o->phase != WIRE_PH_DONE && type == WIRE_F_ERROR) {
+		o->phase = WIRE_PH_DONE;
+		return 0;
+	}
+	switch (o->phase) {
+	case WIRE_PH_START:
+		ok = type == WIRE_F_HELLO;
+		next = WIRE_PH_PRECOPY;
+		break;
+	case WIRE_PH_PRECOPY:
+		ok = type == WIRE_F_PAGES ||
+		     (!o->pages_only && (type == WIRE_F_END_ROUND || type == WIRE_F_SWITCHOVER));
+		if (type == WIRE_F_SWITCHOVER)
+			next = WIRE_PH_STOPCOPY;
+		break;
+	case WIRE_PH_STOPCOPY:
+		ok = type == WIRE_F_PAGES || type == WIRE_F_STATE;
+		if (type == WIRE_F_STATE)
+			next = WIRE_PH_STATE;
+		break;
+	case WIRE_PH_STATE:
+		ok = type == WIRE_F_STATE || type == WIRE_F_COMPLETE;
+		if (type == WIRE_F_COMPLETE)
+			next = WIRE_PH_DONE;
+		break;
+	case WIRE_PH_DONE:
+		ok = false;
+		break;
+	}
+	if (!ok)
+		return fail(-EPROTO, err, errlen, "%s frame out of order: expected %s",
+			    frame_type_name(type),
+			    o->pages_only && o->phase == WIRE_PH_PRECOPY ? "PAGES" : expect[o->phase]);
+	o->phase = next;
+	return 0;
+}

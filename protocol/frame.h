@@ -1,0 +1,208 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * frame.h - building and checking the frames of protocol/wire.h.
+ *
+ * Stage 5 of the data flow: no I/O here, only bytes in caller buffers.
+ * Writers build a whole frame (header, payload, CRC) in dst and return its
+ * size or -ENOSPC. Readers trust nothing: frame_check_header() validates
+ * type, flags and length before the caller reads the payload, then
+ * frame_check_crc() the CRC, then a typed reader every field. Each rule
+ * broken is its own message (what and where) and errno:
+ *   -EBADMSG  malformed (length, CRC, field value, truncated payload)
+ *   -ERANGE   a page outside guest RAM
+ *   -EPROTO   version, capability not negotiated, frame out of order
+ * A PAGES frame is written with a batch builder that reserves room for
+ * each page so the codec encodes straight into the frame (no copy), and
+ * read with an iterator that checks each page entry as it goes.
+ */
+#ifndef KVMIG_PROTOCOL_FRAME_H
+#define KVMIG_PROTOCOL_FRAME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/compiler.h"
+#include "protocol/wire.h"
+
+struct frame_hdr {
+	uint16_t type;
+	uint16_t flags;
+	uint32_t len;		/* payload bytes */
+};
+
+struct wire_hello {
+	uint16_t version;
+	uint32_t caps;
+	uint32_t page_size;
+	uint64_t mem_bytes;
+	uint32_t vcpus;
+	uint32_t channel, channels;
+	uint64_t session;
+	char name[WIRE_NAME_BYTES];
+	char guest[WIRE_GUEST_BYTES];
+	char guest_args[WIRE_ARGS_BYTES];
+	uint8_t mac[6];
+};
+
+struct wire_page {
+	uint64_t page;
+	uint8_t codec;
+	uint32_t len;
+	const uint8_t *data;	/* points into the frame */
+};
+
+struct wire_end_round {
+	uint32_t round;
+	uint64_t pages;
+	uint64_t dirty_rate;
+};
+
+struct wire_complete {
+	uint64_t pages;
+	uint32_t state_sections;
+	uint8_t digest_alg;
+	uint8_t digest[WIRE_DIGEST_BYTES];
+};
+
+struct wire_error {
+	uint32_t code;
+	char msg[WIRE_MAX_MSG + 1];
+};
+
+struct wire_hello_ack {
+	uint16_t version;
+	uint32_t caps;
+};
+
+struct wire_ack {
+	uint32_t round;
+	uint64_t pages;
+};
+
+struct wire_resumed {
+	uint8_t digest_ok;
+};
+
+struct wire_page_req {
+	uint64_t page;
+	uint32_t count;
+};
+
+const char *frame_type_name(unsigned type);
+
+/* ---- writers: whole frames into dst; Return: bytes or -ENOSPC ---------- */
+
+ssize_t frame_put_hello(uint8_t *dst, size_t cap, const struct wire_hello *h) __must_check;
+ssize_t frame_put_end_round(uint8_t *dst, size_t cap, const struct wire_end_round *e) __must_check;
+ssize_t frame_put_switchover(uint8_t *dst, size_t cap, uint32_t round) __must_check;
+/* STATE: payload is an opaque state section of 1..WIRE_MAX_STATE bytes */
+ssize_t frame_put_state(uint8_t *dst, size_t cap, const void *section, size_t len) __must_check;
+ssize_t frame_put_complete(uint8_t *dst, size_t cap, const struct wire_complete *c) __must_check;
+ssize_t frame_put_error(uint8_t *dst, size_t cap, uint32_t code, const char *msg) __must_check;
+ssize_t frame_put_hello_ack(uint8_t *dst, size_t cap, const struct wire_hello_ack *a) __must_check;
+ssize_t frame_put_ack(uint8_t *dst, size_t cap, const struct wire_ack *a) __must_check;
+ssize_t frame_put_resumed(uint8_t *dst, size_t cap, const struct wire_resumed *r) __must_check;
+ssize_t frame_put_page_req(uint8_t *dst, size_t cap, const struct wire_page_req *r) __must_check;
+
+/*
+ * PAGES batch builder. batch_begin() starts a frame in buf (cap bytes, at
+ * least WIRE_HDR_BYTES + 8 + WIRE_CRC_BYTES); batch_reserve() returns where
+ * the next page's encoded data goes (room for max_len bytes) or NULL when
+ * the batch is full (count or space): finish it and start another.
+ * batch_commit() records the page with its actual length. batch_finish()
+ * seals the frame and returns its size (0 for an empty batch).
+ */
+struct page_batch {
+	uint8_t *buf;
+	size_t cap;
+	size_t len;
+	uint32_t count;
+	uint32_t round;
+	uint8_t *pending;	/* entry header of the reserved page */
+};
+
+void batch_begin(struct page_batch *b, uint8_t *buf, size_t cap, uint32_t round);
+uint8_t *batch_reserve(struct page_batch *b, size_t max_len);
+void batch_commit(struct page_batch *b, uint64_t page, uint8_t codec, size_t len);
+size_t batch_finish(struct page_batch *b);
+
+/* ---- readers ------------------------------------------------------------ */
+
+/*
+ * Check the 8 header bytes at src: a known type, flags 0, a length within
+ * that type's limits. Return: 0, -EBADMSG.
+ */
+int frame_check_header(const uint8_t *src, size_t len, struct frame_hdr *h, char *err,
+		       size_t errlen) __must_check;
+
+/* Check the CRC of a whole frame (header, payload, CRC). Return: 0, -EBADMSG. */
+int frame_check_crc(const uint8_t *frame, size_t total, char *err, size_t errlen) __must_check;
+
+/* Full frame size for a checked header. */
+static inline size_t frame_total(const struct frame_hdr *h)
+{
+	return WIRE_HDR_BYTES + (size_t)h->len + WIRE_CRC_BYTES;
+}
+
+/* Typed payload readers: payload points after the header, len = h->len. */
+int frame_get_hello(const uint8_t *p, size_t len, struct wire_hello *h, char *err,
+		    size_t errlen) __must_check;
+int frame_get_end_round(const uint8_t *p, size_t len, struct wire_end_round *e, char *err,
+			size_t errlen) __must_check;
+int frame_get_switchover(const uint8_t *p, size_t len, uint32_t *round, char *err,
+			 size_t errlen) __must_check;
+int frame_get_complete(const uint8_t *p, size_t len, struct wire_complete *c, char *err,
+		       size_t errlen) __must_check;
+int frame_get_error(const uint8_t *p, size_t len, struct wire_error *e, char *err,
+		    size_t errlen) __must_check;
+int frame_get_hello_ack(const uint8_t *p, size_t len, struct wire_hello_ack *a, char *err,
+			size_t errlen) __must_check;
+int frame_get_ack(const uint8_t *p, size_t len, struct wire_ack *a, char *err,
+		  size_t errlen) __must_check;
+int frame_get_resumed(const uint8_t *p, size_t len, struct wire_resumed *r, char *err,
+		      size_t errlen) __must_check;
+int frame_get_page_req(const uint8_t *p, size_t len, uint64_t npages, struct wire_page_req *r,
+		       char *err, size_t errlen) __must_check;
+
+/*
+ * PAGES iterator. npages bounds page numbers; caps says which codecs were
+ * negotiated. pages_next() returns 1 and the next entry, 0 at the end of a
+ * well-formed batch, or -errno with a message (entry index and field).
+ */
+struct page_iter {
+	const uint8_t *p;
+	size_t len, pos;
+	uint32_t count, index, round;
+	uint64_t npages;
+	uint32_t page_size;
+	uint32_t caps;
+};
+
+int pages_begin(struct page_iter *it, const uint8_t *payload, size_t len, uint64_t npages,
+		uint32_t page_size, uint32_t caps, char *err, size_t errlen) __must_check;
+int pages_next(struct page_iter *it, struct wire_page *pg, char *err, size_t errlen) __must_check;
+
+/*
+ * Forward-stream order (see wire.h). Feed every frame type in arrival
+ * order; Return: 0, or -EPROTO with a message naming the frame and what
+ * was expected.
+ */
+enum wire_phase {
+	WIRE_PH_START,		/* nothing yet: HELLO expected */
+	WIRE_PH_PRECOPY,	/* PAGES, END_ROUND, SWITCHOVER */
+	WIRE_PH_STOPCOPY,	/* PAGES, STATE */
+	WIRE_PH_STATE,		/* STATE, COMPLETE */
+	WIRE_PH_DONE,		/* COMPLETE or ERROR seen: nothing more */
+};
+
+struct wire_order {
+	enum wire_phase phase;
+	bool pages_only;	/* a secondary channel: HELLO then PAGES only */
+};
+
+void wire_order_init(struct wire_order *o, bool pages_only);
+int wire_order_check(struct wire_order *o, unsigned type, char *err, size_t errlen) __must_check;
+
+#endif

@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * wire.h - the kvmig migration stream, byte by byte. protocol/PROTOCOL.md
+ * is the long form of this comment; the constants below are the only place
+ * on-wire numbers live.
+ *
+ * Everything is little-endian and written field by field through a
+ * bounds-checked cursor. A stream is a sequence of frames:
+ *
+ *   offset  size  field
+ *   0       2     type      (WIRE_F_*)
+ *   2       2     flags     (0; any other value is rejected)
+ *   4       4     length    payload bytes, <= WIRE_MAX_PAYLOAD
+ *   8       len   payload
+ *   8+len   4     crc32c    over the 8 header bytes and the payload
+ *
+ * Source to destination (the forward stream):
+ *
+ *   HELLO      magic u64 "KVMIGSTR" | version u16 | reserved u16 (0) |
+ *              caps u32 (WIRE_CAP_* offered) | page_size u32 (4096) |
+ *              mem_bytes u64 | vcpus u32 | channel u32 | channels u32 |
+ *              session u64 | name[64] | guest[16] | guest_args[256] |
+ *              mac[6]     (strings NUL-padded, NUL-terminated)
+ *   PAGES      count u32 (1..WIRE_MAX_BATCH) | round u32 |
+ *              count x { page u64 | codec u8 | len u32 | data[len] }
+ *              page: RAM offset / page_size, < mem_bytes / page_size.
+ *              codec (protocol/codec.h ids) and len: ZERO len 0, RAW len
+ *              page_size, XBZRLE/ZSTD/LZ4 1..page_size-1; XBZRLE, ZSTD and
+ *              LZ4 only when negotiated.
+ *   END_ROUND  round u32 | pages u64 (pages sent in the round) |
+ *              dirty_rate u64 (pages/s seen by the source)
+ *   SWITCHOVER round u32 | reserved u32 (0): the source guest is paused;
+ *              the last PAGES frames and the state follow.
+ *   STATE      one vm/state.h section, opaque here (1..WIRE_MAX_STATE bytes)
+ *   COMPLETE   pages u64 (pages sent in all) | state_sections u32 |
+ *              digest_alg u8 (0 none, 1 SHA-256) | digest[32]
+ *   ERROR      code u32 (an errno) | msg_len u16 (<= WIRE_MAX_MSG) | msg
+ *
+ * Destination to source (the return path, same framing):
+ *
+ *   HELLO_ACK  version u16 | reserved u16 (0) | caps u32 (chosen, a subset
+ *              of those offered)
+ *   ACK        round u32 | pages u64 (pages applied so far)
+ *   RESUMED    digest_ok u8 (1 when a digest was sent and matched) |
+ *              reserved u8[3] (0): the destination VM runs; the source may
+ *              now stop its copy
+ *   PAGE_REQ   page u64 | count u32 (1..WIRE_MAX_BATCH) (post-copy)
+ *   ERROR      as above
+ *
+ * Legal order on the forward stream (wire_order_check enforces it):
+ *
+ *   HELLO (PAGES | END_ROUND)* SWITCHOVER PAGES* STATE+ COMPLETE
+ *
+ * with ERROR allowed anywhere after HELLO, and nothing after COMPLETE or
+ * ERROR. A parallel migration sends HELLO with the same session on every
+ * channel; channel 0 carries everything but PAGES of the other channels,
+ * which carry HELLO and PAGES only.
+ */
+#ifndef KVMIG_PROTOCOL_WIRE_H
+#define KVMIG_PROTOCOL_WIRE_H
+
+#include <stdint.h>
+
+#define WIRE_MAGIC		0x52545347494d564bull	/* "KVMIGSTR" */
+#define WIRE_VERSION		1
+#define WIRE_HDR_BYTES		8
+#define WIRE_CRC_BYTES		4
+#define WIRE_MAX_BATCH		512u
+#define WIRE_PAGE_SIZE		4096u
+#define WIRE_PAGE_ENTRY_HDR	13u		/* page u64, codec u8, len u32 */
+#define WIRE_MAX_PAYLOAD	(8u + WIRE_MAX_BATCH * (WIRE_PAGE_ENTRY_HDR + WIRE_PAGE_SIZE))
+#define WIRE_MAX_STATE		(1u << 20)
+#define WIRE_MAX_MSG		1024u
+#define WIRE_NAME_BYTES		64u
+#define WIRE_GUEST_BYTES	16u
+#define WIRE_ARGS_BYTES		256u
+#define WIRE_HELLO_BYTES	(8 + 2 + 2 + 4 + 4 + 8 + 4 + 4 + 4 + 8 + WIRE_NAME_BYTES + \
+				 WIRE_GUEST_BYTES + WIRE_ARGS_BYTES + 6)
+#define WIRE_DIGEST_BYTES	32u
+
+/* Frame types: on-wire values, never renumber. */
+enum wire_type {
+	WIRE_F_HELLO = 1,
+	WIRE_F_PAGES = 2,
+	WIRE_F_END_ROUND = 3,
+	WIRE_F_SWITCHOVER = 4,
+	WIRE_F_STATE = 5,
+	WIRE_F_COMPLETE = 6,
+	WIRE_F_ERROR = 7,
+	WIRE_F_HELLO_ACK = 16,
+	WIRE_F_ACK = 17,
+	WIRE_F_RESUMED = 18,
+	WIRE_F_PAGE_REQ = 19,
+};
+
+/* Capabilities (HELLO offers, HELLO_ACK chooses). */
+#define WIRE_CAP_XBZRLE		(1u << 0)
+#define WIRE_CAP_ZSTD		(1u << 1)
+#define WIRE_CAP_LZ4		(1u << 2)
+#define WIRE_CAP_POSTCOPY	(1u << 3)
+#define WIRE_CAP_VERIFY		(1u << 4)
+#define WIRE_CAP_MULTI		(1u << 5)
+#define WIRE_CAP_ALL		0x3fu
+
+#define WIRE_DIGEST_NONE	0
+#define WIRE_DIGEST_SHA256	1
+
+#endif
