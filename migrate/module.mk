@@ -1,3 +1,14 @@
 # migrate/: the engine. Snapshots are migration streams written to files.
 LIB_OBJS += $(O)/migrate/mio.o $(O)/migrate/pagesend.o $(O)/migrate/incoming.o \
 	$(O)/migrate/digest.o $(O)/migrate/snapshot.o
+
+UNIT_TESTS += $(O)/tests/unit/test_incoming
+PROGS += $(O)/tests/tools/mksnap
+
+$(O)/tests/unit/test_incoming: $(O)/tests/unit/test_incoming.o $(O)/tests/helpers/streamgen.o $(LIB)
+	@[ "$(V)" = 1 ] || echo "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIB) $(LIBS) $(CMOCKA_LIBS)
+
+$(O)/tests/tools/mksnap: $(O)/tests/tools/mksnap.o $(O)/tests/helpers/streamgen.o $(LIB)
+	@[ "$(V)" = 1 ] || echo "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIB) $(LIBS)
