@@ -27,12 +27,20 @@ struct mio {
 	 * -ECONNRESET at EOF after it */
 	int (*read)(struct mio *io, void *buf, size_t len);
 	void (*close)(struct mio *io);
+	/* 1 when a read would not block, 0 after timeout_ms, -errno */
+	int (*wait)(struct mio *io, int timeout_ms);
 	uint64_t bytes_out, bytes_in;
 	void *priv;
 };
 
 /* A buffered file: fd is borrowed. Return: 0, -ENOMEM. */
 int mio_file_open(struct mio *io, int fd) __must_check;
+
+/*
+ * A connected stream socket; takes ownership of fd (closed by mio_close).
+ * Writes are buffered (1 MiB) and every wait is bounded (30 s).
+ */
+int mio_socket_open(struct mio *io, int fd) __must_check;
 
 /*
  * Read one frame into buf (cap >= WIRE_HDR_BYTES + WIRE_MAX_PAYLOAD +
@@ -62,6 +70,19 @@ static inline void mio_close(struct mio *io)
 	if (io->close)
 		io->close(io);
 	io->close = NULL;
+}
+
+/*
+ * Connect to a destination agent: "tcp://HOST:PORT" or "unix:///PATH".
+ * Return: 0, or -errno with a message in err.
+ */
+int mio_connect(struct mio *io, const char *uri, int timeout_ms, char *err,
+		size_t errlen) __must_check;
+
+/* Wait until a read would not block. Return: 1, 0 on timeout, -errno. */
+static inline int mio_wait_readable(struct mio *io, int timeout_ms)
+{
+	return io->wait ? io->wait(io, timeout_ms) : 1;
 }
 
 /* Size of the frame buffer every reader and writer uses. */

@@ -54,6 +54,12 @@ struct vcpu {
 	bool parked;		/* in the pause loop (under vm->lock) */
 	bool need_complete;	/* last exit was I/O: complete it before saving */
 	bool dead;		/* KVM refused to run it; the thread ended */
+	bool throttle_kick;	/* the throttle timer asks for a nap */
+	struct kvm_dirty_gfn *ring;	/* dirty ring, or NULL */
+	size_t ring_bytes;
+	uint32_t ring_fetch;	/* next entry to harvest (under ring_lock) */
+	pthread_mutex_t ring_lock;
+	_Atomic bool ring_overflow;
 };
 
 struct vm {
@@ -81,6 +87,11 @@ struct vm {
 	_Atomic uint32_t ev_started;
 
 	struct vm_pause_stats pause;
+
+	bool manual_protect;		/* KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 on */
+	_Atomic unsigned throttle_pct;
+	pthread_t throttle_thread;
+	bool throttle_started;
 };
 
 static __thread struct kvm_run *tls_run;
@@ -168,6 +179,10 @@ int vm_config_check(const struct vm_config *cfg, char *err, size_t errlen)
 		return fail(-EINVAL, err, errlen, "vCPUs must be between 1 and %d", VM_MAX_VCPUS);
 	if (cfg->mac[0] & 1)
 		return fail(-EINVAL, err, errlen, "MAC must be a unicast address");
+	if (cfg->dirty_ring && (cfg->dirty_ring < 64 || cfg->dirty_ring > 65536 ||
+				(cfg->dirty_ring & (cfg->dirty_ring - 1))))
+		return fail(-EINVAL, err, errlen,
+			    "dirty ring entries must be a power of two from 64 to 65536");
 	return guest_parse(cfg->guest, cfg->guest_args, cfg->mem_bytes, cfg->vcpus, &gp, err,
 			   errlen);
 }
@@ -413,6 +428,55 @@ static void park(struct vm *vm, struct vcpu *v)
 	pthread_cond_broadcast(&vm->cond);
 }
 
+/*
+ * Auto-converge: the throttle thread kicks every vCPU each period; a kicked
+ * vCPU sleeps pct / (100 - pct) periods, so it runs (100 - pct)% of the
+ * time. The nap waits on the VM's condition so pause and stop cut it short.
+ */
+#define THROTTLE_PERIOD_NS 10000000ull
+
+static void throttle_nap(struct vm *vm, struct vcpu *v)
+{
+	unsigned pct = atomic_load(&vm->throttle_pct);
+	struct timespec ts;
+	uint64_t ns;
+
+	if (!v->throttle_kick)
+		return;
+	v->throttle_kick = false;
+	if (!pct)
+		return;
+	ns = THROTTLE_PERIOD_NS * pct / (100 - pct);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += (time_t)((uint64_t)ts.tv_nsec + ns) / 1000000000;
+	ts.tv_nsec = (long)(((uint64_t)ts.tv_nsec + ns) % 1000000000);
+	pthread_mutex_lock(&vm->lock);
+	while (!vm->pause_req && !vm->stop_req &&
+	       pthread_cond_timedwait(&vm->cond, &vm->lock, &ts) != ETIMEDOUT)
+		;
+	pthread_mutex_unlock(&vm->lock);
+}
+
+/* The ring filled: its pages are lost already. Drop them, flag it, go on. */
+static void ring_full(struct vm *vm, struct vcpu *v)
+{
+	uint32_t n = (uint32_t)(v->ring_bytes / sizeof(*v->ring));
+
+	pthread_mutex_lock(&v->ring_lock);
+	for (;;) {
+		struct kvm_dirty_gfn *e = &v->ring[v->ring_fetch % n];
+
+		if (!(__atomic_load_n(&e->flags, __ATOMIC_ACQUIRE) & KVM_DIRTY_GFN_F_DIRTY))
+			break;
+		__atomic_store_n(&e->flags, KVM_DIRTY_GFN_F_RESET, __ATOMIC_RELEASE);
+		v->ring_fetch++;
+	}
+	atomic_store(&v->ring_overflow, true);
+	pthread_mutex_unlock(&v->ring_lock);
+	if (ioctl(vm->vm_fd, KVM_RESET_DIRTY_RINGS, 0) < 0)
+		pr_err("%s: KVM_RESET_DIRTY_RINGS: %s", vm->cfg.name, strerror(errno));
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
@@ -439,8 +503,10 @@ static void *vcpu_thread(void *arg)
 		ret = ioctl(v->fd, KVM_RUN, 0);
 		v->need_complete = false;
 		if (ret < 0) {
-			if (errno == EINTR || errno == EAGAIN)
+			if (errno == EINTR || errno == EAGAIN) {
+				throttle_nap(vm, v);
 				continue;
+			}
 			pr_err("%s: vCPU %u: KVM_RUN: %s", vm->cfg.name, v->index, strerror(errno));
 			break;
 		}
@@ -456,6 +522,9 @@ static void *vcpu_thread(void *arg)
 			break;
 		case KVM_EXIT_INTR:
 		case KVM_EXIT_HLT:
+			break;
+		case KVM_EXIT_DIRTY_RING_FULL:
+			ring_full(vm, v);
 			break;
 		case KVM_EXIT_SHUTDOWN:
 			pr_err("%s: vCPU %u: triple fault, the guest is shut down", vm->cfg.name,
@@ -496,8 +565,10 @@ static struct vm *vm_alloc(const struct vm_config *cfg)
 	vm->kvm_fd = vm->vm_fd = -1;
 	vm->ram.fd = -1;
 	vm->ram.alias = vm->ram.slot_view = MAP_FAILED;
-	for (unsigned i = 0; i < VM_MAX_VCPUS; i++)
+	for (unsigned i = 0; i < VM_MAX_VCPUS; i++) {
 		vm->vcpus[i].fd = -1;
+		pthread_mutex_init(&vm->vcpus[i].ring_lock, NULL);
+	}
 	pthread_mutex_init(&vm->lock, NULL);
 	pthread_cond_init(&vm->cond, NULL);
 	pthread_mutex_init(&vm->uart_lock, NULL);
@@ -602,6 +673,33 @@ static int vm_build_machine(struct vm *vm, char *err, size_t errlen)
 	ret = xioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit);
 	if (ret < 0)
 		return fail(ret, err, errlen, "KVM_CREATE_PIT2: %s", strerror(-ret));
+	if (ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2) > 0) {
+		struct kvm_enable_cap cap = {
+			.cap = KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2,
+			.args = { KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE | KVM_DIRTY_LOG_INITIALLY_SET },
+		};
+
+		vm->manual_protect = ioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap) == 0;
+	}
+	if (vm->cfg.dirty_ring) {
+		struct kvm_enable_cap cap = { .cap = KVM_CAP_DIRTY_LOG_RING_ACQ_REL };
+		uint64_t bytes = (uint64_t)vm->cfg.dirty_ring * sizeof(struct kvm_dirty_gfn);
+		int max = ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_DIRTY_LOG_RING_ACQ_REL);
+
+		if (max <= 0) {
+			cap.cap = KVM_CAP_DIRTY_LOG_RING;
+			max = ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_DIRTY_LOG_RING);
+		}
+		if (max <= 0)
+			return fail(-EOPNOTSUPP, err, errlen, "this KVM has no dirty ring");
+		if (bytes > (uint64_t)max)
+			return fail(-EINVAL, err, errlen, "dirty ring of %u entries exceeds KVM's %d bytes",
+				    vm->cfg.dirty_ring, max);
+		cap.args[0] = bytes;
+		ret = xioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap);
+		if (ret < 0)
+			return fail(ret, err, errlen, "enabling the dirty ring: %s", strerror(-ret));
+	}
 	ret = set_slots(vm, 0);
 	if (ret < 0)
 		return fail(ret, err, errlen, "KVM_SET_USER_MEMORY_REGION: %s", strerror(-ret));
@@ -629,6 +727,15 @@ static int vcpu_open(struct vm *vm, unsigned i, char *err, size_t errlen)
 	if (v->run == MAP_FAILED) {
 		v->run = NULL;
 		return fail(-errno, err, errlen, "mmap kvm_run: %s", strerror(errno));
+	}
+	if (vm->cfg.dirty_ring) {
+		v->ring_bytes = (size_t)vm->cfg.dirty_ring * sizeof(struct kvm_dirty_gfn);
+		v->ring = mmap(NULL, v->ring_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd,
+			       KVM_DIRTY_LOG_PAGE_OFFSET * sysconf(_SC_PAGESIZE));
+		if (v->ring == MAP_FAILED) {
+			v->ring = NULL;
+			return fail(-errno, err, errlen, "mmap dirty ring: %s", strerror(errno));
+		}
 	}
 	vm->nvcpus = MAX(vm->nvcpus, i + 1);
 	return 0;
@@ -860,11 +967,16 @@ void vm_destroy(struct vm *vm)
 	pthread_cond_broadcast(&vm->cond);
 	pthread_mutex_unlock(&vm->lock);
 	kick_all(vm);
+	if (vm->throttle_started)
+		pthread_join(vm->throttle_thread, NULL);
 	for (unsigned i = 0; i < VM_MAX_VCPUS; i++) {
 		struct vcpu *v = &vm->vcpus[i];
 
 		if (v->thread_started)
 			pthread_join(v->thread, NULL);
+		if (v->ring)
+			munmap(v->ring, v->ring_bytes);
+		pthread_mutex_destroy(&v->ring_lock);
 		if (v->run)
 			munmap(v->run, v->run_size);
 		if (v->fd >= 0)
@@ -1235,4 +1347,116 @@ int vm_create_from_state(const struct vm_state *st, struct vm_ram *ram, const ch
 out:
 	vm_destroy(vm);
 	return ret;
+}
+
+/* ---- dirty tracking hooks --------------------------------------------- */
+
+unsigned vm_get_slots(const struct vm *vm, struct vm_slot slots[2])
+{
+	uint64_t low = guest_low_ram_bytes(vm->ram.bytes);
+
+	slots[0] = (struct vm_slot){ .slot = 0, .gpa = 0, .ram_off = 0, .bytes = low };
+	if (vm->ram.bytes == low)
+		return 1;
+	slots[1] = (struct vm_slot){
+		.slot = 1, .gpa = HIGH_RAM_GPA, .ram_off = low, .bytes = vm->ram.bytes - low
+	};
+	return 2;
+}
+
+unsigned vm_vcpu_count(const struct vm *vm)
+{
+	return vm->nvcpus;
+}
+
+int vm_set_dirty_logging(struct vm *vm, bool on)
+{
+	return set_slots(vm, on ? KVM_MEM_LOG_DIRTY_PAGES : 0);
+}
+
+bool vm_manual_protect(const struct vm *vm)
+{
+	return vm->manual_protect;
+}
+
+long vm_dirty_ring_harvest(struct vm *vm, unsigned i, uint64_t *bitmap)
+{
+	struct vcpu *v = &vm->vcpus[i];
+	uint64_t low_pages = guest_low_ram_bytes(vm->ram.bytes) / VM_PAGE_SIZE;
+	uint64_t npages = vm->ram.bytes / VM_PAGE_SIZE;
+	uint32_t n;
+	long got = 0;
+
+	if (i >= vm->nvcpus || !v->ring)
+		return -EOPNOTSUPP;
+	n = (uint32_t)(v->ring_bytes / sizeof(*v->ring));
+	pthread_mutex_lock(&v->ring_lock);
+	for (;;) {
+		struct kvm_dirty_gfn *e = &v->ring[v->ring_fetch % n];
+		uint64_t page;
+
+		if (!(__atomic_load_n(&e->flags, __ATOMIC_ACQUIRE) & KVM_DIRTY_GFN_F_DIRTY))
+			break;
+		page = (e->slot & 0xffff) == 1 ? low_pages + e->offset : e->offset;
+		if (page < npages)
+			bitmap[page / 64] |= 1ull << (page % 64);
+		__atomic_store_n(&e->flags, KVM_DIRTY_GFN_F_RESET, __ATOMIC_RELEASE);
+		v->ring_fetch++;
+		got++;
+	}
+	pthread_mutex_unlock(&v->ring_lock);
+	if (atomic_exchange(&v->ring_overflow, false))
+		return -EOVERFLOW;
+	return got;
+}
+
+int vm_dirty_ring_reset(struct vm *vm)
+{
+	return xioctl(vm->vm_fd, KVM_RESET_DIRTY_RINGS, 0) < 0 ? -errno : 0;
+}
+
+static void *throttle_thread(void *arg)
+{
+	struct vm *vm = arg;
+
+	pthread_mutex_lock(&vm->lock);
+	while (!vm->stop_req) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += (long)THROTTLE_PERIOD_NS;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&vm->cond, &vm->lock, &ts);
+		if (vm->stop_req || vm->pause_req || !atomic_load(&vm->throttle_pct))
+			continue;
+		for (unsigned i = 0; i < vm->nvcpus; i++)
+			vm->vcpus[i].throttle_kick = true;
+		pthread_mutex_unlock(&vm->lock);
+		kick_all(vm);
+		pthread_mutex_lock(&vm->lock);
+	}
+	pthread_mutex_unlock(&vm->lock);
+	return NULL;
+}
+
+void vm_set_throttle(struct vm *vm, unsigned pct)
+{
+	bool start;
+
+	pct = MIN(pct, (unsigned)VM_MAX_THROTTLE);
+	pthread_mutex_lock(&vm->lock);
+	atomic_store(&vm->throttle_pct, pct);
+	start = pct && !vm->throttle_started;
+	pthread_mutex_unlock(&vm->lock);
+	/* one timer thread per VM, started on first use, ended by vm_destroy */
+	if (start && pthread_create(&vm->throttle_thread, NULL, throttle_thread, vm) == 0)
+		vm->throttle_started = true;
+}
+
+unsigned vm_get_throttle(const struct vm *vm)
+{
+	return atomic_load(&((struct vm *)(uintptr_t)vm)->throttle_pct);
 }

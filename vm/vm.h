@@ -43,6 +43,9 @@ struct vm_config {
 	char guest[VM_GUEST_NAME_MAX];	/* idle, seqdirty, randdirty, memcheck */
 	char guest_args[VM_GUEST_ARGS_MAX]; /* "workset=16M,rate=0,seed=1" */
 	uint8_t mac[6];
+	uint32_t dirty_ring;		/* dirty-ring entries per vCPU, 0 = none
+					 * (a power of two, 1024..65536); local
+					 * to this host, not migrated */
 };
 
 enum vm_run_state {
@@ -175,5 +178,44 @@ int vm_create_from_state(const struct vm_state *st, struct vm_ram *ram, const ch
 
 /* The KVM VM fd, for dirty logging. */
 int vm_get_fd(const struct vm *vm);
+
+/* ---- dirty tracking hooks (used by dirtylog/) ----------------------------- */
+
+struct vm_slot {
+	uint32_t slot;		/* KVM slot id */
+	uint64_t gpa;
+	uint64_t ram_off;	/* RAM offset of its first byte */
+	uint64_t bytes;
+};
+
+/* The memory slots (at most 2). Return: their number. */
+unsigned vm_get_slots(const struct vm *vm, struct vm_slot slots[2]);
+unsigned vm_vcpu_count(const struct vm *vm);
+
+/*
+ * Turn KVM dirty logging on or off for every slot (the guest keeps running).
+ * With manual protect (vm_manual_protect()), turning it on marks every page
+ * dirty and KVM_CLEAR_DIRTY_LOG re-protects. Return: 0 or -errno.
+ */
+int vm_set_dirty_logging(struct vm *vm, bool on) __must_check;
+bool vm_manual_protect(const struct vm *vm);
+
+/*
+ * Dirty ring (cfg.dirty_ring > 0): move the entries vCPU i has published
+ * into the page bitmap (bit = RAM page number) and mark them for reset;
+ * then vm_dirty_ring_reset() re-protects them. Return: entries harvested,
+ * or -EOVERFLOW when the ring filled since the last harvest (its pages were
+ * lost: treat every page as dirty), -EOPNOTSUPP without a ring.
+ */
+long vm_dirty_ring_harvest(struct vm *vm, unsigned i, uint64_t *bitmap) __must_check;
+int vm_dirty_ring_reset(struct vm *vm) __must_check;
+
+/*
+ * Throttle every vCPU to run only (100 - pct)% of the time (auto-converge).
+ * pct 0..VM_MAX_THROTTLE; 0 stops throttling.
+ */
+#define VM_MAX_THROTTLE 90
+void vm_set_throttle(struct vm *vm, unsigned pct);
+unsigned vm_get_throttle(const struct vm *vm);
 
 #endif

@@ -1,0 +1,1 @@
+LIB_OBJS += $(O)/dirtylog/dirtylog.o

@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * migrate.h - live migration of a running VM to another agent (the source
+ * side); the receiving side is migrate/incoming.h.
+ *
+ * A job runs on its own thread: setup (connect, handshake, start dirty
+ * logging), the bulk round (every page that holds data; zero pages and
+ * untouched RAM are skipped), iterative rounds of the pages dirtied
+ * meanwhile, each followed by the convergence decision (migrate/converge.h),
+ * then stop-and-copy: pause, the last dirty pages, vCPU/VM/device state,
+ * COMPLETE (with a RAM digest under --verify), and the destination's
+ * RESUMED. Until RESUMED arrives the source owns the VM: any failure
+ * (peer gone, bad frame, timeout, cancel, no convergence) resumes it where
+ * it was and reports why. After success the VM stays paused here; the
+ * caller frees it.
+ *
+ * The controller thread starts, queries (migrate_get_stats, any time,
+ * thread-safe), cancels and reaps jobs; only the job thread touches the VM
+ * while the job runs.
+ */
+#ifndef KVMIG_MIGRATE_MIGRATE_H
+#define KVMIG_MIGRATE_MIGRATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/compiler.h"
+#include "dirtylog/dirtylog.h"
+#include "vm/vm.h"
+
+#define MIGRATE_MAX_PARALLEL 8
+
+struct migrate_opts {
+	uint64_t max_downtime_ms;	/* --max-downtime, default 300 */
+	uint64_t bandwidth;		/* --bandwidth in bytes/s, 0 = unlimited */
+	size_t xbzrle_cache_bytes;	/* --xbzrle[=CACHE], 0 = off */
+	char compress[32];		/* --compress none|zstd[:L]|lz4 */
+	unsigned parallel;		/* --parallel N, 1..MIGRATE_MAX_PARALLEL */
+	bool auto_converge;
+	unsigned max_iterations;	/* --max-iterations, default 30 */
+	uint64_t timeout_ms;		/* --timeout, 0 = none */
+	bool verify;
+	enum dirtylog_backend dirty_track;
+};
+
+void migrate_opts_defaults(struct migrate_opts *o);
+
+/* Job statistics, named as virsh domjobinfo / QEMU query-migrate. */
+struct migrate_stats {
+	char status[16];		/* setup active device completed failed cancelled */
+	char error[512];
+	uint64_t total_ms, downtime_ms, setup_ms, expected_downtime_ms;
+	uint64_t transferred_bytes, total_bytes, remaining_bytes;
+	uint64_t duplicate_pages, normal_pages;
+	uint64_t dirty_sync_count, dirty_pages_rate;
+	double mbps;
+	struct {
+		uint64_t cache_size, bytes, pages, cache_miss, overflow;
+	} xbzrle;
+	struct {
+		double ratio, busy;
+		uint64_t pages;
+	} compression;
+	struct {
+		uint64_t requests, fault_latency_us_p50, fault_latency_us_p99;
+	} postcopy;
+	/* extensions */
+	unsigned round;
+	unsigned throttle_pct;
+	uint64_t bandwidth;		/* measured bytes/s */
+	uint64_t ring_overflows;
+	unsigned parallel;
+	bool verified;
+};
+
+struct migrate_job;
+
+/*
+ * Start migrating vm (running) to uri ("tcp://HOST:PORT", "unix:///PATH").
+ * Return: 0 and *out, or -errno with a message in err (bad options, cannot
+ * connect: nothing happened to the VM).
+ */
+int migrate_start(struct vm *vm, const char *uri, const struct migrate_opts *o,
+		  struct migrate_job **out, char *err, size_t errlen) __must_check;
+
+void migrate_get_stats(struct migrate_job *j, struct migrate_stats *st);
+void migrate_cancel(struct migrate_job *j);
+bool migrate_finished(struct migrate_job *j);
+
+/*
+ * Wait for the job's end. Return: 0 when the destination runs the VM (the
+ * source VM is paused; free it), or -errno (the source VM runs on).
+ */
+int migrate_wait(struct migrate_job *j) __must_check;
+
+/* Free a finished job (after migrate_wait). Accepts NULL. */
+void migrate_job_free(struct migrate_job *j);
+
+#endif
