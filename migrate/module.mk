@@ -13,3 +13,4 @@ $(O)/tests/unit/test_incoming: $(O)/tests/unit/test_incoming.o $(O)/tests/helper
 $(O)/tests/tools/mksnap: $(O)/tests/tools/mksnap.o $(O)/tests/helpers/streamgen.o $(LIB)
 	@[ "$(V)" = 1 ] || echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIB) $(LIBS)
+UNIT_TESTS += $(O)/tests/unit/test_converge

@@ -1,0 +1,137 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_converge.c - the precopy decision and the bandwidth limiter, fed
+ * numbers: switch over exactly when dirty bytes over bandwidth fit the
+ * downtime budget; throttle in QEMU's 20%+10% steps when dirtying outruns
+ * sending; give up with a message that names the dirty rate and the
+ * bandwidth; the token bucket holds a stream to its rate.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "migrate/converge.h"
+#include "migrate/ratelimit.h"
+
+#define MS 1000000ull
+#define MIB (1ull << 20)
+
+static void test_converge_switchover_threshold(void **unused)
+{
+	struct converge c;
+	char msg[512];
+
+	(void)unused;
+	converge_init(&c, 300 * MS, 30, false, 90);
+	/* 100 MiB/s: 30 MiB takes exactly 300 ms -> switch */
+	assert_int_equal(converge_decide(&c, 3, 30 * MIB, 100 * MIB, 100 * MIB, 1000, msg,
+					 sizeof(msg)),
+			 CONVERGE_SWITCHOVER);
+	assert_int_equal(c.expected_downtime_ns, 300 * MS);
+	/* one page more does not fit */
+	assert_int_equal(converge_decide(&c, 3, 30 * MIB + 4096, 100 * MIB, 100 * MIB, 1000, msg,
+					 sizeof(msg)),
+			 CONVERGE_CONTINUE);
+	assert_true(c.expected_downtime_ns > 300 * MS);
+}
+
+static void test_converge_gives_up_with_reason(void **unused)
+{
+	struct converge c;
+	char msg[512] = "";
+	enum converge_action a = CONVERGE_CONTINUE;
+	unsigned round;
+
+	(void)unused;
+	converge_init(&c, 300 * MS, 5, false, 90);
+	for (round = 0; round < 10 && a != CONVERGE_GIVE_UP; round++)
+		a = converge_decide(&c, round, 500 * MIB, 100 * MIB, 50 * MIB, 150000, msg,
+				    sizeof(msg));
+	assert_int_equal(a, CONVERGE_GIVE_UP);
+	assert_int_equal(round, 5);
+	assert_non_null(strstr(msg, "150000 pages/s"));
+	assert_non_null(strstr(msg, "50 MiB/s"));
+	assert_non_null(strstr(msg, "--auto-converge"));
+}
+
+static void test_converge_throttle_steps(void **unused)
+{
+	struct converge c;
+	char msg[512];
+	unsigned steps[8], n = 0;
+
+	(void)unused;
+	converge_init(&c, 300 * MS, 0, true, 90);
+	/* dirtying (200 MiB per round) outruns sending (100 MiB per round) */
+	for (unsigned round = 0; round < 40 && n < 8; round++) {
+		enum converge_action a = converge_decide(&c, round, 200 * MIB, 100 * MIB,
+							 100 * MIB, 50000, msg, sizeof(msg));
+
+		assert_true(a == CONVERGE_CONTINUE || a == CONVERGE_THROTTLE);
+		if (a == CONVERGE_THROTTLE)
+			steps[n++] = c.throttle;
+	}
+	assert_int_equal(n, 8);
+	assert_int_equal(steps[0], 20);
+	assert_int_equal(steps[1], 30);
+	assert_int_equal(steps[2], 40);
+	assert_int_equal(steps[7], 90);
+	/* calm rounds reset the streak: no throttle on one hot round */
+	converge_init(&c, 300 * MS, 0, true, 90);
+	assert_int_equal(converge_decide(&c, 1, 200 * MIB, 100 * MIB, 100 * MIB, 1, msg, 512),
+			 CONVERGE_CONTINUE);
+	assert_int_equal(converge_decide(&c, 2, 40 * MIB, 100 * MIB, 100 * MIB, 1, msg, 512),
+			 CONVERGE_CONTINUE);
+	assert_int_equal(converge_decide(&c, 3, 200 * MIB, 100 * MIB, 100 * MIB, 1, msg, 512),
+			 CONVERGE_CONTINUE);
+	assert_int_equal(c.throttle, 0);
+}
+
+static void test_converge_bulk_round_never_gives_up(void **unused)
+{
+	struct converge c;
+	char msg[512];
+
+	(void)unused;
+	converge_init(&c, 1 * MS, 1, false, 90);
+	assert_int_equal(converge_decide(&c, 0, 4000 * MIB, 1, 1, 1, msg, sizeof(msg)),
+			 CONVERGE_CONTINUE);
+}
+
+static void test_ratelimit_holds_rate(void **unused)
+{
+	struct ratelimit rl;
+	uint64_t now = 1000 * MS, sent = 0, start = now;
+
+	(void)unused;
+	ratelimit_init(&rl, 10 * MIB, now);
+	/* send 100 MiB in 1 MiB frames, advancing time by the waits asked for */
+	while (sent < 100 * MIB) {
+		now += ratelimit_take(&rl, MIB, now);
+		sent += MIB;
+	}
+	/* 100 MiB at 10 MiB/s: 10 s, minus the initial burst (50 ms) */
+	assert_true(now - start >= 9900 * MS);
+	assert_true(now - start <= 10000 * MS);
+	/* unlimited never waits */
+	ratelimit_init(&rl, 0, now);
+	assert_int_equal(ratelimit_take(&rl, 1ull << 40, now), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_converge_switchover_threshold),
+		cmocka_unit_test(test_converge_gives_up_with_reason),
+		cmocka_unit_test(test_converge_throttle_steps),
+		cmocka_unit_test(test_converge_bulk_round_never_gives_up),
+		cmocka_unit_test(test_ratelimit_holds_rate),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
