@@ -23,7 +23,7 @@ Q := @
 endif
 
 PKGS := libssh2 openssl liblz4 libzstd jansson
-DEB_PKGS := libssh2-1-dev libssl-dev liblz4-dev libzstd-dev libjansson-dev libcmocka-dev pkg-config
+DEB_PKGS := libssh2-1-dev libssl-dev liblz4-dev libzstd-dev libjansson-dev libcmocka-dev pkg-config jq
 
 WARN := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wmissing-declarations -Wold-style-definition -Wpointer-arith -Wcast-qual \

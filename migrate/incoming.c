@@ -32,6 +32,7 @@ struct incoming {
 	uint8_t *buf, *out;
 	struct incoming_stats st;
 	struct wire_complete complete;
+	bool expect_eof;
 };
 
 PRINTF_FMT(4, 5) static int fail(int ret, char *err, size_t errlen, const char *fmt, ...)
@@ -279,17 +280,20 @@ int incoming_run(struct incoming *inc, struct vm **vm, char *err, size_t errlen)
 		const uint8_t *p = inc->buf + WIRE_HDR_BYTES;
 
 		ret = mio_read_frame(inc->in, inc->buf, MIO_FRAME_BUF, &h, err, errlen);
-		if (ret < 0) {
-			if (ret == -ENODATA)
-				ret = inc->st.frames ? -ECONNRESET : -ENODATA;
-			if (inc->st.frames)
+		if (ret == -ENODATA) {
+			/* EOF at a frame boundary */
+			if (inc->st.frames) {
+				ret = -ECONNRESET;
 				fail(ret, err, errlen,
 				     "the stream ended after %llu frames, before COMPLETE",
 				     (unsigned long long)inc->st.frames);
-			else if (ret == -ENODATA)
+			} else {
 				fail(ret, err, errlen, "the stream is empty");
+			}
 			goto out;
 		}
+		if (ret < 0)
+			goto out;
 		ret = wire_order_check(&inc->order, h.type, err, errlen);
 		if (ret < 0)
 			goto out;
@@ -345,6 +349,16 @@ int incoming_run(struct incoming *inc, struct vm **vm, char *err, size_t errlen)
 		if (ret < 0)
 			goto out;
 	}
+	if (inc->expect_eof) {
+		uint8_t extra;
+
+		ret = inc->in->read(inc->in, &extra, 1);
+		if (ret != -ENODATA) {
+			ret = fail(-EBADMSG, err, errlen, "data after the end of the stream");
+			goto out;
+		}
+	}
+	inc->st.stream_ok = true;
 	{
 		char msg[256];
 
@@ -372,4 +386,9 @@ int incoming_send_resumed(struct incoming *inc)
 	struct wire_resumed r = { .digest_ok = inc->st.digest_ok };
 
 	return send_ret(inc, frame_put_resumed(inc->out, OUT_BUF, &r));
+}
+
+void incoming_expect_eof(struct incoming *inc)
+{
+	inc->expect_eof = true;
 }

@@ -35,6 +35,7 @@ struct incoming_stats {
 	uint64_t complete_ns;	/* clock at COMPLETE */
 	uint8_t digest_alg;	/* digest the source sent */
 	uint8_t digest_ok;
+	bool stream_ok;		/* the whole stream checked out (a failure is the VM build) */
 };
 
 struct incoming;
@@ -53,6 +54,9 @@ void incoming_destroy(struct incoming *inc);
  * the problem. On failure an ERROR frame goes back on the return path.
  */
 int incoming_run(struct incoming *inc, struct vm **vm, char *err, size_t errlen) __must_check;
+
+/* Files: the stream must end right after COMPLETE (checked before the VM is built). */
+void incoming_expect_eof(struct incoming *inc);
 
 /* The VM of the stream, as announced by HELLO (valid after HELLO). */
 const char *incoming_name(const struct incoming *inc);

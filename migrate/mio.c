@@ -107,8 +107,11 @@ int mio_read_frame(struct mio *io, uint8_t *buf, size_t cap, struct frame_hdr *h
 		return ret;
 	}
 	if (ret < 0) {
-		snprintf(err, errlen, "the stream ended inside a frame header (%s)", strerror(-ret));
-		return ret == -ECONNRESET ? ret : ret;
+		if (ret == -ECONNRESET)
+			snprintf(err, errlen, "the stream ended inside a frame header");
+		else
+			snprintf(err, errlen, "reading the stream failed: %s", strerror(-ret));
+		return ret;
 	}
 	ret = frame_check_header(buf, WIRE_HDR_BYTES, h, err, errlen);
 	if (ret < 0)

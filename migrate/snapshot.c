@@ -253,28 +253,20 @@ int snapshot_restore(const char *path, const char *name, struct vm **out,
 		fail(ret, err, errlen, "out of memory");
 		goto out;
 	}
+	incoming_expect_eof(inc);
 	ret = incoming_run(inc, out, msg, sizeof(msg));
 	incoming_get_stats(inc, &ist);
 	if (ret < 0) {
 		if (ret == -ENODATA)
 			fail(ret, err, errlen, "%s is empty, not a kvmig snapshot", path);
+		else if (ist.stream_ok)
+			fail(ret, err, errlen, "%s: %s", path, msg);
 		else if (ret == -ECONNRESET)
 			fail(ret, err, errlen, "%s is truncated: %s", path, msg);
 		else
 			fail(ret, err, errlen, "%s is not a valid snapshot: %s (at byte %llu)", path,
 			     msg, (unsigned long long)ist.bytes);
 		goto out;
-	}
-	{
-		uint8_t extra;
-
-		if (read(fd, &extra, 1) == 1) {
-			vm_destroy(*out);
-			*out = NULL;
-			ret = fail(-EBADMSG, err, errlen, "%s: data after the end of the snapshot",
-				   path);
-			goto out;
-		}
 	}
 	st->file_bytes = ist.bytes;
 	st->ram_pages = ist.pages;
