@@ -33,6 +33,8 @@ struct incoming {
 	struct incoming_stats st;
 	struct wire_complete complete;
 	bool expect_eof;
+	incoming_hello_fn hello_fn;
+	void *hello_ctx;
 };
 
 PRINTF_FMT(4, 5) static int fail(int ret, char *err, size_t errlen, const char *fmt, ...)
@@ -132,6 +134,11 @@ static int on_hello(struct incoming *inc, const uint8_t *p, size_t len, char *er
 	ret = vm_config_check(&cfg, msg, sizeof(msg));
 	if (ret < 0)
 		return fail(-EBADMSG, err, errlen, "HELLO describes a VM this host refuses: %s", msg);
+	if (inc->hello_fn) {
+		ret = inc->hello_fn(inc->hello_ctx, cfg.name, cfg.mem_bytes, err, errlen);
+		if (ret < 0)
+			return ret;
+	}
 	inc->caps = inc->hello.caps & SUPPORTED_CAPS;
 	if (inc->caps & WIRE_CAP_ZSTD) {
 		struct codec_config c = { .ops = &codec_zstd_ops, .level = 1 };
@@ -391,4 +398,10 @@ int incoming_send_resumed(struct incoming *inc)
 void incoming_expect_eof(struct incoming *inc)
 {
 	inc->expect_eof = true;
+}
+
+void incoming_set_hello_hook(struct incoming *inc, incoming_hello_fn fn, void *ctx)
+{
+	inc->hello_fn = fn;
+	inc->hello_ctx = ctx;
 }

@@ -55,6 +55,15 @@ void incoming_destroy(struct incoming *inc);
  */
 int incoming_run(struct incoming *inc, struct vm **vm, char *err, size_t errlen) __must_check;
 
+/*
+ * Called when HELLO arrived and was checked, before any page: the VM's name
+ * (after the override) and its memory. Return 0 to go on, or -errno with a
+ * message in err to refuse the stream (the source gets an ERROR frame).
+ */
+typedef int (*incoming_hello_fn)(void *ctx, const char *name, uint64_t mem_bytes, char *err,
+				 size_t errlen);
+void incoming_set_hello_hook(struct incoming *inc, incoming_hello_fn fn, void *ctx);
+
 /* Files: the stream must end right after COMPLETE (checked before the VM is built). */
 void incoming_expect_eof(struct incoming *inc);
 
