@@ -95,7 +95,7 @@ static void run_guest(const char *guest, unsigned vcpus)
 	struct vm *vm = start_vm(guest, "workset=2M", 64ull << 20, vcpus);
 	bool idle = !strcmp(guest, "idle");
 	struct vm_guest_stats st;
-	char con[256];
+	static char con[VM_CONSOLE_BYTES + 1];
 
 	wait_progress(vm, idle ? 20 : 2000, idle ? 20 : 0);
 	stats(vm, &st);

@@ -86,6 +86,20 @@ puthex:
 	pop	%rax
 	ret
 
+/*
+ * quiet_pass: ZF set when pass %rbx should be printed (a power of two or a
+ * multiple of 4096), so the console keeps its banner. Preserves all but flags.
+ */
+quiet_pass:
+	push	%rax
+	mov	%rbx, %rax
+	test	$4095, %rax
+	jz	1f
+	lea	-1(%rbx), %rax
+	and	%rbx, %rax
+1:	pop	%rax
+	ret
+
 /* idt_setup: exceptions 0-31 report FATAL; vector 0x20 is the timer. */
 idt_setup:
 	mov	$GUEST_IDT_GPA, %edi

@@ -12,7 +12,9 @@
  * verifications covers every page. A page fails when its index, its
  * generation (a stale page that went back in time), its body sum (any
  * flipped byte) or its stamp does not match; each failure is one ERROR event
- * carrying the page index. Progress: one unit per page written or verified.
+ * carrying the page index. Each page is also verified just before it is
+ * overwritten, so damage is caught within one write pass whatever the
+ * phase of the two sweeps. Progress: one unit per page written or verified.
  *
  * Registers: r12 share base, r13 n, r9 first page index of the share,
  * rbx generation, rbp write cursor, r10 verify cursor, r11 loop counter.
@@ -40,13 +42,17 @@ wloop:
 	inc	%rbx
 	test	%r15, %r15
 	jnz	1f
+	call	quiet_pass			/* print generations 1, 2, 4, 8, ... */
+	jnz	1f
 	lea	passmsg(%rip), %rsi
 	call	puts
 	mov	%rbx, %rax
 	call	puthex
 	lea	crlf(%rip), %rsi
 	call	puts
-1:	mov	%rbp, %rsi
+1:	mov	%rbp, %rsi			/* check what is about to be overwritten */
+	call	verify_page
+	mov	%rbp, %rsi
 	call	write_page
 	inc	%rbp
 	dec	%r11d

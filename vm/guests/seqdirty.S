@@ -18,6 +18,8 @@ outer:
 	inc	%rbx
 	test	%r15, %r15
 	jnz	1f
+	call	quiet_pass			/* print passes 1, 2, 4, 8, ... */
+	jnz	1f
 	lea	passmsg(%rip), %rsi
 	call	puts
 	mov	%rbx, %rax
