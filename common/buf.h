@@ -147,7 +147,9 @@ static inline uint16_t get_le16(struct rbuf *r)
 {
 	const uint8_t *s = rbuf_take(r, 2);
 
-	return s ? (uint16_t)(s[0] | (s[1] << 8)) : 0;
+	if (!s)
+		return 0;
+	return (uint16_t)(s[0] | (s[1] << 8));
 }
 
 static inline uint32_t get_le32(struct rbuf *r)

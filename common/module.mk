@@ -1,1 +1,1 @@
-LIB_OBJS += $(O)/common/log.o $(O)/common/xio.o $(O)/common/parse.o
+LIB_OBJS += $(O)/common/err.o $(O)/common/log.o $(O)/common/xio.o $(O)/common/parse.o

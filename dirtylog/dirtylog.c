@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
+#include "common/err.h"
 #include "common/clock.h"
 #include "common/log.h"
 
@@ -28,18 +29,6 @@ struct dirtylog {
 	uint64_t overflows;
 	bool overflowed;	/* ring overflowed since the last sync */
 };
-
-PRINTF_FMT(4, 5) static int fail(int ret, char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return ret;
-}
 
 int dirtylog_backend_by_name(const char *name, enum dirtylog_backend *b)
 {
@@ -66,12 +55,12 @@ int dirtylog_start(struct vm *vm, enum dirtylog_backend b, struct dirtylog **out
 
 	*out = NULL;
 	if (b == DIRTYLOG_RING && !vm_get_config(vm)->dirty_ring)
-		return fail(-EOPNOTSUPP, err, errlen,
+		return err_set(-EOPNOTSUPP, err, errlen,
 			    "VM %s has no dirty ring: start it with --dirty-ring ENTRIES",
 			    vm_get_config(vm)->name);
 	d = calloc(1, sizeof(*d));
 	if (!d)
-		return fail(-ENOMEM, err, errlen, "out of memory");
+		return err_set(-ENOMEM, err, errlen, "out of memory");
 	d->vm = vm;
 	d->backend = b;
 	d->nslots = vm_get_slots(vm, d->slots);
@@ -82,14 +71,14 @@ int dirtylog_start(struct vm *vm, enum dirtylog_backend b, struct dirtylog **out
 	d->ring_bm = calloc(dirtylog_bitmap_words(d->npages), 8);
 	if (!d->slot_bm || !d->ring_bm) {
 		dirtylog_stop(d);
-		return fail(-ENOMEM, err, errlen, "out of memory for dirty bitmaps");
+		return err_set(-ENOMEM, err, errlen, "out of memory for dirty bitmaps");
 	}
 	d->manual = b == DIRTYLOG_BITMAP && vm_manual_protect(vm);
 	d->first_sync = true;
 	ret = vm_set_dirty_logging(vm, true);
 	if (ret < 0) {
 		dirtylog_stop(d);
-		return fail(ret, err, errlen, "cannot enable dirty logging: %s", strerror(-ret));
+		return err_set(ret, err, errlen, "cannot enable dirty logging: %s", strerror(-ret));
 	}
 	d->last_sync_ns = clock_now_ns();
 	*out = d;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/err.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "migrate/digest.h"
@@ -36,18 +37,6 @@ struct incoming {
 	incoming_hello_fn hello_fn;
 	void *hello_ctx;
 };
-
-PRINTF_FMT(4, 5) static int fail(int ret, char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return ret;
-}
 
 int incoming_create(struct mio *in, struct mio *ret, const char *name, struct incoming **out)
 {
@@ -121,7 +110,7 @@ static int on_hello(struct incoming *inc, const uint8_t *p, size_t len, char *er
 	if (ret < 0)
 		return ret;
 	if (inc->hello.channels != 1)
-		return fail(-EPROTO, err, errlen, "HELLO: %u channels; this receiver takes one",
+		return err_set(-EPROTO, err, errlen, "HELLO: %u channels; this receiver takes one",
 			    inc->hello.channels);
 	/* the VM it describes must be one this host can build */
 	memset(&cfg, 0, sizeof(cfg));
@@ -133,7 +122,7 @@ static int on_hello(struct incoming *inc, const uint8_t *p, size_t len, char *er
 	memcpy(cfg.mac, inc->hello.mac, 6);
 	ret = vm_config_check(&cfg, msg, sizeof(msg));
 	if (ret < 0)
-		return fail(-EBADMSG, err, errlen, "HELLO describes a VM this host refuses: %s", msg);
+		return err_set(-EBADMSG, err, errlen, "HELLO describes a VM this host refuses: %s", msg);
 	if (inc->hello_fn) {
 		ret = inc->hello_fn(inc->hello_ctx, cfg.name, cfg.mem_bytes, err, errlen);
 		if (ret < 0)
@@ -144,13 +133,13 @@ static int on_hello(struct incoming *inc, const uint8_t *p, size_t len, char *er
 		struct codec_config c = { .ops = &codec_zstd_ops, .level = 1 };
 
 		if (codec_ctx_create(&c, WIRE_PAGE_SIZE, &inc->zstd) < 0)
-			return fail(-ENOMEM, err, errlen, "out of memory for zstd");
+			return err_set(-ENOMEM, err, errlen, "out of memory for zstd");
 	}
 	if (inc->caps & WIRE_CAP_LZ4) {
 		struct codec_config c = { .ops = &codec_lz4_ops, .level = 1 };
 
 		if (codec_ctx_create(&c, WIRE_PAGE_SIZE, &inc->lz4) < 0)
-			return fail(-ENOMEM, err, errlen, "out of memory for lz4");
+			return err_set(-ENOMEM, err, errlen, "out of memory for lz4");
 	}
 	ret = vm_ram_create(&inc->ram, inc->hello.mem_bytes, err, errlen);
 	if (ret < 0)
@@ -200,7 +189,7 @@ static int on_pages(struct incoming *inc, const uint8_t *p, size_t len, char *er
 			break;
 		}
 		if (n < 0)
-			return fail(-EBADMSG, err, errlen, "PAGES: entry %u (page %llu): bad %s payload",
+			return err_set(-EBADMSG, err, errlen, "PAGES: entry %u (page %llu): bad %s payload",
 				    it.index - 1, (unsigned long long)pg.page,
 				    codec_get(pg.codec) ? codec_get(pg.codec)->name : "?");
 		inc->st.pages++;
@@ -217,21 +206,21 @@ static int on_state(struct incoming *inc, const uint8_t *p, size_t len, char *er
 
 	ret = state_read_section(inc->state, p, len, &used, &type, msg, sizeof(msg));
 	if (ret < 0)
-		return fail(ret, err, errlen, "STATE: %s", msg);
+		return err_set(ret, err, errlen, "STATE: %s", msg);
 	if (used != len)
-		return fail(-EBADMSG, err, errlen, "STATE: %zu bytes after the %s section",
+		return err_set(-EBADMSG, err, errlen, "STATE: %zu bytes after the %s section",
 			    len - used, state_section_name(type));
 	if (type == STATE_SEC_RAM || type == STATE_SEC_END)
-		return fail(-EBADMSG, err, errlen, "STATE: a %s section has no place in a stream",
+		return err_set(-EBADMSG, err, errlen, "STATE: a %s section has no place in a stream",
 			    state_section_name(type));
 	if (type == STATE_SEC_VCPU) {
 		uint32_t idx = inc->state->vcpu[p[8] & 7].index;
 
 		if (inc->vcpus_seen & (1u << idx))
-			return fail(-EBADMSG, err, errlen, "STATE: vCPU %u sent twice", idx);
+			return err_set(-EBADMSG, err, errlen, "STATE: vCPU %u sent twice", idx);
 		inc->vcpus_seen |= 1u << idx;
 	} else if (inc->seen & (1u << type)) {
-		return fail(-EBADMSG, err, errlen, "STATE: %s section sent twice",
+		return err_set(-EBADMSG, err, errlen, "STATE: %s section sent twice",
 			    state_section_name(type));
 	}
 	inc->seen |= 1u << type;
@@ -250,15 +239,15 @@ static int on_complete(struct incoming *inc, const uint8_t *p, size_t len, char 
 	if (ret < 0)
 		return ret;
 	if (inc->complete.state_sections != inc->sections)
-		return fail(-EBADMSG, err, errlen,
+		return err_set(-EBADMSG, err, errlen,
 			    "COMPLETE announces %u state sections, %u arrived",
 			    inc->complete.state_sections, inc->sections);
 	ret = state_check_complete(inc->state, inc->seen, inc->vcpus_seen, msg, sizeof(msg));
 	if (ret < 0)
-		return fail(ret, err, errlen, "incomplete state: %s", msg);
+		return err_set(ret, err, errlen, "incomplete state: %s", msg);
 	if (c->mem_bytes != inc->hello.mem_bytes || c->vcpus != inc->hello.vcpus ||
 	    strcmp(c->guest, inc->hello.guest))
-		return fail(-EBADMSG, err, errlen,
+		return err_set(-EBADMSG, err, errlen,
 			    "the config section (%llu bytes, %u vCPUs, %s) contradicts HELLO",
 			    (unsigned long long)c->mem_bytes, c->vcpus, c->guest);
 	inc->st.digest_alg = inc->complete.digest_alg;
@@ -266,9 +255,9 @@ static int on_complete(struct incoming *inc, const uint8_t *p, size_t len, char 
 		uint8_t d[RAM_DIGEST_BYTES];
 
 		if (ram_digest(inc->ram.fd, inc->ram.alias, inc->ram.bytes, d) < 0)
-			return fail(-ENOMEM, err, errlen, "cannot compute the RAM digest");
+			return err_set(-ENOMEM, err, errlen, "cannot compute the RAM digest");
 		if (memcmp(d, inc->complete.digest, RAM_DIGEST_BYTES))
-			return fail(-EBADMSG, err, errlen,
+			return err_set(-EBADMSG, err, errlen,
 				    "RAM digest mismatch: the guest memory that arrived differs "
 				    "from the source's");
 		inc->st.digest_ok = 1;
@@ -291,11 +280,11 @@ int incoming_run(struct incoming *inc, struct vm **vm, char *err, size_t errlen)
 			/* EOF at a frame boundary */
 			if (inc->st.frames) {
 				ret = -ECONNRESET;
-				fail(ret, err, errlen,
+				err_set(ret, err, errlen,
 				     "the stream ended after %llu frames, before COMPLETE",
 				     (unsigned long long)inc->st.frames);
 			} else {
-				fail(ret, err, errlen, "the stream is empty");
+				err_set(ret, err, errlen, "the stream is empty");
 			}
 			goto out;
 		}
@@ -345,11 +334,11 @@ int incoming_run(struct incoming *inc, struct vm **vm, char *err, size_t errlen)
 
 			ret = frame_get_error(p, h.len, &e, err, errlen);
 			if (ret == 0)
-				ret = fail(-ECANCELED, err, errlen, "the source gave up: %s", e.msg);
+				ret = err_set(-ECANCELED, err, errlen, "the source gave up: %s", e.msg);
 			break;
 		}
 		default:
-			ret = fail(-EPROTO, err, errlen, "%s frame on the forward stream",
+			ret = err_set(-EPROTO, err, errlen, "%s frame on the forward stream",
 				   frame_type_name(h.type));
 			break;
 		}
@@ -361,7 +350,7 @@ int incoming_run(struct incoming *inc, struct vm **vm, char *err, size_t errlen)
 
 		ret = inc->in->read(inc->in, &extra, 1);
 		if (ret != -ENODATA) {
-			ret = fail(-EBADMSG, err, errlen, "data after the end of the stream");
+			ret = err_set(-EBADMSG, err, errlen, "data after the end of the stream");
 			goto out;
 		}
 	}
@@ -373,7 +362,7 @@ int incoming_run(struct incoming *inc, struct vm **vm, char *err, size_t errlen)
 					   msg, sizeof(msg));
 		inc->have_ram = false; /* the VM owns it now, or freed it */
 		if (ret < 0)
-			fail(ret, err, errlen, "cannot build the VM: %s", msg);
+			err_set(ret, err, errlen, "cannot build the VM: %s", msg);
 	}
 out:
 	if (ret < 0 && inc->ret && ret != -ECANCELED) {

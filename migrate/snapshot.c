@@ -12,6 +12,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "common/err.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "migrate/incoming.h"
@@ -21,18 +22,6 @@
 #include "vm/state.h"
 
 #define PAGE WIRE_PAGE_SIZE
-
-PRINTF_FMT(4, 5) static int fail(int ret, char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return ret;
-}
 
 static void hello_from_config(struct wire_hello *h, const struct vm_config *c, uint32_t caps)
 {
@@ -98,17 +87,17 @@ static int write_stream(struct vm *vm, struct mio *io, const struct codec_config
 	int ret;
 
 	if (!state || !buf || !sec) {
-		ret = fail(-ENOMEM, err, errlen, "out of memory");
+		ret = err_set(-ENOMEM, err, errlen, "out of memory");
 		goto out;
 	}
 	ret = vm_capture(vm, state);
 	if (ret < 0) {
-		fail(ret, err, errlen, "cannot capture the VM state: %s", strerror(-ret));
+		err_set(ret, err, errlen, "cannot capture the VM state: %s", strerror(-ret));
 		goto out;
 	}
 	ret = page_sender_create(cc, 0, io, &ps);
 	if (ret < 0) {
-		fail(ret, err, errlen, "cannot set up the page encoder: %s", strerror(-ret));
+		err_set(ret, err, errlen, "cannot set up the page encoder: %s", strerror(-ret));
 		goto out;
 	}
 	hello_from_config(&hello, &state->config, page_sender_caps(ps));
@@ -143,7 +132,7 @@ static int write_stream(struct vm *vm, struct mio *io, const struct codec_config
 	if (!ret)
 		ret = mio_flush(io);
 	if (ret < 0)
-		fail(ret, err, errlen, "%s", strerror(-ret));
+		err_set(ret, err, errlen, "%s", strerror(-ret));
 	st->ram_pages = pst.pages - pst.duplicate_pages;
 	st->zero_pages = vm_ram_bytes(vm) / PAGE - st->ram_pages;
 out:
@@ -169,25 +158,25 @@ int snapshot_save_compressed(struct vm *vm, const char *path, const char *compre
 		st = &local;
 	memset(st, 0, sizeof(*st));
 	if (compress && codec_by_name(compress, &cc) < 0)
-		return fail(-EINVAL, err, errlen,
+		return err_set(-EINVAL, err, errlen,
 			    "unknown compression '%s' (none, zstd[:LEVEL], lz4, lz4hc[:LEVEL])",
 			    compress);
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path) >= (int)sizeof(tmp))
-		return fail(-ENAMETOOLONG, err, errlen, "path too long: %s", path);
+		return err_set(-ENAMETOOLONG, err, errlen, "path too long: %s", path);
 	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)
-		return fail(-errno, err, errlen, "cannot create a file next to %s: %s", path,
+		return err_set(-errno, err, errlen, "cannot create a file next to %s: %s", path,
 			    strerror(errno));
 	ret = mio_file_open(&io, fd);
 	if (ret < 0) {
-		fail(ret, err, errlen, "out of memory");
+		err_set(ret, err, errlen, "out of memory");
 		goto out;
 	}
 	if (was_running) {
 		tp = clock_now_ns();
 		ret = vm_pause(vm, NULL);
 		if (ret < 0) {
-			fail(ret, err, errlen, "cannot pause the VM: %s", strerror(-ret));
+			err_set(ret, err, errlen, "cannot pause the VM: %s", strerror(-ret));
 			goto out;
 		}
 	}
@@ -195,11 +184,11 @@ int snapshot_save_compressed(struct vm *vm, const char *path, const char *compre
 	if (!ret && fsync(fd) < 0)
 		ret = -errno;
 	if (ret < 0) {
-		fail(ret, err, errlen, "cannot write %s: %s", path, ret == -ENOSPC ? "no space left on device" : msg);
+		err_set(ret, err, errlen, "cannot write %s: %s", path, ret == -ENOSPC ? "no space left on device" : msg);
 		goto out_resume;
 	}
 	if (rename(tmp, path) < 0) {
-		ret = fail(-errno, err, errlen, "cannot rename %s to %s: %s", tmp, path,
+		ret = err_set(-errno, err, errlen, "cannot rename %s to %s: %s", tmp, path,
 			   strerror(errno));
 		goto out_resume;
 	}
@@ -211,7 +200,7 @@ out_resume:
 
 		st->pause_ns = clock_now_ns() - tp;
 		if (r2 < 0 && ret == 0)
-			ret = fail(r2, err, errlen, "cannot resume the VM: %s", strerror(-r2));
+			ret = err_set(r2, err, errlen, "cannot resume the VM: %s", strerror(-r2));
 	}
 out:
 	mio_close(&io);
@@ -245,12 +234,12 @@ int snapshot_restore(const char *path, const char *name, struct vm **out,
 	memset(st, 0, sizeof(*st));
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return fail(-errno, err, errlen, "cannot open %s: %s", path, strerror(errno));
+		return err_set(-errno, err, errlen, "cannot open %s: %s", path, strerror(errno));
 	ret = mio_file_open(&io, fd);
 	if (!ret)
 		ret = incoming_create(&io, NULL, name, &inc);
 	if (ret < 0) {
-		fail(ret, err, errlen, "out of memory");
+		err_set(ret, err, errlen, "out of memory");
 		goto out;
 	}
 	incoming_expect_eof(inc);
@@ -258,13 +247,13 @@ int snapshot_restore(const char *path, const char *name, struct vm **out,
 	incoming_get_stats(inc, &ist);
 	if (ret < 0) {
 		if (ret == -ENODATA)
-			fail(ret, err, errlen, "%s is empty, not a kvmig snapshot", path);
+			err_set(ret, err, errlen, "%s is empty, not a kvmig snapshot", path);
 		else if (ist.stream_ok)
-			fail(ret, err, errlen, "%s: %s", path, msg);
+			err_set(ret, err, errlen, "%s: %s", path, msg);
 		else if (ret == -ECONNRESET)
-			fail(ret, err, errlen, "%s is truncated: %s", path, msg);
+			err_set(ret, err, errlen, "%s is truncated: %s", path, msg);
 		else
-			fail(ret, err, errlen, "%s is not a valid snapshot: %s (at byte %llu)", path,
+			err_set(ret, err, errlen, "%s is not a valid snapshot: %s (at byte %llu)", path,
 			     msg, (unsigned long long)ist.bytes);
 		goto out;
 	}

@@ -6,21 +6,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/err.h"
 #include "common/buf.h"
 #include "common/crc32c.h"
 #include "protocol/codec.h"
-
-PRINTF_FMT(4, 5) static int fail(int ret, char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return ret;
-}
 
 const char *frame_type_name(unsigned type)
 {
@@ -314,21 +303,21 @@ int frame_check_header(const uint8_t *src, size_t len, struct frame_hdr *h, char
 	uint32_t min, max;
 
 	if (len < WIRE_HDR_BYTES)
-		return fail(-EBADMSG, err, errlen, "frame header truncated: %zu of 8 bytes", len);
+		return err_set(-EBADMSG, err, errlen, "frame header truncated: %zu of 8 bytes", len);
 	rbuf_init(&r, src, len);
 	h->type = get_le16(&r);
 	h->flags = get_le16(&r);
 	h->len = get_le32(&r);
 	if (len_limits(h->type, &min, &max) < 0)
-		return fail(-EBADMSG, err, errlen, "unknown frame type %u", h->type);
+		return err_set(-EBADMSG, err, errlen, "unknown frame type %u", h->type);
 	if (h->flags)
-		return fail(-EBADMSG, err, errlen, "%s frame with unknown flags 0x%x",
+		return err_set(-EBADMSG, err, errlen, "%s frame with unknown flags 0x%x",
 			    frame_type_name(h->type), h->flags);
 	if (h->len < min || h->len > max) {
 		if (min == max)
-			return fail(-EBADMSG, err, errlen, "%s frame of %u bytes, must be %u",
+			return err_set(-EBADMSG, err, errlen, "%s frame of %u bytes, must be %u",
 				    frame_type_name(h->type), h->len, min);
-		return fail(-EBADMSG, err, errlen, "%s frame of %u bytes, must be %u..%u",
+		return err_set(-EBADMSG, err, errlen, "%s frame of %u bytes, must be %u..%u",
 			    frame_type_name(h->type), h->len, min, max);
 	}
 	return 0;
@@ -340,12 +329,12 @@ int frame_check_crc(const uint8_t *frame, size_t total, char *err, size_t errlen
 	uint32_t want, got;
 
 	if (total < WIRE_HDR_BYTES + WIRE_CRC_BYTES)
-		return fail(-EBADMSG, err, errlen, "frame truncated");
+		return err_set(-EBADMSG, err, errlen, "frame truncated");
 	rbuf_init(&r, frame + total - WIRE_CRC_BYTES, WIRE_CRC_BYTES);
 	got = get_le32(&r);
 	want = crc32c(0, frame, total - WIRE_CRC_BYTES);
 	if (got != want)
-		return fail(-EBADMSG, err, errlen,
+		return err_set(-EBADMSG, err, errlen,
 			    "%s frame: checksum mismatch (stored 0x%08x, computed 0x%08x)",
 			    frame_type_name((unsigned)(frame[0] | frame[1] << 8)), got, want);
 	return 0;
@@ -356,7 +345,7 @@ static int get_str(struct rbuf *r, char *dst, size_t n, const char *what, char *
 {
 	get_bytes(r, dst, n);
 	if (!memchr(dst, 0, n))
-		return fail(-EBADMSG, err, errlen, "HELLO: %s is not NUL-terminated", what);
+		return err_set(-EBADMSG, err, errlen, "HELLO: %s is not NUL-terminated", what);
 	return 0;
 }
 
@@ -369,14 +358,14 @@ int frame_get_hello(const uint8_t *p, size_t len, struct wire_hello *h, char *er
 	rbuf_init(&r, p, len);
 	magic = get_le64(&r);
 	if (magic != WIRE_MAGIC)
-		return fail(-EBADMSG, err, errlen, "HELLO: bad magic 0x%016llx, not a kvmig stream",
+		return err_set(-EBADMSG, err, errlen, "HELLO: bad magic 0x%016llx, not a kvmig stream",
 			    (unsigned long long)magic);
 	h->version = get_le16(&r);
 	if (h->version != WIRE_VERSION)
-		return fail(-EPROTO, err, errlen, "HELLO: stream version %u, this build speaks %u",
+		return err_set(-EPROTO, err, errlen, "HELLO: stream version %u, this build speaks %u",
 			    h->version, WIRE_VERSION);
 	if (get_le16(&r))
-		return fail(-EBADMSG, err, errlen, "HELLO: reserved field not zero");
+		return err_set(-EBADMSG, err, errlen, "HELLO: reserved field not zero");
 	h->caps = get_le32(&r);
 	h->page_size = get_le32(&r);
 	h->mem_bytes = get_le64(&r);
@@ -393,20 +382,20 @@ int frame_get_hello(const uint8_t *p, size_t len, struct wire_hello *h, char *er
 		return ret;
 	get_bytes(&r, h->mac, 6);
 	if (!rbuf_ok(&r) || rbuf_left(&r))
-		return fail(-EBADMSG, err, errlen, "HELLO: payload length mismatch");
+		return err_set(-EBADMSG, err, errlen, "HELLO: payload length mismatch");
 	if (h->caps & ~WIRE_CAP_ALL)
-		return fail(-EBADMSG, err, errlen, "HELLO: unknown capability bits 0x%x",
+		return err_set(-EBADMSG, err, errlen, "HELLO: unknown capability bits 0x%x",
 			    h->caps & ~WIRE_CAP_ALL);
 	if (h->page_size != WIRE_PAGE_SIZE)
-		return fail(-EBADMSG, err, errlen, "HELLO: page size %u, only %u is supported",
+		return err_set(-EBADMSG, err, errlen, "HELLO: page size %u, only %u is supported",
 			    h->page_size, WIRE_PAGE_SIZE);
 	if (h->mem_bytes == 0 || h->mem_bytes % h->page_size || h->mem_bytes > (1ull << 40))
-		return fail(-EBADMSG, err, errlen, "HELLO: guest memory of %llu bytes",
+		return err_set(-EBADMSG, err, errlen, "HELLO: guest memory of %llu bytes",
 			    (unsigned long long)h->mem_bytes);
 	if (h->vcpus == 0 || h->vcpus > 64)
-		return fail(-EBADMSG, err, errlen, "HELLO: %u vCPUs", h->vcpus);
+		return err_set(-EBADMSG, err, errlen, "HELLO: %u vCPUs", h->vcpus);
 	if (h->channels == 0 || h->channels > 64 || h->channel >= h->channels)
-		return fail(-EBADMSG, err, errlen, "HELLO: channel %u of %u", h->channel,
+		return err_set(-EBADMSG, err, errlen, "HELLO: channel %u of %u", h->channel,
 			    h->channels);
 	return 0;
 }
@@ -414,7 +403,7 @@ int frame_get_hello(const uint8_t *p, size_t len, struct wire_hello *h, char *er
 #define FIXED_READER_END(name)                                                           \
 	do {                                                                             \
 		if (!rbuf_ok(&r) || rbuf_left(&r))                                       \
-			return fail(-EBADMSG, err, errlen, name ": payload length mismatch"); \
+			return err_set(-EBADMSG, err, errlen, name ": payload length mismatch"); \
 	} while (0)
 
 int frame_get_end_round(const uint8_t *p, size_t len, struct wire_end_round *e, char *err,
@@ -437,7 +426,7 @@ int frame_get_switchover(const uint8_t *p, size_t len, uint32_t *round, char *er
 	rbuf_init(&r, p, len);
 	*round = get_le32(&r);
 	if (get_le32(&r))
-		return fail(-EBADMSG, err, errlen, "SWITCHOVER: reserved field not zero");
+		return err_set(-EBADMSG, err, errlen, "SWITCHOVER: reserved field not zero");
 	FIXED_READER_END("SWITCHOVER");
 	return 0;
 }
@@ -454,7 +443,7 @@ int frame_get_complete(const uint8_t *p, size_t len, struct wire_complete *c, ch
 	get_bytes(&r, c->digest, WIRE_DIGEST_BYTES);
 	FIXED_READER_END("COMPLETE");
 	if (c->digest_alg > WIRE_DIGEST_SHA256)
-		return fail(-EBADMSG, err, errlen, "COMPLETE: unknown digest algorithm %u",
+		return err_set(-EBADMSG, err, errlen, "COMPLETE: unknown digest algorithm %u",
 			    c->digest_alg);
 	return 0;
 }
@@ -467,8 +456,8 @@ int frame_get_error(const uint8_t *p, size_t len, struct wire_error *e, char *er
 	rbuf_init(&r, p, len);
 	e->code = get_le32(&r);
 	n = get_le16(&r);
-	if (n > WIRE_MAX_MSG || n != rbuf_left(&r))
-		return fail(-EBADMSG, err, errlen, "ERROR: message length %u in a %zu-byte frame",
+	if (!rbuf_ok(&r) || n > WIRE_MAX_MSG || n != rbuf_left(&r))
+		return err_set(-EBADMSG, err, errlen, "ERROR: message length %u in a %zu-byte frame",
 			    n, len);
 	get_bytes(&r, e->msg, n);
 	e->msg[n] = '\0';
@@ -487,14 +476,14 @@ int frame_get_hello_ack(const uint8_t *p, size_t len, struct wire_hello_ack *a, 
 	rbuf_init(&r, p, len);
 	a->version = get_le16(&r);
 	if (get_le16(&r))
-		return fail(-EBADMSG, err, errlen, "HELLO_ACK: reserved field not zero");
+		return err_set(-EBADMSG, err, errlen, "HELLO_ACK: reserved field not zero");
 	a->caps = get_le32(&r);
 	FIXED_READER_END("HELLO_ACK");
 	if (a->version != WIRE_VERSION)
-		return fail(-EPROTO, err, errlen, "HELLO_ACK: stream version %u, this build speaks %u",
+		return err_set(-EPROTO, err, errlen, "HELLO_ACK: stream version %u, this build speaks %u",
 			    a->version, WIRE_VERSION);
 	if (a->caps & ~WIRE_CAP_ALL)
-		return fail(-EBADMSG, err, errlen, "HELLO_ACK: unknown capability bits 0x%x",
+		return err_set(-EBADMSG, err, errlen, "HELLO_ACK: unknown capability bits 0x%x",
 			    a->caps & ~WIRE_CAP_ALL);
 	return 0;
 }
@@ -518,10 +507,10 @@ int frame_get_resumed(const uint8_t *p, size_t len, struct wire_resumed *res, ch
 	rbuf_init(&r, p, len);
 	res->digest_ok = get_u8(&r);
 	if (get_u8(&r) || get_le16(&r))
-		return fail(-EBADMSG, err, errlen, "RESUMED: reserved field not zero");
+		return err_set(-EBADMSG, err, errlen, "RESUMED: reserved field not zero");
 	FIXED_READER_END("RESUMED");
 	if (res->digest_ok > 1)
-		return fail(-EBADMSG, err, errlen, "RESUMED: digest_ok %u", res->digest_ok);
+		return err_set(-EBADMSG, err, errlen, "RESUMED: digest_ok %u", res->digest_ok);
 	return 0;
 }
 
@@ -535,10 +524,10 @@ int frame_get_page_req(const uint8_t *p, size_t len, uint64_t npages, struct wir
 	q->count = get_le32(&r);
 	FIXED_READER_END("PAGE_REQ");
 	if (q->count == 0 || q->count > WIRE_MAX_BATCH)
-		return fail(-EBADMSG, err, errlen, "PAGE_REQ: count %u, must be 1..%u", q->count,
+		return err_set(-EBADMSG, err, errlen, "PAGE_REQ: count %u, must be 1..%u", q->count,
 			    WIRE_MAX_BATCH);
 	if (q->page >= npages || q->count > npages - q->page)
-		return fail(-ERANGE, err, errlen,
+		return err_set(-ERANGE, err, errlen,
 			    "PAGE_REQ: pages %llu..+%u lie outside the %llu pages of guest RAM",
 			    (unsigned long long)q->page, q->count, (unsigned long long)npages);
 	return 0;
@@ -555,9 +544,9 @@ int pages_begin(struct page_iter *it, const uint8_t *payload, size_t len, uint64
 	it->count = get_le32(&r);
 	it->round = get_le32(&r);
 	if (!rbuf_ok(&r))
-		return fail(-EBADMSG, err, errlen, "PAGES: payload of %zu bytes has no header", len);
+		return err_set(-EBADMSG, err, errlen, "PAGES: payload of %zu bytes has no header", len);
 	if (it->count == 0 || it->count > WIRE_MAX_BATCH)
-		return fail(-EBADMSG, err, errlen, "PAGES: batch of %u pages, must be 1..%u",
+		return err_set(-EBADMSG, err, errlen, "PAGES: batch of %u pages, must be 1..%u",
 			    it->count, WIRE_MAX_BATCH);
 	it->p = payload;
 	it->len = len;
@@ -592,7 +581,7 @@ int pages_next(struct page_iter *it, struct wire_page *pg, char *err, size_t err
 
 	if (it->index == it->count) {
 		if (it->pos != it->len)
-			return fail(-EBADMSG, err, errlen,
+			return err_set(-EBADMSG, err, errlen,
 				    "PAGES: %zu byte(s) after the last of %u entries",
 				    it->len - it->pos, it->count);
 		return 0;
@@ -602,33 +591,33 @@ int pages_next(struct page_iter *it, struct wire_page *pg, char *err, size_t err
 	pg->codec = get_u8(&r);
 	pg->len = get_le32(&r);
 	if (!rbuf_ok(&r))
-		return fail(-EBADMSG, err, errlen, "PAGES: entry %u of %u truncated", it->index,
+		return err_set(-EBADMSG, err, errlen, "PAGES: entry %u of %u truncated", it->index,
 			    it->count);
 	if (pg->page >= it->npages)
-		return fail(-ERANGE, err, errlen,
+		return err_set(-ERANGE, err, errlen,
 			    "PAGES: entry %u: page %llu lies outside the %llu pages of guest RAM",
 			    it->index, (unsigned long long)pg->page, (unsigned long long)it->npages);
 	if (pg->codec >= CODEC_COUNT)
-		return fail(-EBADMSG, err, errlen, "PAGES: entry %u: unknown codec %u", it->index,
+		return err_set(-EBADMSG, err, errlen, "PAGES: entry %u: unknown codec %u", it->index,
 			    pg->codec);
 	if (!codec_allowed(pg->codec, it->caps))
-		return fail(-EPROTO, err, errlen, "PAGES: entry %u: codec %s was not negotiated",
+		return err_set(-EPROTO, err, errlen, "PAGES: entry %u: codec %s was not negotiated",
 			    it->index, codec_get(pg->codec)->name);
 	switch (pg->codec) {
 	case CODEC_ZERO:
 		if (pg->len)
-			return fail(-EBADMSG, err, errlen, "PAGES: entry %u: zero page with %u bytes",
+			return err_set(-EBADMSG, err, errlen, "PAGES: entry %u: zero page with %u bytes",
 				    it->index, pg->len);
 		break;
 	case CODEC_RAW:
 		if (pg->len != it->page_size)
-			return fail(-EBADMSG, err, errlen,
+			return err_set(-EBADMSG, err, errlen,
 				    "PAGES: entry %u: raw page of %u bytes, must be %u", it->index,
 				    pg->len, it->page_size);
 		break;
 	default:
 		if (pg->len == 0 || pg->len >= it->page_size)
-			return fail(-EBADMSG, err, errlen,
+			return err_set(-EBADMSG, err, errlen,
 				    "PAGES: entry %u: %s payload of %u bytes, must be 1..%u",
 				    it->index, codec_get(pg->codec)->name, pg->len,
 				    it->page_size - 1);
@@ -636,7 +625,7 @@ int pages_next(struct page_iter *it, struct wire_page *pg, char *err, size_t err
 	}
 	pg->data = rbuf_take(&r, pg->len);
 	if (!pg->data)
-		return fail(-EBADMSG, err, errlen,
+		return err_set(-EBADMSG, err, errlen,
 			    "PAGES: entry %u: %u data bytes but only %zu left in the frame",
 			    it->index, pg->len, it->len - it->pos - WIRE_PAGE_ENTRY_HDR);
 	it->pos += r.pos;
@@ -694,7 +683,7 @@ int wire_order_check(struct wire_order *o, unsigned type, char *err, size_t errl
 		break;
 	}
 	if (!ok)
-		return fail(-EPROTO, err, errlen, "%s frame out of order: expected %s",
+		return err_set(-EPROTO, err, errlen, "%s frame out of order: expected %s",
 			    frame_type_name(type),
 			    o->pages_only && o->phase == WIRE_PH_PRECOPY ? "PAGES" : expect[o->phase]);
 	o->phase = next;

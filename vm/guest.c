@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/buf.h"
+#include "common/err.h"
 #include "common/parse.h"
 #include "vm/guest_abi.h"
 
@@ -53,16 +54,6 @@ uint64_t guest_ram_off_to_gpa(uint64_t off)
 	return off < LOW_RAM_MAX ? off : off - LOW_RAM_MAX + HIGH_RAM_GPA;
 }
 
-PRINTF_FMT(3, 4) static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
-
 static uint64_t gcd(uint64_t a, uint64_t b)
 {
 	while (b) {
@@ -82,12 +73,12 @@ int guest_parse(const char *name, const char *args, uint64_t mem_bytes, unsigned
 	uint64_t max_ws;
 
 	if (kind < 0)
-		return fail(err, errlen, "unknown guest '%s' (idle, seqdirty, randdirty, memcheck)",
+		return err_set(-EINVAL, err, errlen, "unknown guest '%s' (idle, seqdirty, randdirty, memcheck)",
 			    name);
 	if (mem_bytes < 2 * GUEST_WORKSET_GPA)
-		return fail(err, errlen, "guest memory must be at least 4M");
+		return err_set(-EINVAL, err, errlen, "guest memory must be at least 4M");
 	if (vcpus == 0)
-		return fail(err, errlen, "a guest needs at least one vCPU");
+		return err_set(-EINVAL, err, errlen, "a guest needs at least one vCPU");
 	memset(gp, 0, sizeof(*gp));
 	gp->kind = (unsigned)kind;
 	gp->ws_off = GUEST_WORKSET_GPA;
@@ -97,7 +88,7 @@ int guest_parse(const char *name, const char *args, uint64_t mem_bytes, unsigned
 	gp->tick_hz = 100;
 	gp->hot_pct = 80;
 	if (strlen(args) >= sizeof(buf))
-		return fail(err, errlen, "guest arguments too long");
+		return err_set(-EINVAL, err, errlen, "guest arguments too long");
 	strcpy(buf, args);
 	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
 		char *eq = strchr(tok, '=');
@@ -105,17 +96,17 @@ int guest_parse(const char *name, const char *args, uint64_t mem_bytes, unsigned
 		int ret;
 
 		if (!eq)
-			return fail(err, errlen, "guest argument '%s' is not key=value", tok);
+			return err_set(-EINVAL, err, errlen, "guest argument '%s' is not key=value", tok);
 		*eq++ = '\0';
 		if (!strcmp(tok, "workset"))
 			ret = parse_size(eq, &v);
 		else
 			ret = parse_u64(eq, &v);
 		if (ret < 0)
-			return fail(err, errlen, "guest argument %s: bad value '%s'", tok, eq);
+			return err_set(-EINVAL, err, errlen, "guest argument %s: bad value '%s'", tok, eq);
 		if (!strcmp(tok, "workset")) {
 			if (v > max_ws)
-				return fail(err, errlen,
+				return err_set(-EINVAL, err, errlen,
 					    "workset %s exceeds the %llu MiB of RAM above 2 MiB", eq,
 					    (unsigned long long)(max_ws >> 20));
 			gp->ws_bytes = v;
@@ -125,20 +116,20 @@ int guest_parse(const char *name, const char *args, uint64_t mem_bytes, unsigned
 			gp->seed = v;
 		} else if (!strcmp(tok, "hz")) {
 			if (v < 10 || v > 1000)
-				return fail(err, errlen, "hz must be 10..1000");
+				return err_set(-EINVAL, err, errlen, "hz must be 10..1000");
 			gp->tick_hz = v;
 		} else if (!strcmp(tok, "hot")) {
 			if (v > 100)
-				return fail(err, errlen, "hot must be a percentage 0..100");
+				return err_set(-EINVAL, err, errlen, "hot must be a percentage 0..100");
 			gp->hot_pct = v;
 		} else {
-			return fail(err, errlen,
+			return err_set(-EINVAL, err, errlen,
 				    "unknown guest argument '%s' (workset, rate, seed, hz, hot)", tok);
 		}
 	}
 	gp->share_pages = gp->ws_bytes / 4096 / vcpus;
 	if (gp->kind != GUEST_KIND_IDLE && gp->share_pages == 0)
-		return fail(err, errlen, "workset too small: each vCPU needs at least one page");
+		return err_set(-EINVAL, err, errlen, "workset too small: each vCPU needs at least one page");
 	gp->stride = 1;
 	if (gp->share_pages > 2) {
 		gp->stride = gp->share_pages / 2 + 1;

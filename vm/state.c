@@ -9,6 +9,7 @@
 
 #include "common/buf.h"
 #include "common/crc32c.h"
+#include "common/err.h"
 #include "common/log.h"
 
 /*
@@ -521,19 +522,7 @@ ssize_t state_write_all(const struct vm_state *st, uint8_t *dst, size_t cap)
 	return (ssize_t)off;
 }
 
-/* Write a message to err and return ret. */
-#define FAIL(ret, ...) fail_ret(ret, err, errlen, __VA_ARGS__)
-PRINTF_FMT(4, 5) static int fail_ret(int ret, char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return ret;
-}
+#define FAIL(ret, ...) err_set(ret, err, errlen, __VA_ARGS__)
 
 int state_check_header(const uint8_t *src, size_t len, unsigned *type, uint32_t *payload_len,
 		       char *err, size_t errlen)

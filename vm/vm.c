@@ -33,6 +33,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "common/err.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "vm/guest.h"
@@ -115,18 +116,6 @@ static void sig_install(void)
 	sigaction(SIGUSR1, &sa, NULL);
 }
 
-PRINTF_FMT(4, 5) static int fail(int ret, char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return ret;
-}
-
 static int xioctl(int fd, unsigned long req, void *arg)
 {
 	int ret;
@@ -164,24 +153,24 @@ int vm_config_check(const struct vm_config *cfg, char *err, size_t errlen)
 	struct guest_params gp;
 
 	if (!cfg->name[0] || !memchr(cfg->name, 0, sizeof(cfg->name)))
-		return fail(-EINVAL, err, errlen, "a VM needs a name of 1..%d characters",
+		return err_set(-EINVAL, err, errlen, "a VM needs a name of 1..%d characters",
 			    VM_NAME_MAX - 1);
 	for (const char *p = cfg->name; *p; p++)
 		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
 		      (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.'))
-			return fail(-EINVAL, err, errlen,
+			return err_set(-EINVAL, err, errlen,
 				    "VM name '%s': use letters, digits, '-', '_' and '.'", cfg->name);
 	if (cfg->mem_bytes < VM_MIN_MEM_BYTES || cfg->mem_bytes > VM_MAX_MEM_BYTES)
-		return fail(-EINVAL, err, errlen, "memory must be between 16M and 64G");
+		return err_set(-EINVAL, err, errlen, "memory must be between 16M and 64G");
 	if (cfg->mem_bytes % (2u << 20))
-		return fail(-EINVAL, err, errlen, "memory must be a multiple of 2M");
+		return err_set(-EINVAL, err, errlen, "memory must be a multiple of 2M");
 	if (cfg->vcpus < 1 || cfg->vcpus > VM_MAX_VCPUS)
-		return fail(-EINVAL, err, errlen, "vCPUs must be between 1 and %d", VM_MAX_VCPUS);
+		return err_set(-EINVAL, err, errlen, "vCPUs must be between 1 and %d", VM_MAX_VCPUS);
 	if (cfg->mac[0] & 1)
-		return fail(-EINVAL, err, errlen, "MAC must be a unicast address");
+		return err_set(-EINVAL, err, errlen, "MAC must be a unicast address");
 	if (cfg->dirty_ring && (cfg->dirty_ring < 64 || cfg->dirty_ring > 65536 ||
 				(cfg->dirty_ring & (cfg->dirty_ring - 1))))
-		return fail(-EINVAL, err, errlen,
+		return err_set(-EINVAL, err, errlen,
 			    "dirty ring entries must be a power of two from 64 to 65536");
 	return guest_parse(cfg->guest, cfg->guest_args, cfg->mem_bytes, cfg->vcpus, &gp, err,
 			   errlen);
@@ -193,11 +182,11 @@ int vm_kvm_available(char *err, size_t errlen)
 	int ver;
 
 	if (fd < 0)
-		return fail(-errno, err, errlen, "cannot open /dev/kvm: %s", strerror(errno));
+		return err_set(-errno, err, errlen, "cannot open /dev/kvm: %s", strerror(errno));
 	ver = ioctl(fd, KVM_GET_API_VERSION, 0);
 	close(fd);
 	if (ver != KVM_API_EXPECTED)
-		return fail(-EOPNOTSUPP, err, errlen, "KVM API version %d, need %d", ver,
+		return err_set(-EOPNOTSUPP, err, errlen, "KVM API version %d, need %d", ver,
 			    KVM_API_EXPECTED);
 	return 0;
 }
@@ -212,7 +201,7 @@ int vm_ram_create(struct vm_ram *ram, uint64_t bytes, char *err, size_t errlen)
 	ram->bytes = bytes;
 	ram->fd = memfd_create("kvmig-ram", MFD_CLOEXEC);
 	if (ram->fd < 0)
-		return fail(-errno, err, errlen, "memfd_create: %s", strerror(errno));
+		return err_set(-errno, err, errlen, "memfd_create: %s", strerror(errno));
 	if (ftruncate(ram->fd, (off_t)bytes) < 0)
 		goto fail_errno;
 	ram->slot_view = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
@@ -229,7 +218,7 @@ fail_errno: {
 	int e = errno;
 
 	vm_ram_destroy(ram);
-	return fail(-e, err, errlen, "cannot allocate %llu MiB of guest RAM: %s",
+	return err_set(-e, err, errlen, "cannot allocate %llu MiB of guest RAM: %s",
 		    (unsigned long long)(bytes >> 20), strerror(e));
 }
 }
@@ -662,17 +651,17 @@ static int vm_build_machine(struct vm *vm, char *err, size_t errlen)
 	pthread_once(&sig_once, sig_install);
 	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (vm->kvm_fd < 0)
-		return fail(-errno, err, errlen, "cannot open /dev/kvm: %s", strerror(errno));
+		return err_set(-errno, err, errlen, "cannot open /dev/kvm: %s", strerror(errno));
 	vm->vm_fd = xioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
 	if (vm->vm_fd < 0)
-		return fail(vm->vm_fd, err, errlen, "KVM_CREATE_VM: %s", strerror(-vm->vm_fd));
+		return err_set(vm->vm_fd, err, errlen, "KVM_CREATE_VM: %s", strerror(-vm->vm_fd));
 	(void)ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, 0xfffbd000ul);
 	ret = xioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0);
 	if (ret < 0)
-		return fail(ret, err, errlen, "KVM_CREATE_IRQCHIP: %s", strerror(-ret));
+		return err_set(ret, err, errlen, "KVM_CREATE_IRQCHIP: %s", strerror(-ret));
 	ret = xioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit);
 	if (ret < 0)
-		return fail(ret, err, errlen, "KVM_CREATE_PIT2: %s", strerror(-ret));
+		return err_set(ret, err, errlen, "KVM_CREATE_PIT2: %s", strerror(-ret));
 	if (ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2) > 0) {
 		struct kvm_enable_cap cap = {
 			.cap = KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2,
@@ -691,21 +680,21 @@ static int vm_build_machine(struct vm *vm, char *err, size_t errlen)
 			max = ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_DIRTY_LOG_RING);
 		}
 		if (max <= 0)
-			return fail(-EOPNOTSUPP, err, errlen, "this KVM has no dirty ring");
+			return err_set(-EOPNOTSUPP, err, errlen, "this KVM has no dirty ring");
 		if (bytes > (uint64_t)max)
-			return fail(-EINVAL, err, errlen, "dirty ring of %u entries exceeds KVM's %d bytes",
+			return err_set(-EINVAL, err, errlen, "dirty ring of %u entries exceeds KVM's %d bytes",
 				    vm->cfg.dirty_ring, max);
 		cap.args[0] = bytes;
 		ret = xioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap);
 		if (ret < 0)
-			return fail(ret, err, errlen, "enabling the dirty ring: %s", strerror(-ret));
+			return err_set(ret, err, errlen, "enabling the dirty ring: %s", strerror(-ret));
 	}
 	ret = set_slots(vm, 0);
 	if (ret < 0)
-		return fail(ret, err, errlen, "KVM_SET_USER_MEMORY_REGION: %s", strerror(-ret));
+		return err_set(ret, err, errlen, "KVM_SET_USER_MEMORY_REGION: %s", strerror(-ret));
 	ret = get_supported_cpuid(vm);
 	if (ret < 0)
-		return fail(ret, err, errlen, "KVM_GET_SUPPORTED_CPUID: %s", strerror(-ret));
+		return err_set(ret, err, errlen, "KVM_GET_SUPPORTED_CPUID: %s", strerror(-ret));
 	return 0;
 }
 
@@ -718,15 +707,15 @@ static int vcpu_open(struct vm *vm, unsigned i, char *err, size_t errlen)
 	v->index = i;
 	v->fd = xioctl(vm->vm_fd, KVM_CREATE_VCPU, (void *)(uintptr_t)i);
 	if (v->fd < 0)
-		return fail(v->fd, err, errlen, "KVM_CREATE_VCPU %u: %s", i, strerror(-v->fd));
+		return err_set(v->fd, err, errlen, "KVM_CREATE_VCPU %u: %s", i, strerror(-v->fd));
 	sz = xioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
 	if (sz < 0)
-		return fail(sz, err, errlen, "KVM_GET_VCPU_MMAP_SIZE: %s", strerror(-sz));
+		return err_set(sz, err, errlen, "KVM_GET_VCPU_MMAP_SIZE: %s", strerror(-sz));
 	v->run_size = (size_t)sz;
 	v->run = mmap(NULL, v->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
 	if (v->run == MAP_FAILED) {
 		v->run = NULL;
-		return fail(-errno, err, errlen, "mmap kvm_run: %s", strerror(errno));
+		return err_set(-errno, err, errlen, "mmap kvm_run: %s", strerror(errno));
 	}
 	if (vm->cfg.dirty_ring) {
 		v->ring_bytes = (size_t)vm->cfg.dirty_ring * sizeof(struct kvm_dirty_gfn);
@@ -734,7 +723,7 @@ static int vcpu_open(struct vm *vm, unsigned i, char *err, size_t errlen)
 			       KVM_DIRTY_LOG_PAGE_OFFSET * sysconf(_SC_PAGESIZE));
 		if (v->ring == MAP_FAILED) {
 			v->ring = NULL;
-			return fail(-errno, err, errlen, "mmap dirty ring: %s", strerror(errno));
+			return err_set(-errno, err, errlen, "mmap dirty ring: %s", strerror(errno));
 		}
 	}
 	vm->nvcpus = MAX(vm->nvcpus, i + 1);
@@ -766,7 +755,7 @@ static int vcpu_boot_regs(struct vm *vm, struct vcpu *v, char *err, size_t errle
 
 	ret = xioctl(v->fd, KVM_GET_SREGS, &sregs);
 	if (ret < 0)
-		return fail(ret, err, errlen, "KVM_GET_SREGS: %s", strerror(-ret));
+		return err_set(ret, err, errlen, "KVM_GET_SREGS: %s", strerror(-ret));
 	set_seg(&sregs.cs, GUEST_CS_SEL, 11, 1, 0);
 	set_seg(&sregs.ds, GUEST_DS_SEL, 3, 0, 1);
 	sregs.es = sregs.fs = sregs.gs = sregs.ss = sregs.ds;
@@ -788,7 +777,7 @@ static int vcpu_boot_regs(struct vm *vm, struct vcpu *v, char *err, size_t errle
 	sregs.efer = 0x500;		/* LME, LMA */
 	ret = xioctl(v->fd, KVM_SET_SREGS, &sregs);
 	if (ret < 0)
-		return fail(ret, err, errlen, "KVM_SET_SREGS: %s", strerror(-ret));
+		return err_set(ret, err, errlen, "KVM_SET_SREGS: %s", strerror(-ret));
 
 	memset(&regs, 0, sizeof(regs));
 	regs.rip = GUEST_CODE_GPA;
@@ -798,17 +787,17 @@ static int vcpu_boot_regs(struct vm *vm, struct vcpu *v, char *err, size_t errle
 	regs.rflags = 0x2;
 	ret = xioctl(v->fd, KVM_SET_REGS, &regs);
 	if (ret < 0)
-		return fail(ret, err, errlen, "KVM_SET_REGS: %s", strerror(-ret));
+		return err_set(ret, err, errlen, "KVM_SET_REGS: %s", strerror(-ret));
 
 	memset(&fpu, 0, sizeof(fpu));
 	fpu.fcw = 0x37f;
 	fpu.mxcsr = 0x1f80;
 	ret = xioctl(v->fd, KVM_SET_FPU, &fpu);
 	if (ret < 0)
-		return fail(ret, err, errlen, "KVM_SET_FPU: %s", strerror(-ret));
+		return err_set(ret, err, errlen, "KVM_SET_FPU: %s", strerror(-ret));
 	ret = xioctl(v->fd, KVM_SET_MP_STATE, &mp);
 	if (ret < 0)
-		return fail(ret, err, errlen, "KVM_SET_MP_STATE: %s", strerror(-ret));
+		return err_set(ret, err, errlen, "KVM_SET_MP_STATE: %s", strerror(-ret));
 	(void)vm;
 	return 0;
 }
@@ -824,7 +813,7 @@ int vm_create(const struct vm_config *cfg, struct vm **out, char *err, size_t er
 		return ret;
 	vm = vm_alloc(cfg);
 	if (!vm)
-		return fail(-ENOMEM, err, errlen, "out of memory");
+		return err_set(-ENOMEM, err, errlen, "out of memory");
 	ret = guest_parse(cfg->guest, cfg->guest_args, cfg->mem_bytes, cfg->vcpus, &vm->gp, err,
 			  errlen);
 	if (ret < 0)
@@ -846,13 +835,13 @@ int vm_create(const struct vm_config *cfg, struct vm **out, char *err, size_t er
 		cpuid_for_vcpu(vm->cpuid, i, ent, &n);
 		ret = set_cpuid(&vm->vcpus[i], ent, n);
 		if (ret < 0) {
-			fail(ret, err, errlen, "KVM_SET_CPUID2: %s", strerror(-ret));
+			err_set(ret, err, errlen, "KVM_SET_CPUID2: %s", strerror(-ret));
 			goto out;
 		}
 		if (i == 0) {
 			ret = probe_msrs(vm, vm->vcpus[0].fd);
 			if (ret < 0) {
-				fail(ret, err, errlen, "KVM_GET_MSR_INDEX_LIST: %s", strerror(-ret));
+				err_set(ret, err, errlen, "KVM_GET_MSR_INDEX_LIST: %s", strerror(-ret));
 				goto out;
 			}
 		}
@@ -1271,7 +1260,7 @@ int vm_create_from_state(const struct vm_state *st, struct vm_ram *ram, const ch
 	vm = vm_alloc(&cfg);
 	if (!vm) {
 		vm_ram_destroy(ram);
-		return fail(-ENOMEM, err, errlen, "out of memory");
+		return err_set(-ENOMEM, err, errlen, "out of memory");
 	}
 	vm->ram = *ram;		/* ownership moves to the VM */
 	ram->fd = -1;
@@ -1280,7 +1269,7 @@ int vm_create_from_state(const struct vm_state *st, struct vm_ram *ram, const ch
 	if (ret < 0)
 		goto out;
 	if (vm->ram.bytes != cfg.mem_bytes) {
-		ret = fail(-EINVAL, err, errlen, "RAM of %llu bytes for a VM of %llu",
+		ret = err_set(-EINVAL, err, errlen, "RAM of %llu bytes for a VM of %llu",
 			   (unsigned long long)vm->ram.bytes, (unsigned long long)cfg.mem_bytes);
 		goto out;
 	}
@@ -1300,13 +1289,13 @@ int vm_create_from_state(const struct vm_state *st, struct vm_ram *ram, const ch
 			chip.chip.ioapic = st->ioapic;
 		ret = xioctl(vm->vm_fd, KVM_SET_IRQCHIP, &chip);
 		if (ret < 0) {
-			fail(ret, err, errlen, "KVM_SET_IRQCHIP %u: %s", i, strerror(-ret));
+			err_set(ret, err, errlen, "KVM_SET_IRQCHIP %u: %s", i, strerror(-ret));
 			goto out;
 		}
 	}
 	ret = xioctl(vm->vm_fd, KVM_SET_PIT2, (void *)(uintptr_t)&st->pit);
 	if (ret < 0) {
-		fail(ret, err, errlen, "KVM_SET_PIT2: %s", strerror(-ret));
+		err_set(ret, err, errlen, "KVM_SET_PIT2: %s", strerror(-ret));
 		goto out;
 	}
 	for (unsigned i = 0; i < cfg.vcpus; i++) {
@@ -1316,13 +1305,13 @@ int vm_create_from_state(const struct vm_state *st, struct vm_ram *ram, const ch
 		if (i == 0) {
 			ret = probe_msrs(vm, vm->vcpus[0].fd);
 			if (ret < 0) {
-				fail(ret, err, errlen, "KVM_GET_MSR_INDEX_LIST: %s", strerror(-ret));
+				err_set(ret, err, errlen, "KVM_GET_MSR_INDEX_LIST: %s", strerror(-ret));
 				goto out;
 			}
 		}
 		ret = vcpu_load(&vm->vcpus[i], &st->vcpu[i]);
 		if (ret < 0) {
-			fail(ret, err, errlen, "loading vCPU %u state failed: %s", i,
+			err_set(ret, err, errlen, "loading vCPU %u state failed: %s", i,
 			     strerror(-ret));
 			goto out;
 		}
@@ -1331,7 +1320,7 @@ int vm_create_from_state(const struct vm_state *st, struct vm_ram *ram, const ch
 	clock.clock = st->clock.clock;
 	ret = xioctl(vm->vm_fd, KVM_SET_CLOCK, &clock);
 	if (ret < 0) {
-		fail(ret, err, errlen, "KVM_SET_CLOCK: %s", strerror(-ret));
+		err_set(ret, err, errlen, "KVM_SET_CLOCK: %s", strerror(-ret));
 		goto out;
 	}
 	vm->uart = st->uart;
