@@ -1,4 +1,11 @@
-# protocol/: the stream (frames, order) and the channels.
-LIB_OBJS += $(O)/protocol/frame.o
-UNIT_TESTS += $(O)/tests/unit/test_frame
-FUZZ_TARGETS += fuzz_frame_decode
+# protocol/: the stream (frames, order), channel addresses and the channels.
+LIB_OBJS += $(O)/protocol/frame.o $(O)/protocol/uri.o $(O)/protocol/channel.o \
+	$(O)/protocol/channel_tcp.o $(O)/protocol/channel_unix.o
+UNIT_TESTS += $(O)/tests/unit/test_frame $(O)/tests/unit/test_channel
+FUZZ_TARGETS += fuzz_frame_decode fuzz_uri_parse
+
+# bench/bench_channel: channel throughput against a plain socket pump.
+BENCHES += $(O)/bench/bench_channel
+$(O)/bench/bench_channel: $(O)/bench/bench_channel.o $(O)/libkvmig.a
+	@[ "$(V)" = 1 ] || echo "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LIBS)

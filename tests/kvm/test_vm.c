@@ -92,6 +92,7 @@ static void wait_errors(struct vm *vm)
 
 static void run_guest(const char *guest, unsigned vcpus)
 {
+	printf("  %s on %u vCPU(s)\n", guest, vcpus);
 	struct vm *vm = start_vm(guest, "workset=2M", 64ull << 20, vcpus);
 	bool idle = !strcmp(guest, "idle");
 	struct vm_guest_stats st;
@@ -296,5 +297,8 @@ int main(void)
 		printf("SKIPPED: test_vm needs /dev/kvm: %s\n", why);
 		return 77;
 	}
+	if (getenv("KVMIG_TEST_FILTER"))
+		cmocka_set_test_filter(getenv("KVMIG_TEST_FILTER"));
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,261 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * channel.h - a connection between two agents that moves whole frames
+ * (protocol/frame.h): stage 6 of the data flow.
+ *
+ * A channel is a transport, a const struct channel_ops chosen by URI
+ * scheme (TCP and unix sockets here in channel_tcp.c and channel_unix.c;
+ * TLS and SSH come later through the same table), plus what every
+ * transport shares, in channel.c:
+ *  - an output buffer of CHANNEL_OBUF_BYTES: frames up to CHANNEL_COPY_MAX
+ *    bytes are copied into it, larger ones go out straight from the
+ *    caller's buffer, gathered with what is buffered into one send
+ *    (writev), so a stream of small frames costs one send per MiB, never
+ *    one per frame or page. Nothing leaves before the buffer fills, a large
+ *    frame goes, or channel_flush(): flush at every point where the peer
+ *    must see what was sent (END_ROUND, SWITCHOVER, COMPLETE, ERROR, every
+ *    return-path frame);
+ *  - an input buffer that reads ahead, so small frames cost no syscall
+ *    each, while large payloads are received straight into the caller's
+ *    buffer;
+ *  - channel_read_frame(), which hands out only frames whose header
+ *    (frame_check_header) and CRC (frame_check_crc) were checked;
+ *  - counters of bytes and frames moved and of transport calls;
+ *  - a timeout: every wait for the peer (to accept bytes or to send some)
+ *    is bounded by timeout_ms, poll()-based, and gives -ETIMEDOUT.
+ *
+ * Threads: I/O blocks, one thread per direction. The sending thread owns
+ * channel_write()/channel_flush(), the receiving thread owns
+ * channel_read_frame(); channel_get_stats() and channel_shutdown() may be
+ * called from any thread (shutdown wakes both: the cancel path);
+ * channel_set_timeout() before the threads start; channel_close() after
+ * both are done. No locks: the two directions share nothing but atomics.
+ *
+ * Errors, each with a message naming what failed: -ETIMEDOUT the peer made
+ * no progress for timeout_ms; -ECONNRESET the peer is gone (reset, EPIPE,
+ * or EOF inside a frame; SIGPIPE is never raised: sends use MSG_NOSIGNAL);
+ * -ENODATA the peer closed the stream cleanly between two frames (as in
+ * common/xio.h: whether that is an error depends on the protocol state);
+ * -ECANCELED this side shut the channel down; -EBADMSG a frame failed its
+ * checks; -ENOSPC a frame larger than the caller's buffer; other -errno.
+ * An error breaks its direction for good (later calls repeat it), except a
+ * read timeout before a whole frame header arrived: nothing was consumed
+ * (a partial header stays buffered) and the caller may read again (a
+ * receive loop with a short timeout that checks for cancellation).
+ */
+#ifndef KVMIG_PROTOCOL_CHANNEL_H
+#define KVMIG_PROTOCOL_CHANNEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "common/compiler.h"
+#include "protocol/frame.h"
+#include "protocol/uri.h"
+#include "protocol/wire.h"
+
+#define CHANNEL_OBUF_BYTES (1u << 20)
+#define CHANNEL_IBUF_BYTES (256u << 10)
+#define CHANNEL_COPY_MAX (64u << 10)	/* larger frames are sent without a copy */
+#define CHANNEL_SOCKBUF_BYTES (4u << 20)	/* SO_SNDBUF/SO_RCVBUF asked (the kernel caps it) */
+#define CHANNEL_IOV_MAX 8		/* iovecs one ops->send takes */
+#define CHANNEL_NO_TIMEOUT (-1)
+/* The largest frame: size channel_read_frame()'s buffer with it. */
+#define CHANNEL_FRAME_MAX ((size_t)WIRE_HDR_BYTES + WIRE_MAX_PAYLOAD + WIRE_CRC_BYTES)
+
+struct channel;
+struct channel_listener;
+
+/*
+ * A transport. Connection ops work on an open channel; constructor hooks
+ * make one. A hook a transport lacks is NULL.
+ *
+ * send: all bytes of iov[0..iovcnt) (iovcnt <= CHANNEL_IOV_MAX) or an
+ * error; short writes are retried inside. recv: at least min and at most
+ * max bytes into buf (min >= 1), Return: bytes, -ENODATA at EOF before the
+ * first byte, -ECONNRESET at EOF after it, -errno. Both wait at most
+ * channel_timeout() for each bit of progress. shutdown: shutdown(2) of the
+ * connection, callable from any thread. close: free the transport's state
+ * and close its fd. get_fd: the socket to poll, -1 if none.
+ *
+ * connect: open a channel to u. listen: bind and listen at u, updating
+ * u->port to the port bound; *fd the listening socket, *priv the
+ * transport's listener state. accept: the next connection on a listening
+ * fd. unlisten: close fd, free priv, remove what listen created.
+ */
+struct channel_ops {
+	const char *name;
+	int (*send)(struct channel *ch, const struct iovec *iov, int iovcnt, char *err,
+		    size_t errlen);
+	ssize_t (*recv)(struct channel *ch, void *buf, size_t min, size_t max, char *err,
+			size_t errlen);
+	int (*shutdown)(struct channel *ch, int how);
+	void (*close)(struct channel *ch);
+	int (*get_fd)(const struct channel *ch);
+
+	int (*connect)(const struct uri *u, int timeout_ms, struct channel **out, char *err,
+		       size_t errlen);
+	int (*listen)(struct uri *u, int *fd, void **priv, char *err, size_t errlen);
+	int (*accept)(int fd, void *priv, int timeout_ms, struct channel **out, char *err,
+		      size_t errlen);
+	void (*unlisten)(const struct uri *u, int fd, void *priv);
+};
+
+extern const struct channel_ops channel_tcp_ops;
+extern const struct channel_ops channel_unix_ops;
+
+/* The transport for a scheme, or NULL when this build has none (tls, ssh). */
+const struct channel_ops *channel_ops_for(enum uri_scheme scheme);
+
+struct channel_stats {
+	uint64_t bytes_sent;		/* bytes the transport accepted */
+	uint64_t bytes_received;	/* bytes read from the transport */
+	uint64_t frames_sent;		/* frames given to channel_write() */
+	uint64_t frames_received;	/* checked frames returned */
+	uint64_t sends;			/* ops->send calls: one per batch of frames */
+	uint64_t recvs;			/* ops->recv calls */
+};
+
+/* ---- making channels ------------------------------------------------------ */
+
+/*
+ * channel_connect - open a channel to a URI (tcp://HOST:PORT,
+ * unix:///PATH; see uri.h). timeout_ms bounds the connect and becomes the
+ * channel's I/O timeout (CHANNEL_NO_TIMEOUT: wait forever; name
+ * resolution is not bounded).
+ * Return: 0 and *out; -EINVAL bad URI, -EOPNOTSUPP a scheme this build
+ * cannot open, -ETIMEDOUT, -ECONNREFUSED, -EHOSTUNREACH (also: name not
+ * resolved), -ENOENT (no such socket), other -errno; err says which.
+ */
+int channel_connect(const char *uri, int timeout_ms, struct channel **out, char *err,
+		    size_t errlen) __must_check;
+
+/*
+ * channel_listen - listen at a --listen address (tcp:HOST:PORT, unix:PATH).
+ * Port 0 picks a free port (channel_listener_port()). A unix socket file
+ * left by a dead listener is replaced; one with a live listener is not.
+ * Return: 0 and *out; -EINVAL, -EOPNOTSUPP, -EADDRINUSE, other -errno.
+ */
+int channel_listen(const char *spec, struct channel_listener **out, char *err,
+		   size_t errlen) __must_check;
+
+/*
+ * channel_accept - the next connection; timeout_ms bounds the wait and
+ * becomes the channel's I/O timeout. Return: 0 and *out, -ETIMEDOUT,
+ * -errno.
+ */
+int channel_accept(struct channel_listener *l, int timeout_ms, struct channel **out, char *err,
+		   size_t errlen) __must_check;
+
+/* The bound TCP port (0 for unix). */
+uint16_t channel_listener_port(const struct channel_listener *l);
+
+/*
+ * A URI that connects to this listener (tcp://127.0.0.1:PORT for a
+ * wildcard address, unix:///ABSOLUTE/PATH). Return: length, -ENOSPC.
+ */
+int channel_listener_uri(const struct channel_listener *l, char *buf, size_t cap) __must_check;
+
+/* The listening socket, for an event loop. */
+int channel_listener_fd(const struct channel_listener *l);
+
+/* Stop listening: close the socket, remove a unix socket file. NULL is fine. */
+void channel_listener_close(struct channel_listener *l);
+
+/*
+ * channel_open - wrap a connected socket in a channel with transport ops
+ * (for transports, and for tests over a socketpair). Takes ownership of fd
+ * (closed by channel_close(), or here on failure) and of priv (ops->close
+ * frees it). Return: 0 and *out, -ENOMEM.
+ */
+int channel_open(const struct channel_ops *ops, int fd, void *priv, int timeout_ms,
+		 struct channel **out) __must_check;
+
+/* Close without flushing (flush first to keep buffered frames). NULL is fine. */
+void channel_close(struct channel *ch);
+
+/* ---- using them ------------------------------------------------------------- */
+
+/*
+ * channel_write - queue or send one whole frame of len bytes (a writer's
+ * output). Borrowed: frame may be reused when this returns.
+ * Return: 0, or -errno (the sending direction is then broken).
+ */
+int channel_write(struct channel *ch, const void *frame, size_t len, char *err,
+		  size_t errlen) __must_check;
+
+/* Send everything buffered. Return: 0 or -errno. */
+int channel_flush(struct channel *ch, char *err, size_t errlen) __must_check;
+
+/*
+ * channel_read_frame - the next frame, header and CRC checked, into buf
+ * (cap bytes; CHANNEL_FRAME_MAX holds any frame). *h gets its header; the
+ * payload is at buf + WIRE_HDR_BYTES, h->len bytes.
+ * Return: the frame's total size, or -ETIMEDOUT, -ENODATA (the peer closed
+ * the stream after the previous frame), -ECONNRESET (reset, or closed
+ * inside a frame), -ECANCELED, -EBADMSG, -ENOSPC (frame larger than cap),
+ * -errno.
+ */
+ssize_t channel_read_frame(struct channel *ch, uint8_t *buf, size_t cap, struct frame_hdr *h,
+			   char *err, size_t errlen) __must_check;
+
+/*
+ * channel_wait - wait up to timeout_ms (0: just look) until
+ * channel_read_frame() has something to read (a buffered byte, data or
+ * EOF on the socket, or a broken channel to report). Called by the
+ * receiving thread, e.g. one that mostly sends and now and then looks for
+ * replies. Return: 1, 0 on timeout, -errno.
+ */
+int channel_wait(struct channel *ch, int timeout_ms) __must_check;
+
+/*
+ * channel_shutdown - shutdown(2): SHUT_WR after the last frame, SHUT_RDWR
+ * from any thread to cancel (blocked calls return -ECANCELED).
+ * Return: 0 or -errno.
+ */
+int channel_shutdown(struct channel *ch, int how);
+
+/* The I/O timeout in ms (CHANNEL_NO_TIMEOUT: none). */
+void channel_set_timeout(struct channel *ch, int timeout_ms);
+int channel_timeout(const struct channel *ch);
+
+void channel_get_stats(const struct channel *ch, struct channel_stats *st);
+
+/* "tcp", "unix", ... */
+const char *channel_transport(const struct channel *ch);
+
+int channel_fd(const struct channel *ch);
+void *channel_priv(const struct channel *ch);
+
+/* ---- for socket transports (channel_tcp.c, channel_unix.c, later tls) ----- */
+
+/*
+ * Connection ops over a stream socket: sendmsg/recv with MSG_DONTWAIT and
+ * MSG_NOSIGNAL, poll() when the kernel is not ready, channel_fd() the
+ * socket. close frees nothing but the fd.
+ */
+int channel_sock_send(struct channel *ch, const struct iovec *iov, int iovcnt, char *err,
+		      size_t errlen);
+ssize_t channel_sock_recv(struct channel *ch, void *buf, size_t min, size_t max, char *err,
+			  size_t errlen);
+int channel_sock_shutdown(struct channel *ch, int how);
+void channel_sock_close(struct channel *ch);
+int channel_sock_get_fd(const struct channel *ch);
+
+/*
+ * Connect a new socket (family/addr) within timeout_ms; *fd is the
+ * connected socket (close-on-exec). setup, when not NULL, runs on the
+ * socket before connect (socket options). Return: 0 or -errno, no message.
+ */
+int channel_sock_connect(int family, const void *addr, size_t addrlen, int timeout_ms,
+			 int (*setup)(int fd), int *fd);
+
+/* Wait up to timeout_ms and accept one connection (close-on-exec). Return: 0, -errno. */
+int channel_sock_accept(int lfd, int timeout_ms, int *fd);
+
+/* Ask for large socket buffers; the kernel caps them at net.core.[rw]mem_max. */
+void channel_sock_set_buffers(int fd);
+
+#endif
