@@ -16,4 +16,6 @@ for b in bench_codec; do
 	"$B/bench/$b" "$@"
 done
 echo
+"$B/bench/bench_channel"
+echo
 bench/snapshot.sh "$B"

@@ -13,4 +13,7 @@
 /* CRC of buf, continuing from crc (start with 0). */
 uint32_t crc32c(uint32_t crc, const void *buf, size_t len);
 
+/* The table-driven version, for tests and machines without SSE4.2. */
+uint32_t crc32c_portable(uint32_t crc, const void *buf, size_t len);
+
 #endif
