@@ -29,6 +29,11 @@ struct mio {
 	void (*close)(struct mio *io);
 	/* 1 when a read would not block, 0 after timeout_ms, -errno */
 	int (*wait)(struct mio *io, int timeout_ms);
+	/* optional: a transport that reads and checks whole frames itself */
+	int (*read_frame)(struct mio *io, uint8_t *buf, size_t cap, struct frame_hdr *h,
+			  char *err, size_t errlen);
+	/* optional: wake a blocked reader or writer from another thread */
+	void (*shutdown)(struct mio *io);
 	uint64_t bytes_out, bytes_in;
 	void *priv;
 };
@@ -37,8 +42,8 @@ struct mio {
 int mio_file_open(struct mio *io, int fd) __must_check;
 
 /*
- * A connected stream socket; takes ownership of fd (closed by mio_close).
- * Writes are buffered (1 MiB) and every wait is bounded (30 s).
+ * A connected stream socket as a protocol/channel; takes ownership of fd
+ * (closed by mio_close). Writes are batched and every wait is bounded (30 s).
  */
 int mio_socket_open(struct mio *io, int fd) __must_check;
 
@@ -65,6 +70,12 @@ static inline int mio_flush(struct mio *io)
 	return io->flush ? io->flush(io) : 0;
 }
 
+static inline void mio_shutdown(struct mio *io)
+{
+	if (io->shutdown)
+		io->shutdown(io);
+}
+
 static inline void mio_close(struct mio *io)
 {
 	if (io->close)
@@ -73,7 +84,8 @@ static inline void mio_close(struct mio *io)
 }
 
 /*
- * Connect to a destination agent: "tcp://HOST:PORT" or "unix:///PATH".
+ * Connect to a destination agent through protocol/channel: "tcp://HOST:PORT"
+ * or "unix:///PATH".
  * Return: 0, or -errno with a message in err.
  */
 int mio_connect(struct mio *io, const char *uri, int timeout_ms, char *err,

@@ -718,7 +718,19 @@ void migrate_get_stats(struct migrate_job *j, struct migrate_stats *st)
 
 void migrate_cancel(struct migrate_job *j)
 {
+	bool precopy;
+
 	atomic_store(&j->cancel, true);
+	/*
+	 * Before stop-and-copy, wake a send blocked on a slow peer. Once the
+	 * guest is paused and its state is on the way, the destination may
+	 * already run it: the job then finishes its handshake instead.
+	 */
+	pthread_mutex_lock(&j->lock);
+	precopy = !strcmp(j->st.status, "setup") || !strcmp(j->st.status, "active");
+	pthread_mutex_unlock(&j->lock);
+	if (precopy)
+		mio_shutdown(&j->io);
 }
 
 bool migrate_finished(struct migrate_job *j)
