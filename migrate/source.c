@@ -630,8 +630,8 @@ out:
 			 ret == -ECANCELED ? "cancelled" : "failed");
 		snprintf(j->st.error, sizeof(j->st.error), "%s", j->err);
 	}
+	mio_close(&j->io);	/* under the lock: migrate_cancel may be shutting it down */
 	pthread_mutex_unlock(&j->lock);
-	mio_close(&j->io);
 	j->result = ret;
 	atomic_store(&j->finished, true);
 	return NULL;
@@ -728,9 +728,9 @@ void migrate_cancel(struct migrate_job *j)
 	 */
 	pthread_mutex_lock(&j->lock);
 	precopy = !strcmp(j->st.status, "setup") || !strcmp(j->st.status, "active");
-	pthread_mutex_unlock(&j->lock);
-	if (precopy)
+	if (precopy && j->io.priv)
 		mio_shutdown(&j->io);
+	pthread_mutex_unlock(&j->lock);
 }
 
 bool migrate_finished(struct migrate_job *j)

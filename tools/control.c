@@ -383,6 +383,26 @@ int ctl_get_u64(const json_t *obj, const char *key, bool required, uint64_t *out
 	return 0;
 }
 
+int ctl_get_bool(const json_t *obj, const char *key, bool required, bool *out, char *err,
+		 size_t errlen)
+{
+	const json_t *v = json_object_get(obj, key);
+
+	if (!v || json_is_null(v)) {
+		if (!required)
+			return 1;
+		snprintf(err, errlen, "missing field '%s'", key);
+		return -EINVAL;
+	}
+	if (!json_is_boolean(v)) {
+		snprintf(err, errlen, "field '%s' must be true or false, got %s", key,
+			 json_type_name(v));
+		return -EINVAL;
+	}
+	*out = json_is_true(v);
+	return 0;
+}
+
 static int hexval(char c)
 {
 	if (c >= '0' && c <= '9')

@@ -132,6 +132,14 @@ int ctl_get_u64(const json_t *obj, const char *key, bool required, uint64_t *out
 		size_t errlen) __must_check;
 
 /*
+ * Boolean field (JSON true or false). Return: 0 when present, 1 when
+ * absent and not required, -EINVAL when absent and required or not a
+ * boolean.
+ */
+int ctl_get_bool(const json_t *obj, const char *key, bool required, bool *out, char *err,
+		 size_t errlen) __must_check;
+
+/*
  * Parse a MAC strictly: six two-digit hex pairs separated by ':'
  * ("52:54:00:ab:CD:ef"). Multicast and all-zero addresses are refused: a
  * NIC needs a unicast address. Return: 0 or -EINVAL with a message in err.

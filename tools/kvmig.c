@@ -7,24 +7,33 @@
  * --json the reply object without its "ok" field, on one line of stdout.
  * Errors always go to stderr as "kvmig: <message>"; exit status 1 for an
  * error from the agent or the connection, 2 for bad usage and commands
- * that are not implemented yet.
+ * that are not implemented yet. `kvmig migrate` is the one command that
+ * talks more than once: it starts a job, then polls job.info until the
+ * job ends, drawing a progress line on a terminal.
  */
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/parse.h"
+#include "dirtylog/dirtylog.h"
+#include "migrate/migrate.h"
 #include "tools/control.h"
+#include "tools/jobs.h"
 #include "vm/vm.h"
 
 #define DEFAULT_AGENT	  "/run/kvmig/kvmigd.sock"
 #define DEFAULT_TIMEOUT_S 600
+#define DEFAULT_XBZRLE	  (64ull << 20)
+#define POLL_MS		  150 /* kvmig migrate polls job.info this often */
 
 enum { EXIT_ERR = 1, EXIT_USAGE = 2 };
 
@@ -78,16 +87,21 @@ static void help_main(FILE *f)
 		"  vm console NAME           the guest's console output (newest 64 KiB)\n"
 		"  vm save NAME FILE         snapshot a running VM into FILE (it keeps running)\n"
 		"  vm restore FILE [--name NAME]   start a VM from a snapshot\n"
+		"  migrate NAME --to URI [OPTIONS]   live-migrate a VM to another agent\n"
+		"                            (kvmig migrate --help for the options)\n"
+		"  job info NAME             statistics of NAME's migration job\n"
+		"  job cancel NAME           cancel it; the VM runs on at the source\n"
 		"  agent ping                is the agent alive\n"
 		"  agent version             agent version, API version, whether KVM works\n"
 		"  agent send JSON           send one raw request line (for debugging)\n"
-		"  migrate, job, drain, bench, demo   not implemented yet (exit status 2)\n"
+		"  drain, bench, demo        not implemented yet (exit status 2)\n"
 		"\n"
 		"Options (anywhere on the command line):\n"
 		"  --agent PATH    the agent's control socket; default $KVMIG_AGENT,\n"
 		"                  else " DEFAULT_AGENT "\n"
 		"  --json          print the agent's reply as one JSON object on stdout\n"
-		"  --timeout SEC   wait at most SEC seconds for a reply (default %d; 0: forever)\n"
+		"  --timeout SEC   wait at most SEC seconds for a reply (default %d; 0: forever);\n"
+		"                  after 'migrate' it is the migration's own --timeout\n"
 		"  -h, --help      this help; 'kvmig vm --help' for the vm commands\n"
 		"  -V, --version   print the version\n"
 		"\n"
@@ -103,20 +117,24 @@ static void help_vm(FILE *f)
 		"\n"
 		"  vm start NAME [--mem SIZE] [--vcpus N] [--guest GUEST[,KEY=VALUE...]] [--mac "
 		"MAC]\n"
+		"           [--dirty-ring ENTRIES]\n"
 		"      Create and run a VM. SIZE takes K, M, G suffixes (binary units) and\n"
 		"      must be a multiple of 2M from 16M to 64G; default 64M. N: 1 to %d,\n"
 		"      default 1. GUEST: idle (default), seqdirty, randdirty or memcheck;\n"
 		"      what follows the first comma is passed to the guest as its\n"
 		"      arguments, e.g. --guest memcheck,workset=4M. MAC: six hex pairs\n"
 		"      separated by ':' (default: 52:54:00 and three random bytes).\n"
-		"      NAME: up to %d characters from [A-Za-z0-9._-].\n"
+		"      NAME: up to %d characters from [A-Za-z0-9._-]. --dirty-ring gives\n"
+		"      each vCPU a KVM dirty ring of ENTRIES (a power of two, 64 to 65536),\n"
+		"      needed to migrate it with --dirty-track ring.\n"
 		"  vm stop NAME\n"
 		"      Destroy the VM and print its last guest counters.\n"
 		"  vm list\n"
 		"      One line per VM: name, state, memory, vCPUs, guest, MAC.\n"
 		"  vm info NAME\n"
 		"      Everything the agent knows about the VM, as 'key: value' lines.\n"
-		"      state is one of running, paused, migrating, postcopy, stopped.\n"
+		"      state is one of running, paused, migrating, postcopy, stopped, and\n"
+		"      incoming while a migration stream is arriving.\n"
 		"  vm console NAME\n"
 		"      Print the newest console output of the guest (COM1).\n"
 		"  vm save NAME FILE\n"
@@ -127,6 +145,68 @@ static void help_vm(FILE *f)
 		"FILE is opened by the agent; kvmig makes a relative FILE absolute against\n"
 		"its own working directory first. Every command takes --json.\n",
 		VM_MAX_VCPUS, VM_NAME_MAX - 1);
+}
+
+static void help_migrate(FILE *f)
+{
+	fprintf(f,
+		"Usage: kvmig migrate NAME --to URI [OPTIONS]\n"
+		"\n"
+		"Live-migrate VM NAME from this agent to the agent listening on URI\n"
+		"(kvmigd --listen): the guest keeps running while its memory is copied in\n"
+		"rounds, then stops for a short stop-and-copy and resumes at the\n"
+		"destination under the same name. If anything fails before the\n"
+		"destination confirms that the VM runs, the guest runs on here unharmed.\n"
+		"\n"
+		"URI: tcp://HOST:PORT or unix:///PATH (tls:// and ssh:// are not implemented\n"
+		"yet).\n"
+		"\n"
+		"Options:\n"
+		"  --max-downtime MS      longest acceptable pause at switchover (default 300)\n"
+		"  --bandwidth MiB/s      limit the stream (a number, fractions allowed;\n"
+		"                         default and 0: unlimited)\n"
+		"  --xbzrle[=CACHE]       send re-dirtied pages as XBZRLE deltas against a\n"
+		"                         cache of CACHE bytes (K/M/G; default 64M)\n"
+		"  --compress ALG         none (default), zstd[:LEVEL] (1..22) or lz4\n"
+		"  --parallel N           channels, 1 to %d (only 1 works so far)\n"
+		"  --auto-converge        throttle the vCPUs when the guest dirties memory\n"
+		"                         faster than the link moves it\n"
+		"  --max-iterations N     give up after N precopy rounds (default 30; 0: never)\n"
+		"  --timeout SEC          give up after SEC seconds (default: never)\n"
+		"  --verify               compare a digest of all guest RAM on both sides\n"
+		"  --dirty-track bitmap|ring   KVM dirty log (default) or dirty ring (the VM\n"
+		"                         needs vm start --dirty-ring ENTRIES)\n"
+		"  --detach               start the job and return; follow it with\n"
+		"                         kvmig job info NAME\n"
+		"  --json                 print the final statistics as one JSON object\n"
+		"  --postcopy             NOT IMPLEMENTED YET (exit status 2)\n"
+		"  --announce IFACE       NOT IMPLEMENTED YET (exit status 2)\n"
+		"\n"
+		"Without --detach, kvmig waits for the end of the job. On a terminal it\n"
+		"draws a progress line on stderr: the share of the stream sent (bytes\n"
+		"sent against what is still dirty), the rate, the dirty memory left, the\n"
+		"round, the expected downtime and the vCPU throttle. Ctrl-C cancels the\n"
+		"migration (the guest stays here); a second Ctrl-C stops waiting.\n"
+		"At the end it prints the job statistics (the names of virsh domjobinfo\n"
+		"and QEMU query-migrate; with --json one JSON object), also when the\n"
+		"migration failed.\n"
+		"\n"
+		"Exit status: 0 the VM runs at the destination (and is gone here); 1 the\n"
+		"migration failed or was cancelled ('kvmig: migration of NAME failed:\n"
+		"<reason>' on stderr) or the agent refused it; 2 bad usage.\n",
+		MIGRATE_MAX_PARALLEL);
+}
+
+static void help_job(FILE *f)
+{
+	fprintf(f, "Usage: kvmig job info NAME | job cancel NAME\n"
+		   "\n"
+		   "  job info NAME     statistics of the migration job of VM NAME: live while\n"
+		   "                    it runs, final after it ended (kept until a new job\n"
+		   "                    starts or another VM takes the name)\n"
+		   "  job cancel NAME   cancel the running job; the VM runs on at the source\n"
+		   "\n"
+		   "Every command takes --json.\n");
 }
 
 /* ---- talking to the agent ---- */
@@ -156,6 +236,40 @@ static json_t *call_line(const struct cli *cli, const char *line, size_t len)
 	json_object_del(resp, "ok");
 	json_object_del(resp, "id");
 	return resp;
+}
+
+/*
+ * Like call(), but an error from the agent or the connection comes back
+ * as NULL with the message in err instead of ending the program.
+ */
+static bool try_call(const struct cli *cli, json_t *req, char *err, size_t errlen)
+{
+	size_t len;
+	char *line = req ? ctl_encode(req, &len) : NULL;
+	json_t *resp = NULL;
+	bool ok = false;
+	int fd, ret;
+
+	json_decref(req);
+	if (!line) {
+		snprintf(err, errlen, "out of memory");
+		return false;
+	}
+	fd = ctl_connect(cli->agent, err, errlen);
+	if (fd >= 0) {
+		ret = ctl_call_line(fd, line, len, &resp, cli->timeout_ms, err, errlen);
+		close(fd);
+		if (ret == 0 && json_is_true(json_object_get(resp, "ok"))) {
+			ok = true;
+		} else if (ret == 0) {
+			const char *msg = json_string_value(json_object_get(resp, "error"));
+
+			snprintf(err, errlen, "%s", msg ? msg : "the agent reported an error");
+		}
+	}
+	json_decref(resp);
+	free(line);
+	return ok;
 }
 
 static json_t *call(const struct cli *cli, json_t *req)
@@ -364,9 +478,10 @@ static void want_args(const struct cli *cli, int n, const char *synopsis)
 
 static int cmd_vm_start(const struct cli *cli)
 {
-	static const char syn[] =
-		"vm start NAME [--mem SIZE] [--vcpus N] [--guest GUEST[,KEY=VALUE...]] [--mac MAC]";
+	static const char syn[] = "vm start NAME [--mem SIZE] [--vcpus N] "
+				  "[--guest GUEST[,KEY=VALUE...]] [--mac MAC] [--dirty-ring ENTRIES]";
 	const char *name = NULL, *mem = NULL, *vcpus = NULL, *guest = NULL, *mac = NULL, *v;
+	const char *ring = NULL;
 	json_t *req, *r;
 
 	for (int i = 2; i < cli->argc; i++) {
@@ -380,6 +495,8 @@ static int cmd_vm_start(const struct cli *cli)
 			guest = v;
 		else if (take_opt(cli->argc, cli->argv, &i, "--mac", &v, hint))
 			mac = v;
+		else if (take_opt(cli->argc, cli->argv, &i, "--dirty-ring", &v, hint))
+			ring = v;
 		else if (cli->argv[i][0] == '-')
 			usage_error(hint, "unknown option '%s' for vm start", cli->argv[i]);
 		else if (!name)
@@ -429,6 +546,16 @@ static int cmd_vm_start(const struct cli *cli)
 		if (ctl_parse_mac(mac, m, err, sizeof(err)) < 0)
 			usage_error("kvmig vm --help", "invalid --mac: %s", err);
 		req_str(req, "mac", ctl_format_mac(m, macs));
+	}
+	if (ring) {
+		uint64_t n;
+
+		if (parse_u64(ring, &n) < 0 || n > UINT32_MAX)
+			usage_error("kvmig vm --help",
+				    "invalid --dirty-ring '%s': expected a number of entries, a power "
+				    "of two from 64 to 65536",
+				    ring);
+		json_object_set_new(req, "dirty_ring", json_integer((json_int_t)n));
 	}
 	r = call(cli, req);
 	if (cli->json) {
@@ -483,12 +610,18 @@ static int cmd_vm_list(const struct cli *cli)
 		       "GUEST", "MAC", "GUEST_ARGS");
 		json_array_foreach(vms, i, v)
 		{
-			char sz[32];
+			char sz[32], nv[16];
 
-			printf("%-20s %-10s %6s %5lld %-10s %-17s %s\n", json_str(v, "name"),
+			/* an incoming VM is known only by name and size until it runs */
+			if (json_object_get(v, "vcpus"))
+				snprintf(nv, sizeof(nv), "%lld", json_num(v, "vcpus"));
+			else
+				snprintf(nv, sizeof(nv), "-");
+			printf("%-20s %-10s %6s %5s %-10s %-17s %s\n", json_str(v, "name"),
 			       json_str(v, "state"),
-			       size_str(json_num(v, "mem_bytes"), sz, sizeof(sz)),
-			       json_num(v, "vcpus"), json_str(v, "guest"), json_str(v, "mac"),
+			       size_str(json_num(v, "mem_bytes"), sz, sizeof(sz)), nv,
+			       json_object_get(v, "guest") ? json_str(v, "guest") : "-",
+			       json_object_get(v, "mac") ? json_str(v, "mac") : "-",
 			       json_str(v, "guest_args"));
 		}
 	}
@@ -624,6 +757,379 @@ static int cmd_vm(const struct cli *cli)
 	usage_error("kvmig vm --help", "unknown vm command '%s'", cli->argv[1]);
 }
 
+/* ---- migration ---- */
+
+static volatile sig_atomic_t interrupts;
+
+static void on_sigint(int sig)
+{
+	(void)sig;
+	interrupts++;
+}
+
+/*
+ * Check a destination URI: tcp://HOST:PORT or unix:///PATH. tls:// and
+ * ssh:// are the contract's too, but not implemented yet (exit 2).
+ */
+static void check_uri(const char *uri)
+{
+	static const char hint[] = "kvmig migrate --help";
+
+	if (!strncmp(uri, "tls://", 6) || !strncmp(uri, "ssh://", 6)) {
+		fprintf(stderr, "kvmig: --to %s: %.3s migration is not implemented yet\n", uri,
+			uri);
+		exit(EXIT_USAGE);
+	}
+	if (!strncmp(uri, "tcp://", 6)) {
+		const char *hp = uri + 6, *colon = strrchr(hp, ':');
+		uint64_t port;
+
+		if (!colon || colon == hp || (hp[0] == '[' && colon[-1] != ']') ||
+		    parse_u64(colon + 1, &port) < 0 || port == 0 || port > 65535 ||
+		    colon[1] < '0' || colon[1] > '9')
+			usage_error(hint,
+				    "invalid --to '%s': expected tcp://HOST:PORT with PORT from 1 "
+				    "to 65535",
+				    uri);
+		return;
+	}
+	if (!strncmp(uri, "unix://", 7)) {
+		if (uri[7] != '/' || !uri[8])
+			usage_error(hint,
+				    "invalid --to '%s': expected unix:///ABSOLUTE/PATH (three "
+				    "slashes)",
+				    uri);
+		return;
+	}
+	if (!strncmp(uri, "tcp:", 4) || !strncmp(uri, "unix:", 5))
+		usage_error(hint,
+			    "invalid --to '%s': a destination is a URL: tcp://HOST:PORT or "
+			    "unix:///PATH (tcp:HOST:PORT is the form of kvmigd --listen)",
+			    uri);
+	usage_error(hint, "invalid --to '%s': expected tcp://HOST:PORT or unix:///PATH", uri);
+}
+
+/* A rate in MiB/s: a non-negative decimal number. */
+static int parse_mib_s(const char *s, uint64_t *bytes_s)
+{
+	char *end;
+	double v;
+
+	if (!s[0] || !((s[0] >= '0' && s[0] <= '9') || s[0] == '.'))
+		return -EINVAL;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || *end || !isfinite(v) || v < 0 || v > 1e9)
+		return -EINVAL;
+	*bytes_s = (uint64_t)(v * 1048576.0);
+	if (v > 0 && *bytes_s == 0)
+		*bytes_s = 1;
+	return 0;
+}
+
+static double json_real_or_int(const json_t *o, const char *key)
+{
+	return json_number_value(json_object_get(o, key));
+}
+
+static bool job_over(const char *status)
+{
+	return !strcmp(status, "completed") || !strcmp(status, "failed") ||
+	       !strcmp(status, "cancelled");
+}
+
+/* One progress line on stderr, redrawn in place. */
+static void draw_progress(const json_t *st, double rate_bs)
+{
+	const char *status = json_str(st, "status");
+	uint64_t sent = (uint64_t)json_num(st, "transferred_bytes");
+	uint64_t left = (uint64_t)json_num(st, "remaining_bytes");
+	double pct = sent + left ? 100.0 * (double)sent / (double)(sent + left) : 0.0;
+	long long thr = json_num(st, "throttle_pct");
+	char bar[26];
+	size_t fill = (size_t)(pct / 4.0);
+
+	if (!strcmp(status, "setup")) {
+		fprintf(stderr, "\r%s: setting up\033[K", status);
+		return;
+	}
+	for (size_t i = 0; i < sizeof(bar) - 1; i++)
+		bar[i] = i < fill ? '#' : '.';
+	bar[sizeof(bar) - 1] = '\0';
+	fprintf(stderr,
+		"\r[%s] %3.0f%%  %7.1f MiB/s  %8.1f MiB left  round %lld  exp. downtime %lld ms",
+		bar, pct > 99.0 && strcmp(status, "completed") ? 99.0 : pct, rate_bs / 1048576.0,
+		(double)left / 1048576.0, json_num(st, "round"),
+		json_num(st, "expected_downtime_ms"));
+	if (thr)
+		fprintf(stderr, "  throttle %lld%%", thr);
+	if (!strcmp(status, "device"))
+		fprintf(stderr, "  stop-and-copy");
+	fprintf(stderr, "\033[K");
+}
+
+static json_t *job_info(const struct cli *cli, const char *name)
+{
+	json_t *req = request("job.info");
+
+	req_str(req, "name", name);
+	return call(cli, req);
+}
+
+/* Print final statistics: one JSON object, or a summary and a table. */
+static void print_stats(const struct cli *cli, json_t *st)
+{
+	if (cli->json) {
+		print_json(st);
+		return;
+	}
+	printf("migration of %s to %s: %s after %lld ms, downtime %lld ms, %.1f MiB sent at "
+	       "%.1f Mbit/s\n",
+	       json_str(st, "name"), json_str(st, "uri"), json_str(st, "status"),
+	       json_num(st, "total_ms"), json_num(st, "downtime_ms"),
+	       (double)json_num(st, "transferred_bytes") / 1048576.0,
+	       json_real_or_int(st, "mbps"));
+	print_kv(st);
+}
+
+/* Poll the job until it ends; print its statistics. Return: exit status. */
+static int follow_job(const struct cli *cli, const char *name)
+{
+	bool tty = isatty(STDERR_FILENO), cancel_sent = false, drawn = false;
+	uint64_t last_bytes = 0;
+	long long last_ms = -1;
+	double rate = 0.0;
+	json_t *st;
+	int status;
+
+	for (;;) {
+		struct timespec ts = {.tv_sec = 0, .tv_nsec = POLL_MS * 1000000L};
+		const char *s;
+
+		if (interrupts >= 2) {
+			fprintf(stderr,
+				"%skvmig: stopped waiting; the job goes on in the agent (kvmig job "
+				"info %s)\n",
+				drawn ? "\n" : "", name);
+			exit(130);
+		}
+		if (interrupts == 1 && !cancel_sent) {
+			json_t *req = request("job.cancel");
+			char err[1024];
+
+			req_str(req, "name", name);
+			/* the job may have ended meanwhile: then job.info says how */
+			if (try_call(cli, req, err, sizeof(err)))
+				fprintf(stderr,
+					"%skvmig: cancelling the migration of %s (Ctrl-C again to "
+					"stop waiting)\n",
+					drawn ? "\n" : "", name);
+			else
+				fprintf(stderr, "%skvmig: %s\n", drawn ? "\n" : "", err);
+			cancel_sent = true;
+			drawn = false;
+		}
+		st = job_info(cli, name);
+		s = json_str(st, "status");
+		if (job_over(s))
+			break;
+		if (tty) {
+			uint64_t bytes = (uint64_t)json_num(st, "transferred_bytes");
+			long long ms = json_num(st, "total_ms");
+
+			if (last_ms >= 0 && ms > last_ms && bytes >= last_bytes) {
+				double now = (double)(bytes - last_bytes) * 1000.0 /
+					     (double)(ms - last_ms);
+
+				rate = rate > 0.0 ? 0.5 * rate + 0.5 * now : now;
+			}
+			if (ms > last_ms) {
+				last_ms = ms;
+				last_bytes = bytes;
+			}
+			draw_progress(st, rate);
+			drawn = true;
+		}
+		json_decref(st);
+		nanosleep(&ts, NULL);
+	}
+	if (drawn)
+		fprintf(stderr, "\r\033[K");
+	print_stats(cli, st);
+	fflush(stdout);
+	status = strcmp(json_str(st, "status"), "completed") ? EXIT_ERR : 0;
+	if (status)
+		fprintf(stderr, "kvmig: migration of %s failed: %s\n", name,
+			json_object_get(st, "error") ? json_str(st, "error")
+						     : json_str(st, "status"));
+	json_decref(st);
+	return status;
+}
+
+static int cmd_migrate(const struct cli *cli)
+{
+	static const char hint[] = "kvmig migrate --help";
+	static const char syn[] = "migrate NAME --to URI [OPTIONS]";
+	const char *name = NULL, *to = NULL, *announce = NULL, *v;
+	bool detach = false, postcopy = false;
+	json_t *req, *r;
+
+	for (int i = 1; i < cli->argc; i++) {
+		if (!strcmp(cli->argv[i], "--help") || !strcmp(cli->argv[i], "-h")) {
+			help_migrate(stdout);
+			return 0;
+		}
+	}
+	req = request("migrate.start");
+	for (int i = 1; i < cli->argc; i++) {
+		const char *arg = cli->argv[i];
+		uint64_t n;
+
+		if (take_opt(cli->argc, cli->argv, &i, "--to", &v, hint)) {
+			to = v;
+		} else if (take_opt(cli->argc, cli->argv, &i, "--max-downtime", &v, hint)) {
+			if (parse_u64(v, &n) < 0 || n == 0 || n > 3600000)
+				usage_error(hint,
+					    "invalid --max-downtime '%s': expected milliseconds, "
+					    "1 to 3600000",
+					    v);
+			json_object_set_new(req, "max_downtime_ms", json_integer((json_int_t)n));
+		} else if (take_opt(cli->argc, cli->argv, &i, "--bandwidth", &v, hint)) {
+			if (parse_mib_s(v, &n) < 0)
+				usage_error(hint,
+					    "invalid --bandwidth '%s': expected MiB/s, a number "
+					    "such as 50 or 12.5 (0: unlimited)",
+					    v);
+			json_object_set_new(req, "bandwidth", json_integer((json_int_t)n));
+		} else if (!strcmp(arg, "--xbzrle")) {
+			json_object_set_new(req, "xbzrle_cache_bytes",
+					    json_integer((json_int_t)DEFAULT_XBZRLE));
+		} else if (!strncmp(arg, "--xbzrle=", 9)) {
+			if (parse_size(arg + 9, &n) < 0 || n < VM_PAGE_SIZE || n > (1ull << 40))
+				usage_error(hint,
+					    "invalid --xbzrle cache '%s': expected a size from 4K "
+					    "to 1T, such as 64M",
+					    arg + 9);
+			json_object_set_new(req, "xbzrle_cache_bytes", json_integer((json_int_t)n));
+		} else if (take_opt(cli->argc, cli->argv, &i, "--compress", &v, hint)) {
+			char err[256];
+
+			if (jobs_check_compress(v, err, sizeof(err)) < 0)
+				usage_error(hint, "invalid --compress: %s", err);
+			req_str(req, "compress", v);
+		} else if (take_opt(cli->argc, cli->argv, &i, "--parallel", &v, hint)) {
+			if (parse_u64(v, &n) < 0 || n == 0 || n > MIGRATE_MAX_PARALLEL)
+				usage_error(hint, "invalid --parallel '%s': expected 1 to %d", v,
+					    MIGRATE_MAX_PARALLEL);
+			json_object_set_new(req, "parallel", json_integer((json_int_t)n));
+		} else if (!strcmp(arg, "--auto-converge")) {
+			json_object_set_new(req, "auto_converge", json_true());
+		} else if (take_opt(cli->argc, cli->argv, &i, "--max-iterations", &v, hint)) {
+			if (parse_u64(v, &n) < 0 || n > 1000000)
+				usage_error(hint,
+					    "invalid --max-iterations '%s': expected a number of "
+					    "rounds, 0 to 1000000",
+					    v);
+			json_object_set_new(req, "max_iterations", json_integer((json_int_t)n));
+		} else if (take_opt(cli->argc, cli->argv, &i, "--timeout", &v, hint)) {
+			if (parse_u64(v, &n) < 0 || n > 100000000)
+				usage_error(hint, "invalid --timeout '%s': expected seconds", v);
+			json_object_set_new(req, "timeout_ms", json_integer((json_int_t)(n * 1000)));
+		} else if (!strcmp(arg, "--verify")) {
+			json_object_set_new(req, "verify", json_true());
+		} else if (take_opt(cli->argc, cli->argv, &i, "--dirty-track", &v, hint)) {
+			enum dirtylog_backend b;
+
+			if (dirtylog_backend_by_name(v, &b) < 0)
+				usage_error(hint, "invalid --dirty-track '%s': expected bitmap or ring",
+					    v);
+			req_str(req, "dirty_track", v);
+		} else if (!strcmp(arg, "--detach")) {
+			detach = true;
+		} else if (!strcmp(arg, "--postcopy")) {
+			postcopy = true;
+		} else if (take_opt(cli->argc, cli->argv, &i, "--announce", &v, hint)) {
+			announce = v;
+		} else if (arg[0] == '-' && arg[1]) {
+			usage_error(hint, "unknown option '%s' for migrate", arg);
+		} else if (!name) {
+			name = arg;
+		} else {
+			usage_error(hint, "unexpected argument '%s'; usage: kvmig %s", arg, syn);
+		}
+	}
+	if (!name || !to)
+		usage_error(hint, "usage: kvmig %s", syn);
+	if (postcopy || announce) {
+		fprintf(stderr, "kvmig: %s is not implemented yet\n",
+			postcopy ? "--postcopy" : "--announce");
+		exit(EXIT_USAGE);
+	}
+	check_uri(to);
+	req_str(req, "name", name);
+	req_str(req, "uri", to);
+	if (!detach) {
+		/* from here on, Ctrl-C cancels the job (even one not started yet) */
+		struct sigaction sa = {.sa_handler = on_sigint};
+
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGINT, &sa, NULL); /* no SA_RESTART: sleeps end early */
+	}
+	r = call(cli, req);
+	if (detach) {
+		if (cli->json) {
+			print_json(r);
+		} else {
+			printf("migration of %s to %s started (%s); follow it with 'kvmig job info "
+			       "%s'\n",
+			       json_str(r, "name"), json_str(r, "uri"), json_str(r, "status"),
+			       json_str(r, "name"));
+		}
+		json_decref(r);
+		return 0;
+	}
+	json_decref(r);
+	return follow_job(cli, name);
+}
+
+static int cmd_job(const struct cli *cli)
+{
+	const char *sub = cli->argc > 1 ? cli->argv[1] : "";
+	json_t *req, *r;
+
+	for (int i = 1; i < cli->argc; i++) {
+		if ((i == 1 && is_help(cli->argv[i])) || !strcmp(cli->argv[i], "--help") ||
+		    !strcmp(cli->argv[i], "-h")) {
+			help_job(stdout);
+			return 0;
+		}
+	}
+	if (cli->argc != 3 || (strcmp(sub, "info") && strcmp(sub, "cancel")))
+		usage_error("kvmig job --help", "usage: kvmig job info NAME | job cancel NAME");
+	if (cli->argv[2][0] == '-' && cli->argv[2][1])
+		usage_error("kvmig job --help", "unknown option '%s'; usage: kvmig job %s NAME",
+			    cli->argv[2], sub);
+	if (!strcmp(sub, "info")) {
+		r = job_info(cli, cli->argv[2]);
+		if (cli->json)
+			print_json(r);
+		else
+			print_kv(r);
+	} else {
+		req = request("job.cancel");
+		req_str(req, "name", cli->argv[2]);
+		r = call(cli, req);
+		if (cli->json)
+			print_json(r);
+		else
+			printf("cancelling the migration of %s; 'kvmig job info %s' shows when it "
+			       "stopped\n",
+			       json_str(r, "name"), json_str(r, "name"));
+	}
+	json_decref(r);
+	return 0;
+}
+
 /* ---- agent commands ---- */
 
 static int cmd_agent(const struct cli *cli)
@@ -674,7 +1180,13 @@ static void parse_globals(struct cli *cli, int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		const char *v;
 
-		if (dashdash) {
+		if (!dashdash && cli->argc > 0 && !strcmp(cli->argv[0], "migrate") &&
+		    !strncmp(argv[i], "--timeout", 9) && (!argv[i][9] || argv[i][9] == '=')) {
+			/* after "migrate", --timeout is the migration's own */
+			cli->argv[cli->argc++] = argv[i];
+			if (!argv[i][9] && i + 1 < argc)
+				cli->argv[cli->argc++] = argv[++i];
+		} else if (dashdash) {
 			cli->argv[cli->argc++] = argv[i];
 		} else if (!strcmp(argv[i], "--")) {
 			dashdash = true;
@@ -699,7 +1211,7 @@ static void parse_globals(struct cli *cli, int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	static const char *const later[] = {"migrate", "job", "drain", "bench", "demo"};
+	static const char *const later[] = {"drain", "bench", "demo"};
 	struct cli cli = {0};
 	const char *cmd;
 
@@ -725,6 +1237,10 @@ int main(int argc, char **argv)
 		return cmd_vm(&cli);
 	if (!strcmp(cmd, "agent"))
 		return cmd_agent(&cli);
+	if (!strcmp(cmd, "migrate"))
+		return cmd_migrate(&cli);
+	if (!strcmp(cmd, "job"))
+		return cmd_job(&cli);
 	for (size_t i = 0; i < ARRAY_SIZE(later); i++) {
 		if (!strcmp(cmd, later[i])) {
 			fprintf(stderr, "kvmig: '%s' is not implemented yet\n", cmd);

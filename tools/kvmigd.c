@@ -1,16 +1,33 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * kvmigd - the kvmig agent: hosts named VMs and serves the control API
- * (tools/API.md) on a unix socket, one JSON object per line.
+ * kvmigd - the kvmig agent: hosts named VMs, serves the control API
+ * (tools/API.md) on a unix socket, one JSON object per line, migrates VMs
+ * out (migrate.start) and takes migrations in (--listen).
  *
- * One thread runs an epoll loop over the listening socket, a signalfd for
- * SIGTERM/SIGINT and every client connection. Requests are served one at a
- * time in arrival order: a long request (vm.save of a big VM) delays the
- * others, whose bytes wait in their sockets, but each connection has its
- * own input and output buffer, so replies never mix. Output is written
- * without blocking; a client that does not read its replies only stalls
- * itself (its further requests are not read until its output drains).
- * The VMs' vCPU threads run on their own and never touch the loop.
+ * Threads:
+ *  - the controller runs an epoll loop over the control socket, its
+ *    clients, the migration listener, a signalfd for SIGTERM/SIGINT and an
+ *    eventfd the other threads use to wake it. Requests are served one at
+ *    a time in arrival order: a long request (vm.save of a big VM) delays
+ *    the others, whose bytes wait in their sockets, but each connection has
+ *    its own input and output buffer, so replies never mix. Output is
+ *    written without blocking; a client that does not read its replies
+ *    only stalls itself.
+ *  - each outgoing migration runs on its job thread (migrate/migrate.h),
+ *    which alone touches its VM while the entry's phase is "migrating".
+ *    The loop wakes every JOB_POLL_MS while jobs run, reaps those that
+ *    ended, destroys the source VM of a completed one and hands a failed
+ *    one back to "running".
+ *  - each accepted migration connection gets a thread that runs the
+ *    incoming decoder (migrate/incoming.h) and starts the VM it builds.
+ *  - the VMs' vCPU threads run on their own and never touch the agent.
+ *
+ * Locking: agent.lock guards the registry, the job table and `closing`.
+ * The controller holds it while it serves a request and while it reaps;
+ * an incoming thread holds it only for a moment to reserve, attach or drop
+ * its VM's name, never across the stream. An entry whose phase is not
+ * REG_PHASE_NONE belongs to another thread: the controller reads only its
+ * name, state and atomic counters.
  */
 #define LOG_PREFIX "kvmigd: "
 #include <errno.h>
@@ -18,12 +35,17 @@
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
+#include <netdb.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -33,15 +55,27 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/parse.h"
+#include "dirtylog/dirtylog.h"
+#include "migrate/incoming.h"
+#include "migrate/migrate.h"
+#include "migrate/mio.h"
 #include "migrate/snapshot.h"
+#include "protocol/frame.h"
 #include "tools/control.h"
+#include "tools/jobs.h"
+#include "tools/listener.h"
 #include "tools/registry.h"
 #include "vm/vm.h"
 
-#define MAX_CONNS 64
-#define EV_LISTEN 0
-#define EV_SIGNAL 1
-#define EV_CONN0  2
+#define MAX_CONNS    64
+#define MAX_INCOMING 16	 /* migration streams arriving at once */
+#define JOB_POLL_MS  100 /* how often the loop looks at running jobs */
+#define LINGER_MS    2000 /* a refused stream's input is drained this long */
+#define EV_LISTEN    0
+#define EV_SIGNAL    1
+#define EV_MIGLISTEN 2
+#define EV_WAKE	     3
+#define EV_CONN0     4
 
 struct conn {
 	int fd;
@@ -53,19 +87,38 @@ struct conn {
 	bool dead; /* write error: close without further work */
 };
 
+struct agent;
+
+/* One accepted migration connection and the thread that receives it. */
+struct inconn {
+	struct agent *a;
+	int fd;	     /* the socket; the thread's mio owns and closes it */
+	int shut_fd; /* a duplicate the controller may shutdown() */
+	pthread_t thread;
+	_Atomic bool done;
+	char peer[384];
+	char name[VM_NAME_MAX]; /* the reserved name, "" until HELLO reserved it */
+};
+
 struct agent {
 	const char *control_path;
 	const char *listen_uri;
 	const char *tls_dir;
 	const char *state_dir;
-	int lfd, sfd, epfd;
+	int lfd, sfd, epfd, wakefd;
 	dev_t sock_dev;
 	ino_t sock_ino;
 	struct conn *conns[MAX_CONNS];
-	struct registry *reg;
+	struct listener ml; /* migration listener; ml.fd < 0 without --listen */
+	struct inconn *inc[MAX_INCOMING];
 	uint64_t start_ns;
 	uint64_t requests;
 	bool quit;
+
+	pthread_mutex_t lock;
+	struct registry *reg; /* under lock */
+	struct jobs *jobs;    /* under lock */
+	bool closing;	      /* under lock: refuse new incoming VMs */
 };
 
 /* ---- JSON helpers ---- */
@@ -116,36 +169,57 @@ static const char *origin_name(enum registry_origin o)
 	return "unknown";
 }
 
-/* The vm.list entry (full == false) or the vm.info object (full). */
+/*
+ * The vm.list entry (full == false) or the vm.info object (full). An entry
+ * another thread owns (phase != NONE) is described without touching the
+ * VM's non-atomic state: an incoming one by what HELLO announced, a
+ * migrating one without its pause statistics (the job pauses it).
+ */
 static json_t *vm_json(const struct registry_entry *e, bool full)
 {
-	const struct vm_config *cfg = vm_get_config(e->vm);
+	const struct vm_config *cfg;
 	char mac[CTL_MAC_STRLEN];
 	json_t *o = json_object();
 
 	set_str(o, "name", e->name);
 	set_str(o, "state", registry_state_name(e));
+	if (e->phase == REG_PHASE_INCOMING) {
+		set_u64(o, "mem_bytes", e->mem_bytes);
+		if (full) {
+			set_u64(o, "incoming_ms", (clock_now_ns() - e->added_ns) / 1000000);
+			set_str(o, "origin", origin_name(e->origin));
+			if (e->source[0])
+				set_str(o, "source", e->source);
+		}
+		return o;
+	}
+	cfg = vm_get_config(e->vm);
 	set_u64(o, "mem_bytes", cfg->mem_bytes);
 	set_u64(o, "vcpus", cfg->vcpus);
 	set_str(o, "guest", cfg->guest);
 	set_str(o, "guest_args", cfg->guest_args);
 	set_str(o, "mac", ctl_format_mac(cfg->mac, mac));
 	if (full) {
-		struct vm_pause_stats ps;
 		uint64_t ws_off, ws_bytes;
-		json_t *p = json_object(), *w = json_object();
+		json_t *w = json_object();
 
 		json_object_set_new(o, "guest_stats", guest_stats_json(e->vm));
-		vm_get_pause_stats(e->vm, &ps);
-		set_u64(p, "count", ps.count);
-		set_u64(p, "last_us", ps.last_ns / 1000);
-		set_u64(p, "max_us", ps.max_ns / 1000);
-		set_u64(p, "total_us", ps.total_ns / 1000);
-		json_object_set_new(o, "pause_latency", p);
+		if (e->phase == REG_PHASE_NONE) {
+			struct vm_pause_stats ps;
+			json_t *p = json_object();
+
+			vm_get_pause_stats(e->vm, &ps);
+			set_u64(p, "count", ps.count);
+			set_u64(p, "last_us", ps.last_ns / 1000);
+			set_u64(p, "max_us", ps.max_ns / 1000);
+			set_u64(p, "total_us", ps.total_ns / 1000);
+			json_object_set_new(o, "pause_latency", p);
+		}
 		vm_workset(e->vm, &ws_off, &ws_bytes);
 		set_u64(w, "offset", ws_off);
 		set_u64(w, "bytes", ws_bytes);
 		json_object_set_new(o, "workset", w);
+		set_u64(o, "dirty_ring", cfg->dirty_ring);
 		set_u64(o, "uptime_ms", (clock_now_ns() - e->added_ns) / 1000000);
 		set_str(o, "origin", origin_name(e->origin));
 		if (e->source[0])
@@ -198,6 +272,16 @@ static json_t *req_version(struct agent *a, json_t *req)
 	json_object_set_new(r, "state_dir", a->state_dir ? json_string(a->state_dir) : json_null());
 	set_u64(r, "max_vms", REGISTRY_MAX_VMS);
 	set_u64(r, "pid", (uint64_t)getpid());
+	if (a->ml.fd >= 0) {
+		set_str(r, "listen", a->ml.bound);
+		if (a->ml.connect_uri[0])
+			set_str(r, "migrate_uri", a->ml.connect_uri);
+		else
+			json_object_set_new(r, "migrate_uri", json_null());
+	} else {
+		json_object_set_new(r, "listen", json_null());
+		json_object_set_new(r, "migrate_uri", json_null());
+	}
 	return r;
 }
 
@@ -258,6 +342,15 @@ static json_t *req_start(struct agent *a, json_t *req)
 		return ctl_response_error("vm.start: %s", err);
 	if (ret == 0 && ctl_parse_mac(mac, cfg.mac, err, sizeof(err)) < 0)
 		return ctl_response_error("%s", err);
+	ret = ctl_get_u64(req, "dirty_ring", false, &v, err, sizeof(err));
+	if (ret < 0)
+		return ctl_response_error("vm.start: %s", err);
+	if (ret == 0) {
+		if (v > UINT32_MAX)
+			return ctl_response_error(
+				"dirty ring entries must be a power of two from 64 to 65536");
+		cfg.dirty_ring = (uint32_t)v;
+	}
 
 	if (vm_config_check(&cfg, err, sizeof(err)) < 0)
 		return ctl_response_error("%s", err);
@@ -279,6 +372,7 @@ static json_t *req_start(struct agent *a, json_t *req)
 		vm_destroy(vm);
 		return ctl_response_error("cannot register VM '%s': %s", name, strerror(-ret));
 	}
+	jobs_forget(a->jobs, name);
 	pr_info("started VM '%s' (%s, %llu MiB, %u vCPU)", name, cfg.guest,
 		(unsigned long long)(cfg.mem_bytes >> 20), cfg.vcpus);
 	{
@@ -307,7 +401,7 @@ static struct registry_entry *find_named(struct agent *a, json_t *req, const cha
 	return e;
 }
 
-/* Jobs own their VM: refuse stop/save while one runs (later issues). */
+/* A job or an incoming stream owns the VM: refuse what would touch it. */
 static json_t *busy(const struct registry_entry *e)
 {
 	return ctl_response_error("VM '%s' is busy (%s)", e->name, registry_state_name(e));
@@ -367,6 +461,8 @@ static json_t *req_console(struct agent *a, json_t *req)
 
 	if (!e)
 		return r;
+	if (e->phase == REG_PHASE_INCOMING)
+		return busy(e);
 	buf = malloc(VM_CONSOLE_BYTES + 1);
 	if (!buf)
 		return ctl_response_error("out of memory");
@@ -465,6 +561,7 @@ static json_t *req_restore(struct agent *a, json_t *req)
 		vm_destroy(vm);
 		return ctl_response_error("cannot register VM '%s': %s", vname, strerror(-ret));
 	}
+	jobs_forget(a->jobs, vname);
 	pr_info("restored VM '%s' from %s", vname, path);
 	r = ctl_response_ok();
 	merge(r, vm_json(registry_find(a->reg, vname), true));
@@ -477,6 +574,251 @@ static json_t *req_restore(struct agent *a, json_t *req)
 	return r;
 }
 
+/* ---- migration, the source side ---- */
+
+/*
+ * An optional integer field within [min, max].
+ * Return: 0 (set *out), 1 (absent), or -EINVAL with a message in err.
+ */
+static int opt_u64(json_t *req, const char *key, uint64_t min, uint64_t max, uint64_t *out,
+		   char *err, size_t errlen)
+{
+	uint64_t v;
+	int ret = ctl_get_u64(req, key, false, &v, err, errlen);
+
+	if (ret != 0)
+		return ret;
+	if (v < min || v > max) {
+		snprintf(err, errlen, "field '%s' must be between %llu and %llu, not %llu", key,
+			 (unsigned long long)min, (unsigned long long)max, (unsigned long long)v);
+		return -EINVAL;
+	}
+	*out = v;
+	return 0;
+}
+
+/* The job options of a migrate.start request. Return: 0 or -EINVAL with err. */
+static int migrate_opts_from(json_t *req, struct migrate_opts *o, char *err, size_t errlen)
+{
+	const char *s;
+	uint64_t v;
+	bool b;
+	int ret;
+
+	migrate_opts_defaults(o);
+	if ((ret = opt_u64(req, "max_downtime_ms", 1, 3600000, &v, err, errlen)) < 0)
+		return ret;
+	if (ret == 0)
+		o->max_downtime_ms = v;
+	if ((ret = opt_u64(req, "bandwidth", 0, UINT64_MAX, &v, err, errlen)) < 0)
+		return ret;
+	if (ret == 0)
+		o->bandwidth = v;
+	if ((ret = opt_u64(req, "xbzrle_cache_bytes", 0, 1ull << 40, &v, err, errlen)) < 0)
+		return ret;
+	if (ret == 0) {
+		if (v && v < VM_PAGE_SIZE) {
+			snprintf(err, errlen,
+				 "field 'xbzrle_cache_bytes' must be 0 (off) or at least %u (one "
+				 "page), not %llu",
+				 VM_PAGE_SIZE, (unsigned long long)v);
+			return -EINVAL;
+		}
+		o->xbzrle_cache_bytes = (size_t)v;
+	}
+	if ((ret = ctl_get_str(req, "compress", false, &s, err, errlen)) < 0)
+		return ret;
+	if (ret == 0) {
+		if (strlen(s) >= sizeof(o->compress)) {
+			snprintf(err, errlen, "unknown compression '%.40s...'", s);
+			return -EINVAL;
+		}
+		if ((ret = jobs_check_compress(s, err, errlen)) < 0)
+			return ret;
+		snprintf(o->compress, sizeof(o->compress), "%s", s);
+	}
+	if ((ret = opt_u64(req, "parallel", 1, MIGRATE_MAX_PARALLEL, &v, err, errlen)) < 0)
+		return ret;
+	if (ret == 0)
+		o->parallel = (unsigned)v;
+	if ((ret = ctl_get_bool(req, "auto_converge", false, &b, err, errlen)) < 0)
+		return ret;
+	if (ret == 0)
+		o->auto_converge = b;
+	if ((ret = opt_u64(req, "max_iterations", 0, 1000000, &v, err, errlen)) < 0)
+		return ret;
+	if (ret == 0)
+		o->max_iterations = (unsigned)v;
+	if ((ret = opt_u64(req, "timeout_ms", 0, UINT64_MAX / 1000000, &v, err, errlen)) < 0)
+		return ret;
+	if (ret == 0)
+		o->timeout_ms = v;
+	if ((ret = ctl_get_bool(req, "verify", false, &b, err, errlen)) < 0)
+		return ret;
+	if (ret == 0)
+		o->verify = b;
+	if ((ret = ctl_get_str(req, "dirty_track", false, &s, err, errlen)) < 0)
+		return ret;
+	if (ret == 0 && dirtylog_backend_by_name(s, &o->dirty_track) < 0) {
+		snprintf(err, errlen, "unknown dirty tracking '%.40s' (bitmap, ring)", s);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * Every field is checked before the VM is looked at, so a bad request is
+ * answered the same whatever the agent hosts.
+ */
+static json_t *req_migrate_start(struct agent *a, json_t *req)
+{
+	struct registry_entry *e;
+	struct migrate_job *job = NULL;
+	struct migrate_opts o;
+	struct migrate_stats st;
+	const char *name, *uri;
+	char err[512] = "";
+	json_t *r;
+	int ret;
+
+	if (ctl_get_str(req, "name", true, &name, err, sizeof(err)) < 0)
+		return ctl_response_error("migrate.start: %s", err);
+	if (ctl_get_str(req, "uri", true, &uri, err, sizeof(err)) < 0)
+		return ctl_response_error("migrate.start: %s", err);
+	if (!uri[0])
+		return ctl_response_error("migrate.start: field 'uri' is empty");
+	if (strlen(uri) >= JOBS_URI_MAX)
+		return ctl_response_error("migrate.start: field 'uri' is longer than %d bytes",
+					  JOBS_URI_MAX - 1);
+	if (migrate_opts_from(req, &o, err, sizeof(err)) < 0)
+		return ctl_response_error("migrate.start: %s", err);
+	e = registry_find(a->reg, name);
+	if (!e)
+		return no_vm(name);
+	if (e->phase != REG_PHASE_NONE)
+		return busy(e);
+	if (o.dirty_track == DIRTYLOG_RING && !vm_get_config(e->vm)->dirty_ring)
+		return ctl_response_error(
+			"cannot migrate VM '%s' with dirty ring tracking: it was started without "
+			"a dirty ring (vm start --dirty-ring ENTRIES)",
+			e->name);
+	/* connects (bounded by the engine's handshake timeout) before it returns */
+	ret = migrate_start(e->vm, uri, &o, &job, err, sizeof(err));
+	if (ret < 0)
+		return ctl_response_error("cannot migrate VM '%s': %s", e->name,
+					  err[0] ? err : strerror(-ret));
+	ret = jobs_add(a->jobs, e->name, uri, job);
+	if (ret < 0) {
+		migrate_cancel(job);
+		if (migrate_wait(job) == 0)
+			pr_err("VM '%s' left by a job nobody tracks", e->name);
+		migrate_job_free(job);
+		return ctl_response_error("cannot migrate VM '%s': %s", e->name,
+					  ret == -EBUSY ? "a job already runs on it"
+							: "too many migration jobs");
+	}
+	e->phase = REG_PHASE_MIGRATING;
+	pr_info("migrating VM '%s' to %s (compress %s, xbzrle %zu bytes, bandwidth %llu B/s, "
+		"max downtime %llu ms, %s tracking%s%s)",
+		e->name, uri, o.compress, o.xbzrle_cache_bytes, (unsigned long long)o.bandwidth,
+		(unsigned long long)o.max_downtime_ms, dirtylog_backend_name(o.dirty_track),
+		o.auto_converge ? ", auto-converge" : "", o.verify ? ", verify" : "");
+	migrate_get_stats(job, &st);
+	r = ctl_response_ok();
+	set_str(r, "name", e->name);
+	set_str(r, "uri", uri);
+	set_str(r, "status", st.status[0] ? st.status : "setup");
+	return r;
+}
+
+/* The name field of a job request, or NULL with *resp set. */
+static const char *job_name(json_t *req, const char *method, json_t **resp)
+{
+	const char *name;
+	char err[512];
+
+	if (ctl_get_str(req, "name", true, &name, err, sizeof(err)) < 0) {
+		*resp = ctl_response_error("%s: %s", method, err);
+		return NULL;
+	}
+	return name;
+}
+
+static json_t *no_job(struct agent *a, const char *name)
+{
+	return ctl_response_error("no migration job for '%s'%s", name,
+				  registry_find(a->reg, name)
+					  ? " (the VM has not been migrated from this agent)"
+					  : "");
+}
+
+static json_t *req_job_info(struct agent *a, json_t *req)
+{
+	json_t *r = NULL, *o;
+	const char *name = job_name(req, "job.info", &r);
+	struct migrate_stats st;
+	char uri[JOBS_URI_MAX];
+
+	if (!name)
+		return r;
+	if (jobs_get(a->jobs, name, &st, uri, NULL) < 0)
+		return no_job(a, name);
+	o = jobs_stats_json(name, uri, &st);
+	if (!o)
+		return NULL;
+	r = ctl_response_ok();
+	merge(r, o);
+	return r;
+}
+
+static json_t *req_job_cancel(struct agent *a, json_t *req)
+{
+	json_t *r = NULL;
+	const char *name = job_name(req, "job.cancel", &r);
+	struct migrate_job *job;
+	struct migrate_stats st;
+
+	if (!name)
+		return r;
+	job = jobs_running(a->jobs, name);
+	if (!job) {
+		if (jobs_get(a->jobs, name, &st, NULL, NULL) == 0)
+			return ctl_response_error("the migration of '%s' already ended (%s)", name,
+						  st.status);
+		return no_job(a, name);
+	}
+	migrate_cancel(job);
+	pr_info("cancelling the migration of VM '%s'", name);
+	r = ctl_response_ok();
+	set_str(r, "name", name);
+	set_str(r, "status", "cancelling");
+	return r;
+}
+
+/* A job ended (called by jobs_reap/jobs_shutdown under the lock). */
+static void job_done(void *ctx, const char *name, int result, const struct migrate_stats *st)
+{
+	struct agent *a = ctx;
+	struct registry_entry *e = registry_find(a->reg, name);
+
+	if (!e) {
+		pr_err("the migration job of '%s' ended but the VM is gone", name);
+		return;
+	}
+	if (result == 0) {
+		/* the destination runs it; ours is paused and no longer needed */
+		vm_destroy(registry_remove(a->reg, name));
+		pr_info("migrated VM '%s' away: %llu ms, downtime %llu ms, %llu bytes sent%s", name,
+			(unsigned long long)st->total_ms, (unsigned long long)st->downtime_ms,
+			(unsigned long long)st->transferred_bytes,
+			st->verified ? ", RAM digest verified" : "");
+		return;
+	}
+	e->phase = REG_PHASE_NONE;
+	pr_warn("migration of VM '%s' %s after %llu ms: %s; it runs on here", name, st->status,
+		(unsigned long long)st->total_ms, st->error[0] ? st->error : "unknown error");
+}
+
 struct method {
 	const char *name;
 	json_t *(*fn)(struct agent *a, json_t *req);
@@ -485,17 +827,22 @@ struct method {
 
 static const char *const k_none[] = {NULL};
 static const char *const k_name[] = {"name", NULL};
-static const char *const k_start[] = {"name",	    "mem_bytes", "vcpus", "guest",
-				      "guest_args", "mac",	 NULL};
 static const char *const k_save[] = {"name", "path", NULL};
 static const char *const k_restore[] = {"path", "name", NULL};
+static const char *const k_start[] = {"name",	    "mem_bytes", "vcpus",      "guest",
+				      "guest_args", "mac",	 "dirty_ring", NULL};
+static const char *const k_migrate[] = {
+	"name",		  "uri",      "max_downtime_ms", "bandwidth", "xbzrle_cache_bytes",
+	"compress",	  "parallel", "auto_converge",	 "max_iterations", "timeout_ms",
+	"verify",	  "dirty_track", NULL};
 
 static const struct method methods[] = {
 	{"agent.ping", req_ping, k_none},	{"agent.version", req_version, k_none},
 	{"vm.start", req_start, k_start},	{"vm.stop", req_stop, k_name},
 	{"vm.list", req_list, k_none},		{"vm.info", req_info, k_name},
 	{"vm.console", req_console, k_name},	{"vm.save", req_save, k_save},
-	{"vm.restore", req_restore, k_restore},
+	{"vm.restore", req_restore, k_restore}, {"migrate.start", req_migrate_start, k_migrate},
+	{"job.info", req_job_info, k_name},	{"job.cancel", req_job_cancel, k_name},
 };
 
 static json_t *handle_request(struct agent *a, const char *line, size_t len)
@@ -506,6 +853,8 @@ static json_t *handle_request(struct agent *a, const char *line, size_t len)
 	json_t *req, *resp, *id;
 
 	a->requests++;
+	/* jobs that ended are reaped first, so every answer sees their outcome */
+	jobs_reap(a->jobs, job_done, a);
 	if (ctl_parse_object(line, len, &req, err, sizeof(err)) < 0)
 		return ctl_response_error("bad request: %s", err);
 	if (ctl_get_str(req, "method", true, &mname, err, sizeof(err)) < 0) {
@@ -619,11 +968,14 @@ static void conn_process(struct agent *a, struct conn *c)
 			r = ctl_linebuf_take_rest(&c->in, &line, &len);
 		if (r == 0)
 			return;
-		if (r == -EMSGSIZE)
+		if (r == -EMSGSIZE) {
 			resp = ctl_response_error("bad request: line longer than %u bytes",
 						  CTL_REQUEST_MAX);
-		else
+		} else {
+			pthread_mutex_lock(&a->lock);
 			resp = handle_request(a, line, len);
+			pthread_mutex_unlock(&a->lock);
+		}
 		if (conn_queue(c, resp) < 0)
 			c->dead = true;
 	}
@@ -697,6 +1049,291 @@ static void accept_clients(struct agent *a)
 			continue;
 		}
 		a->conns[slot] = c;
+	}
+}
+
+/* ---- migration, the destination side ---- */
+
+static void wake_loop(struct agent *a)
+{
+	uint64_t one = 1;
+
+	if (write(a->wakefd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		pr_debug("eventfd write: %s", strerror(errno));
+}
+
+/* An ERROR frame for the source, for failures after the stream arrived. */
+static void send_error(struct mio *io, int code, const char *msg)
+{
+	uint8_t buf[WIRE_HDR_BYTES + 16 + WIRE_MAX_MSG + WIRE_CRC_BYTES];
+	ssize_t n = frame_put_error(buf, sizeof(buf), (uint32_t)-code, msg);
+
+	if (n > 0 && mio_write(io, buf, (size_t)n) == 0)
+		(void)mio_flush(io);
+}
+
+/*
+ * After a refusal: send FIN behind the ERROR frame, then read and drop
+ * what the source still sends for a short while. Closing with unread
+ * input would make the kernel answer with a reset, which can destroy the
+ * ERROR frame before the source reads it.
+ */
+static void linger_close(int fd)
+{
+	uint64_t deadline = clock_now_ms() + LINGER_MS;
+	char buf[16384];
+
+	if (shutdown(fd, SHUT_WR) < 0)
+		return;
+	for (;;) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		uint64_t now = clock_now_ms();
+		ssize_t n;
+
+		if (now >= deadline || poll(&p, 1, (int)(deadline - now)) <= 0)
+			return;
+		n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+			return;
+	}
+}
+
+/*
+ * The hello hook: HELLO named the VM. Reserve the name so that nothing
+ * else takes it while the pages arrive, or refuse the stream.
+ */
+static int reserve_name(void *ctx, const char *name, uint64_t mem_bytes, char *err, size_t errlen)
+{
+	struct inconn *ic = ctx;
+	struct agent *a = ic->a;
+	int ret = registry_check_name(name, err, errlen);
+
+	if (ret < 0)
+		return ret;
+	pthread_mutex_lock(&a->lock);
+	if (a->closing) {
+		ret = -ESHUTDOWN;
+		snprintf(err, errlen, "the destination agent is shutting down");
+	} else {
+		ret = registry_reserve(a->reg, name, mem_bytes, REG_ORIGIN_MIGRATE, ic->peer);
+		if (ret == -EEXIST)
+			snprintf(err, errlen, "a VM named '%s' already exists on the destination",
+				 name);
+		else if (ret == -ENOSPC)
+			snprintf(err, errlen, "the destination already hosts %d VMs, the most it can",
+				 REGISTRY_MAX_VMS);
+		else if (ret < 0)
+			snprintf(err, errlen, "cannot reserve the name '%s': %s", name,
+				 strerror(-ret));
+		else
+			snprintf(ic->name, sizeof(ic->name), "%s", name);
+	}
+	pthread_mutex_unlock(&a->lock);
+	if (ret == 0)
+		pr_info("incoming migration of VM '%s' (%llu MiB) from %s", name,
+			(unsigned long long)(mem_bytes >> 20), ic->peer);
+	return ret;
+}
+
+/* What the log calls the stream: "of VM 'web1' from tcp:..." or "from ...". */
+static const char *stream_desc(const struct inconn *ic, char *buf, size_t cap)
+{
+	if (ic->name[0])
+		snprintf(buf, cap, "of VM '%s' from %s", ic->name, ic->peer);
+	else
+		snprintf(buf, cap, "from %s", ic->peer);
+	return buf;
+}
+
+/*
+ * One incoming migration: run the decoder (it checks every frame and
+ * answers the source on the same socket), then register, start and
+ * announce the VM. Any failure leaves nothing behind: the reservation is
+ * dropped and a VM that was built is destroyed.
+ */
+static void *incoming_thread(void *arg)
+{
+	struct inconn *ic = arg;
+	struct agent *a = ic->a;
+	struct incoming *inc = NULL;
+	struct incoming_stats ist;
+	struct vm *vm = NULL;
+	struct mio io;
+	char err[WIRE_MAX_MSG] = "", desc[512];
+	uint64_t t0 = clock_now_ns();
+	int ret;
+
+	ret = mio_socket_open(&io, ic->fd);
+	if (ret < 0) {
+		close(ic->fd);
+		pr_err("incoming migration %s failed: out of memory",
+		       stream_desc(ic, desc, sizeof(desc)));
+		goto done;
+	}
+	ret = incoming_create(&io, &io, NULL, &inc);
+	if (ret < 0) {
+		pr_err("incoming migration %s failed: out of memory",
+		       stream_desc(ic, desc, sizeof(desc)));
+		goto close;
+	}
+	incoming_set_hello_hook(inc, reserve_name, ic);
+	ret = incoming_run(inc, &vm, err, sizeof(err));
+	if (ret < 0) {
+		pr_err("incoming migration %s failed: %s", stream_desc(ic, desc, sizeof(desc)),
+		       err[0] ? err : strerror(-ret));
+		goto drop;
+	}
+	pthread_mutex_lock(&a->lock);
+	ret = a->closing ? -ESHUTDOWN : registry_attach(a->reg, vm);
+	pthread_mutex_unlock(&a->lock);
+	if (ret < 0) {
+		snprintf(err, sizeof(err), "%s",
+			 ret == -ESHUTDOWN ? "the destination agent is shutting down"
+					   : "cannot register the VM");
+		send_error(&io, ret, err);
+		vm_destroy(vm);
+		pr_err("incoming migration %s failed: %s", stream_desc(ic, desc, sizeof(desc)),
+		       err);
+		goto drop;
+	}
+	/* the registry holds the VM now; phase "incoming" keeps it ours */
+	ret = vm_start(vm);
+	if (ret < 0) {
+		snprintf(err, sizeof(err), "cannot start the VM on the destination: %s",
+			 strerror(-ret));
+		send_error(&io, ret, err);
+		pr_err("incoming migration %s failed: %s", stream_desc(ic, desc, sizeof(desc)),
+		       err);
+		goto drop;
+	}
+	ret = incoming_send_resumed(inc);
+	if (ret < 0) {
+		/* until RESUMED arrives the source owns the guest: it runs on there */
+		pr_err("incoming migration %s failed: cannot tell the source that the VM runs "
+		       "(%s); the source keeps it, the copy here is destroyed",
+		       stream_desc(ic, desc, sizeof(desc)), strerror(-ret));
+		goto drop;
+	}
+	pthread_mutex_lock(&a->lock);
+	{
+		struct registry_entry *e = registry_find(a->reg, ic->name);
+
+		if (e) {
+			e->phase = REG_PHASE_NONE;
+			e->added_ns = clock_now_ns();
+		}
+	}
+	jobs_forget(a->jobs, ic->name);
+	pthread_mutex_unlock(&a->lock);
+	incoming_get_stats(inc, &ist);
+	pr_info("VM '%s' migrated in from %s and runs: %llu bytes, %llu pages in %u rounds, "
+		"%llu ms%s",
+		ic->name, ic->peer, (unsigned long long)ist.bytes, (unsigned long long)ist.pages,
+		ist.rounds, (unsigned long long)((clock_now_ns() - t0) / 1000000),
+		ist.digest_ok ? ", RAM digest verified" : "");
+	goto close;
+drop:
+	if (ic->name[0]) {
+		struct vm *old;
+
+		pthread_mutex_lock(&a->lock);
+		old = registry_remove(a->reg, ic->name);
+		pthread_mutex_unlock(&a->lock);
+		vm_destroy(old);
+	}
+	linger_close(ic->shut_fd);
+close:
+	incoming_destroy(inc);
+	mio_close(&io);
+done:
+	atomic_store(&ic->done, true);
+	wake_loop(a);
+	return NULL;
+}
+
+/* "tcp:10.0.0.2:51234" or "unix:/run/kvmig/mig.sock (pid 4242)". */
+static void describe_peer(const struct agent *a, int fd, const struct sockaddr_storage *ss,
+			  socklen_t sl, char *out, size_t cap)
+{
+	char host[NI_MAXHOST], port[NI_MAXSERV];
+
+	if (ss->ss_family == AF_UNIX) {
+		struct ucred cr;
+		socklen_t cl = sizeof(cr);
+
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) == 0)
+			snprintf(out, cap, "%s (pid %d)", a->ml.bound, (int)cr.pid);
+		else
+			snprintf(out, cap, "%s", a->ml.bound);
+		return;
+	}
+	if (getnameinfo((const struct sockaddr *)ss, sl, host, sizeof(host), port, sizeof(port),
+			NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+		snprintf(out, cap, "an unknown peer");
+	else if (ss->ss_family == AF_INET6)
+		snprintf(out, cap, "tcp:[%.64s]:%.8s", host, port);
+	else
+		snprintf(out, cap, "tcp:%.64s:%.8s", host, port);
+}
+
+static void accept_incoming(struct agent *a)
+{
+	for (;;) {
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		struct inconn *ic;
+		unsigned slot;
+		int fd, ret;
+
+		fd = accept4(a->ml.fd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				pr_warn("accept on %s: %s", a->ml.bound, strerror(errno));
+			return;
+		}
+		for (slot = 0; slot < MAX_INCOMING && a->inc[slot]; slot++)
+			;
+		ic = slot < MAX_INCOMING ? calloc(1, sizeof(*ic)) : NULL;
+		if (!ic) {
+			pr_warn("refusing a migration connection on %s: %s", a->ml.bound,
+				slot < MAX_INCOMING ? "out of memory"
+						    : "too many migrations arriving at once");
+			close(fd);
+			continue;
+		}
+		ic->a = a;
+		ic->fd = fd;
+		ic->shut_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+		describe_peer(a, fd, &ss, sl, ic->peer, sizeof(ic->peer));
+		ret = ic->shut_fd < 0 ? errno : pthread_create(&ic->thread, NULL, incoming_thread, ic);
+		if (ret) {
+			pr_warn("refusing a migration connection from %s: %s", ic->peer,
+				strerror(ret));
+			if (ic->shut_fd >= 0)
+				close(ic->shut_fd);
+			close(fd);
+			free(ic);
+			continue;
+		}
+		pr_debug("migration connection from %s", ic->peer);
+		a->inc[slot] = ic;
+	}
+}
+
+/* Join the incoming threads that are done (all: every one, after shutdown()). */
+static void reap_incoming(struct agent *a, bool all)
+{
+	for (unsigned i = 0; i < MAX_INCOMING; i++) {
+		struct inconn *ic = a->inc[i];
+
+		if (!ic || (!all && !atomic_load(&ic->done)))
+			continue;
+		pthread_join(ic->thread, NULL);
+		close(ic->shut_fd);
+		free(ic);
+		a->inc[i] = NULL;
 	}
 }
 
@@ -807,9 +1444,18 @@ static int setup_loop(struct agent *a)
 		return -EINVAL;
 	a->sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 	a->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (a->sfd < 0 || a->epfd < 0) {
-		pr_err("signalfd/epoll: %s", strerror(errno));
+	a->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (a->sfd < 0 || a->epfd < 0 || a->wakefd < 0) {
+		pr_err("signalfd/epoll/eventfd: %s", strerror(errno));
 		return -errno;
+	}
+	ev.data.u64 = EV_WAKE;
+	if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, a->wakefd, &ev) < 0)
+		return -errno;
+	if (a->ml.fd >= 0) {
+		ev.data.u64 = EV_MIGLISTEN;
+		if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, a->ml.fd, &ev) < 0)
+			return -errno;
 	}
 	ev.data.u64 = EV_SIGNAL;
 	if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, a->sfd, &ev) < 0)
@@ -824,7 +1470,14 @@ static void run_loop(struct agent *a)
 {
 	while (!a->quit) {
 		struct epoll_event evs[16];
-		int n = epoll_wait(a->epfd, evs, (int)ARRAY_SIZE(evs), -1);
+		int n, timeout_ms;
+
+		pthread_mutex_lock(&a->lock);
+		jobs_reap(a->jobs, job_done, a);
+		timeout_ms = jobs_any_running(a->jobs) ? JOB_POLL_MS : -1;
+		pthread_mutex_unlock(&a->lock);
+		reap_incoming(a, false);
+		n = epoll_wait(a->epfd, evs, (int)ARRAY_SIZE(evs), timeout_ms);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -837,6 +1490,13 @@ static void run_loop(struct agent *a)
 
 			if (k == EV_LISTEN) {
 				accept_clients(a);
+			} else if (k == EV_MIGLISTEN) {
+				accept_incoming(a);
+			} else if (k == EV_WAKE) {
+				uint64_t v;
+
+				if (read(a->wakefd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+					pr_debug("eventfd read: %s", strerror(errno));
 			} else if (k == EV_SIGNAL) {
 				struct signalfd_siginfo si;
 
@@ -852,22 +1512,54 @@ static void run_loop(struct agent *a)
 	}
 }
 
+/*
+ * Stop in the order that leaves no thread behind: refuse new streams,
+ * shut the arriving ones down and join their threads (without the lock:
+ * they take it to drop their reservation), cancel and reap the outgoing
+ * jobs (their VMs run on here until destroyed with the rest), then free.
+ */
 static void shutdown_agent(struct agent *a)
 {
-	size_t n = a->reg ? registry_count(a->reg) : 0;
+	unsigned nin = 0;
+	size_t n;
 
 	for (unsigned i = 0; i < MAX_CONNS; i++)
 		if (a->conns[i])
 			conn_close(a, a->conns[i]);
+	pthread_mutex_lock(&a->lock);
+	a->closing = true;
+	pthread_mutex_unlock(&a->lock);
+	listener_close(&a->ml);
+	for (unsigned i = 0; i < MAX_INCOMING; i++) {
+		if (a->inc[i] && !atomic_load(&a->inc[i]->done)) {
+			shutdown(a->inc[i]->shut_fd, SHUT_RDWR);
+			nin++;
+		}
+	}
+	if (nin)
+		pr_info("closing %u incoming migration%s", nin, nin == 1 ? "" : "s");
+	reap_incoming(a, true);
+	pthread_mutex_lock(&a->lock);
+	if (a->jobs) {
+		if (jobs_any_running(a->jobs))
+			pr_info("cancelling the running migration jobs");
+		jobs_shutdown(a->jobs, job_done, a);
+	}
+	jobs_free(a->jobs);
+	a->jobs = NULL;
+	n = a->reg ? registry_count(a->reg) : 0;
 	if (n)
 		pr_info("destroying %zu VM%s", n, n == 1 ? "" : "s");
 	registry_free(a->reg);
 	a->reg = NULL;
+	pthread_mutex_unlock(&a->lock);
 	remove_socket(a);
 	if (a->epfd >= 0)
 		close(a->epfd);
 	if (a->sfd >= 0)
 		close(a->sfd);
+	if (a->wakefd >= 0)
+		close(a->wakefd);
 }
 
 static void usage(FILE *f)
@@ -885,8 +1577,15 @@ static void usage(FILE *f)
 		"                   its directory too if missing). If another agent already\n"
 		"                   serves PATH, kvmigd refuses to start; a stale socket file\n"
 		"                   left by a dead agent is replaced.\n"
-		"  --listen URI     migration listener (tcp:HOST:PORT, tls:HOST:PORT,\n"
-		"                   unix:PATH). NOT IMPLEMENTED YET: kvmigd exits with status 2.\n"
+		"  --listen URI     accept incoming migrations on URI:\n"
+		"                     tcp:HOST:PORT  HOST a name, an IPv4 address or [IPv6];\n"
+		"                                    empty for every address; PORT 0 lets the\n"
+		"                                    kernel pick one (agent.version shows it)\n"
+		"                     unix:PATH      a unix socket (a stale one is replaced)\n"
+		"                     tls:HOST:PORT  NOT IMPLEMENTED YET: exit status 2\n"
+		"                   tcp://HOST:PORT and unix:///PATH are accepted too. A\n"
+		"                   source migrates here with kvmig migrate NAME --to\n"
+		"                   tcp://HOST:PORT (or unix:///PATH); the VM keeps its name.\n"
 		"  --tls-dir DIR    TLS credentials (ca-cert.pem, server-cert.pem, ...):\n"
 		"                   accepted and shown by agent.version, not used yet.\n"
 		"  --state-dir DIR  directory for the agent's state: accepted and shown by\n"
@@ -897,15 +1596,20 @@ static void usage(FILE *f)
 		"\n"
 		"Requests are served one at a time, in arrival order across clients: a long\n"
 		"request (vm.save of a big VM) delays the others but never mixes replies.\n"
-		"At most %d clients are connected and %d VMs hosted at once.\n"
+		"Migrations run on threads of their own, outgoing (migrate.start) and\n"
+		"incoming (--listen), so the agent answers while they run; an arriving VM\n"
+		"shows as state 'incoming' until it runs. At most %d clients are connected,\n"
+		"%d migrations arrive and %d VMs are hosted at once.\n"
 		"Paths in vm.save and vm.restore are opened by the agent: relative ones are\n"
 		"relative to the agent's working directory.\n"
 		"VMs need /dev/kvm; without it the agent runs and answers, and vm.start\n"
 		"and vm.restore fail with a message saying so.\n"
 		"\n"
-		"SIGTERM or SIGINT: destroy every VM, remove the socket, exit 0.\n"
-		"Exit status: 0 after a clean shutdown, 1 on an error, 2 on bad usage.\n",
-		MAX_CONNS, REGISTRY_MAX_VMS);
+		"SIGTERM or SIGINT: close arriving migrations, cancel outgoing ones (their\n"
+		"VMs resume here first), destroy every VM, remove the sockets, exit 0.\n"
+		"Exit status: 0 after a clean shutdown, 1 on an error (such as a --listen\n"
+		"address in use), 2 on bad usage (a malformed --listen URI, tls:).\n",
+		MAX_CONNS, MAX_INCOMING, REGISTRY_MAX_VMS);
 }
 
 int main(int argc, char **argv)
@@ -920,7 +1624,8 @@ int main(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	struct agent a = {.lfd = -1, .sfd = -1, .epfd = -1};
+	struct agent a = {.lfd = -1, .sfd = -1, .epfd = -1, .wakefd = -1, .ml = {.fd = -1}};
+	struct listener_addr la;
 	bool verbose = false;
 	int c, status = 0;
 
@@ -962,9 +1667,14 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (a.listen_uri) {
-		fprintf(stderr, "kvmigd: --listen is not implemented yet (migration listener "
-				"comes with the migration engine)\n");
-		return 2;
+		char err[512];
+		int ret = listener_parse(a.listen_uri, &la, err, sizeof(err));
+
+		if (ret < 0) {
+			fprintf(stderr, "kvmigd: %s\n%s", err,
+				ret == -EOPNOTSUPP ? "" : "Try 'kvmigd --help'.\n");
+			return 2;
+		}
 	}
 	if (verbose)
 		log_set_level(LOG_DEBUG);
@@ -977,12 +1687,33 @@ int main(int argc, char **argv)
 
 	signal(SIGPIPE, SIG_IGN);
 	a.start_ns = clock_now_ns();
+	pthread_mutex_init(&a.lock, NULL);
 	a.reg = registry_new();
-	if (!a.reg) {
+	a.jobs = jobs_new();
+	if (!a.reg || !a.jobs) {
 		pr_err("out of memory");
+		registry_free(a.reg);
+		jobs_free(a.jobs);
 		return 1;
 	}
-	if (setup_socket(&a) < 0 || setup_loop(&a) < 0) {
+	if (setup_socket(&a) < 0) {
+		status = 1;
+		goto out;
+	}
+	if (a.listen_uri) {
+		char err[512];
+
+		if (listener_open(&a.ml, &la, err, sizeof(err)) < 0) {
+			pr_err("%s", err);
+			status = 1;
+			goto out;
+		}
+		if (!a.ml.connect_uri[0])
+			pr_warn("--listen %s: a relative path; sources need an absolute one "
+				"(unix:///PATH)",
+				a.listen_uri);
+	}
+	if (setup_loop(&a) < 0) {
 		status = 1;
 		goto out;
 	}
@@ -993,11 +1724,14 @@ int main(int argc, char **argv)
 			pr_warn("KVM is not available (%s): VMs cannot be started", err);
 	}
 	pr_info("kvmigd %s serving %s (pid %d)", KVMIG_VERSION, a.control_path, (int)getpid());
+	if (a.ml.fd >= 0)
+		pr_info("accepting migrations on %s", a.ml.bound);
 	run_loop(&a);
 	if (!a.quit)
 		status = 1;
 out:
 	shutdown_agent(&a);
+	pthread_mutex_destroy(&a.lock);
 	if (status == 0)
 		pr_info("stopped after %llu requests", (unsigned long long)a.requests);
 	return status;

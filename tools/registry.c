@@ -71,9 +71,9 @@ static ssize_t find_index(const struct registry *r, const char *name)
 	return -1;
 }
 
-int registry_add(struct registry *r, struct vm *vm, enum registry_origin origin, const char *source)
+static int add_entry(struct registry *r, struct vm *vm, const char *name, uint64_t mem_bytes,
+		     enum registry_origin origin, const char *source, enum registry_phase phase)
 {
-	const char *name = vm_get_config(vm)->name;
 	struct registry_entry *e;
 
 	if (find_index(r, name) >= 0)
@@ -85,11 +85,38 @@ int registry_add(struct registry *r, struct vm *vm, enum registry_origin origin,
 		return -ENOMEM;
 	e->vm = vm;
 	snprintf(e->name, sizeof(e->name), "%s", name);
+	e->mem_bytes = mem_bytes;
 	e->added_ns = clock_now_ns();
 	e->origin = origin;
 	snprintf(e->source, sizeof(e->source), "%s", source ? source : "");
-	e->phase = REG_PHASE_NONE;
+	e->phase = phase;
 	r->e[r->n++] = e;
+	return 0;
+}
+
+int registry_add(struct registry *r, struct vm *vm, enum registry_origin origin, const char *source)
+{
+	const struct vm_config *cfg = vm_get_config(vm);
+
+	return add_entry(r, vm, cfg->name, cfg->mem_bytes, origin, source, REG_PHASE_NONE);
+}
+
+int registry_reserve(struct registry *r, const char *name, uint64_t mem_bytes,
+		     enum registry_origin origin, const char *source)
+{
+	return add_entry(r, NULL, name, mem_bytes, origin, source, REG_PHASE_INCOMING);
+}
+
+int registry_attach(struct registry *r, struct vm *vm)
+{
+	ssize_t i = find_index(r, vm_get_config(vm)->name);
+
+	if (i < 0 || r->e[i]->phase != REG_PHASE_INCOMING)
+		return -ENOENT;
+	if (r->e[i]->vm)
+		return -EEXIST;
+	r->e[i]->vm = vm;
+	r->e[i]->mem_bytes = vm_get_config(vm)->mem_bytes;
 	return 0;
 }
 
@@ -131,9 +158,13 @@ const char *registry_state_name(const struct registry_entry *e)
 		return "migrating";
 	case REG_PHASE_POSTCOPY:
 		return "postcopy";
+	case REG_PHASE_INCOMING:
+		return "incoming";
 	case REG_PHASE_NONE:
 		break;
 	}
+	if (!e->vm)
+		return "incoming";
 	switch (vm_get_run_state(e->vm)) {
 	case VM_RUN_RUNNING:
 		return "running";

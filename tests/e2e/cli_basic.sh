@@ -18,17 +18,17 @@ ok "kvmig vm start --help" "$KVMIG" vm start --help
 grep -q -- "--mem SIZE" "$OUT" || fail "kvmig vm start --help lacks --mem"
 ok "kvmig --version" "$KVMIG" --version
 ok "kvmigd --help" "$KVMIGD" --help
-grep -q -- "--listen URI" "$OUT" && grep -qi "not implemented yet" "$OUT" ||
-	fail "kvmigd --help does not say that --listen is not implemented yet"
+grep -q -- "--listen URI" "$OUT" && grep -qi "tls:HOST:PORT .*not implemented yet" "$OUT" ||
+	fail "kvmigd --help does not say that --listen tls: is not implemented yet"
 bad "kvmig without a command" 2 "usage" "$KVMIG"
 bad "unknown command" 2 "unknown command 'frobnicate'" "$KVMIG" frobnicate
 bad "unknown vm command" 2 "unknown vm command 'explode'" "$KVMIG" vm explode
-for c in migrate job drain bench demo; do
+for c in drain bench demo; do
 	bad "kvmig $c" 2 "'$c' is not implemented yet" "$KVMIG" $c x
 done
 bad "kvmigd without --control" 2 "--control PATH is required" "$KVMIGD"
-bad "kvmigd --listen" 2 "--listen is not implemented yet" "$KVMIGD" --control "$T/l.sock" --listen tcp:127.0.0.1:4444
-[ ! -e "$T/l.sock" ] || fail "kvmigd --listen created its socket before refusing"
+bad "kvmigd --listen tls:" 2 "TLS is not implemented yet" "$KVMIGD" --control "$T/l.sock" --listen tls:127.0.0.1:4444
+[ ! -e "$T/l.sock" ] || fail "kvmigd --listen tls: created its socket before refusing"
 bad "kvmigd with a stray argument" 2 "unexpected argument" "$KVMIGD" --control "$T/x.sock" extra
 
 log "unreachable agent"

@@ -4,6 +4,9 @@
  * VM) so restore's bad-input tests can make truncated, flipped and
  * foreign-version files without /dev/kvm.
  * Usage: mksnap FILE [--vcpus N] [--compress zstd|lz4] [--pages N]
+ *                   [--name NAME] [--mem BYTES] [--bad-page N]
+ * --bad-page puts page number N (outside RAM, say) in the first PAGES
+ * entry, for the receivers' range checks.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,7 +25,8 @@ int main(int argc, char **argv)
 
 	streamgen_defaults(&o);
 	if (argc < 2) {
-		fprintf(stderr, "usage: mksnap FILE [--vcpus N] [--compress C] [--pages N]\n");
+		fprintf(stderr, "usage: mksnap FILE [--vcpus N] [--compress C] [--pages N] "
+				"[--name NAME] [--mem BYTES] [--bad-page N]\n");
 		return 2;
 	}
 	for (int i = 2; i + 1 < argc; i += 2) {
@@ -32,6 +36,12 @@ int main(int argc, char **argv)
 			o.compress = argv[i + 1];
 		else if (!strcmp(argv[i], "--pages"))
 			o.pages = strtoull(argv[i + 1], NULL, 0);
+		else if (!strcmp(argv[i], "--name"))
+			o.name = argv[i + 1];
+		else if (!strcmp(argv[i], "--mem"))
+			o.mem_bytes = strtoull(argv[i + 1], NULL, 0);
+		else if (!strcmp(argv[i], "--bad-page"))
+			o.bad_page = strtoull(argv[i + 1], NULL, 0);
 	}
 	fd = open(argv[1], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {

@@ -313,6 +313,29 @@ static void test_control_fields(void **state)
 	json_decref(o);
 }
 
+static void test_control_bool_field(void **state)
+{
+	json_t *o = json_pack("{s:b,s:b,s:i,s:s,s:n}", "yes", 1, "no", 0, "one", 1, "str", "true",
+			      "nil");
+	char err[256];
+	bool b = false;
+
+	(void)state;
+	assert_int_equal(ctl_get_bool(o, "yes", true, &b, err, sizeof(err)), 0);
+	assert_true(b);
+	assert_int_equal(ctl_get_bool(o, "no", true, &b, err, sizeof(err)), 0);
+	assert_false(b);
+	assert_int_equal(ctl_get_bool(o, "absent", false, &b, err, sizeof(err)), 1);
+	assert_int_equal(ctl_get_bool(o, "nil", false, &b, err, sizeof(err)), 1);
+	assert_int_equal(ctl_get_bool(o, "absent", true, &b, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "missing field 'absent'");
+	assert_int_equal(ctl_get_bool(o, "one", true, &b, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "field 'one' must be true or false, got an integer");
+	assert_int_equal(ctl_get_bool(o, "str", true, &b, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "a string"));
+	json_decref(o);
+}
+
 static void test_control_mac(void **state)
 {
 	static const char *const bad[] = {
@@ -477,6 +500,7 @@ int main(void)
 		cmocka_unit_test(test_control_responses),
 		cmocka_unit_test(test_control_string_lossy),
 		cmocka_unit_test(test_control_fields),
+		cmocka_unit_test(test_control_bool_field),
 		cmocka_unit_test(test_control_mac),
 		cmocka_unit_test(test_control_call_roundtrip),
 		cmocka_unit_test(test_control_call_bad_responses),

@@ -224,6 +224,9 @@ mkdir -p $R/root
 if [ ! -c /dev/kvm ]; then
 	fail "/dev/kvm did not come up in the VM: $(dmesg | grep -iE 'kvm|svm' | tail -n 3 | tr '\n' ' ')"
 fi
+# loopback for the tests that migrate between two agents over 127.0.0.1
+ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up 2>/dev/null ||
+	fail "cannot bring up the loopback interface"
 echo "kvm up $(cut -d' ' -f1 /proc/uptime)s after kernel start" >$R/run/vmhost/boot
 stty -F /dev/ttyS1 -opost -echo 2>/dev/null
 env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
