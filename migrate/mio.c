@@ -172,7 +172,7 @@ static void ch_shutdown(struct mio *io)
 	channel_shutdown(io->priv, SHUT_RDWR);
 }
 
-static void mio_channel_open(struct mio *io, struct channel *ch)
+void mio_channel_open(struct mio *io, struct channel *ch)
 {
 	memset(io, 0, sizeof(*io));
 	io->write = ch_write;

@@ -83,6 +83,11 @@ static inline void mio_close(struct mio *io)
 	io->close = NULL;
 }
 
+struct channel;
+
+/* A protocol/channel as a mio; takes ownership of ch (closed by mio_close). */
+void mio_channel_open(struct mio *io, struct channel *ch);
+
 /*
  * Connect to a destination agent through protocol/channel: "tcp://HOST:PORT"
  * or "unix:///PATH".

@@ -14,3 +14,4 @@ $(O)/tests/tools/mksnap: $(O)/tests/tools/mksnap.o $(O)/tests/helpers/streamgen.
 	@[ "$(V)" = 1 ] || echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIB) $(LIBS)
 UNIT_TESTS += $(O)/tests/unit/test_converge
+KVM_TESTS += $(O)/tests/kvm/test_migrate
