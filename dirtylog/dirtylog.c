@@ -22,6 +22,7 @@ struct dirtylog {
 	uint64_t npages;
 	uint64_t *slot_bm;	/* one slot's bitmap from KVM_GET_DIRTY_LOG */
 	uint64_t *ring_bm;	/* ring: pages harvested since the last sync */
+	uint64_t *ones;		/* all ones, the size of the RAM bitmap */
 	bool manual;
 	bool first_sync;	/* nothing synced yet: everything is dirty */
 	uint64_t last_sync_ns;
@@ -69,10 +70,12 @@ int dirtylog_start(struct vm *vm, enum dirtylog_backend b, struct dirtylog **out
 		max_slot = MAX(max_slot, d->slots[i].bytes / VM_PAGE_SIZE);
 	d->slot_bm = calloc(dirtylog_bitmap_words(max_slot), 8);
 	d->ring_bm = calloc(dirtylog_bitmap_words(d->npages), 8);
-	if (!d->slot_bm || !d->ring_bm) {
+	d->ones = malloc(dirtylog_bitmap_words(d->npages) * 8);
+	if (!d->slot_bm || !d->ring_bm || !d->ones) {
 		dirtylog_stop(d);
 		return err_set(-ENOMEM, err, errlen, "out of memory for dirty bitmaps");
 	}
+	memset(d->ones, 0xff, dirtylog_bitmap_words(d->npages) * 8);
 	d->manual = b == DIRTYLOG_BITMAP && vm_manual_protect(vm);
 	d->first_sync = true;
 	ret = vm_set_dirty_logging(vm, true);
@@ -93,6 +96,7 @@ void dirtylog_stop(struct dirtylog *d)
 		pr_warn("cannot turn dirty logging off");
 	free(d->slot_bm);
 	free(d->ring_bm);
+	free(d->ones);
 	free(d);
 }
 
@@ -206,6 +210,8 @@ int dirtylog_clear(struct dirtylog *d, const uint64_t *bitmap, uint64_t first, u
 {
 	if (!d->manual || !n)
 		return 0;
+	if (!bitmap)
+		bitmap = d->ones;
 	for (unsigned i = 0; i < d->nslots; i++) {
 		uint64_t s0 = d->slots[i].ram_off / VM_PAGE_SIZE;
 		uint64_t s1 = s0 + d->slots[i].bytes / VM_PAGE_SIZE;

@@ -62,8 +62,8 @@ long dirtylog_sync(struct dirtylog *d, uint64_t *bitmap) __must_check;
 
 /*
  * Bitmap backend with manual protect: clear and write-protect the pages of
- * [first, first + n) whose bits are set in bitmap, just before they are
- * sent. first and n multiples of 64 (n may end at the last page). A no-op
+ * [first, first + n) whose bits are set in bitmap (NULL: all of them),
+ * just before they are sent. first and n multiples of 64 (n may end at the last page). A no-op
  * for the ring and for the classic log. Return: 0 or -errno.
  */
 int dirtylog_clear(struct dirtylog *d, const uint64_t *bitmap, uint64_t first,

@@ -357,9 +357,13 @@ int incoming_run(struct incoming *inc, struct vm **vm, char *err, size_t errlen)
 	inc->st.stream_ok = true;
 	{
 		char msg[256];
+		uint64_t t0 = clock_now_ns();
 
 		ret = vm_create_from_state(inc->state, &inc->ram, inc->name[0] ? inc->name : NULL, vm,
 					   msg, sizeof(msg));
+		pr_debug("switchover to COMPLETE %llu us, VM built in %llu us",
+			 (unsigned long long)(inc->st.complete_ns - inc->st.switchover_ns) / 1000,
+			 (unsigned long long)(clock_now_ns() - t0) / 1000);
 		inc->have_ram = false; /* the VM owns it now, or freed it */
 		if (ret < 0)
 			err_set(ret, err, errlen, "cannot build the VM: %s", msg);

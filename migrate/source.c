@@ -68,6 +68,7 @@ struct migrate_job {
 	bool paused;			/* the job paused the VM */
 	unsigned round;
 	uint64_t round_pages;
+	uint64_t hole_pages;		/* untouched RAM skipped by the bulk round */
 	char err[512];
 };
 
@@ -123,7 +124,7 @@ static void update_stats(struct migrate_job *j, uint64_t remaining_pages)
 	st->transferred_bytes = j->io.bytes_out;
 	st->total_bytes = j->npages * PAGE;
 	st->remaining_bytes = remaining_pages * PAGE;
-	st->duplicate_pages = ps.duplicate_pages;
+	st->duplicate_pages = ps.duplicate_pages + j->hole_pages;
 	st->normal_pages = ps.normal_pages;
 	st->mbps = st->total_ms ? (double)st->transferred_bytes * 8.0 / 1e6 /
 					  ((double)st->total_ms / 1000.0)
@@ -295,8 +296,10 @@ static void drop_holes(struct migrate_job *j)
 		if (data < 0)
 			data = (off_t)bytes;
 		/* [pos, data) is a hole: whole pages inside it are clean */
-		for (uint64_t p = DIV_ROUND_UP((uint64_t)pos, PAGE); p < (uint64_t)data / PAGE; p++)
+		for (uint64_t p = DIV_ROUND_UP((uint64_t)pos, PAGE); p < (uint64_t)data / PAGE; p++) {
 			j->bitmap[p / 64] &= ~(1ull << (p % 64));
+			j->hole_pages++;
+		}
 		if ((uint64_t)data >= bytes)
 			break;
 		end = lseek(fd, data, SEEK_HOLE);
@@ -321,10 +324,14 @@ static int send_dirty(struct migrate_job *j, bool bulk, bool clear_log)
 
 		for (uint64_t w = first / 64; w < DIV_ROUND_UP(first + n, 64); w++)
 			any |= j->bitmap[w] != 0;
-		if (!any)
+		/*
+		 * The bulk round clears every chunk, holes included: KVM starts
+		 * with every bit set, and a bit left set would send the page again.
+		 */
+		if (!any && !bulk)
 			continue;
 		if (clear_log) {
-			ret = dirtylog_clear(j->dl, j->bitmap, first, n);
+			ret = dirtylog_clear(j->dl, bulk ? NULL : j->bitmap, first, n);
 			if (ret < 0)
 				return job_fail(j, ret, "KVM_CLEAR_DIRTY_LOG failed: %s",
 						strerror(-ret));
@@ -462,6 +469,8 @@ static int stop_and_copy(struct migrate_job *j, uint64_t *pause_ns)
 	if (ret < 0)
 		return job_fail(j, ret, "cannot pause the guest: %s", strerror(-ret));
 	j->paused = true;
+	pr_debug("stop-and-copy: paused in %llu us",
+		 (unsigned long long)(clock_now_ns() - *pause_ns) / 1000);
 	vm_set_throttle(j->vm, 0);
 	dirty = sync_dirty(j);
 	if (dirty < 0)
@@ -479,11 +488,15 @@ static int stop_and_copy(struct migrate_job *j, uint64_t *pause_ns)
 		ret = job_fail(j, -ENOMEM, "out of memory");
 		goto out;
 	}
+	pr_debug("stop-and-copy: last %llu pages sent at +%llu us", (unsigned long long)dirty,
+		 (unsigned long long)(clock_now_ns() - *pause_ns) / 1000);
 	ret = vm_capture(j->vm, state);
 	if (ret < 0) {
 		job_fail(j, ret, "cannot capture the vCPU and device state: %s", strerror(-ret));
 		goto out;
 	}
+	pr_debug("stop-and-copy: state captured at +%llu us",
+		 (unsigned long long)(clock_now_ns() - *pause_ns) / 1000);
 	for (size_t i = 0; i < ARRAY_SIZE(order) + state->config.vcpus; i++) {
 		bool vcpu = i >= 1 && i < 1 + state->config.vcpus;
 		enum state_section_type t = vcpu ? STATE_SEC_VCPU
@@ -523,6 +536,8 @@ static int stop_and_copy(struct migrate_job *j, uint64_t *pause_ns)
 	ret = send_ctrl(j, frame_put_complete(j->ctrl, CTRL_BUF, &done));
 	if (ret < 0)
 		goto out;
+	pr_debug("stop-and-copy: COMPLETE sent at +%llu us",
+		 (unsigned long long)(clock_now_ns() - *pause_ns) / 1000);
 	/* the destination now checks, builds and starts the VM */
 	for (;;) {
 		ret = read_reply(j, RESUME_TIMEOUT_MS, &h);
