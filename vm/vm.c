@@ -168,10 +168,10 @@ int vm_config_check(const struct vm_config *cfg, char *err, size_t errlen)
 		return err_set(-EINVAL, err, errlen, "vCPUs must be between 1 and %d", VM_MAX_VCPUS);
 	if (cfg->mac[0] & 1)
 		return err_set(-EINVAL, err, errlen, "MAC must be a unicast address");
-	if (cfg->dirty_ring && (cfg->dirty_ring < 64 || cfg->dirty_ring > 65536 ||
+	if (cfg->dirty_ring && (cfg->dirty_ring < 256 || cfg->dirty_ring > 65536 ||
 				(cfg->dirty_ring & (cfg->dirty_ring - 1))))
 		return err_set(-EINVAL, err, errlen,
-			    "dirty ring entries must be a power of two from 64 to 65536");
+			    "dirty ring entries must be a power of two from 256 to 65536");
 	return guest_parse(cfg->guest, cfg->guest_args, cfg->mem_bytes, cfg->vcpus, &gp, err,
 			   errlen);
 }
@@ -662,7 +662,13 @@ static int vm_build_machine(struct vm *vm, char *err, size_t errlen)
 	ret = xioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit);
 	if (ret < 0)
 		return err_set(ret, err, errlen, "KVM_CREATE_PIT2: %s", strerror(-ret));
-	if (ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2) > 0) {
+	/*
+	 * Manual protect with INITIALLY_SET leaves pages writable when logging
+	 * starts, which is what the bitmap wants; the ring needs the classic
+	 * write protection to see the first writes, so ring VMs go without.
+	 */
+	if (!vm->cfg.dirty_ring &&
+	    ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2) > 0) {
 		struct kvm_enable_cap cap = {
 			.cap = KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2,
 			.args = { KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE | KVM_DIRTY_LOG_INITIALLY_SET },
