@@ -283,27 +283,36 @@ static int handshake(struct migrate_job *j)
 	return 0;
 }
 
-/* Walk the memfd's data ranges: mark holes clean in the bulk bitmap. */
-static void drop_holes(struct migrate_job *j)
+/*
+ * Bulk round: mark the memfd's holes in pages [first, first + n) clean, so
+ * RAM the guest never touched is neither read (which would allocate it)
+ * nor sent. Called after the chunk was cleared in KVM: a page that turns
+ * into data after the clear is in the next sync, one that did before is
+ * seen here as data. (Looking for holes before the clear would lose a
+ * first write that lands between the two.)
+ */
+static void drop_holes(struct migrate_job *j, uint64_t first, uint64_t n)
 {
 	int fd = vm_ram_fd(j->vm);
-	uint64_t bytes = j->npages * PAGE;
-	off_t pos = 0;
+	uint64_t end = (first + n) * PAGE;
+	off_t pos = (off_t)(first * PAGE);
 
-	while ((uint64_t)pos < bytes) {
-		off_t data = lseek(fd, pos, SEEK_DATA), end;
+	while ((uint64_t)pos < end) {
+		off_t data = lseek(fd, pos, SEEK_DATA), hole;
 
-		if (data < 0)
-			data = (off_t)bytes;
+		if (data < 0 || (uint64_t)data > end)
+			data = (off_t)end;
 		/* [pos, data) is a hole: whole pages inside it are clean */
 		for (uint64_t p = DIV_ROUND_UP((uint64_t)pos, PAGE); p < (uint64_t)data / PAGE; p++) {
-			j->bitmap[p / 64] &= ~(1ull << (p % 64));
-			j->hole_pages++;
+			if (j->bitmap[p / 64] & (1ull << (p % 64))) {
+				j->bitmap[p / 64] &= ~(1ull << (p % 64));
+				j->hole_pages++;
+			}
 		}
-		if ((uint64_t)data >= bytes)
+		if ((uint64_t)data >= end)
 			break;
-		end = lseek(fd, data, SEEK_HOLE);
-		pos = end < 0 ? (off_t)bytes : end;
+		hole = lseek(fd, data, SEEK_HOLE);
+		pos = hole < 0 ? (off_t)end : hole;
 	}
 }
 
@@ -336,6 +345,8 @@ static int send_dirty(struct migrate_job *j, bool bulk, bool clear_log)
 				return job_fail(j, ret, "KVM_CLEAR_DIRTY_LOG failed: %s",
 						strerror(-ret));
 		}
+		if (bulk)
+			drop_holes(j, first, n);
 		for (uint64_t w = first / 64; w < DIV_ROUND_UP(first + n, 64); w++) {
 			uint64_t bits = j->bitmap[w];
 
@@ -395,7 +406,6 @@ static int precopy(struct migrate_job *j)
 	memset(j->bitmap, 0xff, dirtylog_bitmap_words(j->npages) * 8);
 	if (j->npages % 64)
 		j->bitmap[j->npages / 64] = (1ull << (j->npages % 64)) - 1;
-	drop_holes(j);
 	for (j->round = 0;; j->round++) {
 		uint64_t t0 = clock_now_ns(), b0 = j->io.bytes_out, sent, dt;
 		struct wire_end_round er;

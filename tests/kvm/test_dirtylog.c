@@ -173,6 +173,82 @@ static void test_dirtylog_toggling_keeps_guest_sane(void **unused)
 	free(bm);
 }
 
+/*
+ * The migration protocol without the network, as dirty_log_test does it:
+ * copy RAM into a shadow in rounds (sync, then per chunk: clear, copy),
+ * pause, sync, copy the rest, and compare every page with the guest's.
+ * A write the log missed leaves a page that differs.
+ */
+static void shadow_copy(enum dirtylog_backend b, uint32_t ring, const char *guest,
+			const char *args)
+{
+	struct vm *vm = start_vm(guest, args, 2, ring);
+	uint64_t npages = vm_ram_bytes(vm) / 4096;
+	size_t words = dirtylog_bitmap_words(npages);
+	uint64_t *bm = calloc(words, 8);
+	uint8_t *shadow = calloc(npages, 4096);
+	const uint8_t *ram = vm_ram(vm);
+	struct vm_guest_stats st;
+	struct dirtylog *d;
+	uint64_t bad = 0;
+	char err[256];
+
+	wait_progress(vm, 2048);
+	if (dirtylog_start(vm, b, &d, err, sizeof(err)))
+		fail_msg("dirtylog_start: %s", err);
+	memset(bm, 0xff, words * 8);
+	for (int round = 0; round < 8; round++) {
+		for (uint64_t c = 0; c < npages; c += 4096) {
+			uint64_t n = MIN(4096, npages - c);
+
+			assert_int_equal(dirtylog_clear(d, round ? bm : NULL, c, n), 0);
+			for (uint64_t p = c; p < c + n; p++) {
+				if (bm[p / 64] & (1ull << (p % 64))) {
+					memcpy(shadow + p * 4096, ram + p * 4096, 4096);
+					bm[p / 64] &= ~(1ull << (p % 64));
+				}
+			}
+		}
+		vm_get_stats(vm, &st);
+		wait_progress(vm, st.progress + 512);
+		assert_true(dirtylog_sync(d, bm) >= 0);
+	}
+	assert_int_equal(vm_pause(vm, NULL), 0);
+	assert_true(dirtylog_sync(d, bm) >= 0);
+	for (uint64_t p = 0; p < npages; p++)
+		if (bm[p / 64] & (1ull << (p % 64)))
+			memcpy(shadow + p * 4096, ram + p * 4096, 4096);
+	for (uint64_t p = 0; p < npages; p++) {
+		if (memcmp(shadow + p * 4096, ram + p * 4096, 4096)) {
+			if (bad < 5)
+				printf("  %s: page %llu differs\n", dirtylog_backend_name(b),
+				       (unsigned long long)p);
+			bad++;
+		}
+	}
+	dirtylog_stop(d);
+	vm_destroy(vm);
+	free(bm);
+	free(shadow);
+	if (bad)
+		fail_msg("%s/%s: %llu pages were written but never reported dirty",
+			 dirtylog_backend_name(b), guest, (unsigned long long)bad);
+}
+
+static void test_dirtylog_bitmap_shadow_copy(void **unused)
+{
+	(void)unused;
+	shadow_copy(DIRTYLOG_BITMAP, 0, "randdirty", "workset=4M");
+	shadow_copy(DIRTYLOG_BITMAP, 0, "memcheck", "workset=4M");
+}
+
+static void test_dirtylog_ring_shadow_copy(void **unused)
+{
+	(void)unused;
+	shadow_copy(DIRTYLOG_RING, 4096, "randdirty", "workset=4M");
+	shadow_copy(DIRTYLOG_RING, 4096, "memcheck", "workset=4M");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -180,6 +256,8 @@ int main(void)
 		cmocka_unit_test(test_dirtylog_ring_sees_writes),
 		cmocka_unit_test(test_dirtylog_tiny_ring_overflows),
 		cmocka_unit_test(test_dirtylog_toggling_keeps_guest_sane),
+		cmocka_unit_test(test_dirtylog_bitmap_shadow_copy),
+		cmocka_unit_test(test_dirtylog_ring_shadow_copy),
 	};
 	char why[256];
 
