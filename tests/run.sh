@@ -2,20 +2,31 @@
 # Run every test: cmocka unit tests, fuzz-corpus replays, KVM tests and the
 # end-to-end scripts. Exit status 77 means skipped (printed loudly).
 # Prints "N passed, N failed, N skipped" last; exits non-zero on any failure.
-# Usage: tests/run.sh [--build DIR] [PATTERN]   (PATTERN filters test names)
+#
+# Without /dev/kvm, the tests that skipped for want of it are run again in
+# one QEMU-TCG virtual machine that has a nested /dev/kvm (tests/vmhost),
+# and their results replace the skips. KVMIG_VMHOST=0 turns that off.
+#
+# Usage: tests/run.sh [--build DIR] [--list FILE] [PATTERN]
+#   PATTERN filters test names; --list runs the tests of FILE (lines of
+#   name<TAB>argv..., as written for the VM pass).
 set -u
 B=build
+LIST=
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--build) B=$2; shift 2 ;;
+	--list) LIST=$2; shift 2 ;;
 	*) break ;;
 	esac
 done
 FILTER=${1:-}
 export KVMIG_BUILD=$B
 pass=0; fail=0; skip=0; failed=()
-LOGDIR=$B/test-logs
+LOGDIR=$B/test-logs${LIST:+-vm}
 mkdir -p "$LOGDIR"
+SKIPLIST=$LOGDIR/skipped.list
+: >"$SKIPLIST"
 
 run_one() {	# name, command...
 	local name=$1; shift
@@ -30,32 +41,61 @@ run_one() {	# name, command...
 		pass=$((pass + 1)); echo "PASS    $name (${dt}s)"
 	elif [ $rc = 77 ]; then
 		skip=$((skip + 1)); echo "SKIPPED $name: $(grep -m1 -i skip "$log" || echo 'needs /dev/kvm')"
+		(IFS=$'\t'; echo "$name"$'\t'"$*") >>"$SKIPLIST"
 	else
 		fail=$((fail + 1)); failed+=("$name"); echo "FAIL    $name (exit $rc, ${dt}s; log $log)"
 		tail -n 30 "$log" | sed 's/^/    | /'
 	fi
 }
 
-for t in "$B"/tests/unit/test_*; do
-	[ -x "$t" ] && [ -f "$t" ] || continue
-	case "$t" in *.o|*.d) continue ;; esac
-	run_one "unit/$(basename "$t")" "$t"
-done
-for t in "$B"/tests/fuzz/*-replay; do
-	[ -x "$t" ] || continue
-	n=$(basename "$t" -replay)
-	run_one "fuzz-replay/$n" "$t" "tests/fuzz/corpus/$n"
-done
-for t in "$B"/tests/kvm/*; do
-	[ -x "$t" ] && [ -f "$t" ] || continue
-	case "$t" in *.o|*.d) continue ;; esac
-	run_one "kvm/$(basename "$t")" "$t"
-done
-for t in tests/e2e/*.sh; do
-	[ -f "$t" ] || continue
-	case "$t" in */lib.sh) continue ;; esac
-	run_one "e2e/$(basename "$t" .sh)" bash "$t"
-done
+if [ -n "$LIST" ]; then
+	while IFS=$'\t' read -r -a argv; do
+		[ ${#argv[@]} -ge 2 ] || continue
+		run_one "${argv[0]}" "${argv[@]:1}"
+	done <"$LIST"
+else
+	for t in "$B"/tests/unit/test_*; do
+		[ -x "$t" ] && [ -f "$t" ] || continue
+		case "$t" in *.o|*.d) continue ;; esac
+		run_one "unit/$(basename "$t")" "$t"
+	done
+	for t in "$B"/tests/fuzz/*-replay; do
+		[ -x "$t" ] || continue
+		n=$(basename "$t" -replay)
+		run_one "fuzz-replay/$n" "$t" "tests/fuzz/corpus/$n"
+	done
+	for t in "$B"/tests/kvm/*; do
+		[ -x "$t" ] && [ -f "$t" ] || continue
+		case "$t" in *.o|*.d) continue ;; esac
+		run_one "kvm/$(basename "$t")" "$t"
+	done
+	for t in tests/e2e/*.sh; do
+		[ -f "$t" ] || continue
+		case "$t" in */lib.sh) continue ;; esac
+		run_one "e2e/$(basename "$t" .sh)" bash "$t"
+	done
+fi
+
+# The skipped KVM tests, once more, in a VM with a nested /dev/kvm.
+if [ -z "$LIST" ] && [ -s "$SKIPLIST" ] && [ ! -c /dev/kvm ] && [ "${KVMIG_VMHOST:-1}" != 0 ]; then
+	n=$(wc -l <"$SKIPLIST")
+	echo
+	echo "--- no /dev/kvm here: running the $n skipped test(s) in a QEMU-TCG VM with nested KVM (tests/vmhost) ---"
+	vmlog=$LOGDIR/vmhost.log
+	tests/vmhost/run-in-vm.sh --timeout "${KVMIG_VMHOST_TIMEOUT:-1500}" -- \
+		tests/run.sh --build "$B" --list "$SKIPLIST" 2>&1 | tee "$vmlog" | grep -E '^(PASS|FAIL|SKIPPED|    \|)'
+	vmrc=${PIPESTATUS[0]}
+	while read -r verdict name _; do
+		case "$verdict" in
+		PASS) pass=$((pass + 1)); skip=$((skip - 1)) ;;
+		FAIL) fail=$((fail + 1)); skip=$((skip - 1)); failed+=("$name (in the VM)") ;;
+		esac
+	done < <(grep -E '^(PASS|FAIL) ' "$vmlog")
+	if [ "$vmrc" -ge 124 ]; then
+		echo "*** the KVM VM did not run (exit $vmrc; log $vmlog): those tests stay SKIPPED ***"
+		tail -n 20 "$vmlog" | sed 's/^/    | /'
+	fi
+fi
 
 echo
 if [ $skip -gt 0 ]; then
