@@ -43,8 +43,14 @@ fuzz:
 
 T ?=
 SECS ?= 60
-fuzz-run: fuzz
+fuzz-run:
+	@[ -x build-fuzz/$(T) ] || $(MAKE) --no-print-directory fuzz
 	@mkdir -p build-fuzz/corpus-$(T)
 	build-fuzz/$(T) -max_total_time=$(SECS) -max_len=16384 build-fuzz/corpus-$(T) tests/fuzz/corpus/$(T)
 
 .PHONY: fuzz fuzz-run
+
+print-fuzz-targets:
+	@echo $(FUZZ_TARGETS)
+
+.PHONY: print-fuzz-targets
