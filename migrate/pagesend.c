@@ -90,11 +90,14 @@ int page_sender_flush(struct page_sender *s)
 /* Reserve room for a page entry, flushing a full batch first. */
 static int reserve(struct page_sender *s, size_t max_len, uint8_t **dst)
 {
+	int ret;
+
 	*dst = batch_reserve(&s->batch, max_len);
 	if (*dst)
 		return 0;
-	if (page_sender_flush(s) < 0)
-		return -EIO;
+	ret = page_sender_flush(s);
+	if (ret < 0)
+		return ret;
 	*dst = batch_reserve(&s->batch, max_len);
 	return *dst ? 0 : -ENOSPC;
 }

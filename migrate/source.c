@@ -628,6 +628,11 @@ static void *job_thread(void *arg)
 		goto out;
 	ret = stop_and_copy(j, &pause_ns);
 out:
+	if (ret < 0 && atomic_load(&j->cancel) && ret != -ECANCELED) {
+		/* a cancel shuts the channel down: the I/O error is its echo */
+		ret = -ECANCELED;
+		snprintf(j->err, sizeof(j->err), "cancelled by the user");
+	}
 	if (ret < 0) {
 		/* the source still owns the VM: tell the peer, run the guest on */
 		ssize_t n = frame_put_error(j->ctrl, CTRL_BUF, (uint32_t)-ret, j->err);
