@@ -1,7 +1,7 @@
 # migrate/: the engine. Snapshots are migration streams written to files.
 LIB_OBJS += $(O)/migrate/mio.o $(O)/migrate/pagesend.o $(O)/migrate/incoming.o \
 	$(O)/migrate/digest.o $(O)/migrate/snapshot.o $(O)/migrate/source.o \
-	$(O)/migrate/converge.o $(O)/migrate/ratelimit.o
+	$(O)/migrate/converge.o $(O)/migrate/ratelimit.o $(O)/migrate/outgoing.o
 
 UNIT_TESTS += $(O)/tests/unit/test_incoming
 PROGS += $(O)/tests/tools/mksnap

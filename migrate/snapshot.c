@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <unistd.h>
 
 #include "common/err.h"
@@ -17,29 +16,12 @@
 #include "common/log.h"
 #include "migrate/incoming.h"
 #include "migrate/mio.h"
+#include "migrate/outgoing.h"
 #include "migrate/pagesend.h"
 #include "protocol/frame.h"
 #include "vm/state.h"
 
 #define PAGE WIRE_PAGE_SIZE
-
-static void hello_from_config(struct wire_hello *h, const struct vm_config *c, uint32_t caps)
-{
-	memset(h, 0, sizeof(*h));
-	h->version = WIRE_VERSION;
-	h->caps = caps;
-	h->page_size = PAGE;
-	h->mem_bytes = c->mem_bytes;
-	h->vcpus = c->vcpus;
-	h->channel = 0;
-	h->channels = 1;
-	if (getrandom(&h->session, sizeof(h->session), 0) != sizeof(h->session))
-		h->session = clock_now_ns();
-	snprintf(h->name, sizeof(h->name), "%s", c->name);
-	snprintf(h->guest, sizeof(h->guest), "%s", c->guest);
-	snprintf(h->guest_args, sizeof(h->guest_args), "%s", c->guest_args);
-	memcpy(h->mac, c->mac, 6);
-}
 
 /* Every page that holds data: memfd holes are skipped without reading. */
 static int send_ram(struct page_sender *ps, int fd, const uint8_t *ram, uint64_t bytes)
@@ -71,22 +53,18 @@ static int send_ram(struct page_sender *ps, int fd, const uint8_t *ram, uint64_t
 static int write_stream(struct vm *vm, struct mio *io, const struct codec_config *cc,
 			struct snapshot_stats *st, char *err, size_t errlen)
 {
-	static const enum state_section_type order[] = {
-		STATE_SEC_CONFIG, STATE_SEC_IRQCHIP, STATE_SEC_PIT,    STATE_SEC_CLOCK,
-		STATE_SEC_UART,	  STATE_SEC_EVENTS,  STATE_SEC_NIC,
-	};
 	struct page_sender *ps = NULL;
 	struct page_sender_stats pst;
 	struct vm_state *state = calloc(1, sizeof(*state));
 	size_t cap = state_section_bound() + WIRE_HDR_BYTES + WIRE_CRC_BYTES + 64;
-	uint8_t *buf = malloc(cap), *sec = malloc(state_section_bound());
+	uint8_t *buf = malloc(cap);
 	struct wire_hello hello;
 	struct wire_complete done;
 	uint32_t nsec = 0;
 	ssize_t n;
 	int ret;
 
-	if (!state || !buf || !sec) {
+	if (!state || !buf) {
 		ret = err_set(-ENOMEM, err, errlen, "out of memory");
 		goto out;
 	}
@@ -100,7 +78,7 @@ static int write_stream(struct vm *vm, struct mio *io, const struct codec_config
 		err_set(ret, err, errlen, "cannot set up the page encoder: %s", strerror(-ret));
 		goto out;
 	}
-	hello_from_config(&hello, &state->config, page_sender_caps(ps));
+	outgoing_hello(&hello, &state->config, page_sender_caps(ps));
 	n = frame_put_hello(buf, cap, &hello);
 	ret = n < 0 ? (int)n : mio_write(io, buf, (size_t)n);
 	if (!ret)
@@ -109,18 +87,8 @@ static int write_stream(struct vm *vm, struct mio *io, const struct codec_config
 		n = frame_put_switchover(buf, cap, 0);
 		ret = n < 0 ? (int)n : mio_write(io, buf, (size_t)n);
 	}
-	for (size_t i = 0; !ret && i < ARRAY_SIZE(order) + state->config.vcpus; i++) {
-		bool vcpu = i >= 1 && i < 1 + state->config.vcpus;
-		enum state_section_type t = vcpu ? STATE_SEC_VCPU
-					  : order[i < 1 ? 0 : i - state->config.vcpus];
-
-		n = state_write_section(state, t, vcpu ? (unsigned)(i - 1) : 0, sec,
-					state_section_bound());
-		if (n > 0)
-			n = frame_put_state(buf, cap, sec, (size_t)n);
-		ret = n < 0 ? (int)n : mio_write(io, buf, (size_t)n);
-		nsec++;
-	}
+	if (!ret)
+		ret = outgoing_state(io, state, &nsec);
 	page_sender_get_stats(ps, &pst);
 	if (!ret) {
 		memset(&done, 0, sizeof(done));
@@ -139,7 +107,6 @@ out:
 	page_sender_destroy(ps);
 	free(state);
 	free(buf);
-	free(sec);
 	return ret;
 }
 

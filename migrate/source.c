@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <unistd.h>
 
 #include "common/clock.h"
@@ -27,6 +26,7 @@
 #include "migrate/converge.h"
 #include "migrate/digest.h"
 #include "migrate/mio.h"
+#include "migrate/outgoing.h"
 #include "migrate/pagesend.h"
 #include "migrate/ratelimit.h"
 #include "protocol/frame.h"
@@ -62,8 +62,6 @@ struct migrate_job {
 	uint64_t npages;
 	uint64_t t0_ns, deadline_ns;
 	uint8_t *ctrl;			/* control frames */
-	uint8_t *ctrl2;			/* STATE frames */
-	size_t ctrl2_cap;
 	uint8_t *rbuf;			/* return-path frames */
 	bool paused;			/* the job paused the VM */
 	unsigned round;
@@ -245,20 +243,7 @@ static int handshake(struct migrate_job *j)
 	uint32_t need;
 	int ret;
 
-	memset(&h, 0, sizeof(h));
-	h.version = WIRE_VERSION;
-	h.caps = page_sender_caps(j->ps) | (j->o.verify ? WIRE_CAP_VERIFY : 0);
-	h.page_size = PAGE;
-	h.mem_bytes = c->mem_bytes;
-	h.vcpus = c->vcpus;
-	h.channel = 0;
-	h.channels = 1;
-	if (getrandom(&h.session, sizeof(h.session), 0) != sizeof(h.session))
-		h.session = clock_now_ns();
-	snprintf(h.name, sizeof(h.name), "%s", c->name);
-	snprintf(h.guest, sizeof(h.guest), "%s", c->guest);
-	snprintf(h.guest_args, sizeof(h.guest_args), "%s", c->guest_args);
-	memcpy(h.mac, c->mac, 6);
+	outgoing_hello(&h, c, page_sender_caps(j->ps) | (j->o.verify ? WIRE_CAP_VERIFY : 0));
 	ret = send_ctrl(j, frame_put_hello(j->ctrl, CTRL_BUF, &h));
 	if (ret < 0)
 		return ret;
@@ -461,12 +446,7 @@ static int precopy(struct migrate_job *j)
 
 static int stop_and_copy(struct migrate_job *j, uint64_t *pause_ns)
 {
-	static const enum state_section_type order[] = {
-		STATE_SEC_CONFIG, STATE_SEC_IRQCHIP, STATE_SEC_PIT,    STATE_SEC_CLOCK,
-		STATE_SEC_UART,	  STATE_SEC_EVENTS,  STATE_SEC_NIC,
-	};
 	struct vm_state *state = NULL;
-	uint8_t *sec = NULL;
 	struct wire_complete done;
 	struct frame_hdr h;
 	uint32_t nsec = 0;
@@ -493,8 +473,7 @@ static int stop_and_copy(struct migrate_job *j, uint64_t *pause_ns)
 	if (ret < 0)
 		return ret;
 	state = calloc(1, sizeof(*state));
-	sec = malloc(state_section_bound());
-	if (!state || !sec) {
+	if (!state) {
 		ret = job_fail(j, -ENOMEM, "out of memory");
 		goto out;
 	}
@@ -507,25 +486,10 @@ static int stop_and_copy(struct migrate_job *j, uint64_t *pause_ns)
 	}
 	pr_debug("stop-and-copy: state captured at +%llu us",
 		 (unsigned long long)(clock_now_ns() - *pause_ns) / 1000);
-	for (size_t i = 0; i < ARRAY_SIZE(order) + state->config.vcpus; i++) {
-		bool vcpu = i >= 1 && i < 1 + state->config.vcpus;
-		enum state_section_type t = vcpu ? STATE_SEC_VCPU
-					  : order[i < 1 ? 0 : i - state->config.vcpus];
-		ssize_t n = state_write_section(state, t, vcpu ? (unsigned)(i - 1) : 0, sec,
-						state_section_bound());
-
-		if (n > 0)
-			n = frame_put_state(j->ctrl2, j->ctrl2_cap, sec, (size_t)n);
-		if (n < 0) {
-			ret = job_fail(j, (int)n, "cannot serialize the state");
-			goto out;
-		}
-		ret = mio_write(&j->rl_io, j->ctrl2, (size_t)n);
-		if (ret < 0) {
-			job_fail(j, ret, "the destination is gone: %s", strerror(-ret));
-			goto out;
-		}
-		nsec++;
+	ret = outgoing_state(&j->rl_io, state, &nsec);
+	if (ret < 0) {
+		job_fail(j, ret, "cannot send the state: %s", strerror(-ret));
+		goto out;
 	}
 	memset(&done, 0, sizeof(done));
 	done.state_sections = nsec;
@@ -586,7 +550,6 @@ static int stop_and_copy(struct migrate_job *j, uint64_t *pause_ns)
 	}
 out:
 	free(state);
-	free(sec);
 	return ret;
 }
 
@@ -706,14 +669,12 @@ int migrate_start(struct vm *vm, const char *uri, const struct migrate_opts *o,
 		      o->auto_converge, VM_MAX_THROTTLE);
 	ratelimit_init(&j->rl, o->bandwidth, j->t0_ns);
 	j->ctrl = malloc(CTRL_BUF);
-	j->ctrl2_cap = state_section_bound() + 64;
-	j->ctrl2 = malloc(j->ctrl2_cap);
 	j->rbuf = malloc(MIO_FRAME_BUF);
 	j->bitmap = calloc(dirtylog_bitmap_words(j->npages), 8);
 	snprintf(j->st.status, sizeof(j->st.status), "setup");
 	j->st.total_bytes = j->npages * PAGE;
 	j->st.parallel = o->parallel;
-	if (!j->ctrl || !j->ctrl2 || !j->rbuf || !j->bitmap) {
+	if (!j->ctrl || !j->rbuf || !j->bitmap) {
 		snprintf(err, errlen, "out of memory");
 		ret = -ENOMEM;
 		goto fail;
@@ -787,7 +748,6 @@ void migrate_job_free(struct migrate_job *j)
 	}
 	page_sender_destroy(j->ps);
 	free(j->ctrl);
-	free(j->ctrl2);
 	free(j->rbuf);
 	free(j->bitmap);
 	pthread_mutex_destroy(&j->lock);
