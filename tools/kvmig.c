@@ -125,7 +125,7 @@ static void help_vm(FILE *f)
 		"      arguments, e.g. --guest memcheck,workset=4M. MAC: six hex pairs\n"
 		"      separated by ':' (default: 52:54:00 and three random bytes).\n"
 		"      NAME: up to %d characters from [A-Za-z0-9._-]. --dirty-ring gives\n"
-		"      each vCPU a KVM dirty ring of ENTRIES (a power of two, 64 to 65536),\n"
+		"      each vCPU a KVM dirty ring of ENTRIES (a power of two, 256 to 65536),\n"
 		"      needed to migrate it with --dirty-track ring.\n"
 		"  vm stop NAME\n"
 		"      Destroy the VM and print its last guest counters.\n"
@@ -182,8 +182,9 @@ static void help_migrate(FILE *f)
 		"  --postcopy             NOT IMPLEMENTED YET (exit status 2)\n"
 		"  --announce IFACE       NOT IMPLEMENTED YET (exit status 2)\n"
 		"\n"
-		"Without --detach, kvmig waits for the end of the job. On a terminal it\n"
-		"draws a progress line on stderr: the share of the stream sent (bytes\n"
+		"Without --detach, kvmig waits for the end of the job. On a terminal (or\n"
+		"with KVMIG_PROGRESS=1; KVMIG_PROGRESS=0 turns it off) it draws a\n"
+		"progress line on stderr: the share of the stream sent (bytes\n"
 		"sent against what is still dirty), the rate, the dirty memory left, the\n"
 		"round, the expected downtime and the vCPU throttle. Ctrl-C cancels the\n"
 		"migration (the guest stays here); a second Ctrl-C stops waiting.\n"
@@ -478,8 +479,9 @@ static void want_args(const struct cli *cli, int n, const char *synopsis)
 
 static int cmd_vm_start(const struct cli *cli)
 {
-	static const char syn[] = "vm start NAME [--mem SIZE] [--vcpus N] "
-				  "[--guest GUEST[,KEY=VALUE...]] [--mac MAC] [--dirty-ring ENTRIES]";
+	static const char syn[] =
+		"vm start NAME [--mem SIZE] [--vcpus N] "
+		"[--guest GUEST[,KEY=VALUE...]] [--mac MAC] [--dirty-ring ENTRIES]";
 	const char *name = NULL, *mem = NULL, *vcpus = NULL, *guest = NULL, *mac = NULL, *v;
 	const char *ring = NULL;
 	json_t *req, *r;
@@ -551,10 +553,11 @@ static int cmd_vm_start(const struct cli *cli)
 		uint64_t n;
 
 		if (parse_u64(ring, &n) < 0 || n > UINT32_MAX)
-			usage_error("kvmig vm --help",
-				    "invalid --dirty-ring '%s': expected a number of entries, a power "
-				    "of two from 64 to 65536",
-				    ring);
+			usage_error(
+				"kvmig vm --help",
+				"invalid --dirty-ring '%s': expected a number of entries, a power "
+				"of two such as 4096",
+				ring);
 		json_object_set_new(req, "dirty_ring", json_integer((json_int_t)n));
 	}
 	r = call(cli, req);
@@ -887,15 +890,16 @@ static void print_stats(const struct cli *cli, json_t *st)
 	       "%.1f Mbit/s\n",
 	       json_str(st, "name"), json_str(st, "uri"), json_str(st, "status"),
 	       json_num(st, "total_ms"), json_num(st, "downtime_ms"),
-	       (double)json_num(st, "transferred_bytes") / 1048576.0,
-	       json_real_or_int(st, "mbps"));
+	       (double)json_num(st, "transferred_bytes") / 1048576.0, json_real_or_int(st, "mbps"));
 	print_kv(st);
 }
 
 /* Poll the job until it ends; print its statistics. Return: exit status. */
 static int follow_job(const struct cli *cli, const char *name)
 {
-	bool tty = isatty(STDERR_FILENO), cancel_sent = false, drawn = false;
+	const char *force = getenv("KVMIG_PROGRESS");
+	bool tty = force && force[0] ? strcmp(force, "0") != 0 : isatty(STDERR_FILENO);
+	bool cancel_sent = false, drawn = false;
 	uint64_t last_bytes = 0;
 	long long last_ms = -1;
 	double rate = 0.0;
@@ -937,16 +941,20 @@ static int follow_job(const struct cli *cli, const char *name)
 			uint64_t bytes = (uint64_t)json_num(st, "transferred_bytes");
 			long long ms = json_num(st, "total_ms");
 
-			if (last_ms >= 0 && ms > last_ms && bytes >= last_bytes) {
-				double now = (double)(bytes - last_bytes) * 1000.0 /
-					     (double)(ms - last_ms);
-
-				rate = rate > 0.0 ? 0.5 * rate + 0.5 * now : now;
-			}
-			if (ms > last_ms) {
+			/*
+			 * The engine publishes its counters in steps (per chunk
+			 * of pages), so the rate is taken between two changes
+			 * of the byte count, not between two polls.
+			 */
+			if (bytes != last_bytes) {
+				if (last_ms >= 0 && ms > last_ms && bytes > last_bytes)
+					rate = (double)(bytes - last_bytes) * 1000.0 /
+					       (double)(ms - last_ms);
 				last_ms = ms;
 				last_bytes = bytes;
 			}
+			if (rate <= 0.0)
+				rate = json_real_or_int(st, "bandwidth");
 			draw_progress(st, rate);
 			drawn = true;
 		}
@@ -1034,14 +1042,16 @@ static int cmd_migrate(const struct cli *cli)
 		} else if (take_opt(cli->argc, cli->argv, &i, "--timeout", &v, hint)) {
 			if (parse_u64(v, &n) < 0 || n > 100000000)
 				usage_error(hint, "invalid --timeout '%s': expected seconds", v);
-			json_object_set_new(req, "timeout_ms", json_integer((json_int_t)(n * 1000)));
+			json_object_set_new(req, "timeout_ms",
+					    json_integer((json_int_t)(n * 1000)));
 		} else if (!strcmp(arg, "--verify")) {
 			json_object_set_new(req, "verify", json_true());
 		} else if (take_opt(cli->argc, cli->argv, &i, "--dirty-track", &v, hint)) {
 			enum dirtylog_backend b;
 
 			if (dirtylog_backend_by_name(v, &b) < 0)
-				usage_error(hint, "invalid --dirty-track '%s': expected bitmap or ring",
+				usage_error(hint,
+					    "invalid --dirty-track '%s': expected bitmap or ring",
 					    v);
 			req_str(req, "dirty_track", v);
 		} else if (!strcmp(arg, "--detach")) {

@@ -68,8 +68,8 @@
 #include "vm/vm.h"
 
 #define MAX_CONNS    64
-#define MAX_INCOMING 16	 /* migration streams arriving at once */
-#define JOB_POLL_MS  100 /* how often the loop looks at running jobs */
+#define MAX_INCOMING 16	  /* migration streams arriving at once */
+#define JOB_POLL_MS  100  /* how often the loop looks at running jobs */
 #define LINGER_MS    2000 /* a refused stream's input is drained this long */
 #define EV_LISTEN    0
 #define EV_SIGNAL    1
@@ -345,12 +345,8 @@ static json_t *req_start(struct agent *a, json_t *req)
 	ret = ctl_get_u64(req, "dirty_ring", false, &v, err, sizeof(err));
 	if (ret < 0)
 		return ctl_response_error("vm.start: %s", err);
-	if (ret == 0) {
-		if (v > UINT32_MAX)
-			return ctl_response_error(
-				"dirty ring entries must be a power of two from 64 to 65536");
-		cfg.dirty_ring = (uint32_t)v;
-	}
+	if (ret == 0) /* vm_config_check judges the value; an absurd one stays absurd */
+		cfg.dirty_ring = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
 
 	if (vm_config_check(&cfg, err, sizeof(err)) < 0)
 		return ctl_response_error("%s", err);
@@ -831,10 +827,19 @@ static const char *const k_save[] = {"name", "path", NULL};
 static const char *const k_restore[] = {"path", "name", NULL};
 static const char *const k_start[] = {"name",	    "mem_bytes", "vcpus",      "guest",
 				      "guest_args", "mac",	 "dirty_ring", NULL};
-static const char *const k_migrate[] = {
-	"name",		  "uri",      "max_downtime_ms", "bandwidth", "xbzrle_cache_bytes",
-	"compress",	  "parallel", "auto_converge",	 "max_iterations", "timeout_ms",
-	"verify",	  "dirty_track", NULL};
+static const char *const k_migrate[] = {"name",
+					"uri",
+					"max_downtime_ms",
+					"bandwidth",
+					"xbzrle_cache_bytes",
+					"compress",
+					"parallel",
+					"auto_converge",
+					"max_iterations",
+					"timeout_ms",
+					"verify",
+					"dirty_track",
+					NULL};
 
 static const struct method methods[] = {
 	{"agent.ping", req_ping, k_none},	{"agent.version", req_version, k_none},
@@ -1120,7 +1125,8 @@ static int reserve_name(void *ctx, const char *name, uint64_t mem_bytes, char *e
 			snprintf(err, errlen, "a VM named '%s' already exists on the destination",
 				 name);
 		else if (ret == -ENOSPC)
-			snprintf(err, errlen, "the destination already hosts %d VMs, the most it can",
+			snprintf(err, errlen,
+				 "the destination already hosts %d VMs, the most it can",
 				 REGISTRY_MAX_VMS);
 		else if (ret < 0)
 			snprintf(err, errlen, "cannot reserve the name '%s': %s", name,
@@ -1307,7 +1313,8 @@ static void accept_incoming(struct agent *a)
 		ic->fd = fd;
 		ic->shut_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 		describe_peer(a, fd, &ss, sl, ic->peer, sizeof(ic->peer));
-		ret = ic->shut_fd < 0 ? errno : pthread_create(&ic->thread, NULL, incoming_thread, ic);
+		ret = ic->shut_fd < 0 ? errno
+				      : pthread_create(&ic->thread, NULL, incoming_thread, ic);
 		if (ret) {
 			pr_warn("refusing a migration connection from %s: %s", ic->peer,
 				strerror(ret));

@@ -53,7 +53,7 @@ struct registry_entry {
 	struct vm *vm; /* NULL while an incoming VM is not built yet */
 	char name[VM_NAME_MAX];
 	uint64_t mem_bytes; /* of a reservation (HELLO's); use the VM's config once built */
-	uint64_t added_ns; /* clock_now_ns() when added */
+	uint64_t added_ns;  /* clock_now_ns() when added */
 	enum registry_origin origin;
 	char source[PATH_MAX]; /* snapshot path or peer URI, or "" */
 	enum registry_phase phase;

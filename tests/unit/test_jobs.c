@@ -1,0 +1,172 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_jobs.c - the agent's job table (tools/jobs.h) without running a
+ * migration: the statistics object carries exactly the names of design.md
+ * plus the documented extensions, "error" only for failed and cancelled
+ * jobs; --compress values are checked; an empty table answers -ENOENT.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "tools/jobs.h"
+
+static void expect_keys(json_t *o, const char *const *keys)
+{
+	const char *key;
+	json_t *v;
+	size_t n = 0;
+
+	for (size_t i = 0; keys[i]; i++) {
+		if (!json_object_get(o, keys[i]))
+			fail_msg("key '%s' is missing", keys[i]);
+		n++;
+	}
+	json_object_foreach(o, key, v)
+	{
+		bool known = false;
+
+		(void)v;
+		for (size_t i = 0; keys[i]; i++)
+			known |= !strcmp(keys[i], key);
+		if (!known)
+			fail_msg("unexpected key '%s'", key);
+	}
+	assert_int_equal(json_object_size(o), n);
+}
+
+static void test_jobs_stats_names(void **state)
+{
+	static const char *const top[] = {
+		"name",
+		"uri",
+		"status",
+		"total_ms",
+		"downtime_ms",
+		"setup_ms",
+		"expected_downtime_ms",
+		"transferred_bytes",
+		"total_bytes",
+		"remaining_bytes",
+		"duplicate_pages",
+		"normal_pages",
+		"dirty_sync_count",
+		"dirty_pages_rate",
+		"mbps",
+		"xbzrle",
+		"compression",
+		"postcopy",
+		"round",
+		"throttle_pct",
+		"bandwidth",
+		"ring_overflows",
+		"parallel",
+		"verified",
+		NULL,
+	};
+	static const char *const xbzrle[] = {"cache_size", "bytes",    "pages",
+					     "cache_miss", "overflow", NULL};
+	static const char *const comp[] = {"ratio", "busy", "pages", NULL};
+	static const char *const post[] = {"requests", "fault_latency_us_p50", "p99",
+					   "fault_latency_us_p99", NULL};
+	struct migrate_stats st;
+	json_t *o;
+
+	(void)state;
+	memset(&st, 0, sizeof(st));
+	snprintf(st.status, sizeof(st.status), "active");
+	st.transferred_bytes = 123;
+	st.mbps = 419.4304;
+	st.xbzrle.cache_size = 64 << 20;
+	st.postcopy.fault_latency_us_p99 = 77;
+	st.verified = true;
+	o = jobs_stats_json("web1", "tcp://h:1", &st);
+	assert_non_null(o);
+	expect_keys(o, top);
+	expect_keys(json_object_get(o, "xbzrle"), xbzrle);
+	expect_keys(json_object_get(o, "compression"), comp);
+	expect_keys(json_object_get(o, "postcopy"), post);
+	assert_string_equal(json_string_value(json_object_get(o, "status")), "active");
+	assert_int_equal(json_integer_value(json_object_get(o, "transferred_bytes")), 123);
+	assert_true(json_is_real(json_object_get(o, "mbps")));
+	assert_true(json_real_value(json_object_get(o, "mbps")) > 419.42 &&
+		    json_real_value(json_object_get(o, "mbps")) < 419.44);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(o, "postcopy"), "p99")),
+			 77);
+	assert_true(json_is_true(json_object_get(o, "verified")));
+	json_decref(o);
+
+	/* failed: an "error", even an empty one, and never invalid UTF-8 */
+	snprintf(st.status, sizeof(st.status), "failed");
+	snprintf(st.error, sizeof(st.error), "the destination refused: bad \xff byte");
+	o = jobs_stats_json(NULL, NULL, &st);
+	assert_null(json_object_get(o, "name"));
+	assert_string_equal(json_string_value(json_object_get(o, "error")),
+			    "the destination refused: bad ? byte");
+	json_decref(o);
+	snprintf(st.status, sizeof(st.status), "cancelled");
+	st.error[0] = '\0';
+	o = jobs_stats_json(NULL, NULL, &st);
+	assert_string_equal(json_string_value(json_object_get(o, "error")), "unknown error");
+	json_decref(o);
+	snprintf(st.status, sizeof(st.status), "completed");
+	o = jobs_stats_json(NULL, NULL, &st);
+	assert_null(json_object_get(o, "error"));
+	json_decref(o);
+}
+
+static void test_jobs_compress(void **state)
+{
+	static const char *const good[] = {"none", "zstd",  "zstd:1", "zstd:22",
+					   "lz4",  "lz4:2", NULL};
+	static const char *const bad[] = {"",	    "foo", "zstd:0", "zstd:23", "zstd:", "zstd:x",
+					  "none:1", "raw", "xbzrle", "lz4hc",	NULL};
+	char err[256];
+
+	(void)state;
+	for (size_t i = 0; good[i]; i++)
+		if (jobs_check_compress(good[i], err, sizeof(err)) < 0)
+			fail_msg("'%s' refused: %s", good[i], err);
+	for (size_t i = 0; bad[i]; i++)
+		if (jobs_check_compress(bad[i], err, sizeof(err)) != -EINVAL)
+			fail_msg("'%s' accepted", bad[i]);
+	assert_int_equal(jobs_check_compress("foo", err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "unknown compression 'foo' (none, zstd[:LEVEL], lz4)");
+	assert_int_equal(jobs_check_compress("zstd:99", err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "1 to 22"));
+}
+
+static void test_jobs_empty_table(void **state)
+{
+	struct jobs *t = jobs_new();
+	struct migrate_stats st;
+	bool running = true;
+
+	(void)state;
+	assert_non_null(t);
+	assert_false(jobs_any_running(t));
+	assert_null(jobs_running(t, "x"));
+	assert_int_equal(jobs_get(t, "x", &st, NULL, &running), -ENOENT);
+	jobs_forget(t, "x");
+	jobs_reap(t, NULL, NULL);
+	jobs_shutdown(t, NULL, NULL);
+	jobs_free(t);
+	jobs_free(NULL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_jobs_stats_names),
+		cmocka_unit_test(test_jobs_compress),
+		cmocka_unit_test(test_jobs_empty_table),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,248 @@
+/* SPDX-License-Identifier: MIT */
+#include "tools/jobs.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "protocol/codec.h"
+#include "tools/control.h"
+
+struct job_record {
+	bool used;
+	char name[VM_NAME_MAX];
+	char uri[JOBS_URI_MAX];
+	struct migrate_job *job; /* NULL once reaped */
+	struct migrate_stats final;
+	uint64_t seq; /* order of creation, for eviction */
+};
+
+struct jobs {
+	struct job_record r[JOBS_MAX_RECORDS];
+	uint64_t seq;
+};
+
+struct jobs *jobs_new(void)
+{
+	return calloc(1, sizeof(struct jobs));
+}
+
+void jobs_free(struct jobs *t)
+{
+	if (!t)
+		return;
+	for (size_t i = 0; i < JOBS_MAX_RECORDS; i++)
+		if (t->r[i].used && t->r[i].job)
+			migrate_job_free(t->r[i].job); /* joins: should not happen */
+	free(t);
+}
+
+static struct job_record *find(struct jobs *t, const char *name)
+{
+	for (size_t i = 0; i < JOBS_MAX_RECORDS; i++)
+		if (t->r[i].used && !strcmp(t->r[i].name, name))
+			return &t->r[i];
+	return NULL;
+}
+
+int jobs_add(struct jobs *t, const char *name, const char *uri, struct migrate_job *job)
+{
+	struct job_record *rec = find(t, name);
+
+	if (rec && rec->job)
+		return -EBUSY;
+	if (!rec) {
+		/* a free slot, else the oldest finished record */
+		for (size_t i = 0; i < JOBS_MAX_RECORDS; i++) {
+			struct job_record *c = &t->r[i];
+
+			if (!c->used) {
+				rec = c;
+				break;
+			}
+			if (!c->job && (!rec || c->seq < rec->seq))
+				rec = c;
+		}
+		if (!rec)
+			return -ENOSPC;
+	}
+	memset(rec, 0, sizeof(*rec));
+	rec->used = true;
+	snprintf(rec->name, sizeof(rec->name), "%s", name);
+	snprintf(rec->uri, sizeof(rec->uri), "%s", uri);
+	rec->job = job;
+	rec->seq = ++t->seq;
+	return 0;
+}
+
+struct migrate_job *jobs_running(struct jobs *t, const char *name)
+{
+	struct job_record *rec = find(t, name);
+
+	return rec ? rec->job : NULL;
+}
+
+bool jobs_any_running(const struct jobs *t)
+{
+	for (size_t i = 0; i < JOBS_MAX_RECORDS; i++)
+		if (t->r[i].used && t->r[i].job)
+			return true;
+	return false;
+}
+
+int jobs_get(struct jobs *t, const char *name, struct migrate_stats *st, char *uri, bool *running)
+{
+	struct job_record *rec = find(t, name);
+
+	if (!rec)
+		return -ENOENT;
+	if (rec->job)
+		migrate_get_stats(rec->job, st);
+	else
+		*st = rec->final;
+	if (uri)
+		snprintf(uri, JOBS_URI_MAX, "%s", rec->uri);
+	if (running)
+		*running = rec->job != NULL;
+	return 0;
+}
+
+void jobs_forget(struct jobs *t, const char *name)
+{
+	struct job_record *rec = find(t, name);
+
+	if (rec && !rec->job)
+		memset(rec, 0, sizeof(*rec));
+}
+
+static void reap_one(struct job_record *rec, jobs_done_fn done, void *ctx)
+{
+	int result = migrate_wait(rec->job);
+
+	migrate_get_stats(rec->job, &rec->final);
+	migrate_job_free(rec->job);
+	rec->job = NULL;
+	if (done)
+		done(ctx, rec->name, result, &rec->final);
+}
+
+void jobs_reap(struct jobs *t, jobs_done_fn done, void *ctx)
+{
+	for (size_t i = 0; i < JOBS_MAX_RECORDS; i++) {
+		struct job_record *rec = &t->r[i];
+
+		if (rec->used && rec->job && migrate_finished(rec->job))
+			reap_one(rec, done, ctx);
+	}
+}
+
+void jobs_shutdown(struct jobs *t, jobs_done_fn done, void *ctx)
+{
+	for (size_t i = 0; i < JOBS_MAX_RECORDS; i++)
+		if (t->r[i].used && t->r[i].job)
+			migrate_cancel(t->r[i].job);
+	for (size_t i = 0; i < JOBS_MAX_RECORDS; i++)
+		if (t->r[i].used && t->r[i].job)
+			reap_one(&t->r[i], done, ctx);
+}
+
+int jobs_check_compress(const char *s, char *err, size_t errlen)
+{
+	struct codec_config cc;
+	size_t n = strcspn(s, ":");
+	bool known = (n == 4 && !strncmp(s, "none", 4)) || (n == 4 && !strncmp(s, "zstd", 4)) ||
+		     (n == 3 && !strncmp(s, "lz4", 3));
+
+	if (!known) {
+		snprintf(err, errlen, "unknown compression '%.40s' (none, zstd[:LEVEL], lz4)", s);
+		return -EINVAL;
+	}
+	if (codec_by_name(s, &cc) < 0) {
+		const char *why = "lz4's acceleration is a number from 1 to 65537";
+
+		if (!strncmp(s, "none", 4))
+			why = "none takes no level";
+		else if (!strncmp(s, "zstd", 4))
+			why = "zstd's LEVEL is a number from 1 to 22";
+		snprintf(err, errlen, "bad compression '%.40s': %s", s, why);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* ---- the API object ---- */
+
+static void put_u64(json_t *o, const char *key, uint64_t v)
+{
+	json_object_set_new(o, key, json_integer((json_int_t)v));
+}
+
+static void put_real(json_t *o, const char *key, double v)
+{
+	/* three decimals are plenty and keep the output stable */
+	json_object_set_new(o, key, json_real((double)(long long)(v * 1000.0 + 0.5) / 1000.0));
+}
+
+json_t *jobs_stats_json(const char *name, const char *uri, const struct migrate_stats *st)
+{
+	json_t *o = json_object(), *x = json_object(), *c = json_object(), *p = json_object();
+
+	if (!o || !x || !c || !p) {
+		json_decref(o);
+		json_decref(x);
+		json_decref(c);
+		json_decref(p);
+		return NULL;
+	}
+	if (name)
+		json_object_set_new(o, "name", ctl_string_lossy(name, strlen(name)));
+	if (uri)
+		json_object_set_new(o, "uri", ctl_string_lossy(uri, strlen(uri)));
+	json_object_set_new(o, "status", json_string(st->status[0] ? st->status : "setup"));
+	put_u64(o, "total_ms", st->total_ms);
+	put_u64(o, "downtime_ms", st->downtime_ms);
+	put_u64(o, "setup_ms", st->setup_ms);
+	put_u64(o, "expected_downtime_ms", st->expected_downtime_ms);
+	put_u64(o, "transferred_bytes", st->transferred_bytes);
+	put_u64(o, "total_bytes", st->total_bytes);
+	put_u64(o, "remaining_bytes", st->remaining_bytes);
+	put_u64(o, "duplicate_pages", st->duplicate_pages);
+	put_u64(o, "normal_pages", st->normal_pages);
+	put_u64(o, "dirty_sync_count", st->dirty_sync_count);
+	put_u64(o, "dirty_pages_rate", st->dirty_pages_rate);
+	put_real(o, "mbps", st->mbps);
+
+	put_u64(x, "cache_size", st->xbzrle.cache_size);
+	put_u64(x, "bytes", st->xbzrle.bytes);
+	put_u64(x, "pages", st->xbzrle.pages);
+	put_u64(x, "cache_miss", st->xbzrle.cache_miss);
+	put_u64(x, "overflow", st->xbzrle.overflow);
+	json_object_set_new(o, "xbzrle", x);
+
+	put_real(c, "ratio", st->compression.ratio);
+	put_real(c, "busy", st->compression.busy);
+	put_u64(c, "pages", st->compression.pages);
+	json_object_set_new(o, "compression", c);
+
+	put_u64(p, "requests", st->postcopy.requests);
+	put_u64(p, "fault_latency_us_p50", st->postcopy.fault_latency_us_p50);
+	put_u64(p, "p99", st->postcopy.fault_latency_us_p99);
+	put_u64(p, "fault_latency_us_p99", st->postcopy.fault_latency_us_p99);
+	json_object_set_new(o, "postcopy", p);
+
+	/* extensions */
+	put_u64(o, "round", st->round);
+	put_u64(o, "throttle_pct", st->throttle_pct);
+	put_u64(o, "bandwidth", st->bandwidth);
+	put_u64(o, "ring_overflows", st->ring_overflows);
+	put_u64(o, "parallel", st->parallel);
+	json_object_set_new(o, "verified", json_boolean(st->verified));
+	if (!strcmp(st->status, "failed") || !strcmp(st->status, "cancelled")) {
+		const char *e = st->error[0] ? st->error : "unknown error";
+
+		/* the text may quote the destination: keep it valid UTF-8 */
+		json_object_set_new(o, "error", ctl_string_lossy(e, strnlen(e, sizeof(st->error))));
+	}
+	return o;
+}
