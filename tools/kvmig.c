@@ -85,7 +85,7 @@ static void help_main(FILE *f)
 		"  vm list                   list the agent's VMs\n"
 		"  vm info NAME              state, sizes, guest counters, pause latency\n"
 		"  vm console NAME           the guest's console output (newest 64 KiB)\n"
-		"  vm save NAME FILE         snapshot a running VM into FILE (it keeps running)\n"
+		"  vm save NAME FILE [--compress ALG]  snapshot a running VM into FILE (it keeps running)\n"
 		"  vm restore FILE [--name NAME]   start a VM from a snapshot\n"
 		"  migrate NAME --to URI [OPTIONS]   live-migrate a VM to another agent\n"
 		"                            (kvmig migrate --help for the options)\n"
@@ -137,7 +137,7 @@ static void help_vm(FILE *f)
 		"      incoming while a migration stream is arriving.\n"
 		"  vm console NAME\n"
 		"      Print the newest console output of the guest (COM1).\n"
-		"  vm save NAME FILE\n"
+		"  vm save NAME FILE [--compress none|zstd[:LEVEL]|lz4]\n"
 		"      Pause the VM briefly, write its state and RAM to FILE, resume it.\n"
 		"  vm restore FILE [--name NAME]\n"
 		"      Build a VM from FILE and run it, under NAME or the saved name.\n"
@@ -669,14 +669,35 @@ static int cmd_vm_console(const struct cli *cli)
 
 static int cmd_vm_save(const struct cli *cli)
 {
-	char path[PATH_MAX];
+	static const char syn[] = "vm save NAME FILE [--compress none|zstd[:LEVEL]|lz4]";
+	const char *args[2] = { NULL, NULL }, *compress = NULL, *v;
+	char path[PATH_MAX], err[256];
+	int nargs = 0;
 	json_t *req, *r;
 
-	want_args(cli, 2, "vm save NAME FILE");
-	abs_path(cli->argv[3], path, sizeof(path));
+	for (int i = 2; i < cli->argc; i++) {
+		if (take_opt(cli->argc, cli->argv, &i, "--compress", &v, "kvmig vm --help")) {
+			if (jobs_check_compress(v, err, sizeof(err)) < 0)
+				usage_error("kvmig vm --help", "invalid --compress: %s", err);
+			compress = v;
+		} else if (cli->argv[i][0] == '-' && cli->argv[i][1]) {
+			usage_error("kvmig vm --help", "unknown option '%s' for vm save",
+				    cli->argv[i]);
+		} else if (nargs < 2) {
+			args[nargs++] = cli->argv[i];
+		} else {
+			usage_error("kvmig vm --help", "unexpected argument '%s'; usage: kvmig %s",
+				    cli->argv[i], syn);
+		}
+	}
+	if (nargs != 2)
+		usage_error("kvmig vm --help", "usage: kvmig %s", syn);
+	abs_path(args[1], path, sizeof(path));
 	req = request("vm.save");
-	req_str(req, "name", cli->argv[2]);
+	req_str(req, "name", args[0]);
 	req_str(req, "path", path);
+	if (compress)
+		req_str(req, "compress", compress);
 	r = call(cli, req);
 	if (cli->json) {
 		print_json(r);

@@ -476,7 +476,7 @@ static json_t *req_save(struct agent *a, json_t *req)
 	json_t *r = NULL;
 	struct registry_entry *e = find_named(a, req, "vm.save", &r);
 	struct snapshot_stats st = {0};
-	const char *path;
+	const char *path, *compress = NULL;
 	char err[512] = "";
 	int ret;
 
@@ -486,9 +486,11 @@ static json_t *req_save(struct agent *a, json_t *req)
 		return ctl_response_error("vm.save: %s", err);
 	if (!path[0])
 		return ctl_response_error("vm.save: field 'path' is empty");
+	if (ctl_get_str(req, "compress", false, &compress, err, sizeof(err)) < 0)
+		return ctl_response_error("vm.save: %s", err);
 	if (e->phase != REG_PHASE_NONE)
 		return busy(e);
-	ret = snapshot_save(e->vm, path, &st, err, sizeof(err));
+	ret = snapshot_save_compressed(e->vm, path, compress, &st, err, sizeof(err));
 	if (ret < 0)
 		return ctl_response_error("cannot save VM '%s' to %s: %s", e->name, path,
 					  err[0] ? err : strerror(-ret));
@@ -823,7 +825,7 @@ struct method {
 
 static const char *const k_none[] = {NULL};
 static const char *const k_name[] = {"name", NULL};
-static const char *const k_save[] = {"name", "path", NULL};
+static const char *const k_save[] = {"name", "path", "compress", NULL};
 static const char *const k_restore[] = {"path", "name", NULL};
 static const char *const k_start[] = {"name",	    "mem_bytes", "vcpus",      "guest",
 				      "guest_args", "mac",	 "dirty_ring", NULL};
