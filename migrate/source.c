@@ -591,7 +591,7 @@ static void *job_thread(void *arg)
 		goto out;
 	ret = stop_and_copy(j, &pause_ns);
 out:
-	if (ret < 0 && atomic_load(&j->cancel) && ret != -ECANCELED) {
+	if (ret < 0 && atomic_load(&j->cancel)) {
 		/* a cancel shuts the channel down: the I/O error is its echo */
 		ret = -ECANCELED;
 		snprintf(j->err, sizeof(j->err), "cancelled by the user");
