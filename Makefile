@@ -74,7 +74,7 @@ GUESTS :=
 all: build-all
 
 include $(wildcard common/module.mk vm/module.mk dirtylog/module.mk protocol/module.mk protocol/stream.mk \
-	migrate/module.mk tools/module.mk tests/module.mk bench/module.mk)
+	migrate/module.mk tools/module.mk tests/module.mk bench/module.mk bench/e2e.mk)
 
 build-all: $(PROGS) $(UNIT_TESTS) $(KVM_TESTS) $(BENCHES) $(FUZZ_REPLAY)
 

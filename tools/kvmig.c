@@ -81,6 +81,7 @@ static void help_main(FILE *f)
 		"Commands:\n"
 		"  vm start NAME [--mem SIZE] [--vcpus N] [--guest GUEST[,KEY=VALUE...]] [--mac "
 		"MAC]\n"
+		"           [--dirty-ring ENTRIES]\n"
 		"  vm stop NAME              destroy a VM\n"
 		"  vm list                   list the agent's VMs\n"
 		"  vm info NAME              state, sizes, guest counters, pause latency\n"

@@ -94,7 +94,7 @@ runs_at_source() {
 migrate_blocking() {
 	local name=$1 uri=$2 deadline pid v; shift 2
 	LAST_SRC=$(counter src "$name" progress)
-	kv src migrate "$name" --to "$uri" --json "$@" >"$T/mig.json" 2>"$T/mig.err" &
+	"$KVMIG" --agent "$T/src.sock" migrate "$name" --to "$uri" --json "$@" >"$T/mig.json" 2>"$T/mig.err" &
 	pid=$!
 	deadline=$((SECONDS + TIMEOUT * 3))
 	while kill -0 "$pid" 2>/dev/null; do
@@ -305,7 +305,7 @@ ok "stop hot at dst" kv dst vm stop hot
 
 log "job cancel mid-migration"
 start_vm can memcheck,workset=16M 2
-ok "can: migrate --detach (slow)" kv src migrate can --to "$UNIX_URI" --detach --bandwidth 2
+ok "can: migrate --detach (slow)" kv src migrate can --to "$UNIX_URI" --detach --bandwidth 2 --timeout 200
 wait_until "$TIMEOUT" "can job to be active" job_status_is can active
 wait_until "$TIMEOUT" "can to be incoming at dst2" state_is dst2 can incoming
 ok "can: job cancel" kv src job cancel can --json
@@ -320,7 +320,8 @@ grep -q "incoming migration of VM 'can' from unix:.* failed: the source gave up:
 	echo "note: dst2 saw the cancelled stream end without the source's reason: $(grep "VM 'can'.*failed" "$T/dst2.log" | tail -n 1)"
 
 log "Ctrl-C of a blocking kvmig migrate cancels it"
-kv src migrate can --to "$TCP_URI" --bandwidth 2 >"$T/int.out" 2>"$T/int.err" &
+# kvmig itself in the background, not the kv function: $! must be its pid
+"$KVMIG" --agent "$T/src.sock" migrate can --to "$TCP_URI" --bandwidth 2 --timeout 200 >"$T/int.out" 2>"$T/int.err" &
 MPID=$!
 wait_until "$TIMEOUT" "can job to be active again" job_status_is can active
 kill -INT "$MPID"
@@ -333,7 +334,7 @@ grep -Eq '^status: +cancelled' "$T/int.out" || fail "Ctrl-C: stdout $(cat "$T/in
 runs_at_source can
 
 log "the destination agent killed mid-stream"
-ok "can: migrate --detach to dst (slow)" kv src migrate can --to "$TCP_URI" --detach --bandwidth 2
+ok "can: migrate --detach to dst (slow)" kv src migrate can --to "$TCP_URI" --detach --bandwidth 2 --timeout 200
 wait_until "$TIMEOUT" "can to be incoming at dst" state_is dst can incoming
 kill -KILL "${AGENT_PID[dst]}"
 { wait "${AGENT_PID[dst]}"; } 2>/dev/null
@@ -367,7 +368,7 @@ log "SIGTERM of the source agent while a job runs"
 ok "stop twin" kv src vm stop twin
 ok "stop can" kv src vm stop can
 start_vm term memcheck,workset=16M 2
-ok "term: migrate --detach (slow)" kv src migrate term --to "$TCP_URI" --detach --bandwidth 1
+ok "term: migrate --detach (slow)" kv src migrate term --to "$TCP_URI" --detach --bandwidth 1 --timeout 200
 wait_until "$TIMEOUT" "term to be incoming at dst" state_is dst term incoming
 stop_agent src
 grep -q "cancelling the running migration jobs" "$T/src.log" || fail "src did not say it cancelled the job"

@@ -1,0 +1,674 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bench_migrate.c - one live migration on real KVM, measured end to end,
+ * in one process: a source VM running seqdirty, and a destination thread
+ * that accepts the stream on TCP loopback, builds the VM, starts it and
+ * confirms (as tests/kvm/test_migrate.c does). bench/e2e.sh runs it once
+ * per scenario, next to the same scenario under QEMU, and builds the table.
+ *
+ *   bench_migrate run [--mem SIZE] [--workset SIZE] [--vcpus N] [--xbzrle SIZE]
+ *                     [--compress none|zstd[:L]|lz4] [--auto-converge]
+ *                     [--max-downtime MS] [--warm PAGES] [--timeout MS]
+ *   bench_migrate tcp [--mib N]
+ *   bench_migrate watch SRC_FILE DST_FILE
+ *
+ * run: start the guest, let it dirty until its progress reaches --warm
+ * pages (default two passes over the working set, so every page of it holds
+ * data), measure its pace for 0.5 s (pages_per_s), migrate, and print one
+ * JSON object:
+ *  - total_ms, downtime_ms, transferred_bytes, dirty_sync_count, status,
+ *    error: the engine's job statistics (migrate_stats);
+ *  - guest_downtime_ms: the longest interval in which the guest made no
+ *    progress, as the VMM sees it. A watcher thread samples
+ *    vm_get_stats().progress of the source and (once it runs) of the
+ *    destination every WATCH_PERIOD_US, from ARM_LEAD_US before
+ *    migrate_start until the destination has run on for a while; the guest's progress is the
+ *    larger of the two (the destination's counter starts at the source's
+ *    final value, carried in the state). guest_gap_at_ms says where that
+ *    interval began, from migrate_start; watch_max_sample_us is the
+ *    largest spacing of the samples (the resolution actually achieved);
+ *  - mig_pages_per_s: the source guest's pace while it migrates (progress
+ *    from migrate_start to its pause, or to the end of a failed job);
+ *  - dst_*_at_ms: when the destination accepted, built the VM, started it
+ *    and sent RESUMED, from migrate_start;
+ *  - lo_bytes: the loopback interface's tx_bytes over the migration;
+ *  - bulk_bytes_per_s: the bandwidth the engine measured for round 0 (its
+ *    bytes over its time): the first non-zero migrate_stats.bandwidth,
+ *    which the source sets after round 0 and only averages from round 1 on.
+ *    The watcher samples it at the same period; a round 1 is far longer.
+ *    0 when round 0 sent too little to be measured (the engine then
+ *    assumes 1 GiB/s; with zstd a 16 MiB round 0 is well under 1 MiB).
+ * The guest's progress counts pages written, reported every 256 pages.
+ *
+ * tcp: the raw loopback TCP throughput in the same run: --mib MiB (default
+ * 1024) written in 1 MiB write()s on one thread and read() on another over a
+ * connection made by channel_listen/connect/accept (so with the channel's
+ * socket options). Prints {"tcp_bytes_per_s": ...}.
+ *
+ * watch SRC_FILE DST_FILE: the same guest-seen downtime for QEMU, whose
+ * guest (bench/qemu/dirty.S) writes one byte per 256 pages to a debugcon
+ * file on each side: samples the sum of both sizes every WATCH_PERIOD_US
+ * until SIGTERM, then prints guest_downtime_ms and gap_start_ns (on
+ * CLOCK_MONOTONIC, as Python's time.monotonic()). bench/qemu/qmp.py runs it.
+ *
+ * Exit status: 0 (also when the migration itself failed: status says so),
+ * 1 on a setup error, 77 without /dev/kvm.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "common/compiler.h"
+#include "common/xio.h"
+#include "migrate/incoming.h"
+#include "migrate/migrate.h"
+#include "migrate/mio.h"
+#include "protocol/channel.h"
+#include "vm/vm.h"
+
+#define WATCH_PERIOD_US 200
+#define WARM_DEADLINE_NS (300ull * 1000000000ull)
+#define AFTER_PAGES 4096		/* the destination must have run this far ... */
+#define AFTER_MIN_NS (1000ull * 1000000ull)	/* ... and for at least this long */
+#define AFTER_DEADLINE_NS (60ull * 1000000000ull)
+#define RATE_WINDOW_US 500000
+#define ARM_LEAD_US 50000		/* gaps count from this long before migrate_start */
+#define ENGINE_DEFAULT_BW (1ull << 30)	/* migrate/source.c's bandwidth before a measurement */
+#define PUMP_BUF (1u << 20)
+
+NORETURN PRINTF_FMT(1, 2) static void die(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("bench_migrate: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(1);
+}
+
+static uint64_t parse_size(const char *s)
+{
+	char *end;
+	unsigned long long v = strtoull(s, &end, 0);
+
+	switch (*end) {
+	case 'G':
+	case 'g':
+		v <<= 10;
+		/* fall through */
+	case 'M':
+	case 'm':
+		v <<= 10;
+		/* fall through */
+	case 'K':
+	case 'k':
+		v <<= 10;
+		end++;
+		break;
+	default:
+		break;
+	}
+	if (end == s || *end)
+		die("bad size '%s'", s);
+	return v;
+}
+
+static void json_str(const char *key, const char *s, bool comma)
+{
+	printf("\"%s\": \"", key);
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			printf("\\%c", *s);
+		else if ((unsigned char)*s < 0x20)
+			printf("\\u%04x", *s);
+		else
+			putchar(*s);
+	}
+	printf("\"%s", comma ? ", " : "");
+}
+
+/*
+ * Bytes sent on the loopback interface so far (every direction, headers
+ * included), or LO_UNKNOWN: what the migration really put on the wire,
+ * counted the same way for kvmig and for QEMU.
+ */
+#define LO_UNKNOWN UINT64_MAX
+
+static uint64_t lo_tx_bytes(void)
+{
+	FILE *f = fopen("/sys/class/net/lo/statistics/tx_bytes", "r");
+	unsigned long long v;
+
+	if (!f)
+		return LO_UNKNOWN;
+	if (fscanf(f, "%llu", &v) != 1)
+		v = LO_UNKNOWN;
+	fclose(f);
+	return v;
+}
+
+static double ms_since(uint64_t t, uint64_t t0)
+{
+	return t ? ((double)t - (double)t0) / 1e6 : -1.0;
+}
+
+/* ---- the destination ------------------------------------------------------------ */
+
+struct dest {
+	struct channel_listener *l;
+	pthread_t thread;
+	struct vm *vm;			/* joined: the thread's result */
+	_Atomic(struct vm *) running;	/* published once it runs, for the watcher */
+	int ret;
+	char err[512];
+	char uri[160];
+	/* clock when the stream was accepted, the VM built, started, RESUMED sent */
+	uint64_t t_accept, t_built, t_started, t_resumed;
+};
+
+static void *dest_thread(void *arg)
+{
+	struct dest *d = arg;
+	struct channel *ch = NULL;
+	struct incoming *inc = NULL;
+	struct vm *vm = NULL;
+	struct mio io;
+	char msg[256];
+
+	d->ret = channel_accept(d->l, 30000, &ch, msg, sizeof(msg));
+	if (d->ret < 0) {
+		snprintf(d->err, sizeof(d->err), "accept: %s", msg);
+		return NULL;
+	}
+	d->t_accept = clock_now_ns();
+	mio_channel_open(&io, ch);
+	d->ret = incoming_create(&io, &io, "dst", &inc);
+	if (!d->ret)
+		d->ret = incoming_run(inc, &vm, d->err, sizeof(d->err));
+	d->t_built = clock_now_ns();
+	if (!d->ret)
+		d->ret = vm_start(vm);
+	d->t_started = clock_now_ns();
+	if (!d->ret)
+		atomic_store(&d->running, vm);
+	if (!d->ret)
+		d->ret = incoming_send_resumed(inc);
+	d->t_resumed = clock_now_ns();
+	incoming_destroy(inc);
+	mio_close(&io);
+	d->vm = vm;
+	return NULL;
+}
+
+/* Before the watcher starts: nothing runs there yet. */
+static void dest_init(struct dest *d)
+{
+	memset(d, 0, sizeof(*d));
+	atomic_init(&d->running, NULL);
+}
+
+/* After the warm-up: channel_accept's wait is bounded. */
+static void dest_start(struct dest *d)
+{
+	char msg[256];
+
+	if (channel_listen("tcp:127.0.0.1:0", &d->l, msg, sizeof(msg)))
+		die("listen: %s", msg);
+	snprintf(d->uri, sizeof(d->uri), "tcp://127.0.0.1:%u", channel_listener_port(d->l));
+	if (pthread_create(&d->thread, NULL, dest_thread, d))
+		die("pthread_create: %s", strerror(errno));
+}
+
+/* ---- the watcher ----------------------------------------------------------------- */
+
+/*
+ * The longest interval without guest progress, from samples of a counter
+ * that only grows: the time between two samples that saw it grow (or from
+ * the last growth to the end). Its error is one sample spacing.
+ */
+struct gaps {
+	uint64_t samples, prev_ns, max_sample_ns;
+	uint64_t last_p, last_inc_ns;
+	uint64_t gap_ns, gap_start_ns;
+};
+
+static void gaps_sample(struct gaps *g, uint64_t p, uint64_t now)
+{
+	if (!g->samples) {
+		g->last_inc_ns = now;
+		g->last_p = p;
+	} else if (now - g->prev_ns > g->max_sample_ns) {
+		g->max_sample_ns = now - g->prev_ns;
+	}
+	g->prev_ns = now;
+	g->samples++;
+	if (p > g->last_p) {
+		if (now - g->last_inc_ns > g->gap_ns) {
+			g->gap_ns = now - g->last_inc_ns;
+			g->gap_start_ns = g->last_inc_ns;
+		}
+		g->last_inc_ns = now;
+		g->last_p = p;
+	}
+}
+
+static void gaps_end(struct gaps *g, uint64_t now)
+{
+	if (g->samples && now - g->last_inc_ns > g->gap_ns) {
+		g->gap_ns = now - g->last_inc_ns;
+		g->gap_start_ns = g->last_inc_ns;
+	}
+}
+
+struct watch {
+	struct vm *src;
+	struct dest *dst;
+	_Atomic(struct migrate_job *) job;
+	atomic_bool stop;
+	pthread_t thread;
+	uint64_t t_migrate;		/* clock at migrate_start */
+	atomic_bool arm;		/* start counting gaps (reset them) */
+	struct gaps g;			/* read after the join */
+	uint64_t bulk_bps;		/* read after the join */
+	_Atomic uint64_t progress;	/* for the main thread's waits */
+};
+
+static void *watch_thread(void *arg)
+{
+	struct watch *w = arg;
+	const struct timespec period = { 0, WATCH_PERIOD_US * 1000 };
+	bool armed = false;
+
+	while (!atomic_load(&w->stop)) {
+		struct migrate_job *job = atomic_load(&w->job);
+		struct vm *dvm = atomic_load(&w->dst->running);
+		struct vm_guest_stats st;
+		uint64_t p;
+
+		vm_get_stats(w->src, &st);
+		p = st.progress;
+		if (dvm) {
+			vm_get_stats(dvm, &st);
+			p = MAX(p, st.progress);
+		}
+		if (!armed && atomic_load(&w->arm)) {
+			/* the warm-up's stalls (first touches) are not the migration's */
+			memset(&w->g, 0, sizeof(w->g));
+			armed = true;
+		}
+		gaps_sample(&w->g, p, clock_now_ns());
+		atomic_store(&w->progress, p);
+		if (job && !w->bulk_bps) {
+			struct migrate_stats ms;
+
+			migrate_get_stats(job, &ms);
+			w->bulk_bps = ms.bandwidth;
+		}
+		nanosleep(&period, NULL);
+	}
+	gaps_end(&w->g, clock_now_ns());
+	return NULL;
+}
+
+/* Wait until the guest's progress reaches p and min_ns passed. Return: false after deadline_ns. */
+static bool wait_progress(struct watch *w, uint64_t p, uint64_t min_ns, uint64_t deadline_ns)
+{
+	uint64_t t0 = clock_now_ns();
+
+	while (atomic_load(&w->progress) < p || clock_now_ns() - t0 < min_ns) {
+		if (clock_now_ns() - t0 > deadline_ns)
+			return false;
+		usleep(2000);
+	}
+	return true;
+}
+
+/* ---- run: one migration ------------------------------------------------------------ */
+
+static int cmd_run(int argc, char **argv)
+{
+	uint64_t mem = 1ull << 30, workset = 16ull << 20, warm = 0, t_warm, lo0, lo1, rate, p0, t_src;
+	unsigned vcpus = 1;
+	struct migrate_opts o;
+	struct vm_config cfg;
+	struct migrate_job *job;
+	struct migrate_stats ms;
+	struct vm_guest_stats a, b;
+	uint64_t dst_first = 0;
+	const char *src_state;
+	bool stalled = false;
+	struct watch w;
+	struct dest d;
+	struct vm *src = NULL;
+	char err[512];
+	int ret;
+
+	migrate_opts_defaults(&o);
+	o.max_downtime_ms = 300;
+	for (int i = 0; i < argc; i++) {
+		const char *arg = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+
+		if (!strcmp(arg, "--auto-converge")) {
+			o.auto_converge = true;
+			continue;
+		}
+		if (!val)
+			die("%s needs a value", arg);
+		i++;
+		if (!strcmp(arg, "--mem"))
+			mem = parse_size(val);
+		else if (!strcmp(arg, "--workset"))
+			workset = parse_size(val);
+		else if (!strcmp(arg, "--vcpus"))
+			vcpus = (unsigned)parse_size(val);
+		else if (!strcmp(arg, "--xbzrle"))
+			o.xbzrle_cache_bytes = parse_size(val);
+		else if (!strcmp(arg, "--compress"))
+			snprintf(o.compress, sizeof(o.compress), "%s", val);
+		else if (!strcmp(arg, "--max-downtime"))
+			o.max_downtime_ms = parse_size(val);
+		else if (!strcmp(arg, "--warm"))
+			warm = parse_size(val);
+		else if (!strcmp(arg, "--timeout"))
+			o.timeout_ms = parse_size(val);
+		else if (!strcmp(arg, "--max-iterations"))
+			o.max_iterations = (unsigned)parse_size(val);
+		else
+			die("unknown option %s", arg);
+	}
+	if (!warm)
+		warm = 2 * workset / VM_PAGE_SIZE;
+
+	if (vm_kvm_available(err, sizeof(err))) {
+		fprintf(stderr, "bench_migrate: SKIPPED: %s\n", err);
+		return 77;
+	}
+	vm_config_defaults(&cfg, "src");
+	cfg.mem_bytes = mem;
+	cfg.vcpus = vcpus;
+	snprintf(cfg.guest, sizeof(cfg.guest), "seqdirty");
+	snprintf(cfg.guest_args, sizeof(cfg.guest_args), "workset=%lluK",
+		 (unsigned long long)(workset >> 10));
+	if (vm_create(&cfg, &src, err, sizeof(err)))
+		die("vm_create: %s", err);
+	if (vm_start(src))
+		die("vm_start failed");
+
+	dest_init(&d);
+	memset(&w, 0, sizeof(w));
+	w.src = src;
+	w.dst = &d;
+	atomic_init(&w.job, NULL);
+	atomic_init(&w.stop, false);
+	atomic_init(&w.progress, 0);
+	atomic_init(&w.arm, false);
+	if (pthread_create(&w.thread, NULL, watch_thread, &w))
+		die("pthread_create: %s", strerror(errno));
+	t_warm = clock_now_ns();
+	if (!wait_progress(&w, warm, 0, WARM_DEADLINE_NS)) {
+		printf("{\"status\": \"error: warm-up: progress %llu of %llu after %llu s\"}\n",
+		       (unsigned long long)atomic_load(&w.progress), (unsigned long long)warm,
+		       (unsigned long long)(WARM_DEADLINE_NS / 1000000000ull));
+		atomic_store(&w.stop, true);
+		pthread_join(w.thread, NULL);
+		vm_destroy(src);
+		return 1;
+	}
+	t_warm = clock_now_ns() - t_warm;
+	/* the guest's own pace just before the migration */
+	rate = atomic_load(&w.progress);
+	usleep(RATE_WINDOW_US);
+	rate = (atomic_load(&w.progress) - rate) * 1000000ull / RATE_WINDOW_US;
+	dest_start(&d);
+
+	atomic_store(&w.arm, true);
+	usleep(ARM_LEAD_US);
+	lo0 = lo_tx_bytes();
+	p0 = atomic_load(&w.progress);
+	w.t_migrate = clock_now_ns();
+	if (migrate_start(src, d.uri, &o, &job, err, sizeof(err)))
+		die("migrate_start: %s", err);
+	atomic_store(&w.job, job);
+	ret = migrate_wait(job);
+	lo1 = lo_tx_bytes();
+	migrate_get_stats(job, &ms);
+	/* the source guest's pace while migrating: until its pause, or the end */
+	vm_get_stats(src, &a);
+	src_state = vm_run_state_name(vm_get_run_state(src));
+	t_src = ms.total_ms - (ret ? 0 : ms.downtime_ms);
+	pthread_join(d.thread, NULL);
+	channel_listener_close(d.l);
+	if (!ret && d.ret == 0 && d.vm) {
+		/* the guest runs on at the destination: watch it for a while */
+		vm_get_stats(d.vm, &b);
+		dst_first = b.progress;
+		stalled = !wait_progress(&w, a.progress + AFTER_PAGES, AFTER_MIN_NS,
+					 AFTER_DEADLINE_NS);
+	}
+	atomic_store(&w.stop, true);
+	pthread_join(w.thread, NULL);
+	atomic_store(&w.job, NULL);
+	migrate_job_free(job);
+
+	printf("{");
+	if (stalled) {
+		char st[160], con[VM_CONSOLE_BYTES];
+		size_t n = vm_console_read(d.vm, con, sizeof(con));
+
+		vm_get_stats(d.vm, &b);
+		snprintf(st, sizeof(st),
+			 "completed, but the destination guest made no progress in %llu s",
+			 (unsigned long long)(AFTER_DEADLINE_NS / 1000000000ull));
+		json_str("status", st, true);
+		json_str("src_state", src_state, true);
+		json_str("dst_state", vm_run_state_name(vm_get_run_state(d.vm)), true);
+		printf("\"src_final_progress\": %llu, \"dst_first_progress\": %llu, "
+		       "\"dst_progress\": %llu, \"dst_errors\": %llu, \"dst_events\": %llu, ",
+		       (unsigned long long)a.progress, (unsigned long long)dst_first,
+		       (unsigned long long)b.progress, (unsigned long long)b.errors,
+		       (unsigned long long)b.events);
+		json_str("dst_console_tail", con + (n > 300 ? n - 300 : 0), true);
+	} else {
+		json_str("status", ms.status, true);
+	}
+	json_str("error", ret ? (ms.error[0] ? ms.error : d.err) : "", true);
+	printf("\"mem_bytes\": %llu, \"workset_bytes\": %llu, \"warm_pages\": %llu, ",
+	       (unsigned long long)mem, (unsigned long long)workset, (unsigned long long)warm);
+	printf("\"total_ms\": %llu, \"downtime_ms\": %llu, \"setup_ms\": %llu, ",
+	       (unsigned long long)ms.total_ms, (unsigned long long)ms.downtime_ms,
+	       (unsigned long long)ms.setup_ms);
+	printf("\"guest_downtime_ms\": %.1f, \"guest_gap_at_ms\": %.1f, ",
+	       (double)w.g.gap_ns / 1e6,
+	       ((double)w.g.gap_start_ns - (double)w.t_migrate) / 1e6);
+	printf("\"watch_samples\": %llu, \"watch_max_sample_us\": %.0f, ",
+	       (unsigned long long)w.g.samples, (double)w.g.max_sample_ns / 1e3);
+	printf("\"transferred_bytes\": %llu, \"dirty_sync_count\": %llu, ",
+	       (unsigned long long)ms.transferred_bytes, (unsigned long long)ms.dirty_sync_count);
+	printf("\"normal_pages\": %llu, \"duplicate_pages\": %llu, \"throttle_pct\": %u, ",
+	       (unsigned long long)ms.normal_pages, (unsigned long long)ms.duplicate_pages,
+	       ms.throttle_pct);
+	printf("\"xbzrle_pages\": %llu, \"compression_ratio\": %.2f, ",
+	       (unsigned long long)ms.xbzrle.pages, ms.compression.ratio);
+	printf("\"pages_per_s\": %llu, \"mig_pages_per_s\": %.0f, ", (unsigned long long)rate,
+	       t_src ? (double)(a.progress - p0) * 1000.0 / (double)t_src : 0.0);
+	printf("\"dst_accept_at_ms\": %.1f, \"dst_built_at_ms\": %.1f, \"dst_started_at_ms\": %.1f, "
+	       "\"dst_resumed_at_ms\": %.1f, ",
+	       ms_since(d.t_accept, w.t_migrate), ms_since(d.t_built, w.t_migrate),
+	       ms_since(d.t_started, w.t_migrate), ms_since(d.t_resumed, w.t_migrate));
+	printf("\"warm_ms\": %.0f, \"lo_bytes\": %lld, ", (double)t_warm / 1e6,
+	       lo0 != LO_UNKNOWN && lo1 != LO_UNKNOWN ? (long long)(lo1 - lo0) : -1ll);
+	/* the engine's guess when round 0 sent under 1 MiB (compressed): not a measurement */
+	printf("\"bulk_bytes_per_s\": %llu}\n",
+	       w.bulk_bps == ENGINE_DEFAULT_BW ? 0ull : (unsigned long long)w.bulk_bps);
+	fflush(stdout);
+
+	vm_destroy(d.vm);
+	vm_destroy(src);
+	return 0;
+}
+
+/* ---- tcp: the raw loopback throughput ------------------------------------------ */
+
+struct pump {
+	int fd;
+	uint64_t bytes;
+	int ret;
+};
+
+static void *pump_reader(void *arg)
+{
+	struct pump *p = arg;
+	uint8_t *buf = malloc(PUMP_BUF);
+	uint64_t got = 0;
+
+	if (!buf) {
+		p->ret = -ENOMEM;
+		return NULL;
+	}
+	while (got < p->bytes) {
+		ssize_t n = read(p->fd, buf, PUMP_BUF);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			p->ret = -EIO;
+			break;
+		}
+		got += (uint64_t)n;
+	}
+	free(buf);
+	return NULL;
+}
+
+static int cmd_tcp(int argc, char **argv)
+{
+	uint64_t bytes = 1ull << 30, t0;
+	struct channel_listener *l;
+	struct channel *tx, *rx;
+	struct pump p = { 0 };
+	char err[256], uri[256];
+	uint8_t *buf;
+	pthread_t t;
+	double secs;
+
+	for (int i = 0; i + 1 < argc; i += 2) {
+		if (!strcmp(argv[i], "--mib"))
+			bytes = parse_size(argv[i + 1]) << 20;
+		else
+			die("unknown option %s", argv[i]);
+	}
+	buf = malloc(PUMP_BUF);
+	if (!buf)
+		die("out of memory");
+	for (size_t i = 0; i < PUMP_BUF; i++)
+		buf[i] = (uint8_t)(i * 131u + (i >> 12));
+	if (channel_listen("tcp:127.0.0.1:0", &l, err, sizeof(err)))
+		die("listen: %s", err);
+	if (channel_listener_uri(l, uri, sizeof(uri)) < 0)
+		die("listener URI");
+	if (channel_connect(uri, 10000, &tx, err, sizeof(err)))
+		die("connect %s: %s", uri, err);
+	if (channel_accept(l, 10000, &rx, err, sizeof(err)))
+		die("accept: %s", err);
+	channel_listener_close(l);
+	p.fd = channel_fd(rx);
+	p.bytes = bytes;
+	t0 = clock_now_ns();
+	if (pthread_create(&t, NULL, pump_reader, &p))
+		die("pthread_create: %s", strerror(errno));
+	for (uint64_t sent = 0; sent < bytes; sent += PUMP_BUF)
+		if (write_all(channel_fd(tx), buf, PUMP_BUF))
+			die("write: %s", strerror(errno));
+	pthread_join(t, NULL);
+	secs = (double)(clock_now_ns() - t0) / 1e9;
+	if (p.ret)
+		die("read: %s", strerror(-p.ret));
+	channel_close(tx);
+	channel_close(rx);
+	free(buf);
+	printf("{\"tcp_bytes\": %llu, \"tcp_ms\": %.1f, \"tcp_bytes_per_s\": %.0f}\n",
+	       (unsigned long long)bytes, secs * 1e3, (double)bytes / secs);
+	return 0;
+}
+
+/* ---- watch: the same sampling for QEMU's debugcon files -------------------------- */
+
+static volatile sig_atomic_t watch_stop;
+
+static void on_term(int sig)
+{
+	(void)sig;
+	watch_stop = 1;
+}
+
+/* Size of the file at path, opened once it exists (fd cached in *fd). */
+static uint64_t file_size(const char *path, int *fd)
+{
+	struct stat st;
+
+	if (*fd < 0)
+		*fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (*fd < 0 || fstat(*fd, &st))
+		return 0;
+	return (uint64_t)st.st_size;
+}
+
+static int cmd_watch(int argc, char **argv)
+{
+	const struct timespec period = { 0, WATCH_PERIOD_US * 1000 };
+	struct sigaction sa;
+	struct gaps g;
+	int fs = -1, fd = -1;
+	uint64_t s = 0, d = 0;
+
+	if (argc != 2)
+		die("usage: bench_migrate watch SRC_FILE DST_FILE");
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_term;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	memset(&g, 0, sizeof(g));
+	while (!watch_stop) {
+		s = file_size(argv[0], &fs);
+		d = file_size(argv[1], &fd);
+		gaps_sample(&g, s + d, clock_now_ns());
+		nanosleep(&period, NULL);
+	}
+	gaps_end(&g, clock_now_ns());
+	printf("{\"guest_downtime_ms\": %.1f, \"gap_start_ns\": %llu, \"watch_samples\": %llu, "
+	       "\"watch_max_sample_us\": %.0f, \"src_bytes\": %llu, \"dst_bytes\": %llu}\n",
+	       (double)g.gap_ns / 1e6, (unsigned long long)g.gap_start_ns,
+	       (unsigned long long)g.samples, (double)g.max_sample_ns / 1e3, (unsigned long long)s,
+	       (unsigned long long)d);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc >= 2 && !strcmp(argv[1], "run"))
+		return cmd_run(argc - 2, argv + 2);
+	if (argc >= 2 && !strcmp(argv[1], "tcp"))
+		return cmd_tcp(argc - 2, argv + 2);
+	if (argc >= 2 && !strcmp(argv[1], "watch"))
+		return cmd_watch(argc - 2, argv + 2);
+	fprintf(stderr, "usage: bench_migrate run [--mem SIZE] [--workset SIZE] [--vcpus N] "
+			"[--xbzrle SIZE] [--compress C] [--auto-converge] [--max-downtime MS] "
+			"[--warm PAGES] [--timeout MS] [--max-iterations N]\n"
+			"       bench_migrate tcp [--mib N]\n"
+			"       bench_migrate watch SRC_FILE DST_FILE\n");
+	return 2;
+}

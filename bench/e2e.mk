@@ -1,0 +1,12 @@
+# SPDX-License-Identifier: MIT
+#
+# bench/e2e.mk: the end-to-end migration benchmark, kvmig next to QEMU
+# (bench/e2e.sh BUILD_DIR). bench_migrate links through bench/module.mk's
+# $(O)/bench/% rule; the QEMU guest (bench/qemu/dirty.S) is assembled by
+# bench/e2e.sh per working-set size.
+BENCHES += $(O)/bench/bench_migrate
+
+bench-e2e: $(O)/bench/bench_migrate
+	$(Q)bench/e2e.sh $(O)
+
+.PHONY: bench-e2e
