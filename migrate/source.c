@@ -459,6 +459,11 @@ static int stop_and_copy(struct migrate_job *j, uint64_t *pause_ns)
 	if (ret < 0)
 		return job_fail(j, ret, "cannot pause the guest: %s", strerror(-ret));
 	j->paused = true;
+	if (vm_dead_vcpus(j->vm))
+		return job_fail(j, -EIO,
+				"the guest crashed before the switchover (%u vCPU(s) stopped by KVM); "
+				"a dead guest is not migrated",
+				vm_dead_vcpus(j->vm));
 	pr_debug("stop-and-copy: paused in %llu us",
 		 (unsigned long long)(clock_now_ns() - *pause_ns) / 1000);
 	vm_set_throttle(j->vm, 0);
@@ -648,8 +653,9 @@ int migrate_start(struct vm *vm, const char *uri, const struct migrate_opts *o,
 			 o->parallel);
 		return -EOPNOTSUPP;
 	}
-	if (vm_get_run_state(vm) != VM_RUN_RUNNING) {
-		snprintf(err, errlen, "VM %s is not running", vm_get_config(vm)->name);
+	if (vm_get_run_state(vm) != VM_RUN_RUNNING || vm_dead_vcpus(vm)) {
+		snprintf(err, errlen, "VM %s is not running%s", vm_get_config(vm)->name,
+			 vm_dead_vcpus(vm) ? " (a vCPU was stopped by KVM)" : "");
 		return -EINVAL;
 	}
 	j = calloc(1, sizeof(*j));

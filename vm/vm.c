@@ -998,6 +998,19 @@ enum vm_run_state vm_get_run_state(const struct vm *vm)
 	return vm->run_state;
 }
 
+unsigned vm_dead_vcpus(const struct vm *vm)
+{
+	struct vm *m = (struct vm *)(uintptr_t)vm;
+	unsigned n = 0;
+
+	pthread_mutex_lock(&m->lock);
+	for (unsigned i = 0; i < m->nvcpus; i++)
+		if (m->vcpus[i].dead && !m->stop_req)
+			n++;
+	pthread_mutex_unlock(&m->lock);
+	return n;
+}
+
 const char *vm_run_state_name(enum vm_run_state s)
 {
 	switch (s) {
