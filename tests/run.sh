@@ -50,8 +50,9 @@ run_one() {	# name, command...
 
 # In the emulated VM the agent-level live-migration matrix takes longer
 # than `make test` may: it runs there with KVMIG_LONG=1 (make test-long);
-# tests/kvm/test_migrate covers the engine in every run.
-VM_LONG_ONLY="e2e/migrate_kvm"
+# tests/kvm/test_migrate covers the engine in every run, tests/kvm/test_vm
+# save/restore. save_restore.sh is there until it is proven in the VM.
+VM_LONG_ONLY="e2e/migrate_kvm e2e/save_restore"
 
 if [ -n "$LIST" ]; then
 	while IFS=$'\t' read -r -a argv; do
