@@ -78,15 +78,15 @@
 #include "protocol/channel.h"
 #include "vm/vm.h"
 
-#define WATCH_PERIOD_US 200
-#define WARM_DEADLINE_NS (300ull * 1000000000ull)
-#define AFTER_PAGES 4096		/* the destination must have run this far ... */
-#define AFTER_MIN_NS (1000ull * 1000000ull)	/* ... and for at least this long */
+#define WATCH_PERIOD_US	  200
+#define WARM_DEADLINE_NS  (300ull * 1000000000ull)
+#define AFTER_PAGES	  4096			 /* the destination must have run this far ... */
+#define AFTER_MIN_NS	  (1000ull * 1000000ull) /* ... and for at least this long */
 #define AFTER_DEADLINE_NS (60ull * 1000000000ull)
-#define RATE_WINDOW_US 500000
-#define ARM_LEAD_US 50000		/* gaps count from this long before migrate_start */
-#define ENGINE_DEFAULT_BW (1ull << 30)	/* migrate/source.c's bandwidth before a measurement */
-#define PUMP_BUF (1u << 20)
+#define RATE_WINDOW_US	  500000
+#define ARM_LEAD_US	  50000	       /* gaps count from this long before migrate_start */
+#define ENGINE_DEFAULT_BW (1ull << 30) /* migrate/source.c's bandwidth before a measurement */
+#define PUMP_BUF	  (1u << 20)
 
 NORETURN PRINTF_FMT(1, 2) static void die(const char *fmt, ...)
 {
@@ -171,8 +171,8 @@ static double ms_since(uint64_t t, uint64_t t0)
 struct dest {
 	struct channel_listener *l;
 	pthread_t thread;
-	struct vm *vm;			/* joined: the thread's result */
-	_Atomic(struct vm *) running;	/* published once it runs, for the watcher */
+	struct vm *vm;		      /* joined: the thread's result */
+	_Atomic(struct vm *) running; /* published once it runs, for the watcher */
 	int ret;
 	char err[512];
 	char uri[160];
@@ -280,11 +280,11 @@ struct watch {
 	_Atomic(struct migrate_job *) job;
 	atomic_bool stop;
 	pthread_t thread;
-	uint64_t t_migrate;		/* clock at migrate_start */
-	atomic_bool arm;		/* start counting gaps (reset them) */
-	struct gaps g;			/* read after the join */
-	uint64_t bulk_bps;		/* read after the join */
-	_Atomic uint64_t progress;	/* for the main thread's waits */
+	uint64_t t_migrate;	   /* clock at migrate_start */
+	atomic_bool arm;	   /* start counting gaps (reset them) */
+	struct gaps g;		   /* read after the join */
+	uint64_t bulk_bps;	   /* read after the join */
+	_Atomic uint64_t progress; /* for the main thread's waits */
 };
 
 static void *watch_thread(void *arg)
@@ -341,7 +341,8 @@ static bool wait_progress(struct watch *w, uint64_t p, uint64_t min_ns, uint64_t
 
 static int cmd_run(int argc, char **argv)
 {
-	uint64_t mem = 1ull << 30, workset = 16ull << 20, warm = 0, t_warm, lo0, lo1, rate, p0, t_src;
+	uint64_t mem = 1ull << 30, workset = 16ull << 20, warm = 0, t_warm, lo0, lo1, rate, p0,
+		 t_src;
 	unsigned vcpus = 1;
 	struct migrate_opts o;
 	struct vm_config cfg;
@@ -491,8 +492,7 @@ static int cmd_run(int argc, char **argv)
 	printf("\"total_ms\": %llu, \"downtime_ms\": %llu, \"setup_ms\": %llu, ",
 	       (unsigned long long)ms.total_ms, (unsigned long long)ms.downtime_ms,
 	       (unsigned long long)ms.setup_ms);
-	printf("\"guest_downtime_ms\": %.1f, \"guest_gap_at_ms\": %.1f, ",
-	       (double)w.g.gap_ns / 1e6,
+	printf("\"guest_downtime_ms\": %.1f, \"guest_gap_at_ms\": %.1f, ", (double)w.g.gap_ns / 1e6,
 	       ((double)w.g.gap_start_ns - (double)w.t_migrate) / 1e6);
 	printf("\"watch_samples\": %llu, \"watch_max_sample_us\": %.0f, ",
 	       (unsigned long long)w.g.samples, (double)w.g.max_sample_ns / 1e3);
@@ -505,7 +505,8 @@ static int cmd_run(int argc, char **argv)
 	       (unsigned long long)ms.xbzrle.pages, ms.compression.ratio);
 	printf("\"pages_per_s\": %llu, \"mig_pages_per_s\": %.0f, ", (unsigned long long)rate,
 	       t_src ? (double)(a.progress - p0) * 1000.0 / (double)t_src : 0.0);
-	printf("\"dst_accept_at_ms\": %.1f, \"dst_built_at_ms\": %.1f, \"dst_started_at_ms\": %.1f, "
+	printf("\"dst_accept_at_ms\": %.1f, \"dst_built_at_ms\": %.1f, "
+	       "\"dst_started_at_ms\": %.1f, "
 	       "\"dst_resumed_at_ms\": %.1f, ",
 	       ms_since(d.t_accept, w.t_migrate), ms_since(d.t_built, w.t_migrate),
 	       ms_since(d.t_started, w.t_migrate), ms_since(d.t_resumed, w.t_migrate));

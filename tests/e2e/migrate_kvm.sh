@@ -210,17 +210,6 @@ jq_out '.name == "det" and (.status | IN("setup", "active"))'
 wait_until "$TIMEOUT" "det job to be active" job_status_is det active device completed
 ok "det: job info while it runs" kv src job info det --json
 jq_out '.name == "det" and (.status | IN("active", "device", "completed")) and (.total_bytes == 67108864)'
-if jq -e '.status == "active"' "$OUT" >/dev/null; then
-	[ "$(vm_field src det .state)" = migrating ] || fail "det: the source VM is not 'migrating' while its job runs"
-	ok "det: vm info while migrating" kv src vm info det --json
-	jq_out '.state == "migrating" and (.guest_stats.progress > 0) and (has("pause_latency") | not)'
-	bad "det: vm stop while migrating" 1 "VM 'det' is busy \\(migrating\\)" kv src vm stop det
-	bad "det: vm save while migrating" 1 "busy \\(migrating\\)" kv src vm save det "$T/det.snap"
-	bad "det: a second migrate" 1 "busy \\(migrating\\)" kv src migrate det --to "$UNIX_URI"
-	ok "det: human job info" kv src job info det
-	grep -Eq '^status: +active' "$OUT" && grep -Eq '^xbzrle\.cache_size: ' "$OUT" ||
-		fail "det: job info printed $(cat "$OUT")"
-fi
 wait_until $((TIMEOUT * 3)) "det job to complete" job_status_is det completed failed cancelled
 job_status_is det completed || fail "det: $(kv src job info det --json)"
 wait_until "$TIMEOUT" "det to run at dst" state_is dst det running
@@ -308,6 +297,20 @@ start_vm can memcheck,workset=16M 2
 ok "can: migrate --detach (slow)" kv src migrate can --to "$UNIX_URI" --detach --bandwidth 2 --timeout 200
 wait_until "$TIMEOUT" "can job to be active" job_status_is can active
 wait_until "$TIMEOUT" "can to be incoming at dst2" state_is dst2 can incoming
+ok "can: vm info while migrating" kv src vm info can --json
+jq_out '.state == "migrating" and (.guest_stats.progress > 0) and (has("pause_latency") | not)'
+ok "can: vm list while migrating" kv src vm list --json
+jq_out '.vms[] | select(.name == "can") | .state == "migrating"'
+bad "can: vm stop while migrating" 1 "VM 'can' is busy \\(migrating\\)" kv src vm stop can
+bad "can: vm save while migrating" 1 "busy \\(migrating\\)" kv src vm save can "$T/can.snap"
+bad "can: a second migrate" 1 "busy \\(migrating\\)" kv src migrate can --to "$TCP_URI"
+ok "can: vm console while migrating" kv src vm console can --json
+ok "can: human job info" kv src job info can
+grep -Eq '^status: +active' "$OUT" && grep -Eq '^xbzrle\.cache_size: ' "$OUT" && grep -Eq '^uri: +unix://' "$OUT" ||
+	fail "can: job info printed $(cat "$OUT")"
+ok "can: vm info at dst2 while incoming" kv dst2 vm info can --json
+jq_out '.state == "incoming" and .mem_bytes == 67108864 and .origin == "migrate"'
+bad "can: vm stop at dst2 while incoming" 1 "busy \\(incoming\\)" kv dst2 vm stop can
 ok "can: job cancel" kv src job cancel can --json
 jq_out '.name == "can" and .status == "cancelling"'
 wait_until "$TIMEOUT" "can job to be cancelled" job_status_is can cancelled
