@@ -1171,9 +1171,9 @@ static void *incoming_thread(void *arg)
 	uint64_t t0 = clock_now_ns();
 	int ret;
 
+	/* takes the socket, and closes it itself when it fails */
 	ret = mio_socket_open(&io, ic->fd);
 	if (ret < 0) {
-		close(ic->fd);
 		pr_err("incoming migration %s failed: out of memory",
 		       stream_desc(ic, desc, sizeof(desc)));
 		goto done;

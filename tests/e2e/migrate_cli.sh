@@ -152,7 +152,7 @@ if have_kvm src; then
 	FREE=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
 	bad "migrate to a closed port" 1 "cannot migrate VM 'c1': cannot connect to tcp://127.0.0.1:$FREE: Connection refused" \
 		kv src migrate c1 --to "tcp://127.0.0.1:$FREE"
-	bad "migrate to a missing unix socket" 1 "cannot connect to unix://$T/none.sock: No such file" \
+	bad "migrate to a missing unix socket" 1 "cannot migrate VM 'c1': cannot connect to unix://$T/none.sock" \
 		kv src migrate c1 --to "unix://$T/none.sock"
 	bad "no job after a refused start" 1 "no migration job for 'c1'" kv src job info c1
 	[ "$(vm_field src c1 .state)" = running ] || fail "c1 does not run after the refused migrations"

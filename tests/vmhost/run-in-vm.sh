@@ -213,6 +213,11 @@ for d in bin sbin lib lib32 lib64 libx32; do
 	[ -e $R/usr/$d ] && ln -s usr/$d $R/$d
 done
 mount -t devtmpfs dev $R/dev
+# bash's process substitution needs /dev/fd (udev would make these links)
+ln -sfn /proc/self/fd $R/dev/fd
+ln -sf /proc/self/fd/0 $R/dev/stdin
+ln -sf /proc/self/fd/1 $R/dev/stdout
+ln -sf /proc/self/fd/2 $R/dev/stderr
 mkdir -p $R/dev/pts $R/dev/shm
 mount -t devpts devpts $R/dev/pts
 mount -t tmpfs -o mode=1777 shm $R/dev/shm
