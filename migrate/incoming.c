@@ -12,11 +12,14 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "migrate/digest.h"
+#include "migrate/session.h"
 #include "protocol/codec.h"
 #include "protocol/frame.h"
 #include "vm/state.h"
 
 #define OUT_BUF 2048
+#define JOIN_TIMEOUT_MS 10000		/* a secondary waits this long for channel 0 */
+#define BARRIER_TIMEOUT_MS 120000	/* channel 0 waits this long for the others */
 #define SUPPORTED_CAPS (WIRE_CAP_XBZRLE | WIRE_CAP_ZSTD | WIRE_CAP_LZ4 | WIRE_CAP_VERIFY)
 
 struct incoming {
@@ -27,6 +30,10 @@ struct incoming {
 	struct wire_order order;
 	struct vm_ram ram;
 	bool have_ram;
+	uint8_t *ram_base;		/* where pages go: ours, or channel 0's */
+	uint64_t ram_bytes;
+	struct session *sess;		/* a parallel migration */
+	bool secondary;			/* channel 1..N-1 of one */
 	struct vm_state *state;
 	uint32_t seen, vcpus_seen, sections;
 	struct codec_ctx *zstd, *lz4;
@@ -99,6 +106,54 @@ static int send_ret(struct incoming *inc, ssize_t n)
 	return ret ? ret : mio_flush(inc->ret);
 }
 
+/* Decoder contexts for the negotiated compressors. */
+static int make_decoders(struct incoming *inc, char *err, size_t errlen)
+{
+	if (inc->caps & WIRE_CAP_ZSTD) {
+		struct codec_config c = { .ops = &codec_zstd_ops, .level = 1 };
+
+		if (codec_ctx_create(&c, WIRE_PAGE_SIZE, &inc->zstd) < 0)
+			return err_set(-ENOMEM, err, errlen, "out of memory for zstd");
+	}
+	if (inc->caps & WIRE_CAP_LZ4) {
+		struct codec_config c = { .ops = &codec_lz4_ops, .level = 1 };
+
+		if (codec_ctx_create(&c, WIRE_PAGE_SIZE, &inc->lz4) < 0)
+			return err_set(-ENOMEM, err, errlen, "out of memory for lz4");
+	}
+	return 0;
+}
+
+/*
+ * Channel 1..N-1 of a parallel migration: join the session channel 0
+ * opened (it may come a little later), then carry pages into its RAM.
+ */
+static int on_hello_secondary(struct incoming *inc, char *err, size_t errlen)
+{
+	struct wire_hello_ack ack = { .version = WIRE_VERSION };
+	struct session_info si;
+	int ret;
+
+	ret = session_join(inc->hello.session, inc->hello.channel, inc->hello.channels, inc->in,
+			   JOIN_TIMEOUT_MS, &inc->sess, &si, err, errlen);
+	if (ret < 0)
+		return ret;
+	inc->secondary = true;
+	inc->order.pages_only = true;
+	inc->ram_base = si.ram;
+	inc->ram_bytes = si.ram_bytes;
+	inc->caps = si.caps;
+	if ((inc->hello.caps & inc->caps) != inc->caps)
+		return err_set(-EPROTO, err, errlen,
+			    "HELLO: channel %u offers capabilities 0x%x, channel 0 chose 0x%x",
+			    inc->hello.channel, inc->hello.caps, inc->caps);
+	ret = make_decoders(inc, err, errlen);
+	if (ret < 0)
+		return ret;
+	ack.caps = inc->caps;
+	return send_ret(inc, frame_put_hello_ack(inc->out, OUT_BUF, &ack));
+}
+
 static int on_hello(struct incoming *inc, const uint8_t *p, size_t len, char *err, size_t errlen)
 {
 	struct wire_hello_ack ack = { .version = WIRE_VERSION };
@@ -109,9 +164,12 @@ static int on_hello(struct incoming *inc, const uint8_t *p, size_t len, char *er
 	ret = frame_get_hello(p, len, &inc->hello, err, errlen);
 	if (ret < 0)
 		return ret;
-	if (inc->hello.channels != 1)
-		return err_set(-EPROTO, err, errlen, "HELLO: %u channels; this receiver takes one",
-			    inc->hello.channels);
+	if (inc->hello.channels != 1 && (!inc->ret || inc->expect_eof))
+		return err_set(-EPROTO, err, errlen,
+			    "HELLO: channel %u of %u; a stream file holds one channel",
+			    inc->hello.channel, inc->hello.channels);
+	if (inc->hello.channel != 0)
+		return on_hello_secondary(inc, err, errlen);
 	/* the VM it describes must be one this host can build */
 	memset(&cfg, 0, sizeof(cfg));
 	snprintf(cfg.name, sizeof(cfg.name), "%s", incoming_name(inc));
@@ -129,29 +187,35 @@ static int on_hello(struct incoming *inc, const uint8_t *p, size_t len, char *er
 			return ret;
 	}
 	inc->caps = inc->hello.caps & SUPPORTED_CAPS;
-	if (inc->caps & WIRE_CAP_ZSTD) {
-		struct codec_config c = { .ops = &codec_zstd_ops, .level = 1 };
-
-		if (codec_ctx_create(&c, WIRE_PAGE_SIZE, &inc->zstd) < 0)
-			return err_set(-ENOMEM, err, errlen, "out of memory for zstd");
-	}
-	if (inc->caps & WIRE_CAP_LZ4) {
-		struct codec_config c = { .ops = &codec_lz4_ops, .level = 1 };
-
-		if (codec_ctx_create(&c, WIRE_PAGE_SIZE, &inc->lz4) < 0)
-			return err_set(-ENOMEM, err, errlen, "out of memory for lz4");
-	}
+	ret = make_decoders(inc, err, errlen);
+	if (ret < 0)
+		return ret;
 	ret = vm_ram_create(&inc->ram, inc->hello.mem_bytes, err, errlen);
 	if (ret < 0)
 		return ret;
 	inc->have_ram = true;
+	inc->ram_base = inc->ram.alias;
+	inc->ram_bytes = inc->ram.bytes;
+	if (inc->hello.channels > 1) {
+		struct session_info si = {
+			.ram = inc->ram_base, .ram_bytes = inc->ram_bytes, .caps = inc->caps,
+		};
+
+		ret = session_open(inc->hello.session, inc->hello.channels, &si, &inc->sess);
+		if (ret == -EEXIST)
+			return err_set(ret, err, errlen, "HELLO: session %016llx is already arriving",
+				    (unsigned long long)inc->hello.session);
+		if (ret < 0)
+			return err_set(ret, err, errlen, "HELLO: cannot open a session of %u channels: %s",
+				    inc->hello.channels, strerror(-ret));
+	}
 	ack.caps = inc->caps;
 	return send_ret(inc, frame_put_hello_ack(inc->out, OUT_BUF, &ack));
 }
 
 static int on_pages(struct incoming *inc, const uint8_t *p, size_t len, char *err, size_t errlen)
 {
-	uint64_t npages = inc->ram.bytes / WIRE_PAGE_SIZE;
+	uint64_t npages = inc->ram_bytes / WIRE_PAGE_SIZE;
 	struct page_iter it;
 	struct wire_page pg;
 	int ret;
@@ -160,7 +224,7 @@ static int on_pages(struct incoming *inc, const uint8_t *p, size_t len, char *er
 	if (ret < 0)
 		return ret;
 	while ((ret = pages_next(&it, &pg, err, errlen)) > 0) {
-		uint8_t *dst = inc->ram.alias + pg.page * WIRE_PAGE_SIZE;
+		uint8_t *dst = inc->ram_base + pg.page * WIRE_PAGE_SIZE;
 		ssize_t n = 0;
 
 		switch (pg.codec) {
@@ -228,6 +292,28 @@ static int on_state(struct incoming *inc, const uint8_t *p, size_t len, char *er
 	return 0;
 }
 
+/* A secondary's COMPLETE: its page count, which must be what arrived. */
+static int on_complete_secondary(struct incoming *inc, const uint8_t *p, size_t len, char *err,
+				 size_t errlen)
+{
+	struct wire_complete c;
+	int ret = frame_get_complete(p, len, &c, err, errlen);
+
+	if (ret < 0)
+		return ret;
+	if (c.state_sections || c.digest_alg != WIRE_DIGEST_NONE)
+		return err_set(-EBADMSG, err, errlen,
+			    "COMPLETE on parallel channel %u carries state or a digest",
+			    inc->hello.channel);
+	if (c.pages != inc->st.pages)
+		return err_set(-EBADMSG, err, errlen,
+			    "COMPLETE on parallel channel %u announces %llu pages, %llu arrived",
+			    inc->hello.channel, (unsigned long long)c.pages,
+			    (unsigned long long)inc->st.pages);
+	session_complete(inc->sess, inc->hello.channel, inc->st.pages);
+	return 0;
+}
+
 static int on_complete(struct incoming *inc, const uint8_t *p, size_t len, char *err,
 		       size_t errlen)
 {
@@ -238,6 +324,15 @@ static int on_complete(struct incoming *inc, const uint8_t *p, size_t len, char 
 	ret = frame_get_complete(p, len, &inc->complete, err, errlen);
 	if (ret < 0)
 		return ret;
+	if (inc->sess) {
+		uint64_t others;
+
+		/* every page of every channel is in RAM before anything is checked */
+		ret = session_wait_complete(inc->sess, BARRIER_TIMEOUT_MS, &others, err, errlen);
+		if (ret < 0)
+			return ret;
+		inc->st.pages += others;
+	}
 	if (inc->complete.state_sections != inc->sections)
 		return err_set(-EBADMSG, err, errlen,
 			    "COMPLETE announces %u state sections, %u arrived",
@@ -309,6 +404,19 @@ int incoming_run(struct incoming *inc, struct vm **vm, char *err, size_t errlen)
 			if (ret < 0)
 				break;
 			inc->st.rounds = e.round + 1;
+			if (inc->secondary) {
+				ret = session_round(inc->sess, inc->hello.channel, e.round);
+				if (ret < 0)
+					err_set(ret, err, errlen, "the migration failed on another channel");
+				break;
+			}
+			/* the ACK says the whole round is in RAM, on every channel */
+			if (inc->sess) {
+				ret = session_wait_round(inc->sess, e.round, BARRIER_TIMEOUT_MS, err,
+							 errlen);
+				if (ret < 0)
+					break;
+			}
 			a.round = e.round;
 			a.pages = inc->st.pages;
 			ret = send_ret(inc, frame_put_ack(inc->out, OUT_BUF, &a));
@@ -325,7 +433,8 @@ int incoming_run(struct incoming *inc, struct vm **vm, char *err, size_t errlen)
 			ret = on_state(inc, p, h.len, err, errlen);
 			break;
 		case WIRE_F_COMPLETE:
-			ret = on_complete(inc, p, h.len, err, errlen);
+			ret = inc->secondary ? on_complete_secondary(inc, p, h.len, err, errlen)
+					     : on_complete(inc, p, h.len, err, errlen);
 			inc->st.complete_ns = clock_now_ns();
 			done = true;
 			break;
@@ -345,6 +454,14 @@ int incoming_run(struct incoming *inc, struct vm **vm, char *err, size_t errlen)
 		if (ret < 0)
 			goto out;
 	}
+	if (inc->secondary) {
+		inc->st.stream_ok = true;
+		ret = 1;
+		goto out;
+	}
+	/* the other channels left after their COMPLETE: the RAM is ours alone */
+	session_close(inc->sess);
+	inc->sess = NULL;
 	if (inc->expect_eof) {
 		uint8_t extra;
 
@@ -374,6 +491,13 @@ out:
 
 		(void)send_ret(inc, n);
 	}
+	if (inc->secondary) {
+		session_leave(inc->sess, inc->hello.channel, ret, err);
+	} else {
+		/* stops the other channels before the RAM they write to goes */
+		session_close(inc->sess);
+	}
+	inc->sess = NULL;
 	if (ret < 0 && inc->have_ram) {
 		vm_ram_destroy(&inc->ram);
 		inc->have_ram = false;

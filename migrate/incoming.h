@@ -12,7 +12,9 @@
  * is ever created from a partial stream.
  *
  * With a return path (a socket), HELLO is answered with HELLO_ACK and each
- * END_ROUND with an ACK; the caller sends RESUMED once the VM runs.
+ * END_ROUND with an ACK; the caller sends RESUMED once the VM runs. The
+ * connections of a parallel migration each get their own incoming object
+ * and thread, and meet through migrate/session.h.
  * Used by one thread.
  */
 #ifndef KVMIG_MIGRATE_INCOMING_H
@@ -52,6 +54,9 @@ void incoming_destroy(struct incoming *inc);
  * Consume the stream up to COMPLETE and build the VM (not started).
  * Return: 0 and *vm, or -errno with a message in err naming the frame and
  * the problem. On failure an ERROR frame goes back on the return path.
+ * Return 1 (and no VM) for channel 1..N-1 of a parallel migration
+ * (migrate/session.h): its pages went into channel 0's RAM, and the VM is
+ * channel 0's to build.
  */
 int incoming_run(struct incoming *inc, struct vm **vm, char *err, size_t errlen) __must_check;
 

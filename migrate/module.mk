@@ -1,7 +1,8 @@
 # migrate/: the engine. Snapshots are migration streams written to files.
 LIB_OBJS += $(O)/migrate/mio.o $(O)/migrate/pagesend.o $(O)/migrate/incoming.o \
 	$(O)/migrate/digest.o $(O)/migrate/snapshot.o $(O)/migrate/source.o \
-	$(O)/migrate/converge.o $(O)/migrate/ratelimit.o $(O)/migrate/outgoing.o
+	$(O)/migrate/converge.o $(O)/migrate/ratelimit.o $(O)/migrate/outgoing.o \
+	$(O)/migrate/session.o
 
 UNIT_TESTS += $(O)/tests/unit/test_incoming
 PROGS += $(O)/tests/tools/mksnap
@@ -15,3 +16,8 @@ $(O)/tests/tools/mksnap: $(O)/tests/tools/mksnap.o $(O)/tests/helpers/streamgen.
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIB) $(LIBS)
 UNIT_TESTS += $(O)/tests/unit/test_converge
 KVM_TESTS += $(O)/tests/kvm/test_migrate
+
+# in-process destinations accept a parallel migration's other channels
+$(O)/tests/kvm/test_migrate: $(O)/tests/kvm/test_migrate.o $(O)/tests/helpers/mdest.o $(LIB)
+	@[ "$(V)" = 1 ] || echo "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIB) $(LIBS) $(CMOCKA_LIBS)

@@ -116,6 +116,7 @@ static int send_whole(struct page_sender *s, uint64_t page, const uint8_t *src)
 
 		s->st.compress_ns += clock_now_ns() - t0;
 		if (n > 0) {
+			s->st.entries++;
 			batch_commit(&s->batch, page, (uint8_t)codec_ctx_ops(s->cctx)->id, (size_t)n);
 			s->st.compressed_pages++;
 			s->st.compressed_in += PAGE;
@@ -124,6 +125,7 @@ static int send_whole(struct page_sender *s, uint64_t page, const uint8_t *src)
 		}
 	}
 	memcpy(dst, src, PAGE);
+	s->st.entries++;
 	batch_commit(&s->batch, page, CODEC_RAW, PAGE);
 	s->st.normal_pages++;
 	return 0;
@@ -136,6 +138,7 @@ static int send_zero(struct page_sender *s, uint64_t page)
 
 	if (ret < 0)
 		return ret;
+	s->st.entries++;
 	batch_commit(&s->batch, page, CODEC_ZERO, 0);
 	return 0;
 }
@@ -166,6 +169,7 @@ int page_sender_page(struct page_sender *s, uint64_t page, const uint8_t *data, 
 		return ret;
 	n = pagecache_encode(s->cache, page, data, s->round, dst, PAGE - 1, &whole);
 	if (n > 0) {
+		s->st.entries++;
 		batch_commit(&s->batch, page, CODEC_XBZRLE, (size_t)n);
 		s->st.xbzrle_pages++;
 		s->st.xbzrle_bytes += (uint64_t)n;

@@ -35,6 +35,7 @@ struct page_sender_stats {
 	uint64_t compress_ns;		/* time spent in the compressor */
 	uint64_t xbzrle_pages, xbzrle_bytes, xbzrle_cache_miss, xbzrle_overflow;
 	uint64_t xbzrle_unchanged;
+	uint64_t entries;		/* page entries written (a skipped zero page is none) */
 	uint64_t frames;
 	uint64_t frame_bytes;		/* bytes of PAGES frames written */
 };

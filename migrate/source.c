@@ -8,6 +8,16 @@
  * are read, so a write that lands after the read is seen by the next sync.
  * The bulk round starts from an all-ones bitmap but skips the memfd's holes
  * (never touched, hence zero on both sides) without reading them.
+ *
+ * --parallel N: N lanes, one connection each (protocol/wire.h). Lane 0 is
+ * the job thread on the first connection, which also carries the control
+ * frames; lanes 1..N-1 are threads with their own page sender (compressor
+ * and XBZRLE cache). A chunk is handed to every lane at once and each
+ * sends the bitmap words w with w % N == its number, so a page always goes
+ * the same way; the job thread waits for all lanes at the end of a chunk
+ * (chunks are 64 MiB, so the barrier costs little) and only then touches
+ * the dirty log again. Before it sends END_ROUND or the state on channel 0,
+ * every other lane has flushed and sent its END_ROUND or COMPLETE.
  */
 #define LOG_PREFIX "migrate: "
 #include "migrate/migrate.h"
@@ -19,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "common/clock.h"
@@ -36,7 +47,31 @@
 #define CHUNK_PAGES 16384u		/* 64 MiB: dirty-log clear granularity */
 #define HANDSHAKE_TIMEOUT_MS 10000
 #define RESUME_TIMEOUT_MS 60000
+#define ACK_TIMEOUT_MS 60000
 #define CTRL_BUF 4096
+
+enum lane_task {
+	LANE_IDLE,
+	LANE_PAGES,		/* send this lane's pages of a chunk */
+	LANE_END_ROUND,		/* flush, then END_ROUND (lanes 1..N-1) */
+	LANE_COMPLETE,		/* flush, then COMPLETE (lanes 1..N-1) */
+	LANE_EXIT,
+};
+
+struct lane {
+	struct migrate_job *j;
+	unsigned idx;
+	struct mio *io;			/* its connection (lane 0: the job's) */
+	struct mio conn;		/* lanes 1..N-1 */
+	bool open;			/* conn is connected (under j->lock) */
+	struct mio rl_io;		/* io behind the rate limiter */
+	struct page_sender *ps;
+	pthread_t thread;
+	bool started;
+	uint64_t round_pages;
+	int ret;			/* the lane's failure */
+	uint8_t ctrl[256];
+};
 
 struct migrate_job {
 	struct vm *vm;
@@ -51,11 +86,21 @@ struct migrate_job {
 	pthread_mutex_t lock;		/* stats */
 	struct migrate_stats st;
 
-	/* job thread only */
+	/* job thread only (the lanes: see struct lane) */
 	struct mio io;
-	struct mio rl_io;		/* io behind the rate limiter */
+	struct lane lanes[MIGRATE_MAX_PARALLEL];
+	unsigned nlanes;
+	pthread_mutex_t rl_lock;
 	struct ratelimit rl;
-	struct page_sender *ps;
+	pthread_mutex_t task_lock;
+	pthread_cond_t task_cond, done_cond;
+	enum lane_task task;
+	uint64_t task_first, task_n;
+	bool task_bulk;
+	uint64_t task_gen;
+	unsigned task_done;
+	uint32_t acked;			/* rounds the destination ACKed */
+	uint64_t session;
 	struct dirtylog *dl;
 	struct converge cv;
 	uint64_t *bitmap;
@@ -110,16 +155,65 @@ static uint64_t count_bits(const uint64_t *bm, uint64_t npages)
 	return n;
 }
 
+/* The lanes' senders, added up; and the bytes of every connection. */
+static void sender_stats(const struct migrate_job *j, struct page_sender_stats *sum,
+			 uint64_t *bytes_out, size_t *cache_bytes)
+{
+	memset(sum, 0, sizeof(*sum));
+	*bytes_out = 0;
+	if (cache_bytes)
+		*cache_bytes = 0;
+	for (unsigned l = 0; l < j->nlanes; l++) {
+		const struct lane *ln = &j->lanes[l];
+		struct page_sender_stats ps;
+		size_t cb;
+
+		*bytes_out += ln->io->bytes_out;
+		if (!ln->ps)
+			continue;
+		page_sender_get_stats(ln->ps, &ps);
+		sum->pages += ps.pages;
+		sum->entries += ps.entries;
+		sum->duplicate_pages += ps.duplicate_pages;
+		sum->normal_pages += ps.normal_pages;
+		sum->compressed_pages += ps.compressed_pages;
+		sum->compressed_in += ps.compressed_in;
+		sum->compressed_out += ps.compressed_out;
+		sum->compress_ns += ps.compress_ns;
+		sum->xbzrle_pages += ps.xbzrle_pages;
+		sum->xbzrle_bytes += ps.xbzrle_bytes;
+		sum->xbzrle_cache_miss += ps.xbzrle_cache_miss;
+		sum->xbzrle_overflow += ps.xbzrle_overflow;
+		sum->xbzrle_unchanged += ps.xbzrle_unchanged;
+		sum->frames += ps.frames;
+		sum->frame_bytes += ps.frame_bytes;
+		if (cache_bytes && page_sender_xbzrle(ln->ps, &cb))
+			*cache_bytes += cb;
+	}
+}
+
+/* Pages that carried data (not zero), in all lanes: what bandwidth moves. */
+static uint64_t data_pages(const struct migrate_job *j)
+{
+	struct page_sender_stats ps;
+	uint64_t b;
+
+	sender_stats(j, &ps, &b, NULL);
+	return ps.normal_pages + ps.compressed_pages + ps.xbzrle_pages;
+}
+
+/* Called by the job thread while the lanes are idle. */
 static void update_stats(struct migrate_job *j, uint64_t remaining_pages)
 {
 	struct page_sender_stats ps;
 	struct migrate_stats *st = &j->st;
-	uint64_t now = clock_now_ns();
+	uint64_t now = clock_now_ns(), out;
+	size_t cache_bytes;
 
-	page_sender_get_stats(j->ps, &ps);
+	sender_stats(j, &ps, &out, &cache_bytes);
 	pthread_mutex_lock(&j->lock);
 	st->total_ms = (now - j->t0_ns) / 1000000;
-	st->transferred_bytes = j->io.bytes_out;
+	st->transferred_bytes = out;
 	st->total_bytes = j->npages * PAGE;
 	st->remaining_bytes = remaining_pages * PAGE;
 	st->duplicate_pages = ps.duplicate_pages + j->hole_pages;
@@ -127,7 +221,7 @@ static void update_stats(struct migrate_job *j, uint64_t remaining_pages)
 	st->mbps = st->total_ms ? (double)st->transferred_bytes * 8.0 / 1e6 /
 					  ((double)st->total_ms / 1000.0)
 				: 0.0;
-	page_sender_xbzrle(j->ps, &st->xbzrle.cache_size);
+	st->xbzrle.cache_size = cache_bytes;
 	st->xbzrle.bytes = ps.xbzrle_bytes;
 	st->xbzrle.pages = ps.xbzrle_pages;
 	st->xbzrle.cache_miss = ps.xbzrle_cache_miss;
@@ -135,7 +229,9 @@ static void update_stats(struct migrate_job *j, uint64_t remaining_pages)
 	st->compression.pages = ps.compressed_pages;
 	st->compression.ratio =
 		ps.compressed_out ? (double)ps.compressed_in / (double)ps.compressed_out : 0.0;
-	st->compression.busy = now > j->t0_ns ? (double)ps.compress_ns / (double)(now - j->t0_ns)
+	/* busy: the compressors' share of the job's time, per lane */
+	st->compression.busy = now > j->t0_ns ? (double)ps.compress_ns / (double)(now - j->t0_ns) /
+							(double)j->nlanes
 					      : 0.0;
 	st->round = j->round;
 	st->throttle_pct = vm_get_throttle(j->vm);
@@ -147,20 +243,25 @@ static void update_stats(struct migrate_job *j, uint64_t remaining_pages)
 
 /* ---- the stream ------------------------------------------------------------ */
 
-/* The rate limiter sits between the sender and the channel. */
+/* The rate limiter, shared by all lanes, sits between senders and channels. */
 static int rl_write(struct mio *io, const void *buf, size_t len)
 {
-	struct migrate_job *j = io->priv;
+	struct lane *ln = io->priv;
+	struct migrate_job *j = ln->j;
 
-	ratelimit_wait(&j->rl, len);
-	return mio_write(&j->io, buf, len);
+	if (j->rl.rate) {
+		pthread_mutex_lock(&j->rl_lock);
+		ratelimit_wait(&j->rl, len);
+		pthread_mutex_unlock(&j->rl_lock);
+	}
+	return mio_write(ln->io, buf, len);
 }
 
 static int rl_flush(struct mio *io)
 {
-	struct migrate_job *j = io->priv;
+	struct lane *ln = io->priv;
 
-	return mio_flush(&j->io);
+	return mio_flush(ln->io);
 }
 
 static int send_ctrl(struct migrate_job *j, ssize_t n)
@@ -169,9 +270,9 @@ static int send_ctrl(struct migrate_job *j, ssize_t n)
 
 	if (n < 0)
 		return job_fail(j, (int)n, "cannot build a control frame: %s", strerror((int)-n));
-	ret = mio_write(&j->rl_io, j->ctrl, (size_t)n);
+	ret = mio_write(&j->lanes[0].rl_io, j->ctrl, (size_t)n);
 	if (!ret)
-		ret = mio_flush(&j->rl_io);
+		ret = mio_flush(&j->lanes[0].rl_io);
 	if (ret < 0)
 		return job_fail(j, ret, "the destination is gone: %s", strerror(-ret));
 	return 0;
@@ -181,16 +282,17 @@ static int send_ctrl(struct migrate_job *j, ssize_t n)
  * Read one return-path frame, waiting at most timeout_ms.
  * Return: 0 and *h, -ETIMEDOUT, or -errno (with j->err set).
  */
-static int read_reply(struct migrate_job *j, int timeout_ms, struct frame_hdr *h)
+static int read_reply_on(struct migrate_job *j, struct mio *io, int timeout_ms,
+			 struct frame_hdr *h)
 {
 	char msg[300];
-	int ret = mio_wait_readable(&j->io, timeout_ms);
+	int ret = mio_wait_readable(io, timeout_ms);
 
 	if (ret == 0)
 		return -ETIMEDOUT;
 	if (ret < 0)
 		return job_fail(j, ret, "the destination is gone: %s", strerror(-ret));
-	ret = mio_read_frame(&j->io, j->rbuf, MIO_FRAME_BUF, h, msg, sizeof(msg));
+	ret = mio_read_frame(io, j->rbuf, MIO_FRAME_BUF, h, msg, sizeof(msg));
 	if (ret < 0)
 		return job_fail(j, ret == -ENODATA ? -ECONNRESET : ret,
 				"the destination closed the connection or sent garbage: %s", msg);
@@ -203,6 +305,28 @@ static int read_reply(struct migrate_job *j, int timeout_ms, struct frame_hdr *h
 		return job_fail(j, -EREMOTEIO, "the destination refused: %s", e.msg);
 	}
 	return 0;
+}
+
+static int on_ack(struct migrate_job *j, const struct frame_hdr *h)
+{
+	struct wire_ack a;
+	char msg[200];
+
+	if (frame_get_ack(j->rbuf + WIRE_HDR_BYTES, h->len, &a, msg, sizeof(msg)) < 0)
+		return job_fail(j, -EBADMSG, "bad ACK from the destination: %s", msg);
+	if (a.round > j->round)
+		return job_fail(j, -EPROTO, "the destination ACKed round %u in round %u", a.round,
+				j->round);
+	if (a.round + 1 > j->acked)
+		j->acked = a.round + 1;
+	return 0;
+}
+
+static int check_abort(struct migrate_job *j);
+
+static int read_reply(struct migrate_job *j, int timeout_ms, struct frame_hdr *h)
+{
+	return read_reply_on(j, &j->io, timeout_ms, h);
 }
 
 /* Consume whatever the destination said meanwhile (ACKs, or an ERROR). */
@@ -220,7 +344,45 @@ static int poll_replies(struct migrate_job *j)
 		if (h.type != WIRE_F_ACK)
 			return job_fail(j, -EPROTO, "unexpected %s frame from the destination",
 					frame_type_name(h.type));
+		ret = on_ack(j, &h);
+		if (ret < 0)
+			return ret;
 	}
+}
+
+/*
+ * Wait until the destination ACKed round `round`: every channel's pages of
+ * it are in its RAM. Return: 0, or -errno with j->err set.
+ */
+static int wait_acked(struct migrate_job *j, uint32_t round, int timeout_ms)
+{
+	uint64_t end = clock_now_ns() + (uint64_t)timeout_ms * 1000000ull;
+	struct frame_hdr h;
+	int ret;
+
+	while (j->acked <= round) {
+		uint64_t now = clock_now_ns();
+
+		if (now >= end)
+			return job_fail(j, -ETIMEDOUT,
+					"the destination did not confirm round %u within %d s", round,
+					timeout_ms / 1000);
+		ret = read_reply(j, (int)((end - now) / 1000000) + 1, &h);
+		if (ret == -ETIMEDOUT)
+			continue;
+		if (ret < 0)
+			return ret;
+		if (h.type != WIRE_F_ACK)
+			return job_fail(j, -EPROTO, "unexpected %s frame from the destination",
+					frame_type_name(h.type));
+		ret = on_ack(j, &h);
+		if (ret < 0)
+			return ret;
+		ret = check_abort(j);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
 }
 
 static int check_abort(struct migrate_job *j)
@@ -233,7 +395,8 @@ static int check_abort(struct migrate_job *j)
 	return 0;
 }
 
-static int handshake(struct migrate_job *j)
+/* HELLO on a lane's connection, and the destination's HELLO_ACK. */
+static int handshake(struct migrate_job *j, struct lane *ln)
 {
 	const struct vm_config *c = vm_get_config(j->vm);
 	struct wire_hello h;
@@ -241,16 +404,27 @@ static int handshake(struct migrate_job *j)
 	struct frame_hdr fh;
 	char msg[300];
 	uint32_t need;
+	ssize_t n;
 	int ret;
 
-	outgoing_hello(&h, c, page_sender_caps(j->ps) | (j->o.verify ? WIRE_CAP_VERIFY : 0));
-	ret = send_ctrl(j, frame_put_hello(j->ctrl, CTRL_BUF, &h));
+	outgoing_hello(&h, c, page_sender_caps(ln->ps) | (j->o.verify ? WIRE_CAP_VERIFY : 0));
+	h.channel = ln->idx;
+	h.channels = j->nlanes;
+	h.session = j->session;
+	n = frame_put_hello(j->ctrl, CTRL_BUF, &h);
+	if (n < 0)
+		return job_fail(j, (int)n, "cannot build HELLO: %s", strerror((int)-n));
+	ret = mio_write(ln->io, j->ctrl, (size_t)n);
+	if (!ret)
+		ret = mio_flush(ln->io);
 	if (ret < 0)
-		return ret;
-	ret = read_reply(j, HANDSHAKE_TIMEOUT_MS, &fh);
+		return job_fail(j, ret, "the destination is gone: %s", strerror(-ret));
+	ret = read_reply_on(j, ln->io, HANDSHAKE_TIMEOUT_MS, &fh);
 	if (ret == -ETIMEDOUT)
-		return job_fail(j, ret, "the destination did not answer the handshake within %d s",
-				HANDSHAKE_TIMEOUT_MS / 1000);
+		return job_fail(j, ret,
+				"the destination did not answer the handshake on channel %u within "
+				"%d s",
+				ln->idx, HANDSHAKE_TIMEOUT_MS / 1000);
 	if (ret < 0)
 		return ret;
 	if (fh.type != WIRE_F_HELLO_ACK)
@@ -266,6 +440,199 @@ static int handshake(struct migrate_job *j)
 				"verify)",
 				need & ~a.caps);
 	return 0;
+}
+
+/* ---- lanes ------------------------------------------------------------------ */
+
+/* Lane ln's share of the chunk [first, first + n): words w with w % N == ln. */
+static int lane_pages(struct lane *ln, uint64_t first, uint64_t n, bool bulk)
+{
+	struct migrate_job *j = ln->j;
+	const uint8_t *ram = vm_ram(j->vm);
+	uint64_t w0 = first / 64, w1 = DIV_ROUND_UP(first + n, 64);
+	int ret;
+
+	w0 += (ln->idx + j->nlanes - w0 % j->nlanes) % j->nlanes;
+	for (uint64_t w = w0; w < w1; w += j->nlanes) {
+		uint64_t bits = j->bitmap[w];
+
+		while (bits) {
+			uint64_t p = w * 64 + (uint64_t)__builtin_ctzll(bits);
+
+			bits &= bits - 1;
+			ret = page_sender_page(ln->ps, p, ram + p * PAGE, bulk);
+			if (ret < 0)
+				return ret;
+			ln->round_pages++;
+		}
+		j->bitmap[w] = 0;
+	}
+	return 0;
+}
+
+/* Flush, then (lanes 1..N-1) the frame that ends the round or the channel. */
+static int lane_end(struct lane *ln, enum lane_task t)
+{
+	struct page_sender_stats ps;
+	ssize_t n = 0;
+	int ret = page_sender_flush(ln->ps);
+
+	if (ret < 0 || ln->idx == 0)
+		return ret;
+	page_sender_get_stats(ln->ps, &ps);
+	if (t == LANE_END_ROUND) {
+		struct wire_end_round er = { .round = ln->j->round, .pages = ln->round_pages };
+
+		n = frame_put_end_round(ln->ctrl, sizeof(ln->ctrl), &er);
+	} else {
+		struct wire_complete c = { .pages = ps.entries };
+
+		n = frame_put_complete(ln->ctrl, sizeof(ln->ctrl), &c);
+	}
+	if (n < 0)
+		return (int)n;
+	ret = mio_write(&ln->rl_io, ln->ctrl, (size_t)n);
+	return ret ? ret : mio_flush(&ln->rl_io);
+}
+
+static int lane_run(struct lane *ln, enum lane_task t, uint64_t first, uint64_t n, bool bulk)
+{
+	switch (t) {
+	case LANE_PAGES:
+		return lane_pages(ln, first, n, bulk);
+	case LANE_END_ROUND:
+	case LANE_COMPLETE:
+		return lane_end(ln, t);
+	case LANE_IDLE:
+	case LANE_EXIT:
+		break;
+	}
+	return 0;
+}
+
+static void *lane_thread(void *arg)
+{
+	struct lane *ln = arg;
+	struct migrate_job *j = ln->j;
+	uint64_t seen = 0;
+
+	pthread_mutex_lock(&j->task_lock);
+	for (;;) {
+		enum lane_task t;
+		uint64_t first, n;
+		bool bulk;
+		int ret;
+
+		while (j->task_gen == seen)
+			pthread_cond_wait(&j->task_cond, &j->task_lock);
+		seen = j->task_gen;
+		t = j->task;
+		if (t == LANE_EXIT)
+			break;
+		first = j->task_first;
+		n = j->task_n;
+		bulk = j->task_bulk;
+		pthread_mutex_unlock(&j->task_lock);
+		ret = ln->ret ? 0 : lane_run(ln, t, first, n, bulk);
+		pthread_mutex_lock(&j->task_lock);
+		if (ret < 0 && !ln->ret)
+			ln->ret = ret;
+		j->task_done++;
+		pthread_cond_signal(&j->done_cond);
+	}
+	pthread_mutex_unlock(&j->task_lock);
+	return NULL;
+}
+
+/*
+ * Every lane does task t: lanes 1..N-1 on their threads, lane 0 here.
+ * Return when all are done: 0, or -errno with j->err set.
+ */
+static int lanes_do(struct migrate_job *j, enum lane_task t, uint64_t first, uint64_t n,
+		    bool bulk)
+{
+	int ret;
+
+	if (j->nlanes > 1) {
+		pthread_mutex_lock(&j->task_lock);
+		j->task = t;
+		j->task_first = first;
+		j->task_n = n;
+		j->task_bulk = bulk;
+		j->task_done = 0;
+		j->task_gen++;
+		pthread_cond_broadcast(&j->task_cond);
+		pthread_mutex_unlock(&j->task_lock);
+	}
+	ret = lane_run(&j->lanes[0], t, first, n, bulk);
+	if (ret < 0)
+		j->lanes[0].ret = ret;
+	if (j->nlanes > 1) {
+		pthread_mutex_lock(&j->task_lock);
+		while (j->task_done < j->nlanes - 1)
+			pthread_cond_wait(&j->done_cond, &j->task_lock);
+		pthread_mutex_unlock(&j->task_lock);
+	}
+	for (unsigned l = 0; l < j->nlanes; l++) {
+		ret = j->lanes[l].ret;
+		if (ret < 0) {
+			/* the destination may have said why on channel 0 */
+			if (ret != -ECANCELED && !atomic_load(&j->cancel))
+				(void)poll_replies(j);
+			if (j->nlanes > 1)
+				return job_fail(j, ret, "the destination is gone (channel %u): %s", l,
+						strerror(-ret));
+			return job_fail(j, ret, "the destination is gone: %s", strerror(-ret));
+		}
+	}
+	return 0;
+}
+
+/* Connect lanes 1..N-1, shake hands on each and start their threads. */
+static int lanes_open(struct migrate_job *j)
+{
+	char msg[300];
+	int ret;
+
+	for (unsigned l = 1; l < j->nlanes; l++) {
+		struct lane *ln = &j->lanes[l];
+
+		ret = mio_connect(&ln->conn, j->uri, HANDSHAKE_TIMEOUT_MS, msg, sizeof(msg));
+		if (ret < 0)
+			return job_fail(j, ret, "parallel channel %u: %s", l, msg);
+		pthread_mutex_lock(&j->lock);
+		ln->open = true;
+		pthread_mutex_unlock(&j->lock);
+		ret = check_abort(j);
+		if (ret < 0)
+			return ret;
+		ret = handshake(j, ln);
+		if (ret < 0)
+			return ret;
+	}
+	for (unsigned l = 1; l < j->nlanes; l++) {
+		struct lane *ln = &j->lanes[l];
+
+		ret = -pthread_create(&ln->thread, NULL, lane_thread, ln);
+		if (ret < 0)
+			return job_fail(j, ret, "cannot start a sender thread: %s", strerror(-ret));
+		ln->started = true;
+	}
+	return 0;
+}
+
+static void lanes_stop(struct migrate_job *j)
+{
+	pthread_mutex_lock(&j->task_lock);
+	j->task = LANE_EXIT;
+	j->task_gen++;
+	pthread_cond_broadcast(&j->task_cond);
+	pthread_mutex_unlock(&j->task_lock);
+	for (unsigned l = 1; l < j->nlanes; l++) {
+		if (j->lanes[l].started)
+			pthread_join(j->lanes[l].thread, NULL);
+		j->lanes[l].started = false;
+	}
 }
 
 /*
@@ -302,16 +669,18 @@ static void drop_holes(struct migrate_job *j, uint64_t first, uint64_t n)
 }
 
 /*
- * Send every page set in the bitmap, clearing bits as it goes.
+ * Send every page set in the bitmap, clearing bits as it goes, on every
+ * lane; then end the round on every lane (end: LANE_END_ROUND or
+ * LANE_COMPLETE; lane 0's frame is the caller's to send).
  * clear_log: re-protect each chunk in KVM before reading it (precopy).
  */
-static int send_dirty(struct migrate_job *j, bool bulk, bool clear_log)
+static int send_dirty(struct migrate_job *j, bool bulk, bool clear_log, enum lane_task end)
 {
-	const uint8_t *ram = vm_ram(j->vm);
 	uint64_t chunks = DIV_ROUND_UP(j->npages, CHUNK_PAGES);
 	int ret;
 
-	j->round_pages = 0;
+	for (unsigned l = 0; l < j->nlanes; l++)
+		j->lanes[l].round_pages = 0;
 	for (uint64_t c = 0; c < chunks; c++) {
 		uint64_t first = c * CHUNK_PAGES, n = MIN(CHUNK_PAGES, j->npages - first);
 		bool any = false;
@@ -332,21 +701,9 @@ static int send_dirty(struct migrate_job *j, bool bulk, bool clear_log)
 		}
 		if (bulk)
 			drop_holes(j, first, n);
-		for (uint64_t w = first / 64; w < DIV_ROUND_UP(first + n, 64); w++) {
-			uint64_t bits = j->bitmap[w];
-
-			while (bits) {
-				uint64_t p = w * 64 + (uint64_t)__builtin_ctzll(bits);
-
-				bits &= bits - 1;
-				ret = page_sender_page(j->ps, p, ram + p * PAGE, bulk);
-				if (ret < 0)
-					return job_fail(j, ret, "the destination is gone: %s",
-							strerror(-ret));
-				j->round_pages++;
-			}
-			j->bitmap[w] = 0;
-		}
+		ret = lanes_do(j, LANE_PAGES, first, n, bulk);
+		if (ret < 0)
+			return ret;
 		dirtylog_poll(j->dl);
 		ret = check_abort(j);
 		if (!ret)
@@ -355,10 +712,10 @@ static int send_dirty(struct migrate_job *j, bool bulk, bool clear_log)
 			return ret;
 		update_stats(j, count_bits(j->bitmap, j->npages));
 	}
-	ret = page_sender_flush(j->ps);
-	if (ret < 0)
-		return job_fail(j, ret, "the destination is gone: %s", strerror(-ret));
-	return 0;
+	j->round_pages = 0;
+	for (unsigned l = 0; l < j->nlanes; l++)
+		j->round_pages += j->lanes[l].round_pages;
+	return lanes_do(j, end, 0, 0, false);
 }
 
 static long sync_dirty(struct migrate_job *j)
@@ -382,6 +739,26 @@ static long sync_dirty(struct migrate_job *j)
 	return (long)count_bits(j->bitmap, j->npages);
 }
 
+/*
+ * The bandwidth the convergence estimate divides by is in page bytes per
+ * second (pages that carried data, whole or as a delta), the unit of the
+ * dirty set it is compared with: compression and XBZRLE show up as a
+ * faster link, not as a mismatch of units.
+ */
+static uint64_t measure_bw(const struct migrate_job *j, uint64_t bw, uint64_t data_bytes,
+			   uint64_t dt)
+{
+	uint64_t now;
+
+	if (dt > 1000000 && data_bytes >= (1u << 20)) {
+		now = (uint64_t)((double)data_bytes * 1e9 / (double)dt);
+		return bw ? (bw + now) / 2 : now;
+	}
+	if (bw)
+		return bw;
+	return j->o.bandwidth ? j->o.bandwidth : 1ull << 30;	/* a guess, checked below */
+}
+
 static int precopy(struct migrate_job *j)
 {
 	uint64_t bw = 0;
@@ -392,24 +769,19 @@ static int precopy(struct migrate_job *j)
 	if (j->npages % 64)
 		j->bitmap[j->npages / 64] = (1ull << (j->npages % 64)) - 1;
 	for (j->round = 0;; j->round++) {
-		uint64_t t0 = clock_now_ns(), b0 = j->io.bytes_out, sent, dt;
+		uint64_t t0 = clock_now_ns(), d0 = data_pages(j), data, dt;
 		struct wire_end_round er;
 		long dirty;
 		enum converge_action act;
 
-		page_sender_set_round(j->ps, j->round);
-		ret = send_dirty(j, j->round == 0, true);
+		for (unsigned l = 0; l < j->nlanes; l++)
+			page_sender_set_round(j->lanes[l].ps, j->round);
+		ret = send_dirty(j, j->round == 0, true, LANE_END_ROUND);
 		if (ret < 0)
 			return ret;
 		dt = clock_now_ns() - t0;
-		sent = j->io.bytes_out - b0;
-		/* bandwidth: what the link carried while we were sending */
-		if (dt > 1000000 && sent > (1u << 20))
-			bw = bw ? (bw + sent * 1000000000ull / dt) / 2 : sent * 1000000000ull / dt;
-		else if (!bw)
-			bw = j->o.bandwidth ? j->o.bandwidth : 1ull << 30;
-		if (j->o.bandwidth && bw > j->o.bandwidth)
-			bw = j->o.bandwidth;
+		data = (data_pages(j) - d0) * PAGE;
+		bw = measure_bw(j, bw, data, dt);
 		dirty = sync_dirty(j);
 		if (dirty < 0)
 			return (int)dirty;
@@ -419,11 +791,39 @@ static int precopy(struct migrate_job *j)
 		ret = send_ctrl(j, frame_put_end_round(j->ctrl, CTRL_BUF, &er));
 		if (ret < 0)
 			return ret;
+		act = converge_decide(&j->cv, j->round, (uint64_t)dirty * PAGE, data, bw,
+				      dirtylog_rate(j->dl), msg, sizeof(msg));
+		if (act == CONVERGE_SWITCHOVER) {
+			/*
+			 * Switch only once the destination has applied the round:
+			 * what it still had to apply would land in the downtime.
+			 * A long wait means the data was in flight, not applied:
+			 * the link is slower than the send rate said; measure it
+			 * end to end and go another round.
+			 */
+			uint64_t tw = clock_now_ns(), waited;
+
+			ret = wait_acked(j, j->round, ACK_TIMEOUT_MS);
+			if (ret < 0)
+				return ret;
+			waited = clock_now_ns() - tw;
+			if (waited * 2 > j->cv.max_downtime_ns &&
+			    !(j->o.max_iterations && j->round + 1 >= j->o.max_iterations)) {
+				uint64_t e2e = (uint64_t)((double)data * 1e9 /
+							  (double)(clock_now_ns() - t0));
+
+				pr_debug("round %u: the destination applied it %llu ms after the "
+					 "send: %llu MiB/s end to end",
+					 j->round, (unsigned long long)waited / 1000000,
+					 (unsigned long long)e2e >> 20);
+				if (e2e && e2e < bw)
+					bw = e2e;
+				act = CONVERGE_CONTINUE;
+			}
+		}
 		pthread_mutex_lock(&j->lock);
 		j->st.bandwidth = bw;
 		pthread_mutex_unlock(&j->lock);
-		act = converge_decide(&j->cv, j->round, (uint64_t)dirty * PAGE, sent, bw,
-				      dirtylog_rate(j->dl), msg, sizeof(msg));
 		update_stats(j, (uint64_t)dirty);
 		switch (act) {
 		case CONVERGE_SWITCHOVER:
@@ -473,8 +873,9 @@ static int stop_and_copy(struct migrate_job *j, uint64_t *pause_ns)
 	ret = send_ctrl(j, frame_put_switchover(j->ctrl, CTRL_BUF, j->round + 1));
 	if (ret < 0)
 		return ret;
-	page_sender_set_round(j->ps, j->round + 1);
-	ret = send_dirty(j, false, false);
+	for (unsigned l = 0; l < j->nlanes; l++)
+		page_sender_set_round(j->lanes[l].ps, j->round + 1);
+	ret = send_dirty(j, false, false, LANE_COMPLETE);
 	if (ret < 0)
 		return ret;
 	state = calloc(1, sizeof(*state));
@@ -491,7 +892,7 @@ static int stop_and_copy(struct migrate_job *j, uint64_t *pause_ns)
 	}
 	pr_debug("stop-and-copy: state captured at +%llu us",
 		 (unsigned long long)(clock_now_ns() - *pause_ns) / 1000);
-	ret = outgoing_state(&j->rl_io, state, &nsec);
+	ret = outgoing_state(&j->lanes[0].rl_io, state, &nsec);
 	if (ret < 0) {
 		job_fail(j, ret, "cannot send the state: %s", strerror(-ret));
 		goto out;
@@ -500,8 +901,9 @@ static int stop_and_copy(struct migrate_job *j, uint64_t *pause_ns)
 	done.state_sections = nsec;
 	{
 		struct page_sender_stats ps;
+		uint64_t out;
 
-		page_sender_get_stats(j->ps, &ps);
+		sender_stats(j, &ps, &out, NULL);
 		done.pages = ps.pages;
 	}
 	if (j->o.verify) {
@@ -573,12 +975,21 @@ static void *job_thread(void *arg)
 		job_fail(j, ret, "unknown compression '%s'", j->o.compress);
 		goto out;
 	}
-	ret = page_sender_create(&cc, j->o.xbzrle_cache_bytes, &j->rl_io, &j->ps);
-	if (ret < 0) {
-		job_fail(j, ret, "cannot set up the page encoders: %s", strerror(-ret));
-		goto out;
+	for (unsigned l = 0; l < j->nlanes; l++) {
+		struct lane *ln = &j->lanes[l];
+
+		/* pages are split among the lanes, and so is the XBZRLE cache */
+		ret = page_sender_create(&cc, j->o.xbzrle_cache_bytes / j->nlanes, &ln->rl_io,
+					 &ln->ps);
+		if (ret < 0) {
+			job_fail(j, ret, "cannot set up the page encoders: %s", strerror(-ret));
+			goto out;
+		}
 	}
-	ret = handshake(j);
+	ret = handshake(j, &j->lanes[0]);
+	if (ret < 0)
+		goto out;
+	ret = lanes_open(j);
 	if (ret < 0)
 		goto out;
 	ret = dirtylog_start(j->vm, j->o.dirty_track, &j->dl, msg, sizeof(msg));
@@ -613,10 +1024,10 @@ out:
 			       vm_get_config(j->vm)->name);
 		j->paused = false;
 	}
+	lanes_stop(j);
 	dirtylog_stop(j->dl);
 	j->dl = NULL;
-	if (j->ps)
-		update_stats(j, ret < 0 ? 0 : 0);
+	update_stats(j, 0);
 	pthread_mutex_lock(&j->lock);
 	j->st.total_ms = (clock_now_ns() - j->t0_ns) / 1000000;
 	if (ret == 0) {
@@ -628,7 +1039,13 @@ out:
 			 ret == -ECANCELED ? "cancelled" : "failed");
 		snprintf(j->st.error, sizeof(j->st.error), "%s", j->err);
 	}
-	mio_close(&j->io);	/* under the lock: migrate_cancel may be shutting it down */
+	/* under the lock: migrate_cancel may be shutting them down */
+	mio_close(&j->io);
+	for (unsigned l = 1; l < j->nlanes; l++) {
+		if (j->lanes[l].open)
+			mio_close(&j->lanes[l].conn);
+		j->lanes[l].open = false;
+	}
 	pthread_mutex_unlock(&j->lock);
 	j->result = ret;
 	atomic_store(&j->finished, true);
@@ -648,10 +1065,10 @@ int migrate_start(struct vm *vm, const char *uri, const struct migrate_opts *o,
 			 o->compress);
 		return -EINVAL;
 	}
-	if (o->parallel != 1) {
-		snprintf(err, errlen, "--parallel %u: only 1 channel is implemented so far",
-			 o->parallel);
-		return -EOPNOTSUPP;
+	if (o->parallel < 1 || o->parallel > MIGRATE_MAX_PARALLEL) {
+		snprintf(err, errlen, "--parallel %u: expected 1 to %u channels", o->parallel,
+			 MIGRATE_MAX_PARALLEL);
+		return -EINVAL;
 	}
 	if (vm_get_run_state(vm) != VM_RUN_RUNNING || vm_dead_vcpus(vm)) {
 		snprintf(err, errlen, "VM %s is not running%s", vm_get_config(vm)->name,
@@ -667,6 +1084,21 @@ int migrate_start(struct vm *vm, const char *uri, const struct migrate_opts *o,
 	j->o = *o;
 	snprintf(j->uri, sizeof(j->uri), "%s", uri);
 	pthread_mutex_init(&j->lock, NULL);
+	pthread_mutex_init(&j->rl_lock, NULL);
+	pthread_mutex_init(&j->task_lock, NULL);
+	pthread_cond_init(&j->task_cond, NULL);
+	pthread_cond_init(&j->done_cond, NULL);
+	j->nlanes = o->parallel;
+	for (unsigned l = 0; l < j->nlanes; l++) {
+		struct lane *ln = &j->lanes[l];
+
+		ln->j = j;
+		ln->idx = l;
+		ln->io = l ? &ln->conn : &j->io;
+		ln->rl_io = (struct mio){ .write = rl_write, .flush = rl_flush, .priv = ln };
+	}
+	if (getrandom(&j->session, sizeof(j->session), 0) != sizeof(j->session))
+		j->session = clock_now_ns() ^ (uint64_t)(uintptr_t)j;
 	j->npages = vm_ram_bytes(vm) / PAGE;
 	j->t0_ns = clock_now_ns();
 	if (o->timeout_ms)
@@ -688,7 +1120,6 @@ int migrate_start(struct vm *vm, const char *uri, const struct migrate_opts *o,
 	ret = mio_connect(&j->io, uri, HANDSHAKE_TIMEOUT_MS, err, errlen);
 	if (ret < 0)
 		goto fail;
-	j->rl_io = (struct mio){ .write = rl_write, .flush = rl_flush, .priv = j };
 	ret = -pthread_create(&j->thread, NULL, job_thread, j);
 	if (ret < 0) {
 		snprintf(err, errlen, "cannot start the migration thread: %s", strerror(-ret));
@@ -727,6 +1158,9 @@ void migrate_cancel(struct migrate_job *j)
 	precopy = !strcmp(j->st.status, "setup") || !strcmp(j->st.status, "active");
 	if (precopy && j->io.priv)
 		mio_shutdown(&j->io);
+	for (unsigned l = 1; precopy && l < j->nlanes; l++)
+		if (j->lanes[l].open)
+			mio_shutdown(&j->lanes[l].conn);
 	pthread_mutex_unlock(&j->lock);
 }
 
@@ -752,7 +1186,12 @@ void migrate_job_free(struct migrate_job *j)
 		pthread_join(j->thread, NULL);
 		j->thread_started = false;
 	}
-	page_sender_destroy(j->ps);
+	for (unsigned l = 0; l < j->nlanes; l++)
+		page_sender_destroy(j->lanes[l].ps);
+	pthread_cond_destroy(&j->task_cond);
+	pthread_cond_destroy(&j->done_cond);
+	pthread_mutex_destroy(&j->task_lock);
+	pthread_mutex_destroy(&j->rl_lock);
 	free(j->ctrl);
 	free(j->rbuf);
 	free(j->bitmap);

@@ -663,10 +663,12 @@ int wire_order_check(struct wire_order *o, unsigned type, char *err, size_t errl
 		next = WIRE_PH_PRECOPY;
 		break;
 	case WIRE_PH_PRECOPY:
-		ok = type == WIRE_F_PAGES ||
-		     (!o->pages_only && (type == WIRE_F_END_ROUND || type == WIRE_F_SWITCHOVER));
+		ok = type == WIRE_F_PAGES || type == WIRE_F_END_ROUND ||
+		     (o->pages_only ? type == WIRE_F_COMPLETE : type == WIRE_F_SWITCHOVER);
 		if (type == WIRE_F_SWITCHOVER)
 			next = WIRE_PH_STOPCOPY;
+		if (type == WIRE_F_COMPLETE)
+			next = WIRE_PH_DONE;
 		break;
 	case WIRE_PH_STOPCOPY:
 		ok = type == WIRE_F_PAGES || type == WIRE_F_STATE;
@@ -685,7 +687,8 @@ int wire_order_check(struct wire_order *o, unsigned type, char *err, size_t errl
 	if (!ok)
 		return err_set(-EPROTO, err, errlen, "%s frame out of order: expected %s",
 			    frame_type_name(type),
-			    o->pages_only && o->phase == WIRE_PH_PRECOPY ? "PAGES" : expect[o->phase]);
+			    o->pages_only && o->phase == WIRE_PH_PRECOPY ? "PAGES, END_ROUND or COMPLETE"
+								       : expect[o->phase]);
 	o->phase = next;
 	return 0;
 }

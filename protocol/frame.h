@@ -199,7 +199,7 @@ enum wire_phase {
 
 struct wire_order {
 	enum wire_phase phase;
-	bool pages_only;	/* a secondary channel: HELLO then PAGES only */
+	bool pages_only;	/* a secondary channel: HELLO (PAGES | END_ROUND)* COMPLETE */
 };
 
 void wire_order_init(struct wire_order *o, bool pages_only);

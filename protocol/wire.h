@@ -52,9 +52,19 @@
  *   HELLO (PAGES | END_ROUND)* SWITCHOVER PAGES* STATE+ COMPLETE
  *
  * with ERROR allowed anywhere after HELLO, and nothing after COMPLETE or
- * ERROR. A parallel migration sends HELLO with the same session on every
- * channel; channel 0 carries everything but PAGES of the other channels,
- * which carry HELLO and PAGES only.
+ * ERROR. A parallel migration (--parallel N) sends HELLO with the same
+ * random session and channels = N on every connection, channel = 0..N-1.
+ * Channel 0 carries everything above plus its share of the pages; the
+ * others carry
+ *
+ *   HELLO (PAGES | END_ROUND)* COMPLETE
+ *
+ * where END_ROUND r ends their part of round r (sent before channel 0's),
+ * and COMPLETE (pages = page entries on that channel, state_sections 0, no
+ * digest) ends the channel before channel 0's STATE. A page always travels
+ * on the same channel: channel = (page / 64) % N. Only HELLO_ACK and ERROR
+ * come back on the other channels; channel 0's ACK of round r means every
+ * channel's pages of round r are applied.
  */
 #ifndef KVMIG_PROTOCOL_WIRE_H
 #define KVMIG_PROTOCOL_WIRE_H

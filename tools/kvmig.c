@@ -169,7 +169,7 @@ static void help_migrate(FILE *f)
 		"  --xbzrle[=CACHE]       send re-dirtied pages as XBZRLE deltas against a\n"
 		"                         cache of CACHE bytes (K/M/G; default 64M)\n"
 		"  --compress ALG         none (default), zstd[:LEVEL] (1..22) or lz4\n"
-		"  --parallel N           channels, 1 to %d (only 1 works so far)\n"
+		"  --parallel N           connections carrying pages side by side, 1 to %d\n"
 		"  --auto-converge        throttle the vCPUs when the guest dirties memory\n"
 		"                         faster than the link moves it\n"
 		"  --max-iterations N     give up after N precopy rounds (default 30; 0: never)\n"

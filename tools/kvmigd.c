@@ -1191,6 +1191,11 @@ static void *incoming_thread(void *arg)
 		       err[0] ? err : strerror(-ret));
 		goto drop;
 	}
+	if (ret > 0) {
+		/* a parallel channel: its pages are in; channel 0's thread builds the VM */
+		pr_debug("parallel migration channel from %s done", ic->peer);
+		goto close;
+	}
 	pthread_mutex_lock(&a->lock);
 	ret = a->closing ? -ESHUTDOWN : registry_attach(a->reg, vm);
 	pthread_mutex_unlock(&a->lock);

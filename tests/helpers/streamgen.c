@@ -76,6 +76,8 @@ void streamgen_defaults(struct streamgen_opts *o)
 	o->vcpus = 1;
 	o->pages = 64;
 	o->skip_vcpu = -1;
+	o->channels = 1;
+	o->session = 42;
 }
 
 void streamgen_page(uint64_t i, uint8_t *page)
@@ -162,20 +164,39 @@ int streamgen_write(struct mio *io, const struct streamgen_opts *o)
 	h.page_size = 4096;
 	h.mem_bytes = o->mem_bytes;
 	h.vcpus = o->vcpus;
-	h.channels = 1;
-	h.session = 42;
+	h.channel = o->channel;
+	h.channels = o->channels;
+	h.session = o->session;
 	snprintf(h.name, sizeof(h.name), "%s", o->name);
 	strcpy(h.guest, "memcheck");
 	strcpy(h.guest_args, "workset=1M");
 	memcpy(h.mac, st->config.mac, 6);
 	ret = put(io, frame_put_hello(buf, cap, &h), buf);
-	for (uint64_t i = 0; !ret && i < o->pages; i++) {
+	for (uint64_t i = 0, first = 1; !ret && i < o->pages; i++) {
+		if ((512 + i) / 64 % o->channels != o->channel)
+			continue;
 		streamgen_page(i, page);
-		ret = page_sender_page(ps, (i == 0 && o->bad_page) ? o->bad_page : 512 + i, page,
+		ret = page_sender_page(ps, (first && o->bad_page) ? o->bad_page : 512 + i, page,
 				       true);
+		first = 0;
 	}
 	if (!ret)
 		ret = page_sender_flush(ps);
+	if (!ret && o->channel) {
+		struct wire_end_round er = { .round = 0 };
+		struct page_sender_stats pst;
+
+		page_sender_get_stats(ps, &pst);
+		er.pages = pst.pages;
+		ret = put(io, frame_put_end_round(buf, cap, &er), buf);
+		memset(&c, 0, sizeof(c));
+		c.pages = pst.entries;
+		if (!ret)
+			ret = put(io, frame_put_complete(buf, cap, &c), buf);
+		if (!ret)
+			ret = mio_flush(io);
+		goto out;
+	}
 	if (!ret)
 		ret = put(io, frame_put_switchover(buf, cap, 0), buf);
 	for (int t = STATE_SEC_CONFIG; !ret && t <= STATE_SEC_NIC; t++) {

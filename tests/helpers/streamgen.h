@@ -32,11 +32,18 @@ struct streamgen_opts {
 	int digest;		/* 0 none, 1 correct, 2 wrong */
 	int skip_vcpu;		/* -1, or a vCPU whose STATE is left out */
 	uint64_t bad_page;	/* 0, or a page number put in the first entry */
+	unsigned channels;	/* 1, or a parallel migration's N */
+	unsigned channel;	/* which of them to write: 0 the full stream, */
+				/* others HELLO PAGES END_ROUND COMPLETE */
+	uint64_t session;
 };
 
 void streamgen_defaults(struct streamgen_opts *o);
 
-/* Write a stream into io. Return: 0 or -errno. */
+/*
+ * Write a stream into io. Data page i goes to RAM page 512 + i, on channel
+ * ((512 + i) / 64) % channels. Return: 0 or -errno.
+ */
 int streamgen_write(struct mio *io, const struct streamgen_opts *o);
 
 /* The content the generator puts in data page i. */

@@ -27,6 +27,7 @@
 #include "migrate/migrate.h"
 #include "migrate/mio.h"
 #include "protocol/channel.h"
+#include "tests/helpers/mdest.h"
 #include "vm/vm.h"
 
 #define DEADLINE_NS (120ull * 1000000000ull)
@@ -37,6 +38,8 @@ struct dest {
 	struct vm *vm;
 	int ret;
 	bool drop;		/* close the connection after the first frames */
+	unsigned channels;	/* --parallel */
+	struct mdest_others *others;
 	char err[512];
 	char uri[160];
 };
@@ -55,6 +58,8 @@ static void *dest_thread(void *arg)
 		return NULL;
 	}
 	mio_channel_open(&io, ch);
+	if (d->channels > 1)
+		d->others = mdest_others_start(d->l, d->channels - 1);
 	if (d->drop) {
 		uint8_t buf[4096];
 		struct frame_hdr h;
@@ -78,11 +83,12 @@ static void *dest_thread(void *arg)
 	return NULL;
 }
 
-static void dest_start(struct dest *d, bool tcp)
+static void dest_start(struct dest *d, bool tcp, unsigned channels)
 {
 	char spec[128], msg[256];
 
 	memset(d, 0, sizeof(*d));
+	d->channels = channels;
 	if (tcp) {
 		snprintf(spec, sizeof(spec), "tcp:127.0.0.1:0");
 	} else {
@@ -100,7 +106,14 @@ static void dest_start(struct dest *d, bool tcp)
 
 static void dest_join(struct dest *d)
 {
+	char err[512];
+
 	pthread_join(d->thread, NULL);
+	if (d->others && mdest_others_join(d->others, err, sizeof(err)) < 0 && d->ret == 0) {
+		/* channel 0 succeeded, so every other channel must have */
+		fail_msg("a parallel channel failed: %s", err);
+	}
+	d->others = NULL;
 	channel_listener_close(d->l);
 }
 
@@ -156,7 +169,7 @@ static void move(const char *guest, const char *args, unsigned vcpus, uint64_t m
 	printf("  %s %s, %u vCPU(s), %llu MiB over %s\n", guest, args, vcpus,
 	       (unsigned long long)(mem >> 20), tcp ? "tcp" : "unix");
 	wait_progress(src, idle ? 10 : 2000, idle ? 10 : 0);
-	dest_start(&d, tcp);
+	dest_start(&d, tcp, o->parallel);
 	if (migrate_start(src, d.uri, o, &job, err, sizeof(err)))
 		fail_msg("migrate_start: %s", err);
 	ret = migrate_wait(job);
@@ -231,6 +244,15 @@ static void test_migrate_options(void **unused)
 	roomy(&o);
 	o.dirty_track = DIRTYLOG_RING;
 	move("memcheck", "workset=8M", 2, 128ull << 20, false, &o, 4096);
+	/* parallel channels, each with its own compressor or XBZRLE cache */
+	roomy(&o);
+	o.parallel = 2;
+	strcpy(o.compress, "zstd");
+	move("memcheck", "workset=8M", 2, 128ull << 20, true, &o, 0);
+	roomy(&o);
+	o.parallel = 4;
+	o.xbzrle_cache_bytes = 16 << 20;
+	move("randdirty", "workset=8M", 1, 128ull << 20, false, &o, 0);
 	roomy(&o);
 	o.bandwidth = 64ull << 20;
 	move("randdirty", "workset=8M,rate=2000", 1, 128ull << 20, false, &o, 0);
@@ -297,16 +319,16 @@ static void test_migrate_failures(void **unused)
 	o.bandwidth = 1 << 20;
 	o.max_iterations = 3;
 	o.max_downtime_ms = 10;
-	dest_start(&d, false);
+	dest_start(&d, false, 1);
 	expect_fail(src, &d, &o, "did not converge", false);
 	/* cancel during the bulk round */
 	migrate_opts_defaults(&o);
 	o.bandwidth = 4 << 20;
-	dest_start(&d, false);
+	dest_start(&d, false, 1);
 	expect_fail(src, &d, &o, "cancelled", true);
 	/* the destination vanishes mid-stream */
 	migrate_opts_defaults(&o);
-	dest_start(&d, true);
+	dest_start(&d, true, 1);
 	d.drop = true;
 	expect_fail(src, &d, &o, "destination", false);
 	vm_destroy(src);

@@ -1520,7 +1520,8 @@ static void test_frame_fixed_readers_reject_length(void **state)
  * The grammar of wire.h, written again independently of frame.c:
  * HELLO (PAGES | END_ROUND)* SWITCHOVER PAGES* STATE+ COMPLETE, ERROR
  * anywhere after HELLO, nothing after COMPLETE or ERROR; a pages-only
- * channel: HELLO PAGES* with ERROR allowed after HELLO.
+ * channel: HELLO (PAGES | END_ROUND)* COMPLETE with ERROR allowed after
+ * HELLO.
  */
 static bool ref_next(enum wire_phase ph, bool pages_only, unsigned t, enum wire_phase *next)
 {
@@ -1535,8 +1536,11 @@ static bool ref_next(enum wire_phase ph, bool pages_only, unsigned t, enum wire_
 		*next = WIRE_PH_DONE;
 		return true;
 	}
-	if (pages_only)
-		return t == WIRE_F_PAGES;
+	if (pages_only) {
+		if (t == WIRE_F_COMPLETE)
+			*next = WIRE_PH_DONE;
+		return t == WIRE_F_PAGES || t == WIRE_F_END_ROUND || t == WIRE_F_COMPLETE;
+	}
 	switch (ph) {
 	case WIRE_PH_PRECOPY:
 		if (t == WIRE_F_SWITCHOVER)
@@ -1577,8 +1581,8 @@ static void test_frame_order_legal_sequences(void **state)
 					 WIRE_F_STATE,	    WIRE_F_COMPLETE };
 	static const unsigned minimal[] = { WIRE_F_HELLO, WIRE_F_SWITCHOVER, WIRE_F_STATE,
 					    WIRE_F_COMPLETE };
-	static const unsigned secondary[] = { WIRE_F_HELLO, WIRE_F_PAGES, WIRE_F_PAGES,
-					      WIRE_F_PAGES };
+	static const unsigned secondary[] = { WIRE_F_HELLO, WIRE_F_PAGES,     WIRE_F_END_ROUND,
+					      WIRE_F_PAGES, WIRE_F_END_ROUND, WIRE_F_COMPLETE };
 	struct wire_order o;
 
 	(void)state;
@@ -1592,6 +1596,16 @@ static void test_frame_order_legal_sequences(void **state)
 	wire_order_init(&o, true);
 	feed(&o, secondary, 4);
 	assert_int_equal(o.phase, WIRE_PH_PRECOPY);
+	feed(&o, secondary + 4, 2);
+	assert_int_equal(o.phase, WIRE_PH_DONE);
+	/* a secondary has no SWITCHOVER or STATE, and nothing after COMPLETE */
+	wire_order_init(&o, true);
+	feed(&o, secondary, 2);
+	assert_int_equal(wire_order_check(&o, WIRE_F_SWITCHOVER, err, sizeof(err)), -EPROTO);
+	assert_non_null(strstr(err, "expected PAGES, END_ROUND or COMPLETE"));
+	assert_int_equal(wire_order_check(&o, WIRE_F_STATE, err, sizeof(err)), -EPROTO);
+	assert_int_equal(wire_order_check(&o, WIRE_F_COMPLETE, err, sizeof(err)), 0);
+	assert_int_equal(wire_order_check(&o, WIRE_F_PAGES, err, sizeof(err)), -EPROTO);
 	/* ERROR ends a stream in every phase after HELLO */
 	for (size_t k = 1; k < sizeof(full) / sizeof(full[0]); k++) {
 		wire_order_init(&o, false);

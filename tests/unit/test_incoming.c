@@ -5,9 +5,12 @@
  * VM build (pages land in RAM, state is complete); every kind of damage
  * (truncation anywhere, a flipped byte anywhere, a page outside RAM, a
  * missing section, a wrong digest, frames out of order, an empty stream)
- * is refused with its own error and no VM.
+ * is refused with its own error and no VM. The channels of a parallel
+ * migration, decoded on their own threads, meet in one RAM; a broken
+ * channel fails the whole migration.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -239,6 +242,135 @@ static void test_incoming_garbage(void **unused)
 	memio_fini(&m);
 }
 
+/* One channel of a parallel stream, decoded on its own thread. */
+struct chan {
+	struct memio in, back;
+	pthread_t thread;
+	int ret;
+	char err[512];
+	struct incoming_stats st;
+};
+
+static void *chan_thread(void *arg)
+{
+	struct chan *c = arg;
+	struct incoming *inc;
+	struct vm *vm = NULL;
+
+	memio_rewind(&c->in);
+	assert_int_equal(incoming_create(&c->in.io, &c->back.io, NULL, &inc), 0);
+	c->ret = incoming_run(inc, &vm, c->err, sizeof(c->err));
+	incoming_get_stats(inc, &c->st);
+	incoming_destroy(inc);
+	if (vm)
+		vm_destroy(vm);
+	return NULL;
+}
+
+/* Channels 0..n-1 of one stream; damage: 0, or 1 truncated, 2 bad page on the last. */
+static void run_parallel(unsigned n, int damage, uint64_t session, struct chan *c)
+{
+	struct streamgen_opts o;
+
+	for (unsigned i = 0; i < n; i++) {
+		memio_init(&c[i].in);
+		memio_init(&c[i].back);
+		streamgen_defaults(&o);
+		o.pages = 1000;
+		o.digest = 1;
+		o.compress = "zstd";
+		o.channels = n;
+		o.channel = i;
+		o.session = session;
+		if (damage == 2 && i == n - 1)
+			o.bad_page = 1ull << 40;
+		assert_int_equal(streamgen_write(&c[i].in.io, &o), 0);
+		if (damage == 1 && i == n - 1)
+			c[i].in.len -= 100;
+	}
+	/* the others may come before channel 0: they wait for it */
+	for (unsigned i = n; i-- > 0;)
+		assert_int_equal(pthread_create(&c[i].thread, NULL, chan_thread, &c[i]), 0);
+	for (unsigned i = 0; i < n; i++)
+		pthread_join(c[i].thread, NULL);
+}
+
+static void free_chans(unsigned n, struct chan *c)
+{
+	for (unsigned i = 0; i < n; i++) {
+		memio_fini(&c[i].in);
+		memio_fini(&c[i].back);
+	}
+}
+
+static void test_incoming_parallel(void **unused)
+{
+	struct chan c[4];
+
+	(void)unused;
+	for (unsigned n = 2; n <= 4; n += 2) {
+		uint64_t total = 0;
+
+		run_parallel(n, 0, 7000 + n, c);
+		/* channel 0 got every page (its digest covers them) */
+		if (have_kvm)
+			assert_int_equal(c[0].ret, 0);
+		else if (!strstr(c[0].err, "cannot build the VM"))
+			fail_msg("channel 0 of %u failed: %s", n, c[0].err);
+		assert_true(c[0].st.stream_ok);
+		assert_int_equal(c[0].st.digest_ok, 1);
+		assert_int_equal(c[0].st.pages, 1000);
+		for (unsigned i = 1; i < n; i++) {
+			if (c[i].ret != 1)
+				fail_msg("channel %u of %u: %d %s", i, n, c[i].ret, c[i].err);
+			assert_true(c[i].st.pages > 0);
+			total += c[i].st.pages;
+		}
+		assert_true(total < 1000);
+		free_chans(n, c);
+	}
+}
+
+static void test_incoming_parallel_broken_channel(void **unused)
+{
+	struct chan c[3];
+
+	(void)unused;
+	/* the last channel's stream is cut short: channel 0 fails and says which */
+	run_parallel(3, 1, 8001, c);
+	if (c[2].ret != -ECONNRESET)
+		fail_msg("channel 2: %d %s", c[2].ret, c[2].err);
+	assert_true(c[0].ret < 0);
+	if (!strstr(c[0].err, "parallel channel 2 failed"))
+		fail_msg("channel 0: %s", c[0].err);
+	assert_false(c[0].st.stream_ok);
+	free_chans(3, c);
+	/* a page outside RAM on a secondary channel */
+	run_parallel(3, 2, 8002, c);
+	assert_true(c[2].ret < 0);
+	assert_non_null(strstr(c[2].err, "outside"));
+	if (!strstr(c[0].err, "parallel channel 2 failed"))
+		fail_msg("channel 0: %s", c[0].err);
+	free_chans(3, c);
+}
+
+/* A file holds one channel: HELLO of a parallel stream is refused there. */
+static void test_incoming_parallel_not_in_files(void **unused)
+{
+	struct streamgen_opts o;
+	struct memio m;
+	char err[512];
+
+	(void)unused;
+	memio_init(&m);
+	streamgen_defaults(&o);
+	o.channels = 2;
+	assert_int_equal(streamgen_write(&m.io, &o), 0);
+	assert_int_equal(decode(&m, err, sizeof(err), NULL), -EPROTO);
+	assert_non_null(strstr(err, "a stream file holds one channel"));
+	memio_fini(&m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -250,6 +382,9 @@ int main(void)
 		cmocka_unit_test(test_incoming_wrong_digest),
 		cmocka_unit_test(test_incoming_out_of_order),
 		cmocka_unit_test(test_incoming_garbage),
+		cmocka_unit_test(test_incoming_parallel),
+		cmocka_unit_test(test_incoming_parallel_broken_channel),
+		cmocka_unit_test(test_incoming_parallel_not_in_files),
 	};
 	char why[200];
 
