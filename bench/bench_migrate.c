@@ -7,7 +7,7 @@
  * per scenario, next to the same scenario under QEMU, and builds the table.
  *
  *   bench_migrate run [--mem SIZE] [--workset SIZE] [--vcpus N] [--xbzrle SIZE]
- *                     [--compress none|zstd[:L]|lz4] [--auto-converge]
+ *                     [--compress none|zstd[:L]|lz4] [--parallel N] [--auto-converge]
  *                     [--max-downtime MS] [--warm PAGES] [--timeout MS]
  *   bench_migrate tcp [--mib N]
  *   bench_migrate watch SRC_FILE DST_FILE
@@ -76,6 +76,7 @@
 #include "migrate/migrate.h"
 #include "migrate/mio.h"
 #include "protocol/channel.h"
+#include "tests/helpers/mdest.h"
 #include "vm/vm.h"
 
 #define WATCH_PERIOD_US	  200
@@ -176,6 +177,8 @@ struct dest {
 	int ret;
 	char err[512];
 	char uri[160];
+	unsigned channels;	/* --parallel */
+	struct mdest_others *others;
 	/* clock when the stream was accepted, the VM built, started, RESUMED sent */
 	uint64_t t_accept, t_built, t_started, t_resumed;
 };
@@ -196,6 +199,8 @@ static void *dest_thread(void *arg)
 	}
 	d->t_accept = clock_now_ns();
 	mio_channel_open(&io, ch);
+	if (d->channels > 1)
+		d->others = mdest_others_start(d->l, d->channels - 1);
 	d->ret = incoming_create(&io, &io, "dst", &inc);
 	if (!d->ret)
 		d->ret = incoming_run(inc, &vm, d->err, sizeof(d->err));
@@ -380,6 +385,8 @@ static int cmd_run(int argc, char **argv)
 			o.xbzrle_cache_bytes = parse_size(val);
 		else if (!strcmp(arg, "--compress"))
 			snprintf(o.compress, sizeof(o.compress), "%s", val);
+		else if (!strcmp(arg, "--parallel"))
+			o.parallel = (unsigned)parse_size(val);
 		else if (!strcmp(arg, "--max-downtime"))
 			o.max_downtime_ms = parse_size(val);
 		else if (!strcmp(arg, "--warm"))
@@ -434,6 +441,7 @@ static int cmd_run(int argc, char **argv)
 	rate = atomic_load(&w.progress);
 	usleep(RATE_WINDOW_US);
 	rate = (atomic_load(&w.progress) - rate) * 1000000ull / RATE_WINDOW_US;
+	d.channels = o.parallel;
 	dest_start(&d);
 
 	atomic_store(&w.arm, true);
@@ -452,6 +460,8 @@ static int cmd_run(int argc, char **argv)
 	src_state = vm_run_state_name(vm_get_run_state(src));
 	t_src = ms.total_ms - (ret ? 0 : ms.downtime_ms);
 	pthread_join(d.thread, NULL);
+	if (d.others && mdest_others_join(d.others, err, sizeof(err)) < 0 && !d.ret)
+		die("a parallel channel failed: %s", err);
 	channel_listener_close(d.l);
 	if (!ret && d.ret == 0 && d.vm) {
 		/* the guest runs on at the destination: watch it for a while */
@@ -667,7 +677,7 @@ int main(int argc, char **argv)
 	if (argc >= 2 && !strcmp(argv[1], "watch"))
 		return cmd_watch(argc - 2, argv + 2);
 	fprintf(stderr, "usage: bench_migrate run [--mem SIZE] [--workset SIZE] [--vcpus N] "
-			"[--xbzrle SIZE] [--compress C] [--auto-converge] [--max-downtime MS] "
+			"[--xbzrle SIZE] [--compress C] [--parallel N] [--auto-converge] [--max-downtime MS] "
 			"[--warm PAGES] [--timeout MS] [--max-iterations N]\n"
 			"       bench_migrate tcp [--mib N]\n"
 			"       bench_migrate watch SRC_FILE DST_FILE\n");

@@ -10,3 +10,7 @@ bench-e2e: $(O)/bench/bench_migrate
 	$(Q)bench/e2e.sh $(O)
 
 .PHONY: bench-e2e
+
+$(O)/bench/bench_migrate: $(O)/bench/bench_migrate.o $(O)/tests/helpers/mdest.o $(LIB)
+	@[ "$(V)" = 1 ] || echo "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIB) $(LIBS)

@@ -38,7 +38,7 @@ SCENARIOS=(
 	"1G, 16M|1G|16M|||120|"
 	"1G, 256M|1G|256M|||90|65536"
 	"1G, 16M, xbzrle 64M|1G|16M|--xbzrle 64M|--xbzrle 64M|120|"
-	"1G, 16M, zstd|1G|16M|--compress zstd|--zstd 2|120|"
+	"1G, 16M, zstd, 2 channels|1G|16M|--compress zstd --parallel 2|--zstd 2|120|"
 	"1G, 16M, auto-converge|1G|16M|--auto-converge|--auto-converge|120|"
 	"4G, 16M|4G|16M|||120|"
 )
