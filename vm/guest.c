@@ -158,12 +158,18 @@ void guest_write_boot(uint8_t *ram, uint64_t mem_bytes, unsigned vcpus,
 	put64(ram, GUEST_GDT_GPA + 8, 0x00af9a000000ffffull);
 	put64(ram, GUEST_GDT_GPA + 16, 0x00cf92000000ffffull);
 
-	/* page tables: virtual [0, mem) onto RAM offsets, 2 MiB pages */
-	put64(ram, GUEST_PML4_GPA, GUEST_PDPT_GPA | 3);
+	/*
+	 * Page tables: virtual [0, mem) onto RAM offsets, 2 MiB pages. The
+	 * accessed and dirty bits are set up front, so the CPU's page walker
+	 * never writes to the tables: under dirty logging those writes would
+	 * fault to the hypervisor in the middle of a walk, a path nested
+	 * hypervisors handle least well.
+	 */
+	put64(ram, GUEST_PML4_GPA, GUEST_PDPT_GPA | 0x23);
 	for (uint64_t g = 0; g < DIV_ROUND_UP(chunks, 512) && g < GUEST_PD_MAX; g++)
-		put64(ram, GUEST_PDPT_GPA + g * 8, (GUEST_PD_GPA + g * 4096) | 3);
+		put64(ram, GUEST_PDPT_GPA + g * 8, (GUEST_PD_GPA + g * 4096) | 0x23);
 	for (uint64_t c = 0; c < chunks && c < GUEST_PD_MAX * 512; c++)
-		put64(ram, GUEST_PD_GPA + c * 8, guest_ram_off_to_gpa(c << 21) | 0x83);
+		put64(ram, GUEST_PD_GPA + c * 8, guest_ram_off_to_gpa(c << 21) | 0xe3);
 
 	put64(ram, GUEST_BOOTINFO_GPA + BI_MAGIC, GUEST_BI_MAGIC);
 	put64(ram, GUEST_BOOTINFO_GPA + BI_KIND, gp->kind);

@@ -466,6 +466,30 @@ static void ring_full(struct vm *vm, struct vcpu *v)
 		pr_err("%s: KVM_RESET_DIRTY_RINGS: %s", vm->cfg.name, strerror(errno));
 }
 
+/* Where a crashed vCPU was: enough to tell a guest bug from a host one. */
+static void dump_crash(const struct vm *vm, const struct vcpu *v)
+{
+	struct kvm_regs r;
+	struct kvm_sregs sr;
+	struct kvm_vcpu_events ev;
+
+	if (ioctl(v->fd, KVM_GET_REGS, &r) < 0 || ioctl(v->fd, KVM_GET_SREGS, &sr) < 0)
+		return;
+	pr_err("%s: vCPU %u: rip 0x%llx rsp 0x%llx rflags 0x%llx cr0 0x%llx cr2 0x%llx "
+	       "cr3 0x%llx cr4 0x%llx efer 0x%llx idt 0x%llx/%u",
+	       vm->cfg.name, v->index, (unsigned long long)r.rip, (unsigned long long)r.rsp,
+	       (unsigned long long)r.rflags, (unsigned long long)sr.cr0,
+	       (unsigned long long)sr.cr2, (unsigned long long)sr.cr3,
+	       (unsigned long long)sr.cr4, (unsigned long long)sr.efer,
+	       (unsigned long long)sr.idt.base, sr.idt.limit);
+	if (ioctl(v->fd, KVM_GET_VCPU_EVENTS, &ev) == 0)
+		pr_err("%s: vCPU %u: exception %u (injected %u pending %u, error 0x%x), "
+		       "interrupt %u (injected %u), nmi pending %u",
+		       vm->cfg.name, v->index, ev.exception.nr, ev.exception.injected,
+		       ev.exception.pending, ev.exception.error_code, ev.interrupt.nr,
+		       ev.interrupt.injected, ev.nmi.pending);
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
@@ -518,6 +542,7 @@ static void *vcpu_thread(void *arg)
 		case KVM_EXIT_SHUTDOWN:
 			pr_err("%s: vCPU %u: triple fault, the guest is shut down", vm->cfg.name,
 			       v->index);
+			dump_crash(vm, v);
 			goto out;
 		case KVM_EXIT_FAIL_ENTRY:
 			pr_err("%s: vCPU %u: entry failed, reason 0x%llx", vm->cfg.name, v->index,
