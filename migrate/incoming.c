@@ -20,7 +20,8 @@
 #define OUT_BUF 2048
 #define JOIN_TIMEOUT_MS 10000		/* a secondary waits this long for channel 0 */
 #define BARRIER_TIMEOUT_MS 120000	/* channel 0 waits this long for the others */
-#define SUPPORTED_CAPS (WIRE_CAP_XBZRLE | WIRE_CAP_ZSTD | WIRE_CAP_LZ4 | WIRE_CAP_VERIFY)
+#define SUPPORTED_CAPS \
+	(WIRE_CAP_XBZRLE | WIRE_CAP_ZSTD | WIRE_CAP_LZ4 | WIRE_CAP_VERIFY | WIRE_CAP_MULTI)
 
 struct incoming {
 	struct mio *in, *ret;
@@ -168,6 +169,9 @@ static int on_hello(struct incoming *inc, const uint8_t *p, size_t len, char *er
 		return err_set(-EPROTO, err, errlen,
 			    "HELLO: channel %u of %u; a stream file holds one channel",
 			    inc->hello.channel, inc->hello.channels);
+	if (inc->hello.channels != 1 && !(inc->hello.caps & WIRE_CAP_MULTI))
+		return err_set(-EPROTO, err, errlen, "HELLO: %u channels without the MULTI capability",
+			    inc->hello.channels);
 	if (inc->hello.channel != 0)
 		return on_hello_secondary(inc, err, errlen);
 	/* the VM it describes must be one this host can build */

@@ -407,7 +407,9 @@ static int handshake(struct migrate_job *j, struct lane *ln)
 	ssize_t n;
 	int ret;
 
-	outgoing_hello(&h, c, page_sender_caps(ln->ps) | (j->o.verify ? WIRE_CAP_VERIFY : 0));
+	outgoing_hello(&h, c,
+		       page_sender_caps(ln->ps) | (j->o.verify ? WIRE_CAP_VERIFY : 0) |
+			       (j->nlanes > 1 ? WIRE_CAP_MULTI : 0));
 	h.channel = ln->idx;
 	h.channels = j->nlanes;
 	h.session = j->session;

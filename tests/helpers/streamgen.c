@@ -160,7 +160,8 @@ int streamgen_write(struct mio *io, const struct streamgen_opts *o)
 		goto out;
 	memset(&h, 0, sizeof(h));
 	h.version = WIRE_VERSION;
-	h.caps = page_sender_caps(ps) | (o->digest ? WIRE_CAP_VERIFY : 0);
+	h.caps = page_sender_caps(ps) | (o->digest ? WIRE_CAP_VERIFY : 0) |
+		 (o->channels > 1 ? WIRE_CAP_MULTI : 0);
 	h.page_size = 4096;
 	h.mem_bytes = o->mem_bytes;
 	h.vcpus = o->vcpus;
