@@ -206,6 +206,12 @@ static void *dest_thread(void *arg)
 		d->ret = incoming_run(inc, &vm, d->err, sizeof(d->err));
 	d->t_built = clock_now_ns();
 	if (!d->ret)
+		d->ret = incoming_handover(inc, d->err, sizeof(d->err));
+	if (d->ret && vm) {
+		vm_destroy(vm);
+		vm = NULL;
+	}
+	if (!d->ret)
 		d->ret = vm_start(vm);
 	d->t_started = clock_now_ns();
 	if (!d->ret)

@@ -489,6 +489,7 @@ int incoming_run(struct incoming *inc, struct vm **vm, char *err, size_t errlen)
 		if (ret < 0)
 			err_set(ret, err, errlen, "cannot build the VM: %s", msg);
 	}
+
 out:
 	if (ret < 0 && inc->ret && ret != -ECANCELED) {
 		ssize_t n = frame_put_error(inc->out, OUT_BUF, (uint32_t)-ret, err);
@@ -507,6 +508,39 @@ out:
 		inc->have_ram = false;
 	}
 	return ret;
+}
+
+int incoming_handover(struct incoming *inc, char *err, size_t errlen)
+{
+	struct wire_resumed r = { .digest_ok = inc->st.digest_ok };
+	struct frame_hdr h;
+	int ret;
+
+	ret = send_ret(inc, frame_put_ready(inc->out, OUT_BUF, &r));
+	if (ret < 0)
+		return err_set(ret, err, errlen, "cannot tell the source the VM is ready: %s",
+			       strerror(-ret));
+	ret = mio_read_frame(inc->in, inc->buf, MIO_FRAME_BUF, &h, err, errlen);
+	if (ret == -ENODATA)
+		return err_set(-ECONNRESET, err, errlen,
+			       "the source went away before it said GO");
+	if (ret < 0)
+		return ret;
+	ret = wire_order_check(&inc->order, h.type, err, errlen);
+	if (ret < 0)
+		return ret;
+	if (h.type == WIRE_F_ERROR) {
+		struct wire_error e;
+
+		ret = frame_get_error(inc->buf + WIRE_HDR_BYTES, h.len, &e, err, errlen);
+		return ret < 0 ? ret : err_set(-ECANCELED, err, errlen, "the source gave up: %s", e.msg);
+	}
+	return frame_get_go(inc->buf + WIRE_HDR_BYTES, h.len, err, errlen);
+}
+
+int incoming_send_error(struct incoming *inc, int code, const char *msg)
+{
+	return send_ret(inc, frame_put_error(inc->out, OUT_BUF, (uint32_t)-code, msg));
 }
 
 int incoming_send_resumed(struct incoming *inc)

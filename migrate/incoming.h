@@ -12,7 +12,9 @@
  * is ever created from a partial stream.
  *
  * With a return path (a socket), HELLO is answered with HELLO_ACK and each
- * END_ROUND with an ACK; the caller sends RESUMED once the VM runs. The
+ * END_ROUND with an ACK; once the VM is built the caller hands over
+ * (incoming_handover: READY, then the source's GO), starts the VM and
+ * sends RESUMED. The
  * connections of a parallel migration each get their own incoming object
  * and thread, and meet through migrate/session.h.
  * Used by one thread.
@@ -74,6 +76,21 @@ void incoming_expect_eof(struct incoming *inc);
 
 /* The VM of the stream, as announced by HELLO (valid after HELLO). */
 const char *incoming_name(const struct incoming *inc);
+
+/*
+ * Live migrations (with a return path), once incoming_run() built the VM
+ * and the caller holds it ready to start: send READY and wait for the
+ * source's GO. Until GO the source owns the guest: on any failure here
+ * destroy the VM. From GO on the guest is ours: start it (a failure to
+ * start is reported with incoming_send_error, which lets the source take
+ * it back), and keep it running even if RESUMED cannot be sent.
+ * Return: 0 (GO), or -errno with a message (the source gave up, went away,
+ * or sent something else; the channel's timeout bounds the wait).
+ */
+int incoming_handover(struct incoming *inc, char *err, size_t errlen) __must_check;
+
+/* ERROR on the return path: this side failed and runs nothing. */
+int incoming_send_error(struct incoming *inc, int code, const char *msg);
 
 /* Tell the source the VM runs (after vm_start). Return: 0 or -errno. */
 int incoming_send_resumed(struct incoming *inc) __must_check;

@@ -109,6 +109,7 @@ struct migrate_job {
 	uint8_t *ctrl;			/* control frames */
 	uint8_t *rbuf;			/* return-path frames */
 	bool paused;			/* the job paused the VM */
+	bool committed;			/* GO sent: the guest is the destination's */
 	unsigned round;
 	uint64_t round_pages;
 	uint64_t hole_pages;		/* untouched RAM skipped by the bulk round */
@@ -921,29 +922,50 @@ static int stop_and_copy(struct migrate_job *j, uint64_t *pause_ns)
 		goto out;
 	pr_debug("stop-and-copy: COMPLETE sent at +%llu us",
 		 (unsigned long long)(clock_now_ns() - *pause_ns) / 1000);
-	/* the destination now checks, builds and starts the VM */
+	/*
+	 * The destination checks everything and builds the VM, then says
+	 * READY. Until we answer GO the guest is ours (any failure resumes
+	 * it here); from GO on it is the destination's, and we never run our
+	 * copy again, even if RESUMED does not come: one copy may stop, two
+	 * must never run.
+	 */
 	for (;;) {
+		struct wire_resumed r;
+		char msg[200];
+
 		ret = read_reply(j, RESUME_TIMEOUT_MS, &h);
-		if (ret == -ETIMEDOUT) {
-			job_fail(j, ret, "the destination did not confirm the VM runs within %d s",
-				 RESUME_TIMEOUT_MS / 1000);
-			goto out;
-		}
+		if (ret == -ETIMEDOUT)
+			ret = job_fail(j, ret, "the destination did not %s within %d s",
+				       j->committed ? "confirm the VM runs" : "get the VM ready",
+				       RESUME_TIMEOUT_MS / 1000);
+		if (ret == -EREMOTEIO)
+			j->committed = false;	/* it said it failed: it runs nothing */
 		if (ret < 0)
 			goto out;
 		if (h.type == WIRE_F_ACK)
 			continue;
-		if (h.type != WIRE_F_RESUMED) {
-			ret = job_fail(j, -EPROTO, "the destination answered COMPLETE with %s",
-				       frame_type_name(h.type));
+		if (h.type == WIRE_F_READY && !j->committed) {
+			ret = frame_get_ready(j->rbuf + WIRE_HDR_BYTES, h.len, &r, msg, sizeof(msg));
+			if (ret < 0) {
+				job_fail(j, ret, "bad READY frame: %s", msg);
+				goto out;
+			}
+			if (j->o.verify && !r.digest_ok) {
+				ret = job_fail(j, -EBADMSG,
+					       "the destination did not verify the RAM digest");
+				goto out;
+			}
+			ret = send_ctrl(j, frame_put_go(j->ctrl, CTRL_BUF));
+			if (ret < 0)
+				goto out;
+			j->committed = true;
+			continue;
+		}
+		if (h.type != WIRE_F_RESUMED || !j->committed) {
+			ret = job_fail(j, -EPROTO, "the destination answered %s with %s",
+				       j->committed ? "GO" : "COMPLETE", frame_type_name(h.type));
 			goto out;
 		}
-		break;
-	}
-	{
-		struct wire_resumed r;
-		char msg[200];
-
 		ret = frame_get_resumed(j->rbuf + WIRE_HDR_BYTES, h.len, &r, msg, sizeof(msg));
 		if (ret < 0) {
 			job_fail(j, ret, "bad RESUMED frame: %s", msg);
@@ -952,10 +974,7 @@ static int stop_and_copy(struct migrate_job *j, uint64_t *pause_ns)
 		pthread_mutex_lock(&j->lock);
 		j->st.verified = r.digest_ok;
 		pthread_mutex_unlock(&j->lock);
-		if (j->o.verify && !r.digest_ok) {
-			ret = job_fail(j, -EBADMSG, "the destination did not verify the RAM digest");
-			goto out;
-		}
+		break;
 	}
 out:
 	free(state);
@@ -1014,7 +1033,18 @@ out:
 		ret = -ECANCELED;
 		snprintf(j->err, sizeof(j->err), "cancelled by the user");
 	}
-	if (ret < 0) {
+	if (ret < 0 && j->committed) {
+		/* after GO: the destination may run the guest; ours stays paused */
+		char why[sizeof(j->err)];
+
+		snprintf(why, sizeof(why), "%s", j->err);
+		snprintf(j->err, sizeof(j->err),
+			 "the destination was told to start the VM, then: %.300s. It may run there: "
+			 "the copy here stays paused and is kept; resume it only if the "
+			 "destination does not run it",
+			 why);
+		pr_err("%s: %s", vm_get_config(j->vm)->name, j->err);
+	} else if (ret < 0) {
 		/* the source still owns the VM: tell the peer, run the guest on */
 		ssize_t n = frame_put_error(j->ctrl, CTRL_BUF, (uint32_t)-ret, j->err);
 

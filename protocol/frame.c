@@ -28,6 +28,10 @@ const char *frame_type_name(unsigned type)
 		return "COMPLETE";
 	case WIRE_F_ERROR:
 		return "ERROR";
+	case WIRE_F_GO:
+		return "GO";
+	case WIRE_F_READY:
+		return "READY";
 	case WIRE_F_HELLO_ACK:
 		return "HELLO_ACK";
 	case WIRE_F_ACK:
@@ -76,6 +80,8 @@ static int len_limits(unsigned type, uint32_t *min, uint32_t *max)
 		*min = *max = 12;
 		return 0;
 	case WIRE_F_RESUMED:
+	case WIRE_F_READY:
+	case WIRE_F_GO:
 		*min = *max = 4;
 		return 0;
 	case WIRE_F_PAGE_REQ:
@@ -226,6 +232,26 @@ ssize_t frame_put_resumed(uint8_t *dst, size_t cap, const struct wire_resumed *r
 	put_u8(&w, r->digest_ok);
 	put_u8(&w, 0);
 	put_le16(&w, 0);
+	return frame_seal(&w);
+}
+
+ssize_t frame_put_ready(uint8_t *dst, size_t cap, const struct wire_resumed *r)
+{
+	struct wbuf w;
+
+	frame_start(&w, dst, cap, WIRE_F_READY);
+	put_u8(&w, r->digest_ok);
+	put_u8(&w, 0);
+	put_le16(&w, 0);
+	return frame_seal(&w);
+}
+
+ssize_t frame_put_go(uint8_t *dst, size_t cap)
+{
+	struct wbuf w;
+
+	frame_start(&w, dst, cap, WIRE_F_GO);
+	put_le32(&w, 0);
 	return frame_seal(&w);
 }
 
@@ -514,6 +540,32 @@ int frame_get_resumed(const uint8_t *p, size_t len, struct wire_resumed *res, ch
 	return 0;
 }
 
+int frame_get_ready(const uint8_t *p, size_t len, struct wire_resumed *res, char *err,
+		    size_t errlen)
+{
+	struct rbuf r;
+
+	rbuf_init(&r, p, len);
+	res->digest_ok = get_u8(&r);
+	if (get_u8(&r) || get_le16(&r))
+		return err_set(-EBADMSG, err, errlen, "READY: reserved field not zero");
+	FIXED_READER_END("READY");
+	if (res->digest_ok > 1)
+		return err_set(-EBADMSG, err, errlen, "READY: digest_ok %u", res->digest_ok);
+	return 0;
+}
+
+int frame_get_go(const uint8_t *p, size_t len, char *err, size_t errlen)
+{
+	struct rbuf r;
+
+	rbuf_init(&r, p, len);
+	if (get_le32(&r))
+		return err_set(-EBADMSG, err, errlen, "GO: reserved field not zero");
+	FIXED_READER_END("GO");
+	return 0;
+}
+
 int frame_get_page_req(const uint8_t *p, size_t len, uint64_t npages, struct wire_page_req *q,
 		       char *err, size_t errlen)
 {
@@ -648,6 +700,7 @@ int wire_order_check(struct wire_order *o, unsigned type, char *err, size_t errl
 		[WIRE_PH_PRECOPY] = "PAGES, END_ROUND or SWITCHOVER",
 		[WIRE_PH_STOPCOPY] = "PAGES or STATE",
 		[WIRE_PH_STATE] = "STATE or COMPLETE",
+		[WIRE_PH_COMPLETE] = "GO",
 		[WIRE_PH_DONE] = "nothing",
 	};
 	enum wire_phase next = o->phase;
@@ -678,7 +731,11 @@ int wire_order_check(struct wire_order *o, unsigned type, char *err, size_t errl
 	case WIRE_PH_STATE:
 		ok = type == WIRE_F_STATE || type == WIRE_F_COMPLETE;
 		if (type == WIRE_F_COMPLETE)
-			next = WIRE_PH_DONE;
+			next = WIRE_PH_COMPLETE;
+		break;
+	case WIRE_PH_COMPLETE:
+		ok = type == WIRE_F_GO;
+		next = WIRE_PH_DONE;
 		break;
 	case WIRE_PH_DONE:
 		ok = false;

@@ -104,6 +104,8 @@ ssize_t frame_put_error(uint8_t *dst, size_t cap, uint32_t code, const char *msg
 ssize_t frame_put_hello_ack(uint8_t *dst, size_t cap, const struct wire_hello_ack *a) __must_check;
 ssize_t frame_put_ack(uint8_t *dst, size_t cap, const struct wire_ack *a) __must_check;
 ssize_t frame_put_resumed(uint8_t *dst, size_t cap, const struct wire_resumed *r) __must_check;
+ssize_t frame_put_ready(uint8_t *dst, size_t cap, const struct wire_resumed *r) __must_check;
+ssize_t frame_put_go(uint8_t *dst, size_t cap) __must_check;
 ssize_t frame_put_page_req(uint8_t *dst, size_t cap, const struct wire_page_req *r) __must_check;
 
 /*
@@ -161,6 +163,9 @@ int frame_get_hello_ack(const uint8_t *p, size_t len, struct wire_hello_ack *a, 
 			size_t errlen) __must_check;
 int frame_get_ack(const uint8_t *p, size_t len, struct wire_ack *a, char *err,
 		  size_t errlen) __must_check;
+int frame_get_ready(const uint8_t *p, size_t len, struct wire_resumed *r, char *err,
+		    size_t errlen) __must_check;
+int frame_get_go(const uint8_t *p, size_t len, char *err, size_t errlen) __must_check;
 int frame_get_resumed(const uint8_t *p, size_t len, struct wire_resumed *r, char *err,
 		      size_t errlen) __must_check;
 int frame_get_page_req(const uint8_t *p, size_t len, uint64_t npages, struct wire_page_req *r,
@@ -194,7 +199,8 @@ enum wire_phase {
 	WIRE_PH_PRECOPY,	/* PAGES, END_ROUND, SWITCHOVER */
 	WIRE_PH_STOPCOPY,	/* PAGES, STATE */
 	WIRE_PH_STATE,		/* STATE, COMPLETE */
-	WIRE_PH_DONE,		/* COMPLETE or ERROR seen: nothing more */
+	WIRE_PH_COMPLETE,	/* COMPLETE seen: GO (live migrations) */
+	WIRE_PH_DONE,		/* GO, a secondary's COMPLETE or ERROR seen: nothing more */
 };
 
 struct wire_order {

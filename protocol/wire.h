@@ -35,12 +35,16 @@
  *   COMPLETE   pages u64 (pages sent in all) | state_sections u32 |
  *              digest_alg u8 (0 none, 1 SHA-256) | digest[32]
  *   ERROR      code u32 (an errno) | msg_len u16 (<= WIRE_MAX_MSG) | msg
+ *   GO         reserved u32 (0): the destination may start the VM (sent
+ *              only after READY; the source no longer resumes its copy)
  *
  * Destination to source (the return path, same framing):
  *
  *   HELLO_ACK  version u16 | reserved u16 (0) | caps u32 (chosen, a subset
  *              of those offered)
  *   ACK        round u32 | pages u64 (pages applied so far)
+ *   READY      digest_ok u8 | reserved u8[3] (0): everything checked, the
+ *              VM is built and waits for GO
  *   RESUMED    digest_ok u8 (1 when a digest was sent and matched) |
  *              reserved u8[3] (0): the destination VM runs; the source may
  *              now stop its copy
@@ -49,10 +53,13 @@
  *
  * Legal order on the forward stream (wire_order_check enforces it):
  *
- *   HELLO (PAGES | END_ROUND)* SWITCHOVER PAGES* STATE+ COMPLETE
+ *   HELLO (PAGES | END_ROUND)* SWITCHOVER PAGES* STATE+ COMPLETE [GO]
  *
- * with ERROR allowed anywhere after HELLO, and nothing after COMPLETE or
- * ERROR. A parallel migration (--parallel N) sends HELLO with the same
+ * with ERROR allowed anywhere after HELLO, and nothing after GO or ERROR.
+ * A file ends at COMPLETE; a live migration ends with the exchange
+ * COMPLETE -> READY -> GO -> RESUMED, so that a link lost before GO
+ * leaves the VM running at the source only, and one lost after GO at the
+ * destination only (the source then keeps its copy paused, never runs it). A parallel migration (--parallel N) sends HELLO with the same
  * random session and channels = N on every connection, channel = 0..N-1.
  * Channel 0 carries everything above plus its share of the pages; the
  * others carry
@@ -97,10 +104,12 @@ enum wire_type {
 	WIRE_F_STATE = 5,
 	WIRE_F_COMPLETE = 6,
 	WIRE_F_ERROR = 7,
+	WIRE_F_GO = 8,
 	WIRE_F_HELLO_ACK = 16,
 	WIRE_F_ACK = 17,
 	WIRE_F_RESUMED = 18,
 	WIRE_F_PAGE_REQ = 19,
+	WIRE_F_READY = 20,
 };
 
 /* Capabilities (HELLO offers, HELLO_ACK chooses). */

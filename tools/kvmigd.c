@@ -1210,6 +1210,14 @@ static void *incoming_thread(void *arg)
 		goto drop;
 	}
 	/* the registry holds the VM now; phase "incoming" keeps it ours */
+	ret = incoming_handover(inc, err, sizeof(err));
+	if (ret < 0) {
+		/* no GO: the source keeps (or takes back) the guest */
+		pr_err("incoming migration %s failed before GO: %s; the VM built here is "
+		       "destroyed",
+		       stream_desc(ic, desc, sizeof(desc)), err);
+		goto drop;
+	}
 	ret = vm_start(vm);
 	if (ret < 0) {
 		snprintf(err, sizeof(err), "cannot start the VM on the destination: %s",
@@ -1221,11 +1229,10 @@ static void *incoming_thread(void *arg)
 	}
 	ret = incoming_send_resumed(inc);
 	if (ret < 0) {
-		/* until RESUMED arrives the source owns the guest: it runs on there */
-		pr_err("incoming migration %s failed: cannot tell the source that the VM runs "
-		       "(%s); the source keeps it, the copy here is destroyed",
-		       stream_desc(ic, desc, sizeof(desc)), strerror(-ret));
-		goto drop;
+		/* after GO the guest is ours: the source keeps its copy paused */
+		pr_warn("incoming migration %s: the VM runs here, but the source could not be "
+			"told (%s); its copy stays paused there",
+			stream_desc(ic, desc, sizeof(desc)), strerror(-ret));
 	}
 	pthread_mutex_lock(&a->lock);
 	{
