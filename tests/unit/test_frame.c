@@ -154,8 +154,9 @@ static void test_frame_type_names(void **state)
 		{ WIRE_F_STATE, "STATE" },	   { WIRE_F_COMPLETE, "COMPLETE" },
 		{ WIRE_F_ERROR, "ERROR" },	   { WIRE_F_HELLO_ACK, "HELLO_ACK" },
 		{ WIRE_F_ACK, "ACK" },		   { WIRE_F_RESUMED, "RESUMED" },
-		{ WIRE_F_PAGE_REQ, "PAGE_REQ" },   { 0, "unknown" },
-		{ 8, "unknown" },		   { 0xffff, "unknown" },
+		{ WIRE_F_PAGE_REQ, "PAGE_REQ" },   { WIRE_F_GO, "GO" },
+		{ WIRE_F_READY, "READY" },	   { 0, "unknown" },
+		{ 9, "unknown" },		   { 0xffff, "unknown" },
 	};
 
 	(void)state;
@@ -685,7 +686,7 @@ static void test_frame_rejects_truncated_header(void **state)
 
 static void test_frame_rejects_unknown_type(void **state)
 {
-	static const uint16_t bad[] = { 0, 8, 9, 15, 20, 21, 0x100, 0x8001, 0xffff };
+	static const uint16_t bad[] = { 0, 9, 15, 21, 0x100, 0x8001, 0xffff };
 	uint8_t f[8] = { 0, 0, 0, 0, 20, 0, 0, 0 };
 	struct frame_hdr h;
 	char want[64];
@@ -1552,8 +1553,11 @@ static bool ref_next(enum wire_phase ph, bool pages_only, unsigned t, enum wire_
 		return t == WIRE_F_PAGES || t == WIRE_F_STATE;
 	case WIRE_PH_STATE:
 		if (t == WIRE_F_COMPLETE)
-			*next = WIRE_PH_DONE;
+			*next = WIRE_PH_COMPLETE;
 		return t == WIRE_F_STATE || t == WIRE_F_COMPLETE;
+	case WIRE_PH_COMPLETE:
+		*next = WIRE_PH_DONE;
+		return t == WIRE_F_GO;
 	case WIRE_PH_START:
 	case WIRE_PH_DONE:
 		break;
@@ -1578,7 +1582,7 @@ static void test_frame_order_legal_sequences(void **state)
 					 WIRE_F_END_ROUND,  WIRE_F_PAGES,      WIRE_F_END_ROUND,
 					 WIRE_F_END_ROUND,  WIRE_F_SWITCHOVER, WIRE_F_PAGES,
 					 WIRE_F_PAGES,	    WIRE_F_STATE,      WIRE_F_STATE,
-					 WIRE_F_STATE,	    WIRE_F_COMPLETE };
+					 WIRE_F_STATE,	    WIRE_F_COMPLETE,   WIRE_F_GO };
 	static const unsigned minimal[] = { WIRE_F_HELLO, WIRE_F_SWITCHOVER, WIRE_F_STATE,
 					    WIRE_F_COMPLETE };
 	static const unsigned secondary[] = { WIRE_F_HELLO, WIRE_F_PAGES,     WIRE_F_END_ROUND,
@@ -1592,6 +1596,8 @@ static void test_frame_order_legal_sequences(void **state)
 	assert_int_equal(o.phase, WIRE_PH_DONE);
 	wire_order_init(&o, false);
 	feed(&o, minimal, 4);
+	assert_int_equal(o.phase, WIRE_PH_COMPLETE);	/* a file ends here */
+	assert_int_equal(wire_order_check(&o, WIRE_F_GO, err, sizeof(err)), 0);
 	assert_int_equal(o.phase, WIRE_PH_DONE);
 	wire_order_init(&o, true);
 	feed(&o, secondary, 4);
@@ -1660,7 +1666,15 @@ static void test_frame_order_rejects_named_cases(void **state)
 
 	wire_order_init(&o, false);
 	feed(&o, to_done, 4);
-	for (unsigned t = WIRE_F_HELLO; t <= WIRE_F_ERROR; t++) {
+	for (unsigned t = WIRE_F_HELLO; t < WIRE_F_ERROR; t++) {
+		char want[80];
+
+		snprintf(want, sizeof(want), "%s frame out of order: expected GO",
+			 frame_type_name(t));
+		expect_err(wire_order_check(&o, t, err, sizeof(err)), -EPROTO, want);
+	}
+	assert_int_equal(wire_order_check(&o, WIRE_F_GO, err, sizeof(err)), 0);
+	for (unsigned t = WIRE_F_HELLO; t <= WIRE_F_GO; t++) {
 		char want[80];
 
 		snprintf(want, sizeof(want), "%s frame out of order: expected nothing",
@@ -1695,17 +1709,19 @@ static void test_frame_order_every_transition(void **state)
 		{ WIRE_F_HELLO, WIRE_F_SWITCHOVER, WIRE_F_STATE },
 		{ WIRE_F_HELLO, WIRE_F_SWITCHOVER, WIRE_F_STATE, WIRE_F_COMPLETE },
 		{ WIRE_F_HELLO, WIRE_F_ERROR },
+		{ WIRE_F_HELLO, WIRE_F_SWITCHOVER, WIRE_F_STATE, WIRE_F_COMPLETE, WIRE_F_GO },
 	};
-	static const size_t plen[] = { 0, 1, 2, 3, 4, 2 };
+	static const size_t plen[] = { 0, 1, 2, 3, 4, 2, 5 };
 	static const enum wire_phase pphase[] = { WIRE_PH_START,    WIRE_PH_PRECOPY,
 						  WIRE_PH_STOPCOPY, WIRE_PH_STATE,
-						  WIRE_PH_DONE,	    WIRE_PH_DONE };
+						  WIRE_PH_COMPLETE, WIRE_PH_DONE,
+						  WIRE_PH_DONE };
 	unsigned checked = 0, illegal = 0;
 
 	(void)state;
 	for (int po = 0; po <= 1; po++) {
 		for (size_t k = 0; k < sizeof(plen) / sizeof(plen[0]); k++) {
-			if (po && (k == 2 || k == 3 || k == 4))
+			if (po && (k == 2 || k == 3 || k == 4 || k == 6))
 				continue;	/* unreachable on a pages-only channel */
 			for (unsigned t = 0; t <= 21; t++) {
 				struct wire_order o;
@@ -1735,7 +1751,7 @@ static void test_frame_order_every_transition(void **state)
 			}
 		}
 	}
-	assert_int_equal(checked, 2 * 6 * 22 - 3 * 22);
+	assert_int_equal(checked, 2 * 7 * 22 - 4 * 22);
 	assert_true(illegal > 100);
 }
 
