@@ -386,6 +386,54 @@ static void test_frame_resumed_roundtrip(void **state)
 	}
 }
 
+static void test_frame_ready_go_roundtrip(void **state)
+{
+	struct frame_hdr h;
+	uint8_t f[64];
+	ssize_t n;
+
+	(void)state;
+	for (uint8_t ok = 0; ok <= 1; ok++) {
+		struct wire_resumed in = { ok }, out = { 7 };
+
+		n = frame_put_ready(f, sizeof(f), &in);
+		assert_int_equal(n, 8 + 4 + 4);
+		check_frame(f, (size_t)n, WIRE_F_READY, &h);
+		assert_int_equal(frame_get_ready(f + 8, h.len, &out, err, sizeof(err)), 0);
+		assert_int_equal(out.digest_ok, ok);
+	}
+	n = frame_put_go(f, sizeof(f));
+	assert_int_equal(n, 8 + 4 + 4);
+	check_frame(f, (size_t)n, WIRE_F_GO, &h);
+	assert_int_equal(frame_get_go(f + 8, h.len, err, sizeof(err)), 0);
+	assert_int_equal(frame_put_go(f, 15), -ENOSPC);
+}
+
+static void test_frame_ready_go_rejects(void **state)
+{
+	struct wire_resumed r;
+	uint8_t p[8] = { 0 };
+
+	(void)state;
+	p[0] = 2;
+	expect_err(frame_get_ready(p, 4, &r, err, sizeof(err)), -EBADMSG, "READY: digest_ok 2");
+	p[0] = 1;
+	p[3] = 1;
+	expect_err(frame_get_ready(p, 4, &r, err, sizeof(err)), -EBADMSG,
+		   "READY: reserved field not zero");
+	p[3] = 0;
+	expect_err(frame_get_ready(p, 5, &r, err, sizeof(err)), -EBADMSG,
+		   "READY: payload length mismatch");
+	memset(p, 0, sizeof(p));
+	for (int i = 0; i < 4; i++) {
+		p[i] = 0x80;
+		expect_err(frame_get_go(p, 4, err, sizeof(err)), -EBADMSG,
+			   "GO: reserved field not zero");
+		p[i] = 0;
+	}
+	expect_err(frame_get_go(p, 3, err, sizeof(err)), -EBADMSG, "GO: payload length mismatch");
+}
+
 static void test_frame_page_req_roundtrip(void **state)
 {
 	/* the last WIRE_MAX_BATCH pages of a RAM of 4 * WIRE_MAX_BATCH pages */
@@ -1911,6 +1959,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_frame_hello_ack_roundtrip),
 		cmocka_unit_test(test_frame_ack_roundtrip),
 		cmocka_unit_test(test_frame_resumed_roundtrip),
+		cmocka_unit_test(test_frame_ready_go_roundtrip),
+		cmocka_unit_test(test_frame_ready_go_rejects),
 		cmocka_unit_test(test_frame_page_req_roundtrip),
 		cmocka_unit_test(test_frame_writers_need_space),
 		cmocka_unit_test(test_frame_batch_roundtrip_all_codecs),
