@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "migrate/converge.h"
 
+#include <stdint.h>
 #include <stdio.h>
 
 void converge_init(struct converge *c, uint64_t max_downtime_ns, unsigned max_iterations,
@@ -12,6 +13,8 @@ void converge_init(struct converge *c, uint64_t max_downtime_ns, unsigned max_it
 	c->max_throttle = max_throttle;
 	c->throttle = 0;
 	c->hot_rounds = 0;
+	c->stalled = 0;
+	c->best_ns = UINT64_MAX;
 	c->expected_downtime_ns = 0;
 }
 
@@ -33,6 +36,25 @@ enum converge_action converge_decide(struct converge *c, unsigned round, uint64_
 		c->hot_rounds++;
 	else
 		c->hot_rounds = 0;
+	if (c->expected_downtime_ns < c->best_ns) {
+		c->best_ns = c->expected_downtime_ns;
+		c->stalled = 0;
+	} else if (c->auto_converge && c->throttle >= c->max_throttle) {
+		c->stalled++;
+	}
+	if (c->stalled >= CONVERGE_STALL) {
+		snprintf(msg, msglen,
+			 "precopy did not converge: with the vCPUs throttled to %u%% for %u rounds "
+			 "the guest still dirties %llu pages/s (%llu MiB/s) and the link moves "
+			 "%llu MiB/s; %llu MiB stay dirty, an expected downtime of %llu ms over "
+			 "the %llu ms allowed; try a larger --max-downtime or more --bandwidth",
+			 c->throttle, c->stalled, (unsigned long long)dirty_rate,
+			 (unsigned long long)((dirty_rate * 4096) >> 20), (unsigned long long)mib_s,
+			 (unsigned long long)(dirty_bytes >> 20),
+			 (unsigned long long)(c->expected_downtime_ns / 1000000),
+			 (unsigned long long)(c->max_downtime_ns / 1000000));
+		return CONVERGE_GIVE_UP;
+	}
 	if (c->max_iterations && round + 1 >= c->max_iterations) {
 		snprintf(msg, msglen,
 			 "precopy did not converge after %u rounds: the guest dirties %llu pages/s "

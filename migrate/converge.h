@@ -20,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define CONVERGE_STALL 5
+
 enum converge_action {
 	CONVERGE_CONTINUE,	/* another precopy round */
 	CONVERGE_SWITCHOVER,	/* stop and copy now */
@@ -34,6 +36,8 @@ struct converge {
 	unsigned max_throttle;
 	unsigned throttle;		/* current throttle % */
 	unsigned hot_rounds;		/* consecutive rounds dirtying outran sending */
+	unsigned stalled;		/* rounds at the maximum throttle without a new best */
+	uint64_t best_ns;		/* lowest expected downtime so far */
 	uint64_t expected_downtime_ns;	/* of the last decision */
 };
 

@@ -92,6 +92,34 @@ static void test_converge_throttle_steps(void **unused)
 	assert_int_equal(c.throttle, 0);
 }
 
+/* At the maximum throttle, an estimate that stops improving ends the job. */
+static void test_converge_gives_up_when_throttle_stalls(void **unused)
+{
+	struct converge c;
+	enum converge_action a = CONVERGE_CONTINUE;
+	char msg[512];
+	unsigned round;
+
+	(void)unused;
+	converge_init(&c, 300 * MS, 0, true, 90);
+	for (round = 0; round < 200; round++) {
+		a = converge_decide(&c, round, 200 * MIB, 100 * MIB, 100 * MIB, 50000, msg,
+				    sizeof(msg));
+		if (a == CONVERGE_GIVE_UP)
+			break;
+	}
+	assert_int_equal(a, CONVERGE_GIVE_UP);
+	assert_int_equal(c.throttle, 90);
+	assert_non_null(strstr(msg, "throttled to 90% for 5 rounds"));
+	assert_non_null(strstr(msg, "50000 pages/s"));
+	/* below the maximum, or still improving, it goes on */
+	converge_init(&c, 300 * MS, 0, true, 90);
+	for (round = 0; round < 30; round++)
+		assert_int_not_equal(converge_decide(&c, round, (400 - round) * MIB, 100 * MIB,
+						     100 * MIB, 1, msg, sizeof(msg)),
+				     CONVERGE_GIVE_UP);
+}
+
 static void test_converge_bulk_round_never_gives_up(void **unused)
 {
 	struct converge c;
@@ -129,6 +157,7 @@ int main(void)
 		cmocka_unit_test(test_converge_switchover_threshold),
 		cmocka_unit_test(test_converge_gives_up_with_reason),
 		cmocka_unit_test(test_converge_throttle_steps),
+		cmocka_unit_test(test_converge_gives_up_when_throttle_stalls),
 		cmocka_unit_test(test_converge_bulk_round_never_gives_up),
 		cmocka_unit_test(test_ratelimit_holds_rate),
 	};
