@@ -14,7 +14,9 @@
 #     outside RAM: each gets an ERROR back or a closed connection, the agent
 #     logs one clear line, and no VM is left; a valid synthetic stream over
 #     TCP and over the unix socket fails only at the VM build ("cannot open
-#     /dev/kvm") and leaves no VM;
+#     /dev/kvm") and leaves no VM; so do the three channels of a parallel
+#     stream, sent on three connections (the others before channel 0); a
+#     lone channel 1 whose channel 0 never comes is refused after 10 s;
 #   - a stream that stops after HELLO holds its name: vm list shows it as
 #     "incoming", a second stream and vm start of that name are refused,
 #     and the name is free again once the first stream goes away; an agent
@@ -293,6 +295,29 @@ else
 	grep -q "from unix:$T/mig.sock (pid [0-9]*)" "$T/udst.log" || fail "udst does not name the unix peer"
 	"$MKSNAP" "$T/zstd.bin" --compress zstd --pages 100 || fail "mksnap --compress zstd failed"
 	refused "a valid zstd stream" dst "$TCP_ADDR" "$T/zstd.bin" "cannot open /dev/kvm"
+
+	log "a parallel migration: channels on their own connections meet in one session"
+	for c in 0 1 2; do
+		"$MKSNAP" "$T/par$c.bin" --compress lz4 --pages 900 --channels 3 --channel $c \
+			--session 4242 || fail "mksnap --channel $c failed"
+	done
+	# the other channels first: they wait for channel 0
+	for c in 2 1; do
+		timeout 60 python3 "$T/stream.py" "$TCP_ADDR" "$T/par$c.bin" >"$T/par$c.out" 2>&1 &
+		eval "PAR$c=\$!"
+	done
+	refused "channel 0 of a 3-channel stream" dst "$TCP_ADDR" "$T/par0.bin" \
+		"cannot build the VM: cannot open /dev/kvm"
+	wait "$PAR1" "$PAR2"
+	for c in 1 2; do
+		grep -q '^FRAME HELLO_ACK$' "$T/par$c.out" || fail "channel $c got no HELLO_ACK: $(cat "$T/par$c.out")"
+		! grep -q '^ERROR' "$T/par$c.out" || fail "channel $c got an ERROR: $(cat "$T/par$c.out")"
+	done
+	echo "ok: channels 1 and 2 joined channel 0's session; all three streams checked out"
+	"$MKSNAP" "$T/lone.bin" --pages 10 --channels 2 --channel 1 --session 777 ||
+		fail "mksnap --channel 1 failed"
+	refused "a channel whose channel 0 never comes" dst "$TCP_ADDR" "$T/lone.bin" \
+		"no migration with session 0000000000000309 arrived within 10 s for its channel 1"
 fi
 
 log "a stream that stalls after HELLO holds its name"

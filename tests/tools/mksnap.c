@@ -5,6 +5,7 @@
  * foreign-version files without /dev/kvm.
  * Usage: mksnap FILE [--vcpus N] [--compress zstd|lz4] [--pages N]
  *                   [--name NAME] [--mem BYTES] [--bad-page N]
+ *                   [--channels N --channel C --session S]
  * --bad-page puts page number N (outside RAM, say) in the first PAGES
  * entry, for the receivers' range checks.
  */
@@ -26,7 +27,8 @@ int main(int argc, char **argv)
 	streamgen_defaults(&o);
 	if (argc < 2) {
 		fprintf(stderr, "usage: mksnap FILE [--vcpus N] [--compress C] [--pages N] "
-				"[--name NAME] [--mem BYTES] [--bad-page N]\n");
+				"[--name NAME] [--mem BYTES] [--bad-page N] "
+				"[--channels N --channel C --session S]\n");
 		return 2;
 	}
 	for (int i = 2; i + 1 < argc; i += 2) {
@@ -42,6 +44,12 @@ int main(int argc, char **argv)
 			o.mem_bytes = strtoull(argv[i + 1], NULL, 0);
 		else if (!strcmp(argv[i], "--bad-page"))
 			o.bad_page = strtoull(argv[i + 1], NULL, 0);
+		else if (!strcmp(argv[i], "--channels"))
+			o.channels = (unsigned)atoi(argv[i + 1]);
+		else if (!strcmp(argv[i], "--channel"))
+			o.channel = (unsigned)atoi(argv[i + 1]);
+		else if (!strcmp(argv[i], "--session"))
+			o.session = strtoull(argv[i + 1], NULL, 0);
 	}
 	fd = open(argv[1], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
