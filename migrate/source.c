@@ -323,6 +323,15 @@ static int on_ack(struct migrate_job *j, const struct frame_hdr *h)
 	return 0;
 }
 
+/* A return-path frame in precopy: only an ACK belongs there. */
+static int take_ack(struct migrate_job *j, const struct frame_hdr *h)
+{
+	if (h->type != WIRE_F_ACK)
+		return job_fail(j, -EPROTO, "unexpected %s frame from the destination",
+				frame_type_name(h->type));
+	return on_ack(j, h);
+}
+
 static int check_abort(struct migrate_job *j);
 
 static int read_reply(struct migrate_job *j, int timeout_ms, struct frame_hdr *h)
@@ -342,10 +351,7 @@ static int poll_replies(struct migrate_job *j)
 			return 0;
 		if (ret < 0)
 			return ret;
-		if (h.type != WIRE_F_ACK)
-			return job_fail(j, -EPROTO, "unexpected %s frame from the destination",
-					frame_type_name(h.type));
-		ret = on_ack(j, &h);
+		ret = take_ack(j, &h);
 		if (ret < 0)
 			return ret;
 	}
@@ -373,10 +379,7 @@ static int wait_acked(struct migrate_job *j, uint32_t round, int timeout_ms)
 			continue;
 		if (ret < 0)
 			return ret;
-		if (h.type != WIRE_F_ACK)
-			return job_fail(j, -EPROTO, "unexpected %s frame from the destination",
-					frame_type_name(h.type));
-		ret = on_ack(j, &h);
+		ret = take_ack(j, &h);
 		if (ret < 0)
 			return ret;
 		ret = check_abort(j);

@@ -224,26 +224,26 @@ ssize_t frame_put_ack(uint8_t *dst, size_t cap, const struct wire_ack *a)
 	return frame_seal(&w);
 }
 
-ssize_t frame_put_resumed(uint8_t *dst, size_t cap, const struct wire_resumed *r)
+static ssize_t put_digest_flag(uint8_t *dst, size_t cap, unsigned type,
+			       const struct wire_resumed *r)
 {
 	struct wbuf w;
 
-	frame_start(&w, dst, cap, WIRE_F_RESUMED);
+	frame_start(&w, dst, cap, type);
 	put_u8(&w, r->digest_ok);
 	put_u8(&w, 0);
 	put_le16(&w, 0);
 	return frame_seal(&w);
 }
 
+ssize_t frame_put_resumed(uint8_t *dst, size_t cap, const struct wire_resumed *r)
+{
+	return put_digest_flag(dst, cap, WIRE_F_RESUMED, r);
+}
+
 ssize_t frame_put_ready(uint8_t *dst, size_t cap, const struct wire_resumed *r)
 {
-	struct wbuf w;
-
-	frame_start(&w, dst, cap, WIRE_F_READY);
-	put_u8(&w, r->digest_ok);
-	put_u8(&w, 0);
-	put_le16(&w, 0);
-	return frame_seal(&w);
+	return put_digest_flag(dst, cap, WIRE_F_READY, r);
 }
 
 ssize_t frame_put_go(uint8_t *dst, size_t cap)
@@ -525,34 +525,33 @@ int frame_get_ack(const uint8_t *p, size_t len, struct wire_ack *a, char *err, s
 	return 0;
 }
 
-int frame_get_resumed(const uint8_t *p, size_t len, struct wire_resumed *res, char *err,
-		      size_t errlen)
+/* RESUMED and READY: digest_ok u8 | reserved u8[3]. */
+static int get_digest_flag(const uint8_t *p, size_t len, const char *name,
+			   struct wire_resumed *res, char *err, size_t errlen)
 {
 	struct rbuf r;
 
 	rbuf_init(&r, p, len);
 	res->digest_ok = get_u8(&r);
 	if (get_u8(&r) || get_le16(&r))
-		return err_set(-EBADMSG, err, errlen, "RESUMED: reserved field not zero");
-	FIXED_READER_END("RESUMED");
+		return err_set(-EBADMSG, err, errlen, "%s: reserved field not zero", name);
+	if (!rbuf_ok(&r) || rbuf_left(&r))
+		return err_set(-EBADMSG, err, errlen, "%s: payload length mismatch", name);
 	if (res->digest_ok > 1)
-		return err_set(-EBADMSG, err, errlen, "RESUMED: digest_ok %u", res->digest_ok);
+		return err_set(-EBADMSG, err, errlen, "%s: digest_ok %u", name, res->digest_ok);
 	return 0;
+}
+
+int frame_get_resumed(const uint8_t *p, size_t len, struct wire_resumed *res, char *err,
+		      size_t errlen)
+{
+	return get_digest_flag(p, len, "RESUMED", res, err, errlen);
 }
 
 int frame_get_ready(const uint8_t *p, size_t len, struct wire_resumed *res, char *err,
 		    size_t errlen)
 {
-	struct rbuf r;
-
-	rbuf_init(&r, p, len);
-	res->digest_ok = get_u8(&r);
-	if (get_u8(&r) || get_le16(&r))
-		return err_set(-EBADMSG, err, errlen, "READY: reserved field not zero");
-	FIXED_READER_END("READY");
-	if (res->digest_ok > 1)
-		return err_set(-EBADMSG, err, errlen, "READY: digest_ok %u", res->digest_ok);
-	return 0;
+	return get_digest_flag(p, len, "READY", res, err, errlen);
 }
 
 int frame_get_go(const uint8_t *p, size_t len, char *err, size_t errlen)
