@@ -10,8 +10,8 @@
 #     --announce answered "not implemented yet"; job info/cancel of unknown
 #     names;
 #   - raw streams sent to the listener: an empty connection, garbage, a
-#     truncated synthetic stream (tests/tools/mksnap), one with a page
-#     outside RAM: each gets an ERROR back or a closed connection, the agent
+#     truncated synthetic stream (tests/tools/mksnap), one with a flipped
+#     bit, one with frames out of order, one with a page outside RAM: each gets an ERROR back or a closed connection, the agent
 #     logs one clear line, and no VM is left; a valid synthetic stream over
 #     TCP and over the unix socket fails only at the VM build ("cannot open
 #     /dev/kvm") and leaves no VM; so do the three channels of a parallel
@@ -273,6 +273,27 @@ for cut in 4 $((SIZE / 2)) $((SIZE - 1)); do
 	refused "a stream cut to $cut of $SIZE bytes" dst "$TCP_ADDR" "$T/cut-$cut.bin" "ended|truncated|closed the connection"
 done
 refused "a stream that stops after HELLO" dst "$TCP_ADDR" "$T/good.bin" "ended after 1 frames" --frames 1
+# one flipped bit in the middle of a frame: its checksum no longer matches
+python3 - "$T/good.bin" "$T/flipped.bin" <<'PY'
+import sys
+d = bytearray(open(sys.argv[1], "rb").read())
+d[len(d) // 2] ^= 0x10
+open(sys.argv[2], "wb").write(d)
+PY
+refused "a stream with one flipped bit" dst "$TCP_ADDR" "$T/flipped.bin" "checksum mismatch"
+# frames out of order: the SWITCHOVER frame left out, so STATE follows PAGES
+python3 - "$T/good.bin" "$T/noswitch.bin" <<'PY'
+import struct, sys
+d, out, off = open(sys.argv[1], "rb").read(), b"", 0
+while off < len(d):
+    typ, _, ln = struct.unpack_from("<HHI", d, off)
+    if typ != 4:
+        out += d[off:off + 12 + ln]
+    off += 12 + ln
+open(sys.argv[2], "wb").write(out)
+PY
+refused "frames out of order (no SWITCHOVER)" dst "$TCP_ADDR" "$T/noswitch.bin" \
+	"STATE frame out of order: expected PAGES, END_ROUND or SWITCHOVER"
 "$MKSNAP" "$T/outside.bin" --vcpus 1 --pages 10 --bad-page 99999999 || fail "mksnap --bad-page failed"
 refused "a page outside RAM" dst "$TCP_ADDR" "$T/outside.bin" "page 99999999 lies outside the [0-9]+ pages of guest RAM"
 "$MKSNAP" "$T/bigname.bin" --name "bad/name" || fail "mksnap --name failed"
