@@ -7,7 +7,7 @@
  * per scenario, next to the same scenario under QEMU, and builds the table.
  *
  *   bench_migrate run [--mem SIZE] [--workset SIZE] [--vcpus N] [--xbzrle SIZE]
- *                     [--compress none|zstd[:L]|lz4] [--parallel N] [--auto-converge]
+ *                     [--compress none|zstd[:L]|lz4] [--parallel N] [--auto-converge] [--verify]
  *                     [--max-downtime MS] [--warm PAGES] [--timeout MS]
  *   bench_migrate tcp [--mib N]
  *   bench_migrate watch SRC_FILE DST_FILE
@@ -378,6 +378,10 @@ static int cmd_run(int argc, char **argv)
 			o.auto_converge = true;
 			continue;
 		}
+		if (!strcmp(arg, "--verify")) {
+			o.verify = true;
+			continue;
+		}
 		if (!val)
 			die("%s needs a value", arg);
 		i++;
@@ -505,6 +509,7 @@ static int cmd_run(int argc, char **argv)
 	json_str("error", ret ? (ms.error[0] ? ms.error : d.err) : "", true);
 	printf("\"mem_bytes\": %llu, \"workset_bytes\": %llu, \"warm_pages\": %llu, ",
 	       (unsigned long long)mem, (unsigned long long)workset, (unsigned long long)warm);
+	printf("\"verified\": %s, ", ms.verified ? "true" : "false");
 	printf("\"total_ms\": %llu, \"downtime_ms\": %llu, \"setup_ms\": %llu, ",
 	       (unsigned long long)ms.total_ms, (unsigned long long)ms.downtime_ms,
 	       (unsigned long long)ms.setup_ms);
@@ -683,7 +688,7 @@ int main(int argc, char **argv)
 	if (argc >= 2 && !strcmp(argv[1], "watch"))
 		return cmd_watch(argc - 2, argv + 2);
 	fprintf(stderr, "usage: bench_migrate run [--mem SIZE] [--workset SIZE] [--vcpus N] "
-			"[--xbzrle SIZE] [--compress C] [--parallel N] [--auto-converge] [--max-downtime MS] "
+			"[--xbzrle SIZE] [--compress C] [--parallel N] [--auto-converge] [--verify] [--max-downtime MS] "
 			"[--warm PAGES] [--timeout MS] [--max-iterations N]\n"
 			"       bench_migrate tcp [--mib N]\n"
 			"       bench_migrate watch SRC_FILE DST_FILE\n");
