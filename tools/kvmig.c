@@ -83,6 +83,8 @@ static void help_main(FILE *f)
 		"MAC]\n"
 		"           [--dirty-ring ENTRIES]\n"
 		"  vm stop NAME              destroy a VM\n"
+		"  vm pause NAME             stop its vCPUs; it stays here, paused\n"
+		"  vm resume NAME            run a paused VM again\n"
 		"  vm list                   list the agent's VMs\n"
 		"  vm info NAME              state, sizes, guest counters, pause latency\n"
 		"  vm console NAME           the guest's console output (newest 64 KiB)\n"
@@ -130,6 +132,14 @@ static void help_vm(FILE *f)
 		"      needed to migrate it with --dirty-track ring.\n"
 		"  vm stop NAME\n"
 		"      Destroy the VM and print its last guest counters.\n"
+		"  vm pause NAME\n"
+		"      Stop the VM's vCPUs: the guest makes no progress until vm resume.\n"
+		"      An error if it is paused already or a migration owns it.\n"
+		"  vm resume NAME\n"
+		"      Run a paused VM again; an error if it runs already. A migration\n"
+		"      whose link failed after the destination was told to start the VM\n"
+		"      leaves the copy here paused: resume it only once you know that\n"
+		"      the destination does not run it.\n"
 		"  vm list\n"
 		"      One line per VM: name, state, memory, vCPUs, guest, MAC.\n"
 		"  vm info NAME\n"
@@ -139,7 +149,8 @@ static void help_vm(FILE *f)
 		"  vm console NAME\n"
 		"      Print the newest console output of the guest (COM1).\n"
 		"  vm save NAME FILE [--compress none|zstd[:LEVEL]|lz4]\n"
-		"      Pause the VM briefly, write its state and RAM to FILE, resume it.\n"
+		"      Pause the VM briefly, write its state and RAM to FILE, resume it\n"
+		"      (a VM paused with vm pause stays paused).\n"
 		"  vm restore FILE [--name NAME]\n"
 		"      Build a VM from FILE and run it, under NAME or the saved name.\n"
 		"\n"
@@ -157,7 +168,10 @@ static void help_migrate(FILE *f)
 		"(kvmigd --listen): the guest keeps running while its memory is copied in\n"
 		"rounds, then stops for a short stop-and-copy and resumes at the\n"
 		"destination under the same name. If anything fails before the\n"
-		"destination confirms that the VM runs, the guest runs on here unharmed.\n"
+		"destination is told to start the VM, the guest runs on here unharmed.\n"
+		"If the link fails after that, before the destination confirmed that\n"
+		"the VM runs, the copy here stays paused (the destination may run it):\n"
+		"check there, and only if it does not run there, kvmig vm resume NAME.\n"
 		"\n"
 		"URI: tcp://HOST:PORT or unix:///PATH (tls:// and ssh:// are not implemented\n"
 		"yet).\n"
@@ -597,6 +611,36 @@ static int cmd_vm_stop(const struct cli *cli)
 	return 0;
 }
 
+/* vm pause NAME / vm resume NAME: one request each, same shape. */
+static int vm_pause_resume(const struct cli *cli, bool pause)
+{
+	json_t *req, *r, *gs;
+
+	want_args(cli, 1, pause ? "vm pause NAME" : "vm resume NAME");
+	req = request(pause ? "vm.pause" : "vm.resume");
+	req_str(req, "name", cli->argv[2]);
+	r = call(cli, req);
+	gs = json_object_get(r, "guest_stats");
+	if (cli->json)
+		print_json(r);
+	else
+		printf("%s VM %s (progress %lld, errors %lld, ticks %lld)\n",
+		       pause ? "paused" : "resumed", json_str(r, "name"), json_num(gs, "progress"),
+		       json_num(gs, "errors"), json_num(gs, "ticks"));
+	json_decref(r);
+	return 0;
+}
+
+static int cmd_vm_pause(const struct cli *cli)
+{
+	return vm_pause_resume(cli, true);
+}
+
+static int cmd_vm_resume(const struct cli *cli)
+{
+	return vm_pause_resume(cli, false);
+}
+
 static int cmd_vm_list(const struct cli *cli)
 {
 	json_t *r, *vms, *v;
@@ -763,7 +807,7 @@ static int cmd_vm(const struct cli *cli)
 	} cmds[] = {
 		{"start", cmd_vm_start},     {"stop", cmd_vm_stop},	  {"list", cmd_vm_list},
 		{"info", cmd_vm_info},	     {"console", cmd_vm_console}, {"save", cmd_vm_save},
-		{"restore", cmd_vm_restore},
+		{"restore", cmd_vm_restore}, {"pause", cmd_vm_pause},	  {"resume", cmd_vm_resume},
 	};
 
 	if (cli->argc < 2)

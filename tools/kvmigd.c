@@ -425,6 +425,76 @@ static json_t *req_stop(struct agent *a, json_t *req)
 	return r;
 }
 
+/*
+ * The run state a vm.pause or vm.resume may act on, or an error response:
+ * busy while a job or an incoming stream owns the VM, and a VM whose guest
+ * stopped for good can be neither paused nor resumed. want is the state
+ * the request leaves (VM_RUN_PAUSED or VM_RUN_RUNNING); being in it
+ * already is an error too, so that a script learns it did nothing.
+ */
+static json_t *check_pause_resume(const struct registry_entry *e, enum vm_run_state want)
+{
+	if (e->phase != REG_PHASE_NONE)
+		return busy(e);
+	switch (vm_get_run_state(e->vm)) {
+	case VM_RUN_RUNNING:
+		return want == VM_RUN_RUNNING
+			       ? ctl_response_error("VM '%s' is already running", e->name)
+			       : NULL;
+	case VM_RUN_CREATED:
+	case VM_RUN_PAUSED:
+		return want == VM_RUN_PAUSED
+			       ? ctl_response_error("VM '%s' is already paused", e->name)
+			       : NULL;
+	case VM_RUN_STOPPED:
+		break;
+	}
+	return ctl_response_error("cannot %s VM '%s': its guest stopped for good (vm stop "
+				  "removes it)",
+				  want == VM_RUN_PAUSED ? "pause" : "resume", e->name);
+}
+
+static json_t *req_pause(struct agent *a, json_t *req)
+{
+	json_t *r = NULL;
+	struct registry_entry *e = find_named(a, req, "vm.pause", &r);
+	uint64_t latency_ns = 0;
+	int ret;
+
+	if (!e)
+		return r;
+	r = check_pause_resume(e, VM_RUN_PAUSED);
+	if (r)
+		return r;
+	ret = vm_pause(e->vm, &latency_ns);
+	if (ret < 0)
+		return ctl_response_error("cannot pause VM '%s': %s", e->name, strerror(-ret));
+	pr_info("paused VM '%s' (in %llu us)", e->name, (unsigned long long)(latency_ns / 1000));
+	r = ctl_response_ok();
+	merge(r, vm_json(e, true));
+	return r;
+}
+
+static json_t *req_resume(struct agent *a, json_t *req)
+{
+	json_t *r = NULL;
+	struct registry_entry *e = find_named(a, req, "vm.resume", &r);
+	int ret;
+
+	if (!e)
+		return r;
+	r = check_pause_resume(e, VM_RUN_RUNNING);
+	if (r)
+		return r;
+	ret = vm_resume(e->vm);
+	if (ret < 0)
+		return ctl_response_error("cannot resume VM '%s': %s", e->name, strerror(-ret));
+	pr_info("resumed VM '%s'", e->name);
+	r = ctl_response_ok();
+	merge(r, vm_json(e, true));
+	return r;
+}
+
 static json_t *req_list(struct agent *a, json_t *req)
 {
 	json_t *r = ctl_response_ok(), *arr = json_array();
@@ -813,8 +883,12 @@ static void job_done(void *ctx, const char *name, int result, const struct migra
 		return;
 	}
 	e->phase = REG_PHASE_NONE;
-	pr_warn("migration of VM '%s' %s after %llu ms: %s; it runs on here", name, st->status,
-		(unsigned long long)st->total_ms, st->error[0] ? st->error : "unknown error");
+	pr_warn("migration of VM '%s' %s after %llu ms: %s; %s", name, st->status,
+		(unsigned long long)st->total_ms, st->error[0] ? st->error : "unknown error",
+		vm_get_run_state(e->vm) == VM_RUN_RUNNING
+			? "it runs on here"
+			: "it stays here, paused (kvmig vm resume, once you know the destination "
+			  "does not run it)");
 }
 
 struct method {
@@ -850,6 +924,7 @@ static const struct method methods[] = {
 	{"vm.console", req_console, k_name},	{"vm.save", req_save, k_save},
 	{"vm.restore", req_restore, k_restore}, {"migrate.start", req_migrate_start, k_migrate},
 	{"job.info", req_job_info, k_name},	{"job.cancel", req_job_cancel, k_name},
+	{"vm.pause", req_pause, k_name},	{"vm.resume", req_resume, k_name},
 };
 
 static json_t *handle_request(struct agent *a, const char *line, size_t len)

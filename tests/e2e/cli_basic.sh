@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # cli_basic: kvmigd and kvmig without any VM running, so it needs no KVM:
 # help texts, usage errors, an unreachable agent, ping/version, the empty
-# list, errors for unknown VMs, bad --mem/--vcpus/--mac/--guest/names,
+# list, errors for unknown VMs (info, stop, console, save, pause, resume),
+# bad --mem/--vcpus/--mac/--guest/names, vm pause/resume without a name,
 # malformed and oversize requests, a stalled client not blocking others,
 # refusing a second agent on a live socket, replacing a stale one, and a
 # clean SIGTERM/SIGINT shutdown. The part with VMs is cli_vm.sh.
@@ -14,6 +15,9 @@ grep -q "vm start NAME" "$OUT" && grep -q KVMIG_AGENT "$OUT" && grep -q /run/kvm
 	fail "kvmig --help lacks vm start, KVMIG_AGENT or the default socket"
 ok "kvmig vm --help" "$KVMIG" vm --help
 grep -q "vm restore FILE" "$OUT" || fail "kvmig vm --help lacks vm restore"
+grep -q "vm pause NAME" "$OUT" && grep -q "vm resume NAME" "$OUT" || fail "kvmig vm --help lacks vm pause/resume"
+ok "kvmig vm pause --help" "$KVMIG" vm pause --help
+grep -q "vm resume NAME" "$OUT" || fail "kvmig vm pause --help lacks vm resume"
 ok "kvmig vm start --help" "$KVMIG" vm start --help
 grep -q -- "--mem SIZE" "$OUT" || fail "kvmig vm start --help lacks --mem"
 ok "kvmig --version" "$KVMIG" --version
@@ -59,7 +63,7 @@ ok "vm list (human)" kv a vm list
 grep -q "no VMs" "$OUT" || fail "vm list on an empty agent printed: $(cat "$OUT")"
 
 log "unknown VM"
-for c in info stop console; do
+for c in info stop console pause resume; do
 	bad "vm $c ghost" 1 "^kvmig: no VM named 'ghost'" kv a vm $c ghost
 	bad "vm $c ghost --json" 1 "^kvmig: no VM named 'ghost'" kv a vm $c ghost --json
 done
@@ -87,6 +91,12 @@ bad "unknown option" 2 "unknown option '--bogus'" kv a vm start v --bogus
 bad "two names" 2 "unexpected argument 'w'" kv a vm start v w
 bad "vm info without name" 2 "usage: kvmig vm info NAME" kv a vm info
 bad "vm info two names" 2 "usage: kvmig vm info NAME" kv a vm info a b
+for c in pause resume; do
+	bad "vm $c without name" 2 "usage: kvmig vm $c NAME" kv a vm $c
+	bad "vm $c --json without name" 2 "usage: kvmig vm $c NAME" kv a vm $c --json
+	bad "vm $c two names" 2 "usage: kvmig vm $c NAME" kv a vm $c a b
+	bad "vm $c unknown option" 2 "unknown option '--bogus'" kv a vm $c --bogus
+done
 bad "vm save without file" 2 "usage: kvmig vm save NAME FILE" kv a vm save v
 bad "vm restore without file" 2 "usage: kvmig vm restore FILE" kv a vm restore
 bad "--timeout x" 2 "invalid --timeout" kv a --timeout x vm list
@@ -124,6 +134,8 @@ bad "unknown method" 1 "unknown method 'vm.explode'" kv a agent send '{"method":
 bad "unknown field" 1 "unknown field 'bogus'" kv a agent send '{"method":"vm.list","bogus":1}'
 bad "missing name" 1 "missing field 'name'" kv a agent send '{"method":"vm.info"}'
 bad "name not a string" 1 "must be a string" kv a agent send '{"method":"vm.info","name":5}'
+bad "vm.pause without name" 1 "vm.pause: missing field 'name'" kv a agent send '{"method":"vm.pause"}'
+bad "vm.resume unknown field" 1 "vm.resume: unknown field 'bogus'" kv a agent send '{"method":"vm.resume","name":"x","bogus":1}'
 bad "mem_bytes negative" 1 "non-negative integer" kv a agent send '{"method":"vm.start","name":"x","mem_bytes":-1}'
 bad "mem_bytes a string" 1 "non-negative integer" kv a agent send '{"method":"vm.start","name":"x","mem_bytes":"64M"}'
 ok "request with id" kv a agent send '{"method":"agent.ping","id":42}'
