@@ -479,6 +479,12 @@ static int cmd_run(int argc, char **argv)
 		dst_first = b.progress;
 		stalled = !wait_progress(&w, a.progress + AFTER_PAGES, AFTER_MIN_NS,
 					 AFTER_DEADLINE_NS);
+		if (stalled) {
+			/* twice, a second apart: is any vCPU moving at all? */
+			vm_debug_dump(d.vm);
+			sleep(1);
+			vm_debug_dump(d.vm);
+		}
 	}
 	atomic_store(&w.stop, true);
 	pthread_join(w.thread, NULL);

@@ -56,6 +56,7 @@ struct vcpu {
 	bool need_complete;	/* last exit was I/O: complete it before saving */
 	bool dead;		/* KVM refused to run it; the thread ended */
 	bool throttle_kick;	/* the throttle timer asks for a nap */
+	uint64_t exits;		/* KVM_RUN returns (diagnostics) */
 	struct kvm_dirty_gfn *ring;	/* dirty ring, or NULL */
 	size_t ring_bytes;
 	uint32_t ring_fetch;	/* next entry to harvest (under ring_lock) */
@@ -472,9 +473,13 @@ static void dump_crash(const struct vm *vm, const struct vcpu *v)
 	struct kvm_regs r;
 	struct kvm_sregs sr;
 	struct kvm_vcpu_events ev;
+	struct kvm_mp_state mp;
 
 	if (ioctl(v->fd, KVM_GET_REGS, &r) < 0 || ioctl(v->fd, KVM_GET_SREGS, &sr) < 0)
 		return;
+	if (ioctl(v->fd, KVM_GET_MP_STATE, &mp) == 0)
+		pr_err("%s: vCPU %u: mp_state %u, %llu exits, need_complete %d", vm->cfg.name,
+		       v->index, mp.mp_state, (unsigned long long)v->exits, v->need_complete);
 	pr_err("%s: vCPU %u: rip 0x%llx rsp 0x%llx rflags 0x%llx cr0 0x%llx cr2 0x%llx "
 	       "cr3 0x%llx cr4 0x%llx efer 0x%llx idt 0x%llx/%u",
 	       vm->cfg.name, v->index, (unsigned long long)r.rip, (unsigned long long)r.rsp,
@@ -514,6 +519,7 @@ static void *vcpu_thread(void *arg)
 		pthread_mutex_unlock(&vm->lock);
 
 		ret = ioctl(v->fd, KVM_RUN, 0);
+		v->exits++;
 		v->need_complete = false;
 		if (ret < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
@@ -1021,6 +1027,16 @@ enum vm_run_state vm_get_run_state(const struct vm *vm)
 	if (vm->run_state == VM_RUN_RUNNING && vm->nexited == vm->nvcpus && vm->nvcpus)
 		return VM_RUN_STOPPED;
 	return vm->run_state;
+}
+
+void vm_debug_dump(struct vm *vm)
+{
+	if (vm_pause(vm, NULL) < 0)
+		return;
+	for (unsigned i = 0; i < vm->cfg.vcpus; i++)
+		dump_crash(vm, &vm->vcpus[i]);
+	if (vm_resume(vm) < 0)
+		pr_err("%s: cannot resume after the debug dump", vm->cfg.name);
 }
 
 unsigned vm_dead_vcpus(const struct vm *vm)

@@ -117,6 +117,9 @@ enum vm_run_state vm_get_run_state(const struct vm *vm);
 
 /* vCPUs whose thread ended because KVM stopped them (triple fault, error). */
 unsigned vm_dead_vcpus(const struct vm *vm);
+
+/* Diagnostics: pause, log every vCPU's registers and events, resume. */
+void vm_debug_dump(struct vm *vm);
 const char *vm_run_state_name(enum vm_run_state s);
 const struct vm_config *vm_get_config(const struct vm *vm);
 void vm_get_stats(const struct vm *vm, struct vm_guest_stats *st);
