@@ -171,7 +171,11 @@ QRC=$?
 SECS=$(( ($(date +%s%N) - T0) / 1000000 ))
 [ "$VERBOSE" = 1 ] && sed 's/^/vmhost: console: /' "$RUN/console.log" >&2
 [ -s "$RUN/boot" ] && say "$(cat "$RUN/boot")"
-console_tail() { echo "vmhost: last lines of the VM's console:"; tail -n 15 "$RUN/console.log" | sed 's/^/vmhost:   /'; } >&2
+console_tail() {
+	cp "$RUN/console.log" "$CACHE/console-last.log" 2>/dev/null
+	echo "vmhost: last lines of the VM's console (all of it: $CACHE/console-last.log):"
+	tail -n 15 "$RUN/console.log" | sed 's/^/vmhost:   /'
+} >&2
 say "VM ran $((SECS / 1000)).$(printf %03d $((SECS % 1000)))s, qemu exit $QRC"
 if [ $QRC = 124 ] || [ $QRC = 137 ]; then
 	echo "vmhost: timeout after ${TIMEOUT}s; $(cat "$RUN/status" 2>/dev/null || { [ -s "$RUN/boot" ] && echo 'the command was still running' || echo 'the VM had not finished booting'; })" >&2
