@@ -75,6 +75,13 @@ static void *dest_thread(void *arg)
 	if (!d->ret)
 		d->ret = incoming_run(inc, &d->vm, d->err, sizeof(d->err));
 	if (!d->ret)
+		d->ret = incoming_handover(inc, d->err, sizeof(d->err));
+	if (d->ret && d->vm) {
+		/* no GO: the source keeps the guest */
+		vm_destroy(d->vm);
+		d->vm = NULL;
+	}
+	if (!d->ret)
 		d->ret = vm_start(d->vm);
 	if (!d->ret)
 		d->ret = incoming_send_resumed(inc);
@@ -225,6 +232,7 @@ static void roomy(struct migrate_opts *o)
 	o->auto_converge = true;
 	o->max_iterations = 0;
 	o->max_downtime_ms = 1000;
+	o->timeout_ms = 300000;	/* a job that hangs fails, with its reason */
 }
 
 static void test_migrate_options(void **unused)
@@ -355,6 +363,7 @@ static void test_migrate_auto_converge(void **unused)
 
 int main(void)
 {
+	setvbuf(stdout, NULL, _IOLBF, 0);	/* the log shows where a slow run is */
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_migrate_guests),
 		cmocka_unit_test(test_migrate_options),
