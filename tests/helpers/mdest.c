@@ -14,6 +14,7 @@
 
 struct other {
 	struct channel *ch;
+	unsigned cut_after;	/* frames before its connection is cut (0: never) */
 	pthread_t thread;
 	bool started;
 	int ret;
@@ -34,10 +35,15 @@ static void *other_thread(void *arg)
 	struct other *o = arg;
 	struct incoming *inc = NULL;
 	struct vm *vm = NULL;
-	struct mio io;
+	struct mdest_cut cut;
+	struct mio io, *in = &io;
 
 	mio_channel_open(&io, o->ch);
-	o->ret = incoming_create(&io, &io, NULL, &inc);
+	if (o->cut_after) {
+		mdest_cut_open(&cut, &io, o->cut_after);
+		in = &cut.io;
+	}
+	o->ret = incoming_create(in, &io, NULL, &inc);
 	if (!o->ret)
 		o->ret = incoming_run(inc, &vm, o->err, sizeof(o->err));
 	if (o->ret == 0) {
@@ -79,12 +85,20 @@ static void *acceptor_thread(void *arg)
 
 struct mdest_others *mdest_others_start(struct channel_listener *l, unsigned n)
 {
+	return mdest_others_start_cut(l, n, 0, 0);
+}
+
+struct mdest_others *mdest_others_start_cut(struct channel_listener *l, unsigned n,
+					    unsigned channel, unsigned frames)
+{
 	struct mdest_others *m = calloc(1, sizeof(*m) + n * sizeof(m->o[0]));
 
 	if (!m)
 		return NULL;
 	m->l = l;
 	m->n = n;
+	if (channel >= 1 && channel <= n)
+		m->o[channel - 1].cut_after = frames;
 	if (pthread_create(&m->acceptor, NULL, acceptor_thread, m)) {
 		free(m);
 		return NULL;
@@ -113,4 +127,50 @@ int mdest_others_join(struct mdest_others *m, char *err, size_t errlen)
 	}
 	free(m);
 	return ret < 0 ? ret : 0;
+}
+
+/* ---- a connection cut after N frames ------------------------------------- */
+
+static int cut_read_frame(struct mio *io, uint8_t *buf, size_t cap, struct frame_hdr *h,
+			  char *err, size_t errlen)
+{
+	struct mdest_cut *c = io->priv;
+	int ret;
+
+	if (c->seen >= c->frames) {
+		if (c->seen++ == c->frames)
+			mio_shutdown(c->inner);
+		snprintf(err, errlen, "this side cut the connection after %u frames", c->frames);
+		return -ECANCELED;
+	}
+	ret = mio_read_frame(c->inner, buf, cap, h, err, errlen);
+	io->bytes_in = c->inner->bytes_in;
+	if (ret == 0)
+		c->seen++;
+	return ret;
+}
+
+static int cut_wait(struct mio *io, int timeout_ms)
+{
+	struct mdest_cut *c = io->priv;
+
+	return mio_wait_readable(c->inner, timeout_ms);
+}
+
+static void cut_shutdown(struct mio *io)
+{
+	struct mdest_cut *c = io->priv;
+
+	mio_shutdown(c->inner);
+}
+
+void mdest_cut_open(struct mdest_cut *c, struct mio *inner, unsigned frames)
+{
+	memset(c, 0, sizeof(*c));
+	c->inner = inner;
+	c->frames = frames;
+	c->io.read_frame = cut_read_frame;
+	c->io.wait = cut_wait;
+	c->io.shutdown = cut_shutdown;
+	c->io.priv = c;
 }

@@ -6,18 +6,43 @@
  * each move: the destination guest continues from where the source
  * stopped (progress grows past it), memcheck reports no errors, idle's
  * ticks keep coming, and the source is paused for the caller to free.
- * Failures (no convergence, cancel, a destination that vanishes) leave the
- * source guest running with no errors. Exits 77 without /dev/kvm.
+ *
+ * Failures, each on a busy memcheck guest: the job fails with an error
+ * naming the cause (a substring is checked), the guest runs on at the
+ * source (running, progress growing, memcheck errors 0) and the
+ * destination holds no VM:
+ *  - no convergence (3 rounds, with 1 ms of downtime allowed);
+ *  - cancel during the bulk round, and during the iterations (round 2 of
+ *    a migration that cannot converge while the guest keeps dirtying);
+ *  - the destination vanishes after HELLO;
+ *  - the connection cut mid-stream: the destination reads HELLO and two
+ *    PAGES frames, then shutdown(SHUT_RDWR)s its socket;
+ *  - a destination that answers HELLO with bytes that are not a frame;
+ *  - --parallel 2 with channel 1 cut after its first PAGES frame;
+ *  - the real agent (BUILD/kvmigd, a child process listening on a unix
+ *    socket) under RLIMIT_AS, which cannot map the guest's RAM: the
+ *    source reports the destination's refusal and its reason, and the
+ *    agent lives on with no VM;
+ *  - the agent killed (SIGKILL) mid-stream.
+ * Exits 77 without /dev/kvm.
  */
 #include <errno.h>
+#include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -32,12 +57,20 @@
 
 #define DEADLINE_NS (120ull * 1000000000ull)
 
+/* How a destination misbehaves (all zero: it does not). */
+struct dest_fault {
+	bool vanish;		/* close the connection after HELLO */
+	bool garbage;		/* answer HELLO with bytes that are not a frame */
+	unsigned cut_channel;	/* cut this channel's connection ... */
+	unsigned cut_after;	/* ... after this many frames (0: never) */
+};
+
 struct dest {
 	struct channel_listener *l;
 	pthread_t thread;
 	struct vm *vm;
 	int ret;
-	bool drop;		/* close the connection after the first frames */
+	struct dest_fault fault;
 	unsigned channels;	/* --parallel */
 	struct mdest_others *others;
 	char err[512];
@@ -49,7 +82,8 @@ static void *dest_thread(void *arg)
 	struct dest *d = arg;
 	struct channel *ch = NULL;
 	struct incoming *inc = NULL;
-	struct mio io;
+	struct mdest_cut cut;
+	struct mio io, *in = &io;
 	char msg[256];
 
 	d->ret = channel_accept(d->l, 30000, &ch, msg, sizeof(msg));
@@ -59,8 +93,32 @@ static void *dest_thread(void *arg)
 	}
 	mio_channel_open(&io, ch);
 	if (d->channels > 1)
-		d->others = mdest_others_start(d->l, d->channels - 1);
-	if (d->drop) {
+		d->others = mdest_others_start_cut(d->l, d->channels - 1, d->fault.cut_channel,
+						   d->fault.cut_after);
+	if (d->fault.garbage) {
+		static const char junk[] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n";
+		uint8_t buf[4096];
+		struct frame_hdr h;
+
+		/* read the HELLO, answer as some other service would */
+		if (mio_read_frame(&io, buf, sizeof(buf), &h, msg, sizeof(msg)) == 0)
+			printf("    destination got %s and answers with garbage\n",
+			       frame_type_name(h.type));
+		if (send(channel_fd(ch), junk, sizeof(junk) - 1, MSG_NOSIGNAL) < 0)
+			printf("    destination: send: %s\n", strerror(errno));
+		/* until the source hangs up: its ERROR frame, then EOF */
+		while (mio_read_frame(&io, buf, sizeof(buf), &h, msg, sizeof(msg)) == 0)
+			printf("    destination got %s\n", frame_type_name(h.type));
+		mio_close(&io);
+		d->ret = -EPROTO;
+		return NULL;
+	}
+	if (d->fault.cut_after && d->fault.cut_channel == 0) {
+		printf("    destination cuts its connection after %u frames\n", d->fault.cut_after);
+		mdest_cut_open(&cut, &io, d->fault.cut_after);
+		in = &cut.io;
+	}
+	if (d->fault.vanish) {
 		uint8_t buf[4096];
 		struct frame_hdr h;
 
@@ -71,7 +129,7 @@ static void *dest_thread(void *arg)
 		d->ret = -ECONNRESET;
 		return NULL;
 	}
-	d->ret = incoming_create(&io, &io, "dst", &inc);
+	d->ret = incoming_create(in, &io, "dst", &inc);
 	if (!d->ret)
 		d->ret = incoming_run(inc, &d->vm, d->err, sizeof(d->err));
 	if (!d->ret)
@@ -90,12 +148,15 @@ static void *dest_thread(void *arg)
 	return NULL;
 }
 
-static void dest_start(struct dest *d, bool tcp, unsigned channels)
+static void dest_start_faulty(struct dest *d, bool tcp, unsigned channels,
+			      const struct dest_fault *f)
 {
 	char spec[128], msg[256];
 
 	memset(d, 0, sizeof(*d));
 	d->channels = channels;
+	if (f)
+		d->fault = *f;
 	if (tcp) {
 		snprintf(spec, sizeof(spec), "tcp:127.0.0.1:0");
 	} else {
@@ -109,6 +170,11 @@ static void dest_start(struct dest *d, bool tcp, unsigned channels)
 	else
 		snprintf(d->uri, sizeof(d->uri), "unix://%s", spec + 5);
 	assert_int_equal(pthread_create(&d->thread, NULL, dest_thread, d), 0);
+}
+
+static void dest_start(struct dest *d, bool tcp, unsigned channels)
+{
+	dest_start_faulty(d, tcp, channels, NULL);
 }
 
 static void dest_join(struct dest *d)
@@ -276,69 +342,417 @@ static void test_migrate_big_guests(void **unused)
 	move("seqdirty", "workset=16M", 1, 4ull << 30, true, &o, 0);
 }
 
-/* A failed migration: the guest runs on at the source, unharmed. */
-static void expect_fail(struct vm *src, struct dest *d, const struct migrate_opts *o,
-			const char *what, bool cancel)
+/* ---- failures ------------------------------------------------------------- */
+
+/* What to do to a running job once its statistics say it got this far. */
+enum fault_act { ACT_CANCEL, ACT_KILL };
+
+struct fault_trigger {
+	enum fault_act act;
+	uint64_t ms;		/* pre-copy ran this long (ms) ... */
+	uint64_t bytes;		/* ... transferred_bytes at least this ... */
+	unsigned round;		/* ... and in this round or later */
+	bool in_bulk;		/* the job must end in the bulk round (round 0) */
+	pid_t pid;		/* ACT_KILL: SIGKILL this process (the destination agent) */
+};
+
+/* msg contains one of the '|'-separated substrings of alts. */
+static bool has_any(const char *msg, const char *alts)
 {
+	char buf[256], *save = NULL;
+
+	snprintf(buf, sizeof(buf), "%s", alts);
+	for (char *w = strtok_r(buf, "|", &save); w; w = strtok_r(NULL, "|", &save))
+		if (strstr(msg, w))
+			return true;
+	return false;
+}
+
+/*
+ * A failed migration to uri, with t (if any) done to the job on the way:
+ * the error names the cause (one of the '|'-separated substrings of
+ * what), the guest runs on at the source unharmed, and the destination
+ * (d, in this process; NULL for an agent, checked by the caller) holds no
+ * VM.
+ */
+static void expect_fail(struct vm *src, const char *uri, struct dest *d,
+			const struct migrate_opts *o, const char *what,
+			const struct fault_trigger *t)
+{
+	uint64_t t0 = clock_now_ns(), end = t0 + DEADLINE_NS;
 	struct migrate_job *job;
 	struct migrate_stats ms;
 	struct vm_guest_stats a;
+	bool fired = false;
 	char err[512];
 	int ret;
 
-	if (migrate_start(src, d->uri, o, &job, err, sizeof(err)))
+	if (migrate_start(src, uri, o, &job, err, sizeof(err)))
 		fail_msg("migrate_start: %s", err);
-	if (cancel) {
-		for (uint64_t end = clock_now_ns() + DEADLINE_NS;;) {
-			migrate_get_stats(job, &ms);
-			if (ms.transferred_bytes > (1u << 20) || migrate_finished(job))
-				break;
-			assert_true(clock_now_ns() < end);
+	while (t && !fired && !migrate_finished(job)) {
+		migrate_get_stats(job, &ms);
+		if (!strcmp(ms.status, "active") && ms.total_ms >= ms.setup_ms + t->ms &&
+		    ms.transferred_bytes >= t->bytes && ms.round >= t->round) {
+			if (t->act == ACT_CANCEL)
+				migrate_cancel(job);
+			else
+				kill(t->pid, SIGKILL);
+			fired = true;
+		} else if (clock_now_ns() > end) {
+			migrate_cancel(job);
+			break;
+		} else {
 			usleep(1000);
 		}
-		migrate_cancel(job);
 	}
 	ret = migrate_wait(job);
 	migrate_get_stats(job, &ms);
 	migrate_job_free(job);
-	dest_join(d);
+	if (d)
+		dest_join(d);
+	printf("    %s after %llu ms in round %u, %llu MiB sent: %s\n", ms.status,
+	       (unsigned long long)((clock_now_ns() - t0) / 1000000), ms.round,
+	       (unsigned long long)(ms.transferred_bytes >> 20), ms.error);
+	if (t && !fired)
+		fail_msg("the job ended before %llu ms of pre-copy, round %u and %llu bytes sent",
+			 (unsigned long long)t->ms, t->round, (unsigned long long)t->bytes);
 	assert_true(ret < 0);
-	if (!strstr(ms.error, what))
+	if (!has_any(ms.error, what))
 		fail_msg("expected '%s' in: %s", what, ms.error);
-	assert_null(d->vm);
+	assert_string_equal(ms.status, t && t->act == ACT_CANCEL ? "cancelled" : "failed");
+	if (t)
+		assert_true(ms.round >= t->round);
+	if (t && t->in_bulk)
+		assert_int_equal(ms.round, 0);
+	if (d)
+		assert_null(d->vm);
 	assert_int_equal(vm_get_run_state(src), VM_RUN_RUNNING);
 	vm_get_stats(src, &a);
 	wait_progress(src, a.progress + 1000, 0);
 	vm_get_stats(src, &a);
 	assert_int_equal(a.errors, 0);
+	/* every vCPU: progress alone would hide one that KVM stopped */
+	if (vm_dead_vcpus(src))
+		fail_msg("%u vCPU(s) of the source guest stopped", vm_dead_vcpus(src));
+}
+
+/*
+ * A migration that never converges (1 ms of downtime allowed, no limit on
+ * rounds) of a guest that keeps dirtying, at 32 MiB/s: it goes round after
+ * round until the fault under test ends it. The timeout only bounds a
+ * broken test.
+ */
+static void endless(struct migrate_opts *o)
+{
+	migrate_opts_defaults(o);
+	o->bandwidth = 32ull << 20;
+	o->max_downtime_ms = 1;
+	o->max_iterations = 0;
+	o->timeout_ms = 60000;
+}
+
+/* The guest the fault tests move: memcheck notices any page lost or stale. */
+static struct vm *fault_guest(void)
+{
+	struct vm *src = start_vm("memcheck", "workset=8M", 256ull << 20, 2, 0);
+
+	wait_progress(src, 5000, 0);
+	return src;
 }
 
 static void test_migrate_failures(void **unused)
 {
+	struct fault_trigger t = { .act = ACT_CANCEL, .ms = 250, .in_bulk = true };
+	struct dest_fault f = { .vanish = true };
 	struct migrate_opts o;
 	struct vm *src;
 	struct dest d;
 
 	(void)unused;
-	src = start_vm("memcheck", "workset=32M", 256ull << 20, 2, 0);
-	wait_progress(src, 2000, 0);
-	/* no convergence: 1 MiB/s cannot keep up with a busy guest */
-	migrate_opts_defaults(&o);
-	o.bandwidth = 1 << 20;
+	src = fault_guest();
+	printf("  no convergence in 3 rounds\n");
+	endless(&o);
 	o.max_iterations = 3;
-	o.max_downtime_ms = 10;
 	dest_start(&d, false, 1);
-	expect_fail(src, &d, &o, "did not converge", false);
-	/* cancel during the bulk round */
+	expect_fail(src, d.uri, &d, &o, "did not converge after 3 rounds", NULL);
+
+	/*
+	 * 0.25 s into a bulk round that takes a second (8 MiB at 8 MiB/s;
+	 * the job's byte count moves only after each 64 MiB of guest RAM)
+	 */
+	printf("  cancel during the bulk round\n");
 	migrate_opts_defaults(&o);
-	o.bandwidth = 4 << 20;
+	o.bandwidth = 8 << 20;
 	dest_start(&d, false, 1);
-	expect_fail(src, &d, &o, "cancelled", true);
-	/* the destination vanishes mid-stream */
+	expect_fail(src, d.uri, &d, &o, "cancelled by the user", &t);
+
+	printf("  the destination vanishes after HELLO\n");
 	migrate_opts_defaults(&o);
-	dest_start(&d, true, 1);
-	d.drop = true;
-	expect_fail(src, &d, &o, "destination", false);
+	dest_start_faulty(&d, true, 1, &f);
+	expect_fail(src, d.uri, &d, &o,
+		    "the destination closed the connection|the destination is gone", NULL);
+	vm_destroy(src);
+}
+
+/* Faults of the stream, against a destination in this process. */
+static void test_migrate_fault_stream(void **unused)
+{
+	struct fault_trigger t = { .act = ACT_CANCEL, .round = 2 };
+	struct dest_fault f;
+	struct migrate_opts o;
+	struct vm *src;
+	struct dest d;
+
+	(void)unused;
+	src = fault_guest();
+	printf("  cancel in round 2, the guest dirtying all along\n");
+	endless(&o);
+	dest_start(&d, false, 1);
+	expect_fail(src, d.uri, &d, &o, "cancelled by the user", &t);
+
+	printf("  the connection cut mid-stream\n");
+	memset(&f, 0, sizeof(f));
+	f.cut_after = 3;	/* HELLO and two PAGES frames */
+	migrate_opts_defaults(&o);
+	dest_start_faulty(&d, true, 1, &f);
+	expect_fail(src, d.uri, &d, &o,
+		    "the destination closed the connection|the destination is gone", NULL);
+
+	printf("  a destination that answers with garbage\n");
+	memset(&f, 0, sizeof(f));
+	f.garbage = true;
+	migrate_opts_defaults(&o);
+	dest_start_faulty(&d, false, 1, &f);
+	expect_fail(src, d.uri, &d, &o, "sent garbage: unknown frame type", NULL);
+
+	printf("  --parallel 2, channel 1 dropped mid-stream\n");
+	memset(&f, 0, sizeof(f));
+	f.cut_channel = 1;
+	f.cut_after = 2;	/* HELLO and one PAGES frame */
+	migrate_opts_defaults(&o);
+	o.parallel = 2;
+	dest_start_faulty(&d, false, 2, &f);
+	expect_fail(src, d.uri, &d, &o, "channel 1", NULL);
+	vm_destroy(src);
+}
+
+/* ---- the real agent as the destination ------------------------------------ */
+
+/*
+ * RLIMIT_AS for a destination agent that must fail to map the guest's
+ * RAM. kvmigd starts in about 10 MiB of address space and peaks near
+ * 150 MiB while a stream arrives (a thread's stack and a malloc arena's
+ * reservation), and maps a guest's RAM twice: 256 MiB lets it run and
+ * answer, but not map the 2 x 256 MiB of fault_guest().
+ */
+#define AGENT_AS_LIMIT (256ull << 20)
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define UNDER_SANITIZER 1	/* the shadow memory needs terabytes of address space */
+#else
+#define UNDER_SANITIZER 0
+#endif
+
+/*
+ * A kvmigd child. Its sockets are in /tmp: the emulated test VM
+ * (tests/vmhost) shares the build dir over 9p, where a unix socket cannot
+ * be bound ("cannot listen on ...: No such device or address").
+ */
+struct agent {
+	pid_t pid;
+	char ctl[108];		/* sun_path sized */
+	char mig[108];
+	char uri[128];
+};
+
+static struct agent agent;	/* one at a time; the teardown kills it if a test failed */
+
+/*
+ * One control request (a JSON line, tools/API.md); the reply line in
+ * resp. Return: 0, or -errno.
+ */
+static int agent_request(const struct agent *a, const char *req, char *resp, size_t cap)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char line[256];
+	size_t len = 0;
+	int fd, n, ret = 0;
+
+	resp[0] = 0;
+	n = snprintf(line, sizeof(line), "%s\n", req);
+	if (n < 0 || (size_t)n >= sizeof(line))
+		return -ENOSPC;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", a->ctl);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    send(fd, line, (size_t)n, MSG_NOSIGNAL) != n) {
+		ret = -errno;
+		goto out;
+	}
+	while (!memchr(resp, '\n', len)) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t got;
+
+		if (len + 1 >= cap) {
+			ret = -ENOSPC;
+			break;
+		}
+		if (poll(&p, 1, 10000) <= 0) {
+			ret = -ETIMEDOUT;
+			break;
+		}
+		got = read(fd, resp + len, cap - 1 - len);
+		if (got <= 0) {
+			ret = got < 0 ? -errno : -ECONNRESET;
+			break;
+		}
+		len += (size_t)got;
+		resp[len] = 0;
+	}
+out:
+	close(fd);
+	return ret;
+}
+
+/*
+ * Run build-dir/kvmigd --control ... --listen unix:... with an address
+ * space of as_limit bytes (0: unlimited) and wait until it answers.
+ */
+static void agent_start(struct agent *a, uint64_t as_limit)
+{
+	char exe[PATH_MAX], bin[PATH_MAX], listen_uri[128], resp[512];
+	char opt_control[] = "--control", opt_listen[] = "--listen";
+	char *argv[] = { bin, opt_control, a->ctl, opt_listen, listen_uri, NULL };
+	pid_t parent = getpid();
+	uint64_t end;
+	ssize_t n;
+	char *p;
+	int st;
+
+	memset(a, 0, sizeof(*a));
+	/* this binary is BUILD/tests/kvm/test_migrate; the agent BUILD/kvmigd */
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0)
+		fail_msg("readlink /proc/self/exe: %s", strerror(errno));
+	exe[n] = 0;
+	for (int i = 0; i < 3 && (p = strrchr(exe, '/')); i++)
+		*p = 0;
+	if (snprintf(bin, sizeof(bin), "%s/kvmigd", exe) >= (int)sizeof(bin))
+		fail_msg("%s/kvmigd: path too long", exe);
+	snprintf(a->ctl, sizeof(a->ctl), "/tmp/kvmig-test-agent-%d.ctl", (int)parent);
+	snprintf(a->mig, sizeof(a->mig), "/tmp/kvmig-test-agent-%d.mig", (int)parent);
+	snprintf(listen_uri, sizeof(listen_uri), "unix:%s", a->mig);
+	snprintf(a->uri, sizeof(a->uri), "unix://%s", a->mig);
+	if (access(bin, X_OK) < 0)
+		fail_msg("%s: %s (make builds it)", bin, strerror(errno));
+	unlink(a->ctl);
+	unlink(a->mig);
+	a->pid = fork();
+	if (a->pid < 0)
+		fail_msg("fork: %s", strerror(errno));
+	if (a->pid == 0) {
+		struct rlimit rl = { .rlim_cur = as_limit, .rlim_max = as_limit };
+
+		/* async-signal-safe calls only: the parent has threads */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(125);
+		if (as_limit && setrlimit(RLIMIT_AS, &rl) < 0)
+			_exit(126);
+		execv(bin, argv);
+		_exit(127);
+	}
+	/* it listens for migrations before it serves the control socket */
+	for (end = clock_now_ns() + DEADLINE_NS;;) {
+		if (waitpid(a->pid, &st, WNOHANG) == a->pid) {
+			a->pid = 0;
+			fail_msg("kvmigd exited before it answered (wait status 0x%x)", st);
+		}
+		if (agent_request(a, "{\"method\":\"agent.ping\"}", resp, sizeof(resp)) == 0 &&
+		    strstr(resp, "\"ok\":true"))
+			return;
+		if (clock_now_ns() > end)
+			fail_msg("kvmigd did not answer on %s within 120 s", a->ctl);
+		usleep(10000);
+	}
+}
+
+/* The agent is alive and hosts no VM (an arriving one is dropped soon after the source knows). */
+static void agent_expect_no_vms(const struct agent *a)
+{
+	uint64_t end = clock_now_ns() + DEADLINE_NS;
+	char resp[4096];
+
+	for (;;) {
+		int ret = agent_request(a, "{\"method\":\"vm.list\"}", resp, sizeof(resp));
+
+		if (ret < 0)
+			fail_msg("vm.list on the destination agent: %s", strerror(-ret));
+		if (strstr(resp, "\"vms\":[]"))
+			return;
+		if (clock_now_ns() > end)
+			fail_msg("the destination agent still has: %s", resp);
+		usleep(10000);
+	}
+}
+
+/* SIGKILL the agent (if it still runs), reap it, remove its sockets. Return its wait status. */
+static int agent_stop(struct agent *a)
+{
+	int st = 0;
+
+	if (!a->pid)
+		return 0;
+	kill(a->pid, SIGKILL);
+	while (waitpid(a->pid, &st, 0) < 0 && errno == EINTR)
+		;
+	a->pid = 0;
+	unlink(a->ctl);
+	unlink(a->mig);
+	return st;
+}
+
+static int agent_teardown(void **unused)
+{
+	(void)unused;
+	agent_stop(&agent);
+	return 0;
+}
+
+/* Faults of the destination agent (tools/kvmigd.c), a child process. */
+static void test_migrate_fault_agent(void **unused)
+{
+	struct fault_trigger t = { .act = ACT_KILL, .bytes = 4u << 20 };
+	struct migrate_opts o;
+	struct vm *src;
+	int st;
+
+	(void)unused;
+	src = fault_guest();
+	if (UNDER_SANITIZER) {
+		printf("  (no RLIMIT_AS case: a sanitizer's shadow memory needs the address "
+		       "space)\n");
+	} else {
+		printf("  the destination agent cannot map the guest's RAM (RLIMIT_AS %llu MiB)\n",
+		       AGENT_AS_LIMIT >> 20);
+		agent_start(&agent, AGENT_AS_LIMIT);
+		migrate_opts_defaults(&o);
+		expect_fail(src, agent.uri, NULL, &o,
+			    "the destination refused: cannot allocate 256 MiB of guest RAM", NULL);
+		agent_expect_no_vms(&agent);
+		agent_stop(&agent);
+	}
+
+	printf("  the destination agent killed mid-stream\n");
+	agent_start(&agent, 0);
+	endless(&o);
+	t.pid = agent.pid;
+	expect_fail(src, agent.uri, NULL, &o,
+		    "the destination closed the connection|the destination is gone", &t);
+	st = agent_stop(&agent);
+	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
 	vm_destroy(src);
 }
 
@@ -368,6 +782,8 @@ int main(void)
 		cmocka_unit_test(test_migrate_guests),
 		cmocka_unit_test(test_migrate_options),
 		cmocka_unit_test(test_migrate_failures),
+		cmocka_unit_test(test_migrate_fault_stream),
+		cmocka_unit_test_teardown(test_migrate_fault_agent, agent_teardown),
 		cmocka_unit_test(test_migrate_auto_converge),
 		cmocka_unit_test(test_migrate_big_guests),
 	};
