@@ -15,7 +15,7 @@
  * and XBZRLE cache). A chunk is handed to every lane at once and each
  * sends the bitmap words w with w % N == its number, so a page always goes
  * the same way; the job thread waits for all lanes at the end of a chunk
- * (chunks are 64 MiB, so the barrier costs little) and only then touches
+ * (chunks are 16 MiB, so the barrier costs little) and only then touches
  * the dirty log again. Before it sends END_ROUND or the state on channel 0,
  * every other lane has flushed and sent its END_ROUND or COMPLETE.
  */
@@ -44,7 +44,7 @@
 #include "vm/state.h"
 
 #define PAGE WIRE_PAGE_SIZE
-#define CHUNK_PAGES 16384u		/* 64 MiB: dirty-log clear granularity */
+#define CHUNK_PAGES 4096u		/* 16 MiB: dirty-log clear and stats granularity */
 #define HANDSHAKE_TIMEOUT_MS 10000
 #define RESUME_TIMEOUT_MS 60000
 #define ACK_TIMEOUT_MS 60000
@@ -294,9 +294,11 @@ static int read_reply_on(struct migrate_job *j, struct mio *io, int timeout_ms,
 	if (ret < 0)
 		return job_fail(j, ret, "the destination is gone: %s", strerror(-ret));
 	ret = mio_read_frame(io, j->rbuf, MIO_FRAME_BUF, h, msg, sizeof(msg));
+	if (ret == -ENODATA || ret == -ECONNRESET || ret == -EPIPE)
+		return job_fail(j, -ECONNRESET, "the destination is gone: it closed the connection (%s)",
+				msg);
 	if (ret < 0)
-		return job_fail(j, ret == -ENODATA ? -ECONNRESET : ret,
-				"the destination closed the connection or sent garbage: %s", msg);
+		return job_fail(j, ret, "the destination sent garbage: %s", msg);
 	if (h->type == WIRE_F_ERROR) {
 		struct wire_error e;
 

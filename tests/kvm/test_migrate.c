@@ -478,7 +478,7 @@ static void test_migrate_failures(void **unused)
 
 	/*
 	 * 0.25 s into a bulk round that takes a second (8 MiB at 8 MiB/s;
-	 * the job's byte count moves only after each 64 MiB of guest RAM)
+	 * the job's byte count moves only after each 16 MiB of guest RAM)
 	 */
 	printf("  cancel during the bulk round\n");
 	migrate_opts_defaults(&o);
@@ -490,7 +490,7 @@ static void test_migrate_failures(void **unused)
 	migrate_opts_defaults(&o);
 	dest_start_faulty(&d, true, 1, &f);
 	expect_fail(src, d.uri, &d, &o,
-		    "the destination closed the connection|the destination is gone", NULL);
+		    "the destination is gone", NULL);
 	vm_destroy(src);
 }
 
@@ -516,7 +516,7 @@ static void test_migrate_fault_stream(void **unused)
 	migrate_opts_defaults(&o);
 	dest_start_faulty(&d, true, 1, &f);
 	expect_fail(src, d.uri, &d, &o,
-		    "the destination closed the connection|the destination is gone", NULL);
+		    "the destination is gone", NULL);
 
 	printf("  a destination that answers with garbage\n");
 	memset(&f, 0, sizeof(f));
@@ -750,7 +750,7 @@ static void test_migrate_fault_agent(void **unused)
 	endless(&o);
 	t.pid = agent.pid;
 	expect_fail(src, agent.uri, NULL, &o,
-		    "the destination closed the connection|the destination is gone", &t);
+		    "the destination is gone", &t);
 	st = agent_stop(&agent);
 	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
 	vm_destroy(src);
