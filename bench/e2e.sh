@@ -186,8 +186,6 @@ def ok(r):
 
 def label(i):
     s = scen[i][0]
-    if "zstd" in s:
-        s += " (kvmig 1 ch, QEMU 2)"
     if scen[i][2] == "256M":
         s += " [%s s cap]" % scen[i][5]
     return s
