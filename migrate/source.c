@@ -236,8 +236,11 @@ static void update_stats(struct migrate_job *j, uint64_t remaining_pages)
 					      : 0.0;
 	st->round = j->round;
 	st->throttle_pct = vm_get_throttle(j->vm);
-	st->ring_overflows = j->dl ? dirtylog_overflows(j->dl) : 0;
-	st->dirty_pages_rate = j->dl ? dirtylog_rate(j->dl) : 0;
+	/* once the log is off, the last figures stay */
+	if (j->dl) {
+		st->ring_overflows = dirtylog_overflows(j->dl);
+		st->dirty_pages_rate = dirtylog_rate(j->dl);
+	}
 	st->expected_downtime_ms = j->cv.expected_downtime_ns / 1000000;
 	pthread_mutex_unlock(&j->lock);
 }
