@@ -99,7 +99,7 @@ test: deps
 
 test-long: deps
 	$(Q)$(MAKE) --no-print-directory all
-	$(Q)KVMIG_LONG=1 tests/run.sh --build $(O)
+	$(Q)KVMIG_LONG=1 KVMIG_TEST_TIMEOUT=1800 KVMIG_VMHOST_TIMEOUT=5400 tests/run.sh --build $(O)
 
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all

@@ -33,8 +33,14 @@ run_one() {	# name, command...
 	if [ -n "$FILTER" ] && [[ "$name" != *$FILTER* ]]; then return; fi
 	local log=$LOGDIR/$(echo "$name" | tr '/ ' '__').log
 	local t0=$(date +%s%N)
-	"$@" >"$log" 2>&1 </dev/null
+	if [ -n "$LIST" ]; then
+		# in the emulated VM a test can hang with its host: bound each one
+		timeout -k 10 "${KVMIG_TEST_TIMEOUT:-600}" "$@" >"$log" 2>&1 </dev/null
+	else
+		"$@" >"$log" 2>&1 </dev/null
+	fi
 	local rc=$?
+	[ $rc = 124 ] && echo "*** timed out after ${KVMIG_TEST_TIMEOUT:-600} s ***" >>"$log"
 	local ds=$(( ($(date +%s%N) - t0) / 100000000 ))
 	local dt=$((ds / 10)).$((ds % 10))
 	if [ $rc = 0 ]; then
@@ -93,7 +99,7 @@ if [ -z "$LIST" ] && [ -s "$SKIPLIST" ] && [ ! -c /dev/kvm ] && [ "${KVMIG_VMHOS
 	echo
 	echo "--- no /dev/kvm here: running the $n skipped test(s) in a QEMU-TCG VM with nested KVM (tests/vmhost) ---"
 	vmlog=$LOGDIR/vmhost.log
-	tests/vmhost/run-in-vm.sh --timeout "${KVMIG_VMHOST_TIMEOUT:-3000}" -- \
+	tests/vmhost/run-in-vm.sh --timeout "${KVMIG_VMHOST_TIMEOUT:-1500}" -- \
 		tests/run.sh --build "$B" --list "$SKIPLIST" 2>&1 | tee "$vmlog" | grep -E '^(PASS|FAIL|SKIPPED|    \|)'
 	vmrc=${PIPESTATUS[0]}
 	while read -r verdict name _; do
