@@ -32,14 +32,26 @@ run_one() {	# name, command...
 	local name=$1; shift
 	if [ -n "$FILTER" ] && [[ "$name" != *$FILTER* ]]; then return; fi
 	local log=$LOGDIR/$(echo "$name" | tr '/ ' '__').log
-	local t0=$(date +%s%N)
+	local t0=$(date +%s%N) rc
 	if [ -n "$LIST" ]; then
 		# in the emulated VM a test can hang with its host: bound each one
 		timeout -k 10 "${KVMIG_TEST_TIMEOUT:-600}" "$@" >"$log" 2>&1 </dev/null
+		rc=$?
+		# The emulated nested SVM (QEMU-TCG) now and then triple-faults a
+		# guest under dirty logging, and has corrupted its own host kernel
+		# in that path (see the issue 4 notes). A test that failed that way
+		# runs once more, and says so; a second failure counts.
+		if [ $rc != 0 ] && [ $rc != 77 ] && grep -q "triple fault" "$log"; then
+			echo "RETRY   $name: a guest triple-faulted under the emulated nested SVM; once more (first log: $log.first)"
+			grep -m3 "triple fault\|rip 0x" "$log" | sed 's/^/    | /'
+			mv "$log" "$log.first"
+			timeout -k 10 "${KVMIG_TEST_TIMEOUT:-600}" "$@" >"$log" 2>&1 </dev/null
+			rc=$?
+		fi
 	else
 		"$@" >"$log" 2>&1 </dev/null
+		rc=$?
 	fi
-	local rc=$?
 	[ $rc = 124 ] && echo "*** timed out after ${KVMIG_TEST_TIMEOUT:-600} s ***" >>"$log"
 	local ds=$(( ($(date +%s%N) - t0) / 100000000 ))
 	local dt=$((ds / 10)).$((ds % 10))
@@ -100,7 +112,7 @@ if [ -z "$LIST" ] && [ -s "$SKIPLIST" ] && [ ! -c /dev/kvm ] && [ "${KVMIG_VMHOS
 	echo "--- no /dev/kvm here: running the $n skipped test(s) in a QEMU-TCG VM with nested KVM (tests/vmhost) ---"
 	vmlog=$LOGDIR/vmhost.log
 	tests/vmhost/run-in-vm.sh --timeout "${KVMIG_VMHOST_TIMEOUT:-1500}" -- \
-		tests/run.sh --build "$B" --list "$SKIPLIST" 2>&1 | tee "$vmlog" | grep -E '^(PASS|FAIL|SKIPPED|    \|)'
+		tests/run.sh --build "$B" --list "$SKIPLIST" 2>&1 | tee "$vmlog" | grep -E '^(PASS|FAIL|SKIPPED|RETRY|    \|)'
 	vmrc=${PIPESTATUS[0]}
 	while read -r verdict name _; do
 		case "$verdict" in
