@@ -214,6 +214,21 @@ static void read_typed(struct ctx *c, unsigned type, const uint8_t *p, size_t le
 		}
 		break;
 	}
+	case WIRE_F_READY: {
+		struct wire_resumed r;
+
+		ret = frame_get_ready(p, len, &r, c->err, sizeof(c->err));
+		if (!ret) {
+			CHECK(r.digest_ok <= 1);
+			check_same(out, frame_put_ready(out, sizeof(out), &r), p, len);
+		}
+		break;
+	}
+	case WIRE_F_GO:
+		ret = frame_get_go(p, len, c->err, sizeof(c->err));
+		if (!ret)
+			check_same(out, frame_put_go(out, sizeof(out)), p, len);
+		break;
 	case WIRE_F_PAGE_REQ: {
 		struct wire_page_req q;
 
@@ -239,12 +254,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct wire_order o;
 	const uint8_t *p;
 	size_t left;
-	bool recrc, done = false;
+	bool recrc, done = false, completed = false, pages_only;
 
 	if (size < 1)
 		return 0;
 	recrc = data[0] & 1;
-	wire_order_init(&o, data[0] & 2);
+	pages_only = data[0] & 2;
+	wire_order_init(&o, pages_only);
 	c.npages = npages_choice[(data[0] >> 2) & 3];
 	c.caps = (data[0] >> 4) & 7;
 	c.page_size = data[0] & 0x80 ? 512 : WIRE_PAGE_SIZE;
@@ -288,9 +304,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			ret = wire_order_check(&o, h.type, c.err, sizeof(c.err));
 			CHECK(ret == 0 || (ret == -EPROTO && c.err[0]));
 			if (done)
-				CHECK(ret == -EPROTO);	/* nothing after COMPLETE or ERROR */
-			if (!ret && (h.type == WIRE_F_COMPLETE || h.type == WIRE_F_ERROR))
+				CHECK(ret == -EPROTO);	/* nothing after GO or ERROR */
+			if (completed && h.type != WIRE_F_GO && h.type != WIRE_F_ERROR)
+				CHECK(ret == -EPROTO);	/* after COMPLETE: GO only */
+			if (!ret && (h.type == WIRE_F_GO || h.type == WIRE_F_ERROR ||
+				     (h.type == WIRE_F_COMPLETE && pages_only)))
 				done = true;
+			else if (!ret && h.type == WIRE_F_COMPLETE)
+				completed = true;
 		} else {
 			CHECK(ret == -EBADMSG && strstr(c.err, "checksum mismatch"));
 		}
