@@ -592,53 +592,43 @@ static int cmd_vm_start(const struct cli *cli)
 	return 0;
 }
 
-static int cmd_vm_stop(const struct cli *cli)
+/*
+ * vm stop|pause|resume NAME: one request each, same shape; the human
+ * output says what was done and where the guest's counters stand.
+ */
+static int vm_simple(const struct cli *cli, const char *usage, const char *method,
+		     const char *done)
 {
 	json_t *req, *r, *gs;
 
-	want_args(cli, 1, "vm stop NAME");
-	req = request("vm.stop");
+	want_args(cli, 1, usage);
+	req = request(method);
 	req_str(req, "name", cli->argv[2]);
 	r = call(cli, req);
 	gs = json_object_get(r, "guest_stats");
 	if (cli->json)
 		print_json(r);
 	else
-		printf("stopped VM %s (progress %lld, errors %lld, ticks %lld)\n",
+		printf("%s VM %s (progress %lld, errors %lld, ticks %lld)\n", done,
 		       json_str(r, "name"), json_num(gs, "progress"), json_num(gs, "errors"),
 		       json_num(gs, "ticks"));
 	json_decref(r);
 	return 0;
 }
 
-/* vm pause NAME / vm resume NAME: one request each, same shape. */
-static int vm_pause_resume(const struct cli *cli, bool pause)
+static int cmd_vm_stop(const struct cli *cli)
 {
-	json_t *req, *r, *gs;
-
-	want_args(cli, 1, pause ? "vm pause NAME" : "vm resume NAME");
-	req = request(pause ? "vm.pause" : "vm.resume");
-	req_str(req, "name", cli->argv[2]);
-	r = call(cli, req);
-	gs = json_object_get(r, "guest_stats");
-	if (cli->json)
-		print_json(r);
-	else
-		printf("%s VM %s (progress %lld, errors %lld, ticks %lld)\n",
-		       pause ? "paused" : "resumed", json_str(r, "name"), json_num(gs, "progress"),
-		       json_num(gs, "errors"), json_num(gs, "ticks"));
-	json_decref(r);
-	return 0;
+	return vm_simple(cli, "vm stop NAME", "vm.stop", "stopped");
 }
 
 static int cmd_vm_pause(const struct cli *cli)
 {
-	return vm_pause_resume(cli, true);
+	return vm_simple(cli, "vm pause NAME", "vm.pause", "paused");
 }
 
 static int cmd_vm_resume(const struct cli *cli)
 {
-	return vm_pause_resume(cli, false);
+	return vm_simple(cli, "vm resume NAME", "vm.resume", "resumed");
 }
 
 static int cmd_vm_list(const struct cli *cli)
