@@ -147,13 +147,11 @@ else
 fi
 
 # The skipped KVM tests, once more, in a VM with a nested /dev/kvm.
-if [ -z "$LIST" ] && [ -s "$SKIPLIST" ] && [ ! -c /dev/kvm ] && [ "${KVMIG_VMHOST:-1}" != 0 ]; then
-	n=$(wc -l <"$SKIPLIST")
-	echo
-	echo "--- no /dev/kvm here: running the $n skipped test(s) in a QEMU-TCG VM with nested KVM (tests/vmhost) ---"
-	vmlog=$LOGDIR/vmhost.log
-	tests/vmhost/run-in-vm.sh --timeout "${KVMIG_VMHOST_TIMEOUT:-1500}" -- \
-		tests/run.sh --build "$B" --list "$SKIPLIST" 2>&1 | tee "$vmlog" | grep -E '^(PASS|FAIL|SKIPPED|RETRY|    \|)'
+# vm_pass LIST LOG: one VM runs the tests of LIST; their results count.
+vm_pass() {
+	local list=$1 vmlog=$2 vmrc verdict name
+	tests/vmhost/run-in-vm.sh --timeout "${KVMIG_VMHOST_TIMEOUT:-900}" -- \
+		tests/run.sh --build "$B" --list "$list" 2>&1 | tee "$vmlog" | grep -E '^(PASS|FAIL|SKIPPED|RETRY|    \|)'
 	vmrc=${PIPESTATUS[0]}
 	while read -r verdict name _; do
 		case "$verdict" in
@@ -161,9 +159,34 @@ if [ -z "$LIST" ] && [ -s "$SKIPLIST" ] && [ ! -c /dev/kvm ] && [ "${KVMIG_VMHOS
 		FAIL) fail=$((fail + 1)); skip=$((skip - 1)); failed+=("$name (in the VM)") ;;
 		esac
 	done < <(grep -E '^(PASS|FAIL) ' "$vmlog")
+	return "$vmrc"
+}
+
+if [ -z "$LIST" ] && [ -s "$SKIPLIST" ] && [ ! -c /dev/kvm ] && [ "${KVMIG_VMHOST:-1}" != 0 ]; then
+	n=$(wc -l <"$SKIPLIST")
+	echo
+	echo "--- no /dev/kvm here: running the $n skipped test(s) in a QEMU-TCG VM with nested KVM (tests/vmhost) ---"
+	vm_pass "$SKIPLIST" "$LOGDIR/vmhost.log"
+	vmrc=$?
 	if [ "$vmrc" -ge 124 ]; then
-		echo "*** the KVM VM did not run (exit $vmrc; log $vmlog): those tests stay SKIPPED ***"
-		tail -n 20 "$vmlog" | sed 's/^/    | /'
+		# The emulated host itself can wedge (see the issue 4 notes): the
+		# tests it did not finish get one more VM.
+		again=$LOGDIR/skipped-again.list
+		: >"$again"
+		while IFS=$'\t' read -r name rest; do
+			grep -qE "^(PASS|FAIL) +$name " "$LOGDIR/vmhost.log" || printf '%s\t%s\n' "$name" "$rest" >>"$again"
+		done <"$SKIPLIST"
+		echo "*** the KVM VM did not finish (exit $vmrc; log $LOGDIR/vmhost.log) ***"
+		tail -n 20 "$LOGDIR/vmhost.log" | sed 's/^/    | /'
+		if [ -s "$again" ]; then
+			echo "--- once more, in a new VM, the $(wc -l <"$again") test(s) it did not finish ---"
+			vm_pass "$again" "$LOGDIR/vmhost-again.log"
+			vmrc=$?
+			if [ "$vmrc" -ge 124 ]; then
+				echo "*** the second KVM VM did not finish either (exit $vmrc; log $LOGDIR/vmhost-again.log): what it did not run stays SKIPPED ***"
+				tail -n 20 "$LOGDIR/vmhost-again.log" | sed 's/^/    | /'
+			fi
+		fi
 	fi
 fi
 
