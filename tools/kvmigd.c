@@ -1145,15 +1145,6 @@ static void wake_loop(struct agent *a)
 }
 
 /* An ERROR frame for the source, for failures after the stream arrived. */
-static void send_error(struct mio *io, int code, const char *msg)
-{
-	uint8_t buf[WIRE_HDR_BYTES + 16 + WIRE_MAX_MSG + WIRE_CRC_BYTES];
-	ssize_t n = frame_put_error(buf, sizeof(buf), (uint32_t)-code, msg);
-
-	if (n > 0 && mio_write(io, buf, (size_t)n) == 0)
-		(void)mio_flush(io);
-}
-
 /*
  * After a refusal: send FIN behind the ERROR frame, then read and drop
  * what the source still sends for a short while. Closing with unread
@@ -1278,7 +1269,7 @@ static void *incoming_thread(void *arg)
 		snprintf(err, sizeof(err), "%s",
 			 ret == -ESHUTDOWN ? "the destination agent is shutting down"
 					   : "cannot register the VM");
-		send_error(&io, ret, err);
+		(void)incoming_send_error(inc, ret, err);
 		vm_destroy(vm);
 		pr_err("incoming migration %s failed: %s", stream_desc(ic, desc, sizeof(desc)),
 		       err);
@@ -1297,7 +1288,7 @@ static void *incoming_thread(void *arg)
 	if (ret < 0) {
 		snprintf(err, sizeof(err), "cannot start the VM on the destination: %s",
 			 strerror(-ret));
-		send_error(&io, ret, err);
+		(void)incoming_send_error(inc, ret, err);
 		pr_err("incoming migration %s failed: %s", stream_desc(ic, desc, sizeof(desc)),
 		       err);
 		goto drop;
