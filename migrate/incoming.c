@@ -42,6 +42,7 @@ struct incoming {
 	struct incoming_stats st;
 	struct wire_complete complete;
 	bool expect_eof;
+	bool check_only;
 	incoming_hello_fn hello_fn;
 	void *hello_ctx;
 };
@@ -427,9 +428,10 @@ int incoming_run(struct incoming *inc, struct vm **vm, char *err, size_t errlen)
 			break;
 		}
 		case WIRE_F_SWITCHOVER: {
-			uint32_t round;
+			uint32_t round, flags;
 
-			ret = frame_get_switchover(p, h.len, &round, err, errlen);
+			ret = frame_get_switchover(p, h.len, &round, &flags, err, errlen);
+			inc->st.paused = flags & WIRE_SWITCHOVER_PAUSED;
 			inc->st.switchover_ns = clock_now_ns();
 			break;
 		}
@@ -476,6 +478,12 @@ int incoming_run(struct incoming *inc, struct vm **vm, char *err, size_t errlen)
 		}
 	}
 	inc->st.stream_ok = true;
+	if (inc->check_only) {
+		vm_ram_destroy(&inc->ram);
+		inc->have_ram = false;
+		ret = 0;
+		goto out;
+	}
 	{
 		char msg[256];
 		uint64_t t0 = clock_now_ns();
@@ -553,6 +561,11 @@ int incoming_send_resumed(struct incoming *inc)
 void incoming_expect_eof(struct incoming *inc)
 {
 	inc->expect_eof = true;
+}
+
+void incoming_check_only(struct incoming *inc)
+{
+	inc->check_only = true;
 }
 
 void incoming_set_hello_hook(struct incoming *inc, incoming_hello_fn fn, void *ctx)

@@ -40,6 +40,7 @@ struct incoming_stats {
 	uint8_t digest_alg;	/* digest the source sent */
 	uint8_t digest_ok;
 	bool stream_ok;		/* the whole stream checked out (a failure is the VM build) */
+	bool paused;		/* SWITCHOVER said the guest was paused: keep it paused */
 };
 
 struct incoming;
@@ -70,6 +71,13 @@ int incoming_run(struct incoming *inc, struct vm **vm, char *err, size_t errlen)
 typedef int (*incoming_hello_fn)(void *ctx, const char *name, uint64_t mem_bytes, char *err,
 				 size_t errlen);
 void incoming_set_hello_hook(struct incoming *inc, incoming_hello_fn fn, void *ctx);
+
+/*
+ * Check the whole stream as incoming_run() does, but build no VM: it then
+ * returns 0 with *vm NULL and frees the RAM (a snapshot check, and the
+ * decoder's own tests, which need no /dev/kvm).
+ */
+void incoming_check_only(struct incoming *inc);
 
 /* Files: the stream must end right after COMPLETE (checked before the VM is built). */
 void incoming_expect_eof(struct incoming *inc);

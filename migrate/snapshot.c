@@ -50,8 +50,9 @@ static int send_ram(struct page_sender *ps, int fd, const uint8_t *ram, uint64_t
 }
 
 /* HELLO, RAM, SWITCHOVER, STATE..., COMPLETE for a paused VM. */
-static int write_stream(struct vm *vm, struct mio *io, const struct codec_config *cc,
-			struct snapshot_stats *st, char *err, size_t errlen)
+static int write_stream(struct vm *vm, bool paused, struct mio *io,
+			const struct codec_config *cc, struct snapshot_stats *st, char *err,
+			size_t errlen)
 {
 	struct page_sender *ps = NULL;
 	struct page_sender_stats pst;
@@ -84,7 +85,7 @@ static int write_stream(struct vm *vm, struct mio *io, const struct codec_config
 	if (!ret)
 		ret = send_ram(ps, vm_ram_fd(vm), vm_ram(vm), vm_ram_bytes(vm));
 	if (!ret) {
-		n = frame_put_switchover(buf, cap, 0);
+		n = frame_put_switchover(buf, cap, 0, paused ? WIRE_SWITCHOVER_PAUSED : 0);
 		ret = n < 0 ? (int)n : mio_write(io, buf, (size_t)n);
 	}
 	if (!ret)
@@ -147,7 +148,8 @@ int snapshot_save_compressed(struct vm *vm, const char *path, const char *compre
 			goto out;
 		}
 	}
-	ret = write_stream(vm, &io, &cc, st, msg, sizeof(msg));
+	/* a VM that was paused before the save restores paused */
+	ret = write_stream(vm, !was_running, &io, &cc, st, msg, sizeof(msg));
 	if (!ret && fsync(fd) < 0)
 		ret = -errno;
 	if (ret < 0) {
@@ -225,6 +227,7 @@ int snapshot_restore(const char *path, const char *name, struct vm **out,
 		goto out;
 	}
 	st->file_bytes = ist.bytes;
+	st->paused = ist.paused;
 	st->ram_pages = ist.pages;
 	st->zero_pages = vm_ram_bytes(*out) / PAGE - ist.pages;
 out:

@@ -15,6 +15,7 @@
 #ifndef KVMIG_MIGRATE_SNAPSHOT_H
 #define KVMIG_MIGRATE_SNAPSHOT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,6 +28,7 @@ struct snapshot_stats {
 	uint64_t zero_pages;	/* pages skipped as zero */
 	uint64_t pause_ns;	/* save: time the guest was paused */
 	uint64_t elapsed_ns;	/* whole operation */
+	bool paused;		/* restore: the VM was paused when it was saved */
 };
 
 /*
@@ -47,7 +49,8 @@ int snapshot_save_compressed(struct vm *vm, const char *path, const char *compre
 /*
  * Build a VM from the snapshot at path, named name (or the saved name when
  * name is NULL), paused in the state it was saved in; start it with
- * vm_start(). Return: 0 and *out, or -errno with a message in err that
+ * vm_start() unless st->paused says the VM was paused when it was saved
+ * (then it is kept paused until the user resumes it). Return: 0 and *out, or -errno with a message in err that
  * names the problem (-EBADMSG corrupt, -EPROTO wrong version/format,
  * -ENODATA empty, -ECONNRESET truncated).
  */

@@ -109,6 +109,7 @@ struct migrate_job {
 	uint8_t *ctrl;			/* control frames */
 	uint8_t *rbuf;			/* return-path frames */
 	bool paused;			/* the job paused the VM */
+	bool was_paused;		/* the VM was paused before the job: it stays so */
 	bool committed;			/* GO sent: the guest is the destination's */
 	unsigned round;
 	uint64_t round_pages;
@@ -869,7 +870,7 @@ static int stop_and_copy(struct migrate_job *j, uint64_t *pause_ns)
 	ret = vm_pause(j->vm, NULL);
 	if (ret < 0)
 		return job_fail(j, ret, "cannot pause the guest: %s", strerror(-ret));
-	j->paused = true;
+	j->paused = !j->was_paused;	/* a failure resumes only what the job paused */
 	if (vm_dead_vcpus(j->vm))
 		return job_fail(j, -EIO,
 				"the guest crashed before the switchover (%u vCPU(s) stopped by KVM); "
@@ -881,7 +882,8 @@ static int stop_and_copy(struct migrate_job *j, uint64_t *pause_ns)
 	dirty = sync_dirty(j);
 	if (dirty < 0)
 		return (int)dirty;
-	ret = send_ctrl(j, frame_put_switchover(j->ctrl, CTRL_BUF, j->round + 1));
+	ret = send_ctrl(j, frame_put_switchover(j->ctrl, CTRL_BUF, j->round + 1,
+					       j->was_paused ? WIRE_SWITCHOVER_PAUSED : 0));
 	if (ret < 0)
 		return ret;
 	for (unsigned l = 0; l < j->nlanes; l++)
@@ -1110,9 +1112,12 @@ int migrate_start(struct vm *vm, const char *uri, const struct migrate_opts *o,
 			 MIGRATE_MAX_PARALLEL);
 		return -EINVAL;
 	}
-	if (vm_get_run_state(vm) != VM_RUN_RUNNING || vm_dead_vcpus(vm)) {
-		snprintf(err, errlen, "VM %s is not running%s", vm_get_config(vm)->name,
-			 vm_dead_vcpus(vm) ? " (a vCPU was stopped by KVM)" : "");
+	/* a paused VM moves too (as with virsh and QEMU), and arrives paused */
+	if (vm_get_run_state(vm) == VM_RUN_STOPPED || vm_dead_vcpus(vm)) {
+		snprintf(err, errlen, "VM %s %s", vm_get_config(vm)->name,
+			 vm_dead_vcpus(vm) ? "has a vCPU that KVM stopped (a dead guest is not "
+					     "migrated)"
+					   : "has stopped for good");
 		return -EINVAL;
 	}
 	j = calloc(1, sizeof(*j));
@@ -1121,6 +1126,7 @@ int migrate_start(struct vm *vm, const char *uri, const struct migrate_opts *o,
 		return -ENOMEM;
 	}
 	j->vm = vm;
+	j->was_paused = vm_get_run_state(vm) != VM_RUN_RUNNING;
 	j->o = *o;
 	snprintf(j->uri, sizeof(j->uri), "%s", uri);
 	pthread_mutex_init(&j->lock, NULL);

@@ -158,13 +158,13 @@ ssize_t frame_put_end_round(uint8_t *dst, size_t cap, const struct wire_end_roun
 	return frame_seal(&w);
 }
 
-ssize_t frame_put_switchover(uint8_t *dst, size_t cap, uint32_t round)
+ssize_t frame_put_switchover(uint8_t *dst, size_t cap, uint32_t round, uint32_t flags)
 {
 	struct wbuf w;
 
 	frame_start(&w, dst, cap, WIRE_F_SWITCHOVER);
 	put_le32(&w, round);
-	put_le32(&w, 0);
+	put_le32(&w, flags);
 	return frame_seal(&w);
 }
 
@@ -445,14 +445,17 @@ int frame_get_end_round(const uint8_t *p, size_t len, struct wire_end_round *e, 
 	return 0;
 }
 
-int frame_get_switchover(const uint8_t *p, size_t len, uint32_t *round, char *err, size_t errlen)
+int frame_get_switchover(const uint8_t *p, size_t len, uint32_t *round, uint32_t *flags,
+			 char *err, size_t errlen)
 {
 	struct rbuf r;
 
 	rbuf_init(&r, p, len);
 	*round = get_le32(&r);
-	if (get_le32(&r))
-		return err_set(-EBADMSG, err, errlen, "SWITCHOVER: reserved field not zero");
+	*flags = get_le32(&r);
+	if (*flags & ~WIRE_SWITCHOVER_ALL)
+		return err_set(-EBADMSG, err, errlen, "SWITCHOVER: unknown flags 0x%x",
+			       *flags & ~WIRE_SWITCHOVER_ALL);
 	FIXED_READER_END("SWITCHOVER");
 	return 0;
 }

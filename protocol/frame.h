@@ -96,7 +96,9 @@ const char *frame_type_name(unsigned type);
 
 ssize_t frame_put_hello(uint8_t *dst, size_t cap, const struct wire_hello *h) __must_check;
 ssize_t frame_put_end_round(uint8_t *dst, size_t cap, const struct wire_end_round *e) __must_check;
-ssize_t frame_put_switchover(uint8_t *dst, size_t cap, uint32_t round) __must_check;
+/* SWITCHOVER: flags are WIRE_SWITCHOVER_* */
+ssize_t frame_put_switchover(uint8_t *dst, size_t cap, uint32_t round,
+			     uint32_t flags) __must_check;
 /* STATE: payload is an opaque state section of 1..WIRE_MAX_STATE bytes */
 ssize_t frame_put_state(uint8_t *dst, size_t cap, const void *section, size_t len) __must_check;
 ssize_t frame_put_complete(uint8_t *dst, size_t cap, const struct wire_complete *c) __must_check;
@@ -153,8 +155,8 @@ int frame_get_hello(const uint8_t *p, size_t len, struct wire_hello *h, char *er
 		    size_t errlen) __must_check;
 int frame_get_end_round(const uint8_t *p, size_t len, struct wire_end_round *e, char *err,
 			size_t errlen) __must_check;
-int frame_get_switchover(const uint8_t *p, size_t len, uint32_t *round, char *err,
-			 size_t errlen) __must_check;
+int frame_get_switchover(const uint8_t *p, size_t len, uint32_t *round, uint32_t *flags,
+			 char *err, size_t errlen) __must_check;
 int frame_get_complete(const uint8_t *p, size_t len, struct wire_complete *c, char *err,
 		       size_t errlen) __must_check;
 int frame_get_error(const uint8_t *p, size_t len, struct wire_error *e, char *err,

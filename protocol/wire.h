@@ -29,8 +29,10 @@
  *              LZ4 only when negotiated.
  *   END_ROUND  round u32 | pages u64 (pages sent in the round) |
  *              dirty_rate u64 (pages/s seen by the source)
- *   SWITCHOVER round u32 | reserved u32 (0): the source guest is paused;
- *              the last PAGES frames and the state follow.
+ *   SWITCHOVER round u32 | flags u32 (WIRE_SWITCHOVER_*; other bits are
+ *              rejected): the source guest is paused; the last PAGES
+ *              frames and the state follow. PAUSED: the guest was paused
+ *              before the migration (or save) began, and arrives paused.
  *   STATE      one vm/state.h section, opaque here (1..WIRE_MAX_STATE bytes)
  *   COMPLETE   pages u64 (pages sent in all) | state_sections u32 |
  *              digest_alg u8 (0 none, 1 SHA-256) | digest[32]
@@ -120,6 +122,10 @@ enum wire_type {
 #define WIRE_CAP_VERIFY		(1u << 4)
 #define WIRE_CAP_MULTI		(1u << 5)
 #define WIRE_CAP_ALL		0x3fu
+
+/* SWITCHOVER flags. */
+#define WIRE_SWITCHOVER_PAUSED	(1u << 0)	/* keep the guest paused at the destination */
+#define WIRE_SWITCHOVER_ALL	0x1u
 
 #define WIRE_DIGEST_NONE	0
 #define WIRE_DIGEST_SHA256	1

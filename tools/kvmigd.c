@@ -618,7 +618,8 @@ static json_t *req_restore(struct agent *a, json_t *req)
 					  "another name (field 'name', kvmig vm restore --name)",
 					  vname);
 	}
-	ret = vm_start(vm);
+	/* a VM saved while paused is restored paused (vm resume starts it) */
+	ret = st.paused ? 0 : vm_start(vm);
 	if (ret < 0) {
 		vm_destroy(vm);
 		return ctl_response_error("cannot start restored VM '%s': %s", vname,
@@ -630,7 +631,7 @@ static json_t *req_restore(struct agent *a, json_t *req)
 		return ctl_response_error("cannot register VM '%s': %s", vname, strerror(-ret));
 	}
 	jobs_forget(a->jobs, vname);
-	pr_info("restored VM '%s' from %s", vname, path);
+	pr_info("restored VM '%s' from %s%s", vname, path, st.paused ? " (paused, as saved)" : "");
 	r = ctl_response_ok();
 	merge(r, vm_json(registry_find(a->reg, vname), true));
 	set_str(r, "path", path);
@@ -1284,7 +1285,9 @@ static void *incoming_thread(void *arg)
 		       stream_desc(ic, desc, sizeof(desc)), err);
 		goto drop;
 	}
-	ret = vm_start(vm);
+	incoming_get_stats(inc, &ist);
+	/* a guest that left its source paused stays paused (vm resume starts it) */
+	ret = ist.paused ? 0 : vm_start(vm);
 	if (ret < 0) {
 		snprintf(err, sizeof(err), "cannot start the VM on the destination: %s",
 			 strerror(-ret));
@@ -1296,9 +1299,10 @@ static void *incoming_thread(void *arg)
 	ret = incoming_send_resumed(inc);
 	if (ret < 0) {
 		/* after GO the guest is ours: the source keeps its copy paused */
-		pr_warn("incoming migration %s: the VM runs here, but the source could not be "
-			"told (%s); its copy stays paused there",
-			stream_desc(ic, desc, sizeof(desc)), strerror(-ret));
+		pr_warn("incoming migration %s: the VM is here (%s), but the source could not "
+			"be told (%s); its copy stays paused there",
+			stream_desc(ic, desc, sizeof(desc)), ist.paused ? "paused" : "running",
+			strerror(-ret));
 	}
 	pthread_mutex_lock(&a->lock);
 	{
@@ -1312,9 +1316,9 @@ static void *incoming_thread(void *arg)
 	jobs_forget(a->jobs, ic->name);
 	pthread_mutex_unlock(&a->lock);
 	incoming_get_stats(inc, &ist);
-	pr_info("VM '%s' migrated in from %s and runs: %llu bytes, %llu pages in %u rounds, "
+	pr_info("VM '%s' migrated in from %s and %s: %llu bytes, %llu pages in %u rounds, "
 		"%llu ms%s",
-		ic->name, ic->peer, (unsigned long long)ist.bytes, (unsigned long long)ist.pages,
+		ic->name, ic->peer, ist.paused ? "stays paused, as it left" : "runs", (unsigned long long)ist.bytes, (unsigned long long)ist.pages,
 		ist.rounds, (unsigned long long)((clock_now_ns() - t0) / 1000000),
 		ist.digest_ok ? ", RAM digest verified" : "");
 	goto close;

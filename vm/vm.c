@@ -781,6 +781,43 @@ static void set_seg(struct kvm_segment *s, uint16_t sel, uint8_t type, uint8_t l
 	s->g = 1;
 }
 
+void vm_boot_vcpu_state(unsigned index, struct kvm_sregs *sregs, struct kvm_regs *regs,
+			struct kvm_fpu *fpu)
+{
+	set_seg(&sregs->cs, GUEST_CS_SEL, 11, 1, 0);
+	set_seg(&sregs->ds, GUEST_DS_SEL, 3, 0, 1);
+	sregs->es = sregs->fs = sregs->gs = sregs->ss = sregs->ds;
+	memset(&sregs->tr, 0, sizeof(sregs->tr));
+	sregs->tr.type = 11;
+	sregs->tr.present = 1;
+	sregs->tr.limit = 0x67;
+	memset(&sregs->ldt, 0, sizeof(sregs->ldt));
+	sregs->ldt.type = 2;
+	sregs->ldt.present = 1;
+	sregs->ldt.limit = 0xffff;
+	sregs->gdt.base = GUEST_GDT_GPA;
+	sregs->gdt.limit = 23;
+	sregs->idt.base = 0;
+	sregs->idt.limit = 0;
+	sregs->cr0 = 0x80000011 | 0x2;	/* PG, ET, PE, MP */
+	sregs->cr3 = GUEST_PML4_GPA;
+	sregs->cr4 = 0x20 | 0x200 | 0x400; /* PAE, OSFXSR, OSXMMEXCPT */
+	sregs->efer = 0x500;		/* LME, LMA */
+	if (!sregs->apic_base)		/* xAPIC enabled at its default base; BSP flag */
+		sregs->apic_base = 0xfee00000 | 0x800 | (index == 0 ? 0x100 : 0);
+
+	memset(regs, 0, sizeof(*regs));
+	regs->rip = GUEST_CODE_GPA;
+	regs->rsp = GUEST_STACK_GPA + (uint64_t)(index + 1) * GUEST_STACK_BYTES;
+	regs->rdi = index;
+	regs->rsi = GUEST_BOOTINFO_GPA;
+	regs->rflags = 0x2;
+
+	memset(fpu, 0, sizeof(*fpu));
+	fpu->fcw = 0x37f;
+	fpu->mxcsr = 0x1f80;
+}
+
 /* Registers of a fresh vCPU entering the guest in long mode. */
 static int vcpu_boot_regs(struct vm *vm, struct vcpu *v, char *err, size_t errlen)
 {
@@ -793,42 +830,15 @@ static int vcpu_boot_regs(struct vm *vm, struct vcpu *v, char *err, size_t errle
 	ret = xioctl(v->fd, KVM_GET_SREGS, &sregs);
 	if (ret < 0)
 		return err_set(ret, err, errlen, "KVM_GET_SREGS: %s", strerror(-ret));
-	set_seg(&sregs.cs, GUEST_CS_SEL, 11, 1, 0);
-	set_seg(&sregs.ds, GUEST_DS_SEL, 3, 0, 1);
-	sregs.es = sregs.fs = sregs.gs = sregs.ss = sregs.ds;
-	memset(&sregs.tr, 0, sizeof(sregs.tr));
-	sregs.tr.type = 11;
-	sregs.tr.present = 1;
-	sregs.tr.limit = 0x67;
-	memset(&sregs.ldt, 0, sizeof(sregs.ldt));
-	sregs.ldt.type = 2;
-	sregs.ldt.present = 1;
-	sregs.ldt.limit = 0xffff;
-	sregs.gdt.base = GUEST_GDT_GPA;
-	sregs.gdt.limit = 23;
-	sregs.idt.base = 0;
-	sregs.idt.limit = 0;
-	sregs.cr0 = 0x80000011 | 0x2;	/* PG, ET, PE, MP */
-	sregs.cr3 = GUEST_PML4_GPA;
-	sregs.cr4 = 0x20 | 0x200 | 0x400; /* PAE, OSFXSR, OSXMMEXCPT */
-	sregs.efer = 0x500;		/* LME, LMA */
+	vm_boot_vcpu_state(v->index, &sregs, &regs, &fpu);
 	ret = xioctl(v->fd, KVM_SET_SREGS, &sregs);
 	if (ret < 0)
 		return err_set(ret, err, errlen, "KVM_SET_SREGS: %s", strerror(-ret));
 
-	memset(&regs, 0, sizeof(regs));
-	regs.rip = GUEST_CODE_GPA;
-	regs.rsp = GUEST_STACK_GPA + (uint64_t)(v->index + 1) * GUEST_STACK_BYTES;
-	regs.rdi = v->index;
-	regs.rsi = GUEST_BOOTINFO_GPA;
-	regs.rflags = 0x2;
 	ret = xioctl(v->fd, KVM_SET_REGS, &regs);
 	if (ret < 0)
 		return err_set(ret, err, errlen, "KVM_SET_REGS: %s", strerror(-ret));
 
-	memset(&fpu, 0, sizeof(fpu));
-	fpu.fcw = 0x37f;
-	fpu.mxcsr = 0x1f80;
 	ret = xioctl(v->fd, KVM_SET_FPU, &fpu);
 	if (ret < 0)
 		return err_set(ret, err, errlen, "KVM_SET_FPU: %s", strerror(-ret));
@@ -1270,7 +1280,18 @@ int vm_capture(struct vm *vm, struct vm_state *st)
 	return 0;
 }
 
-static int vcpu_load(struct vcpu *v, const struct vcpu_state *s)
+/* As TRY, and *failed names the ioctl (the register set KVM refused). */
+#define TRY_LOAD(call, what)                                                                 \
+	do {                                                                                 \
+		ret = (call);                                                                \
+		if (ret < 0) {                                                               \
+			*failed = what;                                                      \
+			pr_err("vCPU %u: %s: %s", v->index, what, strerror(-ret));           \
+			return ret;                                                          \
+		}                                                                            \
+	} while (0)
+
+static int vcpu_load(struct vcpu *v, const struct vcpu_state *s, const char **failed)
 {
 	struct kvm_mp_state mp = { .mp_state = s->mp_state };
 	struct kvm_lapic_state lapic;
@@ -1279,28 +1300,28 @@ static int vcpu_load(struct vcpu *v, const struct vcpu_state *s)
 	struct kvm_xcrs xcrs = s->xcrs;
 	int ret, khz;
 
-	TRY(set_cpuid(v, s->cpuid, s->ncpuid), "KVM_SET_CPUID2");
+	TRY_LOAD(set_cpuid(v, s->cpuid, s->ncpuid), "KVM_SET_CPUID2");
 	khz = ioctl(v->fd, KVM_GET_TSC_KHZ, 0);
 	if (khz > 0 && (uint32_t)khz != s->tsc_khz &&
 	    ioctl(v->fd, KVM_SET_TSC_KHZ, (unsigned long)s->tsc_khz) < 0)
 		pr_warn("vCPU %u: TSC runs at %d kHz here, %u kHz at the source", v->index, khz,
 			s->tsc_khz);
-	TRY(xioctl(v->fd, KVM_SET_SREGS, (void *)(uintptr_t)&s->sregs), "KVM_SET_SREGS");
-	TRY(xioctl(v->fd, KVM_SET_REGS, (void *)(uintptr_t)&s->regs), "KVM_SET_REGS");
-	TRY(xioctl(v->fd, KVM_SET_FPU, (void *)(uintptr_t)&s->fpu), "KVM_SET_FPU");
+	TRY_LOAD(xioctl(v->fd, KVM_SET_SREGS, (void *)(uintptr_t)&s->sregs), "KVM_SET_SREGS");
+	TRY_LOAD(xioctl(v->fd, KVM_SET_REGS, (void *)(uintptr_t)&s->regs), "KVM_SET_REGS");
+	TRY_LOAD(xioctl(v->fd, KVM_SET_FPU, (void *)(uintptr_t)&s->fpu), "KVM_SET_FPU");
 	if (xcrs.nr_xcrs)
-		TRY(xioctl(v->fd, KVM_SET_XCRS, &xcrs), "KVM_SET_XCRS");
+		TRY_LOAD(xioctl(v->fd, KVM_SET_XCRS, &xcrs), "KVM_SET_XCRS");
 	memset(&xsave, 0, sizeof(xsave));
 	memcpy(xsave.region, s->xsave, sizeof(s->xsave));
-	TRY(xioctl(v->fd, KVM_SET_XSAVE, &xsave), "KVM_SET_XSAVE");
-	TRY(set_msrs(v, s), "KVM_SET_MSRS");
+	TRY_LOAD(xioctl(v->fd, KVM_SET_XSAVE, &xsave), "KVM_SET_XSAVE");
+	TRY_LOAD(set_msrs(v, s), "KVM_SET_MSRS");
 	memcpy(lapic.regs, s->lapic, sizeof(lapic.regs));
-	TRY(xioctl(v->fd, KVM_SET_LAPIC, &lapic), "KVM_SET_LAPIC");
+	TRY_LOAD(xioctl(v->fd, KVM_SET_LAPIC, &lapic), "KVM_SET_LAPIC");
 	ev.flags &= ~(uint32_t)KVM_VCPUEVENT_VALID_SMM;
 	ev.flags |= KVM_VCPUEVENT_VALID_NMI_PENDING | KVM_VCPUEVENT_VALID_SIPI_VECTOR;
-	TRY(xioctl(v->fd, KVM_SET_VCPU_EVENTS, &ev), "KVM_SET_VCPU_EVENTS");
-	TRY(xioctl(v->fd, KVM_SET_MP_STATE, &mp), "KVM_SET_MP_STATE");
-	TRY(xioctl(v->fd, KVM_SET_DEBUGREGS, (void *)(uintptr_t)&s->debugregs),
+	TRY_LOAD(xioctl(v->fd, KVM_SET_VCPU_EVENTS, &ev), "KVM_SET_VCPU_EVENTS");
+	TRY_LOAD(xioctl(v->fd, KVM_SET_MP_STATE, &mp), "KVM_SET_MP_STATE");
+	TRY_LOAD(xioctl(v->fd, KVM_SET_DEBUGREGS, (void *)(uintptr_t)&s->debugregs),
 	    "KVM_SET_DEBUGREGS");
 	return 0;
 }
@@ -1311,6 +1332,7 @@ int vm_create_from_state(const struct vm_state *st, struct vm_ram *ram, const ch
 	struct vm_config cfg = st->config;
 	struct kvm_irqchip chip;
 	struct kvm_clock_data clock;
+	const char *failed = "KVM";
 	struct vm *vm;
 	int ret;
 
@@ -1369,10 +1391,10 @@ int vm_create_from_state(const struct vm_state *st, struct vm_ram *ram, const ch
 				goto out;
 			}
 		}
-		ret = vcpu_load(&vm->vcpus[i], &st->vcpu[i]);
+		ret = vcpu_load(&vm->vcpus[i], &st->vcpu[i], &failed);
 		if (ret < 0) {
-			err_set(ret, err, errlen, "loading vCPU %u state failed: %s", i,
-			     strerror(-ret));
+			err_set(ret, err, errlen, "loading vCPU %u state failed: %s refused it: %s",
+				i, failed, strerror(-ret));
 			goto out;
 		}
 	}

@@ -182,6 +182,19 @@ int vm_capture(struct vm *vm, struct vm_state *st) __must_check;
 int vm_create_from_state(const struct vm_state *st, struct vm_ram *ram, const char *name,
 			 struct vm **out, char *err, size_t errlen) __must_check;
 
+/*
+ * The long-mode boot state of vCPU index, as vm_create() gives it (64-bit
+ * CS, flat data segments, the VMM's GDT and page tables, RIP at the guest
+ * code). sregs is updated in place (fields this does not set, such as
+ * apic_base when non-zero, are kept); regs and fpu are overwritten. Pure:
+ * tests build plausible states from it without /dev/kvm.
+ */
+struct kvm_sregs;
+struct kvm_regs;
+struct kvm_fpu;
+void vm_boot_vcpu_state(unsigned index, struct kvm_sregs *sregs, struct kvm_regs *regs,
+			struct kvm_fpu *fpu);
+
 /* The KVM VM fd, for dirty logging. */
 int vm_get_fd(const struct vm *vm);
 

@@ -153,11 +153,11 @@ static void read_typed(struct ctx *c, unsigned type, const uint8_t *p, size_t le
 		break;
 	}
 	case WIRE_F_SWITCHOVER: {
-		uint32_t round;
+		uint32_t round, flags;
 
-		ret = frame_get_switchover(p, len, &round, c->err, sizeof(c->err));
+		ret = frame_get_switchover(p, len, &round, &flags, c->err, sizeof(c->err));
 		if (!ret)
-			check_same(out, frame_put_switchover(out, sizeof(out), round), p, len);
+			check_same(out, frame_put_switchover(out, sizeof(out), round, flags), p, len);
 		break;
 	}
 	case WIRE_F_STATE:

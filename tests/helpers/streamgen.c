@@ -110,13 +110,11 @@ static void make_state(struct vm_state *st, const struct streamgen_opts *o)
 		struct vcpu_state *v = &st->vcpu[i];
 
 		v->index = i;
-		v->regs.rip = 0x100000;
-		v->regs.rflags = 2;
-		v->sregs.cs.present = 1;
-		v->sregs.cs.l = 1;
-		v->sregs.cs.type = 11;
-		v->sregs.cr0 = 0x80000011;
-		v->sregs.efer = 0x500;
+		/* the state vm_create() boots a vCPU with, so KVM accepts it */
+		vm_boot_vcpu_state(i, &v->sregs, &v->regs, &v->fpu);
+		v->mp_state = KVM_MP_STATE_RUNNABLE;
+		if (i == 0 && o->bad_sregs)
+			v->sregs.cr4 &= ~0x20ull;	/* EFER.LME and CR0.PG without CR4.PAE */
 		v->tsc_khz = 2000000;
 		v->nmsrs = 1;
 		v->msrs[0].index = 0x10;
@@ -199,7 +197,7 @@ int streamgen_write(struct mio *io, const struct streamgen_opts *o)
 		goto out;
 	}
 	if (!ret)
-		ret = put(io, frame_put_switchover(buf, cap, 0), buf);
+		ret = put(io, frame_put_switchover(buf, cap, 0, o->paused ? WIRE_SWITCHOVER_PAUSED : 0), buf);
 	for (int t = STATE_SEC_CONFIG; !ret && t <= STATE_SEC_NIC; t++) {
 		unsigned n = t == STATE_SEC_VCPU ? o->vcpus : 1;
 

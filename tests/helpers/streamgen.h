@@ -36,6 +36,8 @@ struct streamgen_opts {
 	unsigned channel;	/* which of them to write: 0 the full stream, */
 				/* others HELLO PAGES END_ROUND COMPLETE */
 	uint64_t session;
+	int paused;		/* SWITCHOVER says the guest was paused */
+	int bad_sregs;		/* vCPU 0's sregs are ones KVM refuses (long mode without PAE) */
 };
 
 void streamgen_defaults(struct streamgen_opts *o);

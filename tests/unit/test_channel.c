@@ -167,7 +167,7 @@ static void script_fill(struct script *s)
 	script_add(s, f, raw_pages(f, CHANNEL_FRAME_MAX, 1, 2));
 	script_add(s, f, raw_pages(f, CHANNEL_FRAME_MAX, 40, 3));
 	script_add(s, f, (size_t)frame_put_end_round(f, CHANNEL_FRAME_MAX, &er));
-	script_add(s, f, (size_t)frame_put_switchover(f, CHANNEL_FRAME_MAX, 1));
+	script_add(s, f, (size_t)frame_put_switchover(f, CHANNEL_FRAME_MAX, 1, 0));
 	memset(sec, 0x3c, sizeof(sec));
 	script_add(s, f, (size_t)frame_put_state(f, CHANNEL_FRAME_MAX, sec, sizeof(sec)));
 	script_add(s, f, (size_t)frame_put_complete(f, CHANNEL_FRAME_MAX, &c));
@@ -486,7 +486,7 @@ static void test_channel_read_timeout(void **state)
 	ms = clock_now_ms() - t0;
 	assert_true(ms >= 140 && ms < 2000);
 	/* half a header arrives, then silence: still nothing consumed */
-	n = frame_put_switchover(f, sizeof(f), 77);
+	n = frame_put_switchover(f, sizeof(f), 77, 0);
 	assert_int_equal(write_all(raw, f, 3), 0);
 	assert_int_equal(channel_wait(ch, 1000), 1);
 	expect_err(channel_read_frame(ch, buf, sizeof(buf), &h, err, sizeof(err)), -ETIMEDOUT,
@@ -680,7 +680,7 @@ static void test_channel_shutdown_cancels(void **state)
 	/* and a write after it */
 	{
 		uint8_t f[32];
-		ssize_t n = frame_put_switchover(f, sizeof(f), 1);
+		ssize_t n = frame_put_switchover(f, sizeof(f), 1, 0);
 
 		assert_int_equal(channel_write(a, f, (size_t)n, err, sizeof(err)), 0);
 		expect_err(channel_flush(a, err, sizeof(err)), -ECANCELED, "shut down");

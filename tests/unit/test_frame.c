@@ -136,7 +136,7 @@ static void test_frame_golden_bytes(void **state)
 	ssize_t n;
 
 	(void)state;
-	n = frame_put_switchover(f, sizeof(f), 5);
+	n = frame_put_switchover(f, sizeof(f), 5, 0);
 	assert_int_equal(n, sizeof(want) + 4);
 	assert_memory_equal(f, want, sizeof(want));
 	assert_int_equal(f[16] | f[17] << 8 | f[18] << 16 | (uint32_t)f[19] << 24,
@@ -243,16 +243,23 @@ static void test_frame_end_round_roundtrip(void **state)
 static void test_frame_switchover_roundtrip(void **state)
 {
 	struct frame_hdr h;
-	uint32_t round = 0;
+	uint32_t round = 0, flags = 7;
 	uint8_t f[64];
 	ssize_t n;
 
 	(void)state;
-	n = frame_put_switchover(f, sizeof(f), 0xdeadbeef);
+	n = frame_put_switchover(f, sizeof(f), 0xdeadbeef, 0);
 	assert_int_equal(n, 8 + 8 + 4);
 	check_frame(f, (size_t)n, WIRE_F_SWITCHOVER, &h);
-	assert_int_equal(frame_get_switchover(f + 8, h.len, &round, err, sizeof(err)), 0);
+	assert_int_equal(frame_get_switchover(f + 8, h.len, &round, &flags, err, sizeof(err)), 0);
 	assert_int_equal(round, 0xdeadbeef);
+	assert_int_equal(flags, 0);
+	/* a paused guest: the flag travels */
+	n = frame_put_switchover(f, sizeof(f), 3, WIRE_SWITCHOVER_PAUSED);
+	check_frame(f, (size_t)n, WIRE_F_SWITCHOVER, &h);
+	assert_int_equal(frame_get_switchover(f + 8, h.len, &round, &flags, err, sizeof(err)), 0);
+	assert_int_equal(round, 3);
+	assert_int_equal(flags, WIRE_SWITCHOVER_PAUSED);
 }
 
 static void test_frame_state_roundtrip(void **state)
@@ -471,7 +478,7 @@ static void test_frame_writers_need_space(void **state)
 	for (size_t cap = 0; cap < 32; cap++)
 		assert_int_equal(frame_put_end_round(f, cap, &er), -ENOSPC);
 	for (size_t cap = 0; cap < 20; cap++)
-		assert_int_equal(frame_put_switchover(f, cap, 1), -ENOSPC);
+		assert_int_equal(frame_put_switchover(f, cap, 1, 0), -ENOSPC);
 	for (size_t cap = 0; cap < 13; cap++)
 		assert_int_equal(frame_put_state(f, cap, "x", 1), -ENOSPC);
 	for (size_t cap = 0; cap < 57; cap++)
@@ -487,7 +494,7 @@ static void test_frame_writers_need_space(void **state)
 	for (size_t cap = 0; cap < 24; cap++)
 		assert_int_equal(frame_put_page_req(f, cap, &q), -ENOSPC);
 	/* and exactly enough is enough */
-	assert_int_equal(frame_put_switchover(f, 20, 1), 20);
+	assert_int_equal(frame_put_switchover(f, 20, 1, 0), 20);
 	assert_int_equal(frame_put_error(f, 21, 1, "abc"), 21);
 }
 
@@ -1506,18 +1513,23 @@ static void test_frame_complete_rejects(void **state)
 static void test_frame_switchover_rejects(void **state)
 {
 	uint8_t p[12] = { 1, 0, 0, 0, 0, 0, 0, 0 };
-	uint32_t round;
+	uint32_t round, flags;
 
 	(void)state;
+	/* every flag bit but PAUSED is unknown */
 	for (int i = 4; i < 8; i++) {
 		p[i] = 0x20;
-		expect_err(frame_get_switchover(p, 8, &round, err, sizeof(err)), -EBADMSG,
-			   "SWITCHOVER: reserved field not zero");
+		expect_err(frame_get_switchover(p, 8, &round, &flags, err, sizeof(err)), -EBADMSG,
+			   "SWITCHOVER: unknown flags");
 		p[i] = 0;
 	}
-	expect_err(frame_get_switchover(p, 9, &round, err, sizeof(err)), -EBADMSG,
+	p[4] = 0x3;
+	expect_err(frame_get_switchover(p, 8, &round, &flags, err, sizeof(err)), -EBADMSG,
+		   "SWITCHOVER: unknown flags 0x2");
+	p[4] = 0;
+	expect_err(frame_get_switchover(p, 9, &round, &flags, err, sizeof(err)), -EBADMSG,
 		   "SWITCHOVER: payload length mismatch");
-	expect_err(frame_get_switchover(p, 7, &round, err, sizeof(err)), -EBADMSG,
+	expect_err(frame_get_switchover(p, 7, &round, &flags, err, sizeof(err)), -EBADMSG,
 		   "SWITCHOVER:");
 }
 
@@ -1885,7 +1897,7 @@ static int write_corpus(const char *dir)
 	}
 	n += batch_finish(&b);
 	n = app(n, frame_put_end_round(s + n, CAP - n, &er));
-	n = app(n, frame_put_switchover(s + n, CAP - n, 1));
+	n = app(n, frame_put_switchover(s + n, CAP - n, 1, 0));
 	batch_begin(&b, s + n, CAP - n, 2);
 	(void)batch_reserve(&b, 0);
 	batch_commit(&b, 15, CODEC_ZERO, 0);
@@ -1936,7 +1948,7 @@ static int write_corpus(const char *dir)
 	m = batch_finish(&b);
 	ret |= write_seed(dir, "pages-zero", 0x04, s, m);
 	/* a header only, and a frame cut short */
-	m = app(0, frame_put_switchover(s, CAP, 9));
+	m = app(0, frame_put_switchover(s, CAP, 9, 0));
 	ret |= write_seed(dir, "header-only", 0, s, 8);
 	ret |= write_seed(dir, "cut-frame", 0, s, m - 1);
 	codecs_close(&c);
