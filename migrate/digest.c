@@ -3,39 +3,25 @@
 
 #include <errno.h>
 #include <openssl/evp.h>
-#include <unistd.h>
 
 #include "common/compiler.h"
 #include "protocol/codec.h"
+#include "vm/ramwalk.h"
 
 #define PAGE 4096u
 
 int ram_digest(int fd, const uint8_t *ram, uint64_t bytes, uint8_t out[RAM_DIGEST_BYTES])
 {
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	uint64_t npages = bytes / PAGE;
-	off_t data = 0;
+	uint64_t npages = bytes / PAGE, pos = 0, first, n;
 	unsigned len = 0;
 
 	if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
 		EVP_MD_CTX_free(ctx);
 		return -ENOMEM;
 	}
-	while ((uint64_t)data < bytes) {
-		off_t hole = (off_t)bytes;
-		uint64_t pg, end;
-
-		if (fd >= 0) {
-			data = lseek(fd, data, SEEK_DATA);
-			if (data < 0)
-				break;
-			hole = lseek(fd, data, SEEK_HOLE);
-			if (hole < 0)
-				hole = (off_t)bytes;
-		}
-		pg = (uint64_t)data / PAGE;
-		end = MIN(DIV_ROUND_UP((uint64_t)hole, PAGE), npages);
-		for (; pg < end; pg++) {
+	while (ramwalk_next(fd, &pos, npages, &first, &n)) {
+		for (uint64_t pg = first; pg < first + n; pg++) {
 			const uint8_t *p = ram + pg * PAGE;
 			uint8_t idx[8];
 
@@ -46,7 +32,6 @@ int ram_digest(int fd, const uint8_t *ram, uint64_t bytes, uint8_t out[RAM_DIGES
 			EVP_DigestUpdate(ctx, idx, sizeof(idx));
 			EVP_DigestUpdate(ctx, p, PAGE);
 		}
-		data = (off_t)(end * PAGE);
 	}
 	EVP_DigestFinal_ex(ctx, out, &len);
 	EVP_MD_CTX_free(ctx);

@@ -27,3 +27,6 @@ KVM_TESTS += $(O)/tests/kvm/test_incoming_vm
 $(O)/tests/kvm/test_incoming_vm: $(O)/tests/kvm/test_incoming_vm.o $(O)/tests/helpers/streamgen.o $(LIB)
 	@[ "$(V)" = 1 ] || echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIB) $(LIBS) $(CMOCKA_LIBS)
+
+# a hostile snapshot file through the whole decoder (check-only: no KVM)
+FUZZ_TARGETS += fuzz_snapshot_stream

@@ -19,6 +19,7 @@
 #include "migrate/outgoing.h"
 #include "migrate/pagesend.h"
 #include "protocol/frame.h"
+#include "vm/ramwalk.h"
 #include "vm/state.h"
 
 #define PAGE WIRE_PAGE_SIZE
@@ -26,26 +27,12 @@
 /* Every page that holds data: memfd holes are skipped without reading. */
 static int send_ram(struct page_sender *ps, int fd, const uint8_t *ram, uint64_t bytes)
 {
-	uint64_t npages = bytes / PAGE;
-	off_t data = 0;
+	uint64_t pos = 0, first, n;
 	int ret = 0;
 
-	while ((uint64_t)data < bytes && !ret) {
-		off_t hole;
-		uint64_t pg, end;
-
-		data = lseek(fd, data, SEEK_DATA);
-		if (data < 0)
-			break;
-		hole = lseek(fd, data, SEEK_HOLE);
-		if (hole < 0)
-			hole = (off_t)bytes;
-		pg = (uint64_t)data / PAGE;
-		end = MIN(DIV_ROUND_UP((uint64_t)hole, PAGE), npages);
-		for (; pg < end && !ret; pg++)
+	while (!ret && ramwalk_next(fd, &pos, bytes / PAGE, &first, &n))
+		for (uint64_t pg = first; pg < first + n && !ret; pg++)
 			ret = page_sender_page(ps, pg, ram + pg * PAGE, true);
-		data = (off_t)(end * PAGE);
-	}
 	return ret ? ret : page_sender_flush(ps);
 }
 

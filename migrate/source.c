@@ -41,6 +41,7 @@
 #include "migrate/pagesend.h"
 #include "migrate/ratelimit.h"
 #include "protocol/frame.h"
+#include "vm/ramwalk.h"
 #include "vm/state.h"
 
 #define PAGE WIRE_PAGE_SIZE
@@ -657,26 +658,22 @@ static void lanes_stop(struct migrate_job *j)
  */
 static void drop_holes(struct migrate_job *j, uint64_t first, uint64_t n)
 {
-	int fd = vm_ram_fd(j->vm);
-	uint64_t end = (first + n) * PAGE;
-	off_t pos = (off_t)(first * PAGE);
+	uint64_t pos = first, end = first + n, hole = first, run, len;
 
-	while ((uint64_t)pos < end) {
-		off_t data = lseek(fd, pos, SEEK_DATA), hole;
+	/* the pages between two data runs are whole holes: clean */
+	for (;;) {
+		bool more = ramwalk_next(vm_ram_fd(j->vm), &pos, end, &run, &len);
+		uint64_t stop = more ? run : end;
 
-		if (data < 0 || (uint64_t)data > end)
-			data = (off_t)end;
-		/* [pos, data) is a hole: whole pages inside it are clean */
-		for (uint64_t p = DIV_ROUND_UP((uint64_t)pos, PAGE); p < (uint64_t)data / PAGE; p++) {
+		for (uint64_t p = hole; p < stop; p++) {
 			if (j->bitmap[p / 64] & (1ull << (p % 64))) {
 				j->bitmap[p / 64] &= ~(1ull << (p % 64));
 				j->hole_pages++;
 			}
 		}
-		if ((uint64_t)data >= end)
+		if (!more)
 			break;
-		hole = lseek(fd, data, SEEK_HOLE);
-		pos = hole < 0 ? (off_t)end : hole;
+		hole = run + len;
 	}
 }
 
