@@ -212,7 +212,7 @@ uptime >"$D/uptime_after"
 printf '%s\n' "${SCENARIOS[@]}" >"$D/scenarios"
 # the raw results (JSON, stderr with kvmig's stop-and-copy timeline) stay in the build dir
 rm -rf "$B/bench/e2e-last" && mkdir -p "$B/bench/e2e-last" && cp "$D"/*.json "$D"/*.err \
-	"$D"/*.cmd "$D/scenarios" "$B/bench/e2e-last/" 2>/dev/null
+	"$D"/*.cmd "$D/scenarios" "$D"/uptime_* "$D/qemu_version" "$B/bench/e2e-last/" 2>/dev/null
 python3 - "$D" "${QEMU:+1}" "$QEMU_UNLIMITED_BW" <<'EOF'
 import json, os, sys
 
