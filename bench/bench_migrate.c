@@ -8,9 +8,11 @@
  *
  *   bench_migrate run [--mem SIZE] [--workset SIZE] [--vcpus N] [--xbzrle SIZE]
  *                     [--compress none|zstd[:L]|lz4] [--parallel N] [--auto-converge] [--verify]
- *                     [--max-downtime MS] [--warm PAGES] [--timeout MS]
+ *                     [--max-downtime MS] [--bandwidth BYTES_PER_S] [--max-iterations N]
+ *                     [--warm PAGES] [--timeout MS]
  *   bench_migrate tcp [--mib N]
  *   bench_migrate watch SRC_FILE DST_FILE
+ *   bench_migrate probe
  *
  * run: start the guest, let it dirty until its progress reaches --warm
  * pages (default two passes over the working set, so every page of it holds
@@ -27,6 +29,8 @@
  *    final value, carried in the state). guest_gap_at_ms says where that
  *    interval began, from migrate_start; watch_max_sample_us is the
  *    largest spacing of the samples (the resolution actually achieved);
+ *  - max_throttle_pct: the highest auto-converge throttle the watcher saw
+ *    (it looks every THROTTLE_SAMPLE_EVERY samples);
  *  - mig_pages_per_s: the source guest's pace while it migrates (progress
  *    from migrate_start to its pause, or to the end of a failed job);
  *  - dst_*_at_ms: when the destination accepted, built the VM, started it
@@ -38,7 +42,11 @@
  *    The watcher samples it at the same period; a round 1 is far longer.
  *    0 when round 0 sent too little to be measured (the engine then
  *    assumes 1 GiB/s; with zstd a 16 MiB round 0 is well under 1 MiB).
+ *  - settings: the engine options the job ran with (migrate_opts after
+ *    the defaults and the command line), so the table can show them next to
+ *    QEMU's query-migrate-parameters.
  * The guest's progress counts pages written, reported every 256 pages.
+ * --bandwidth takes bytes/s (K/M/G suffixes are binary), 0 = unlimited.
  *
  * tcp: the raw loopback TCP throughput in the same run: --mib MiB (default
  * 1024) written in 1 MiB write()s on one thread and read() on another over a
@@ -50,6 +58,11 @@
  * file on each side: samples the sum of both sizes every WATCH_PERIOD_US
  * until SIGTERM, then prints guest_downtime_ms and gap_start_ns (on
  * CLOCK_MONOTONIC, as Python's time.monotonic()). bench/qemu/qmp.py runs it.
+ *
+ * probe: does KVM really run a guest here? Starts a small seqdirty VM and
+ * waits (up to PROBE_DEADLINE_NS) until its progress reaches PROBE_PAGES:
+ * exit 0 when it did, 1 when the VM could not be built or made no progress,
+ * 77 without /dev/kvm. bench/e2e.sh runs natively when it passes.
  *
  * Exit status: 0 (also when the migration itself failed: status says so),
  * 1 on a setup error, 77 without /dev/kvm.
@@ -88,6 +101,12 @@
 #define ARM_LEAD_US	  50000	       /* gaps count from this long before migrate_start */
 #define ENGINE_DEFAULT_BW (1ull << 30) /* migrate/source.c's bandwidth before a measurement */
 #define PUMP_BUF	  (1u << 20)
+#define PROBE_PAGES	  1024
+#define PROBE_DEADLINE_NS (30ull * 1000000000ull)
+/* migrate/converge.c's auto-converge steps (converge.h), shown in the settings */
+#define THROTTLE_INITIAL_PCT 20
+#define THROTTLE_STEP_PCT    10
+#define THROTTLE_SAMPLE_EVERY 25 /* watcher samples between looks at throttle_pct (5 ms) */
 
 NORETURN PRINTF_FMT(1, 2) static void die(const char *fmt, ...)
 {
@@ -295,6 +314,7 @@ struct watch {
 	atomic_bool arm;	   /* start counting gaps (reset them) */
 	struct gaps g;		   /* read after the join */
 	uint64_t bulk_bps;	   /* read after the join */
+	unsigned max_throttle;	   /* highest throttle_pct seen; read after the join */
 	_Atomic uint64_t progress; /* for the main thread's waits */
 };
 
@@ -323,11 +343,13 @@ static void *watch_thread(void *arg)
 		}
 		gaps_sample(&w->g, p, clock_now_ns());
 		atomic_store(&w->progress, p);
-		if (job && !w->bulk_bps) {
+		if (job && (!w->bulk_bps || !(w->g.samples % THROTTLE_SAMPLE_EVERY))) {
 			struct migrate_stats ms;
 
 			migrate_get_stats(job, &ms);
-			w->bulk_bps = ms.bandwidth;
+			if (!w->bulk_bps)
+				w->bulk_bps = ms.bandwidth;
+			w->max_throttle = MAX(w->max_throttle, ms.throttle_pct);
 		}
 		nanosleep(&period, NULL);
 	}
@@ -399,6 +421,8 @@ static int cmd_run(int argc, char **argv)
 			o.parallel = (unsigned)parse_size(val);
 		else if (!strcmp(arg, "--max-downtime"))
 			o.max_downtime_ms = parse_size(val);
+		else if (!strcmp(arg, "--bandwidth"))
+			o.bandwidth = parse_size(val);
 		else if (!strcmp(arg, "--warm"))
 			warm = parse_size(val);
 		else if (!strcmp(arg, "--timeout"))
@@ -516,6 +540,17 @@ static int cmd_run(int argc, char **argv)
 	printf("\"mem_bytes\": %llu, \"workset_bytes\": %llu, \"warm_pages\": %llu, ",
 	       (unsigned long long)mem, (unsigned long long)workset, (unsigned long long)warm);
 	printf("\"verified\": %s, ", ms.verified ? "true" : "false");
+	printf("\"settings\": {\"max_downtime_ms\": %llu, \"bandwidth\": %llu, "
+	       "\"xbzrle_cache_bytes\": %llu, ",
+	       (unsigned long long)o.max_downtime_ms, (unsigned long long)o.bandwidth,
+	       (unsigned long long)o.xbzrle_cache_bytes);
+	json_str("compress", o.compress, true);
+	printf("\"parallel\": %u, \"auto_converge\": %s, \"throttle_initial_pct\": %u, "
+	       "\"throttle_step_pct\": %u, \"max_throttle_pct\": %u, \"max_iterations\": %u, "
+	       "\"timeout_ms\": %llu, \"vcpus\": %u}, ",
+	       o.parallel, o.auto_converge ? "true" : "false", THROTTLE_INITIAL_PCT,
+	       THROTTLE_STEP_PCT, VM_MAX_THROTTLE, o.max_iterations,
+	       (unsigned long long)o.timeout_ms, vcpus);
 	printf("\"total_ms\": %llu, \"downtime_ms\": %llu, \"setup_ms\": %llu, ",
 	       (unsigned long long)ms.total_ms, (unsigned long long)ms.downtime_ms,
 	       (unsigned long long)ms.setup_ms);
@@ -525,9 +560,10 @@ static int cmd_run(int argc, char **argv)
 	       (unsigned long long)w.g.samples, (double)w.g.max_sample_ns / 1e3);
 	printf("\"transferred_bytes\": %llu, \"dirty_sync_count\": %llu, ",
 	       (unsigned long long)ms.transferred_bytes, (unsigned long long)ms.dirty_sync_count);
-	printf("\"normal_pages\": %llu, \"duplicate_pages\": %llu, \"throttle_pct\": %u, ",
+	printf("\"normal_pages\": %llu, \"duplicate_pages\": %llu, \"throttle_pct\": %u, "
+	       "\"max_throttle_pct\": %u, ",
 	       (unsigned long long)ms.normal_pages, (unsigned long long)ms.duplicate_pages,
-	       ms.throttle_pct);
+	       ms.throttle_pct, MAX(w.max_throttle, ms.throttle_pct));
 	printf("\"xbzrle_pages\": %llu, \"compression_ratio\": %.2f, ",
 	       (unsigned long long)ms.xbzrle.pages, ms.compression.ratio);
 	printf("\"pages_per_s\": %llu, \"mig_pages_per_s\": %.0f, ", (unsigned long long)rate,
@@ -546,6 +582,52 @@ static int cmd_run(int argc, char **argv)
 
 	vm_destroy(d.vm);
 	vm_destroy(src);
+	return 0;
+}
+
+/* ---- probe: does a guest run here? ------------------------------------------------ */
+
+static int cmd_probe(void)
+{
+	struct vm_config cfg;
+	struct vm_guest_stats st = { 0 };
+	struct vm *vm = NULL;
+	char err[512];
+	uint64_t t0;
+
+	if (vm_kvm_available(err, sizeof(err))) {
+		fprintf(stderr, "bench_migrate: probe: %s\n", err);
+		return 77;
+	}
+	vm_config_defaults(&cfg, "probe");
+	cfg.mem_bytes = 64ull << 20;
+	cfg.vcpus = 1;
+	snprintf(cfg.guest, sizeof(cfg.guest), "seqdirty");
+	snprintf(cfg.guest_args, sizeof(cfg.guest_args), "workset=1M");
+	if (vm_create(&cfg, &vm, err, sizeof(err))) {
+		fprintf(stderr, "bench_migrate: probe: vm_create: %s\n", err);
+		return 1;
+	}
+	if (vm_start(vm)) {
+		fprintf(stderr, "bench_migrate: probe: vm_start failed\n");
+		vm_destroy(vm);
+		return 1;
+	}
+	t0 = clock_now_ns();
+	for (;;) {
+		vm_get_stats(vm, &st);
+		if (st.progress >= PROBE_PAGES || vm_dead_vcpus(vm) ||
+		    clock_now_ns() - t0 > PROBE_DEADLINE_NS)
+			break;
+		usleep(2000);
+	}
+	vm_destroy(vm);
+	if (st.progress < PROBE_PAGES) {
+		fprintf(stderr, "bench_migrate: probe: the guest made %llu of %u pages of progress\n",
+			(unsigned long long)st.progress, PROBE_PAGES);
+		return 1;
+	}
+	printf("{\"probe\": \"ok\", \"ms\": %.0f}\n", (double)(clock_now_ns() - t0) / 1e6);
 	return 0;
 }
 
@@ -693,10 +775,13 @@ int main(int argc, char **argv)
 		return cmd_tcp(argc - 2, argv + 2);
 	if (argc >= 2 && !strcmp(argv[1], "watch"))
 		return cmd_watch(argc - 2, argv + 2);
+	if (argc == 2 && !strcmp(argv[1], "probe"))
+		return cmd_probe();
 	fprintf(stderr, "usage: bench_migrate run [--mem SIZE] [--workset SIZE] [--vcpus N] "
 			"[--xbzrle SIZE] [--compress C] [--parallel N] [--auto-converge] [--verify] [--max-downtime MS] "
-			"[--warm PAGES] [--timeout MS] [--max-iterations N]\n"
+			"[--bandwidth BYTES_PER_S] [--warm PAGES] [--timeout MS] [--max-iterations N]\n"
 			"       bench_migrate tcp [--mib N]\n"
-			"       bench_migrate watch SRC_FILE DST_FILE\n");
+			"       bench_migrate watch SRC_FILE DST_FILE\n"
+			"       bench_migrate probe\n");
 	return 2;
 }

@@ -1,13 +1,13 @@
 # SPDX-License-Identifier: MIT
 #
 # bench/e2e.mk: the end-to-end migration benchmark, kvmig next to QEMU
-# (bench/e2e.sh BUILD_DIR). bench_migrate links through bench/module.mk's
+# (bench/e2e.sh BUILD_DIR; the table names the command that made it). bench_migrate links through bench/module.mk's
 # $(O)/bench/% rule; the QEMU guest (bench/qemu/dirty.S) is assembled by
 # bench/e2e.sh per working-set size.
 BENCHES += $(O)/bench/bench_migrate
 
 bench-e2e: $(O)/bench/bench_migrate
-	$(Q)bench/e2e.sh $(O)
+	$(Q)KVMIG_E2E_CMD="make bench-e2e (bench/e2e.sh $(O))" bench/e2e.sh $(O)
 
 .PHONY: bench-e2e
 

@@ -3,49 +3,80 @@
 #
 # End-to-end live migration, kvmig next to QEMU 7.2, over TCP loopback on one
 # host: total time, downtime as each engine reports it, downtime as the guest
-# sees it, bytes, rounds; then the raw loopback TCP throughput and kvmig's
-# bulk-round throughput against it.
+# sees it, bytes, rounds, the guest's dirty rate; then the raw loopback TCP
+# throughput and kvmig's bulk-round throughput against it.
 #
 # Usage: bench/e2e.sh [BUILD_DIR]     (default build/; `make` first)
 #        KVMIG_E2E_ONLY="1 4" bench/e2e.sh ...   runs only those scenarios
 #
-# Without /dev/kvm it reruns itself inside tests/vmhost/run-in-vm.sh (a
-# QEMU-TCG VM with nested KVM) and says so; the table is printed from there.
+# Where: natively when `bench_migrate probe` runs a guest on this host's
+# /dev/kvm; otherwise (no /dev/kvm, or one that runs no guest) it reruns
+# itself inside tests/vmhost/run-in-vm.sh (a QEMU-TCG VM with nested KVM)
+# and says so; the table is printed from there. QEMU uses -accel kvm on the
+# same /dev/kvm as kvmig.
 #
 # The same guest on both sides: kvmig's seqdirty (vm/guests/seqdirty.S) and
 # bench/qemu/dirty.S (a boot sector, assembled here per working-set size)
-# both increment one word in every 4 KiB page of [2 MiB, 2 MiB + WORKSET),
-# pass after pass, on 1 vCPU, and report progress every 256 pages (kvmig:
-# the guest event port; QEMU: one byte to isa-debugcon). Each scenario warms
-# up to the same progress on both, then migrates with max downtime 300 ms.
+# both run in long mode with 2 MiB pages and increment one word in every
+# 4 KiB page of [2 MiB, 2 MiB + WORKSET), pass after pass, on 1 vCPU, and
+# report progress every 256 pages (kvmig: the guest event port; QEMU: one
+# byte to isa-debugcon). Each guest's pace just before the move is measured
+# (0.5 s) and printed, so the reader can see that they dirty alike. Each
+# scenario warms up to the same progress on both, then migrates.
+#
+# The same limits for both engines, from one scenario line (SCENARIOS):
+#  - max downtime DOWNTIME_MS (kvmig --max-downtime, QEMU downtime-limit);
+#  - bandwidth: both capped at the same bytes/s, or kvmig unlimited and QEMU
+#    at QEMU_UNLIMITED_BW (QEMU 7.2 caps at 128 MiB/s by default, which made
+#    an earlier version of this table unfair);
+#  - no round limit (kvmig --max-iterations 0; QEMU has none): both stop at
+#    the scenario's timeout (kvmig --timeout, QEMU migrate_cancel);
+#  - XBZRLE cache size; multifd channels and compression (kvmig --parallel
+#    and --compress zstd:1, QEMU multifd-channels, multifd-compression zstd,
+#    multifd-zstd-level 1);
+#  - auto-converge: throttle 20% first, then +10% per step, at most 90%
+#    (kvmig's fixed steps, migrate/converge.h; QEMU cpu-throttle-initial 20,
+#    cpu-throttle-increment 10, max-cpu-throttle 90, tailslow off).
+# kvmig's effective options (its JSON "settings") and QEMU's as read back by
+# query-migrate-parameters/-capabilities (qmp.py refuses values QEMU did
+# not take) are printed per scenario above the table, with the command
+# lines; a difference between the two is flagged there.
+#
 # kvmig: build/bench/bench_migrate run (source VM and destination thread in
 # one process); QEMU: two qemu-system-x86_64 -accel kvm processes driven by
-# bench/qemu/qmp.py. Guest-seen downtime is sampled the same way for both
-# (bench_migrate's sampler, every 200 us). Scenarios run kvmig then QEMU, one
-# after the other, never at the same time. A migration that has not finished
-# after the scenario's timeout is given up (kvmig --timeout, QEMU
-# migrate_cancel): the 256 MiB working set keeps its size but is capped at
-# 90 s, since under nested emulation neither engine may converge on it.
+# bench/qemu/qmp.py. A QEMU migration counts only with status "completed"
+# and a destination that runs the guest on; anything else is a FAIL in the
+# table with its status below it. Guest-seen downtime is sampled the same
+# way for both (bench_migrate's sampler, every 200 us). Scenarios run kvmig
+# then QEMU, one after the other, never at the same time.
 # Raw results (JSON, kvmig's stop-and-copy timeline) go to BUILD_DIR/bench/e2e-last/.
 set -u
 B=${1:-build}
 cd "$(dirname "$0")/.." || exit 1
 BM=$B/bench/bench_migrate
 QEMU=$(command -v qemu-system-x86_64 || true)
+DOWNTIME_MS=300
+QEMU_UNLIMITED_BW=$((1 << 40))	# bytes/s: "unlimited" for QEMU, far above any loopback
+THROTTLE="20 10 90"		# auto-converge: initial %, step %, maximum %
+CMD=${KVMIG_E2E_CMD:-bench/e2e.sh $*}
+[ -n "${KVMIG_E2E_ONLY:-}" ] && CMD="KVMIG_E2E_ONLY=\"$KVMIG_E2E_ONLY\" $CMD"
 
-# scenario: label | guest RAM | working set | kvmig options | qmp.py options | timeout s | warm pages
+# label | guest RAM | working set | bandwidth (bytes/s, 0 = unlimited) | xbzrle cache |
+#   channels | compression | auto-converge (1) | timeout s | warm pages (default 2 passes)
 SCENARIOS=(
-	"1G, 16M|1G|16M|||120|"
-	"1G, 256M|1G|256M|||90|65536"
-	"1G, 16M, xbzrle 64M|1G|16M|--xbzrle 64M|--xbzrle 64M|120|"
-	"1G, 16M, zstd, 2 channels|1G|16M|--compress zstd --parallel 2|--zstd 2|120|"
-	"1G, 16M, auto-converge|1G|16M|--auto-converge|--auto-converge|120|"
-	"4G, 16M|4G|16M|||120|"
+	"1G, 16M|1G|16M|0||1|none||120|"
+	"1G, 256M|1G|256M|0||1|none||90|65536"
+	"1G, 16M, both at 100 MiB/s|1G|16M|100M||1|none||120|"
+	"1G, 16M, xbzrle 64M|1G|16M|0|64M|1|none||120|"
+	"1G, 16M, zstd, 2 channels|1G|16M|0||2|zstd||120|"
+	"1G, 256M, 256 MiB/s, auto-converge|1G|256M|256M||1|none|1|90|65536"
+	"4G, 16M|4G|16M|0||1|none||120|"
 )
 
-# ---- outside the VM: build what is missing, then go where /dev/kvm is -------
+# ---- outside the VM: build what is missing, then go where KVM runs guests ---
 if [ -z "${KVMIG_E2E_IN_VM:-}" ]; then
-	echo "# bench/e2e.sh $*"
+	echo "# command: $CMD"
+	echo "# date: $(date -u '+%Y-%m-%d %H:%M UTC'); uptime before: $(uptime)"
 	if [ ! -x "$BM" ]; then
 		make --no-print-directory O="$B" "$BM" >&2 || exit 1
 	fi
@@ -60,21 +91,23 @@ if [ -z "${KVMIG_E2E_IN_VM:-}" ]; then
 		[ "$(stat -c %s "$img.tmp")" = 512 ] || { echo "dirty.S: not 512 bytes" >&2; exit 1; }
 		truncate -s 1M "$img.tmp" && mv "$img.tmp" "$img"
 	done
-	if [ ! -c /dev/kvm ]; then
-		echo "# no /dev/kvm here: running inside tests/vmhost/run-in-vm.sh" \
+	if ! probe=$("$BM" probe 2>&1); then
+		echo "# KVM probe failed here ($probe): running inside tests/vmhost/run-in-vm.sh" \
 			"(QEMU-TCG VM, kvm_amd on emulated SVM, 2 vCPUs, 8G)"
-		echo "# host: $(nproc) CPUs, load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+		echo "# host: $(nproc) CPUs"
 		tests/vmhost/run-in-vm.sh --mem 8G --smp 2 --timeout 1800 \
-			--env KVMIG_E2E_IN_VM=1 -- bench/e2e.sh "$B"
+			--env KVMIG_E2E_IN_VM=1 --env "KVMIG_E2E_ONLY=${KVMIG_E2E_ONLY:-}" \
+			--env "KVMIG_E2E_CMD=$CMD" -- bench/e2e.sh "$B"
 		rc=$?
-		echo "# host load average after: $(cut -d' ' -f1-3 /proc/loadavg)" \
+		echo "# host uptime after: $(uptime)" \
 			"(the VM's 2 vCPUs are host threads: other load on the host slows them)"
 		exit $rc
 	fi
+	echo "# KVM probe passed (a seqdirty guest ran on /dev/kvm): running natively"
 	export KVMIG_E2E_IN_VM=host
 fi
 
-# ---- where /dev/kvm is ------------------------------------------------------
+# ---- where KVM runs guests ------------------------------------------------
 [ -c /dev/kvm ] || { echo "bench/e2e.sh: no /dev/kvm" >&2; exit 1; }
 D=$(mktemp -d /tmp/kvmig-e2e.XXXXXX)
 PIDS=()
@@ -90,10 +123,12 @@ where="this host"
 [ "$KVMIG_E2E_IN_VM" = 1 ] && where="the vmhost VM (QEMU-TCG, nested KVM: guest code is emulated)"
 say "on $where: $(uname -r), $(nproc) CPUs, $(sed -n 's/^model name.*: //p' /proc/cpuinfo | head -1)"
 if [ -n "$QEMU" ]; then
-	say "QEMU: $("$QEMU" --version | head -1)"
+	"$QEMU" --version | head -1 >"$D/qemu_version"
+	say "QEMU: $(cat "$D/qemu_version")"
 else
 	say "QEMU: qemu-system-x86_64 not found: QEMU columns skipped"
 fi
+uptime >"$D/uptime_before"
 
 say "raw loopback TCP, 1 GiB"
 "$BM" tcp --mib 1024 >"$D/tcp.json" 2>"$D/tcp.err" || echo '{}' >"$D/tcp.json"
@@ -112,19 +147,44 @@ qemu_start() {
 	PIDS+=($!)
 }
 
+read -r th_init th_step th_max <<<"$THROTTLE"
 i=0
 for sc in "${SCENARIOS[@]}"; do
-	IFS='|' read -r label mem ws kopts qopts tmo warm <<<"$sc"
+	IFS='|' read -r label mem ws bw xbz chans comp ac tmo warm <<<"$sc"
 	i=$((i + 1))
 	if [ -n "${KVMIG_E2E_ONLY:-}" ] && ! [[ " $KVMIG_E2E_ONLY " == *" $i "* ]]; then
 		echo '{"status": "not run (KVMIG_E2E_ONLY)"}' | tee "$D/k$i.json" >"$D/q$i.json"
 		continue
 	fi
 	[ -n "$warm" ] || warm=$((2 * $(numfmt --from=iec "$ws") / 4096))
+	bwb=$(numfmt --from=iec "$bw")
+	# one scenario line -> both engines' options
+	kopts=(--mem "$mem" --workset "$ws" --warm "$warm" --timeout $((tmo * 1000))
+		--max-downtime "$DOWNTIME_MS" --bandwidth "$bwb" --max-iterations 0)
+	qopts=(--warm $((warm / 256)) --timeout "$tmo" --downtime "$DOWNTIME_MS")
+	if [ "$bwb" = 0 ]; then
+		qopts+=(--max-bandwidth "$QEMU_UNLIMITED_BW")
+	else
+		qopts+=(--max-bandwidth "$bwb")
+	fi
+	if [ -n "$xbz" ]; then
+		kopts+=(--xbzrle "$xbz")
+		qopts+=(--xbzrle "$xbz")
+	fi
+	if [ "$chans" -gt 1 ] || [ "$comp" != none ]; then
+		kc=$comp
+		[ "$comp" = zstd ] && kc=zstd:1
+		kopts+=(--parallel "$chans" --compress "$kc")
+		qopts+=(--multifd "$chans" --compression "$comp" --zstd-level 1)
+	fi
+	if [ -n "$ac" ]; then
+		kopts+=(--auto-converge)
+		qopts+=(--auto-converge --throttle-initial "$th_init" --throttle-increment "$th_step"
+			--max-throttle "$th_max")
+	fi
+	echo "$BM run ${kopts[*]}" >"$D/k$i.cmd"
 	say "[$i/${#SCENARIOS[@]}] $label: kvmig"
-	# shellcheck disable=SC2086
-	if ! KVMIG_LOG=debug "$BM" run --mem "$mem" --workset "$ws" --warm "$warm" --timeout $((tmo * 1000)) \
-		$kopts >"$D/k$i.json" 2>"$D/k$i.err"; then
+	if ! KVMIG_LOG=debug "$BM" run "${kopts[@]}" >"$D/k$i.json" 2>"$D/k$i.err"; then
 		printf '{"status": "error: %s"}\n' "$(tail -1 "$D/k$i.err" | tr -d '"\\')" >"$D/k$i.json"
 	fi
 	[ -n "$QEMU" ] || continue
@@ -134,31 +194,32 @@ for sc in "${SCENARIOS[@]}"; do
 	qemu_start src "$mem" "$B/bench/qemu/dirty-$ws.img"
 	qemu_start dst "$mem" "$B/bench/qemu/dirty-$ws.img" -incoming defer
 	port=$((20000 + RANDOM % 20000))
-	# shellcheck disable=SC2086
-	if ! python3 bench/qemu/qmp.py --watcher "$BM" --src "$D/src.qmp" --dst "$D/dst.qmp" \
-		--uri "tcp:127.0.0.1:$port" --src-log "$D/src.log" --dst-log "$D/dst.log" \
-		--warm $((warm / 256)) --downtime 300 --timeout "$tmo" $qopts \
-		>"$D/q$i.json" 2>"$D/q$i.err"; then
+	qargs=(--watcher "$BM" --src "$D/src.qmp" --dst "$D/dst.qmp" --uri "tcp:127.0.0.1:$port"
+		--src-log "$D/src.log" --dst-log "$D/dst.log" "${qopts[@]}")
+	echo "python3 bench/qemu/qmp.py ${qopts[*]}" >"$D/q$i.cmd"
+	if ! python3 bench/qemu/qmp.py "${qargs[@]}" >"$D/q$i.json" 2>"$D/q$i.err"; then
 		printf '{"status": "error: %s"}\n' \
-			"$(cat "$D/q$i.err" "$D/src.err" "$D/dst.err" | grep . | tail -1 | tr -d '"\\')" \
-			>"$D/q$i.json"
+			"$(cat "$D/q$i.err" "$D/src.err" "$D/dst.err" | grep -v warning: | grep . |
+				tail -1 | tr -d '"\\')" >"$D/q$i.json"
 	fi
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
 	wait 2>/dev/null
 	PIDS=()
 done
+uptime >"$D/uptime_after"
 
 # ---- the table --------------------------------------------------------------
 printf '%s\n' "${SCENARIOS[@]}" >"$D/scenarios"
 # the raw results (JSON, stderr with kvmig's stop-and-copy timeline) stay in the build dir
 rm -rf "$B/bench/e2e-last" && mkdir -p "$B/bench/e2e-last" && cp "$D"/*.json "$D"/*.err \
-	"$D/scenarios" "$B/bench/e2e-last/" 2>/dev/null
-python3 - "$D" "${QEMU:+1}" <<'EOF'
+	"$D"/*.cmd "$D/scenarios" "$D"/uptime_* "$D/qemu_version" "$B/bench/e2e-last/" 2>/dev/null
+python3 - "$D" "${QEMU:+1}" "$QEMU_UNLIMITED_BW" <<'EOF'
 import json, os, sys
 
-d, have_qemu = sys.argv[1], sys.argv[2] == "1"
+d, have_qemu, qemu_unlimited = sys.argv[1], sys.argv[2] == "1", int(sys.argv[3])
 scen = [l.rstrip("\n").split("|") for l in open(os.path.join(d, "scenarios"))]
 MiB = 1 << 20
+LABEL, MEM, WS, BW, XBZ, CHANS, COMP, AC, TMO = range(9)
 
 
 def load(name):
@@ -169,8 +230,16 @@ def load(name):
         return {"status": "no result"}
 
 
+def text(name, default="?"):
+    try:
+        with open(os.path.join(d, name)) as f:
+            return f.read().strip()
+    except OSError:
+        return default
+
+
 def size(v):
-    return int(v[:-1]) << {"K": 10, "M": 20, "G": 30}[v[-1]]
+    return int(v[:-1]) << {"K": 10, "M": 20, "G": 30}[v[-1]] if v[-1] in "KMG" else int(v)
 
 
 tcp = load("tcp.json")
@@ -178,6 +247,13 @@ tcp_bps = tcp.get("tcp_bytes_per_s", 0)
 n = len(scen)
 K = [load("k%d.json" % (i + 1)) for i in range(n)]
 Q = [load("q%d.json" % (i + 1)) if have_qemu else {} for i in range(n)]
+qver = text("qemu_version", "")
+qname = ("QEMU " + qver.split()[3]) if have_qemu and len(qver.split()) > 3 else \
+    "QEMU" if have_qemu else "QEMU: not installed, skipped"
+
+
+def ran(r):
+    return not r.get("status", "").startswith("not run")
 
 
 def ok(r):
@@ -185,20 +261,114 @@ def ok(r):
 
 
 def label(i):
-    s = scen[i][0]
-    if scen[i][2] == "256M":
-        s += " [%s s cap]" % scen[i][5]
+    s = scen[i][LABEL]
+    if scen[i][WS] == "256M":
+        s += " [%s s cap]" % scen[i][TMO]
     return s
 
 
+def rate(v):
+    if v >= 1 << 40:
+        return "%g TiB/s" % (v / (1 << 40))
+    return "%g MiB/s" % (v / MiB)
+
+
+# ---- the settings: what each engine really ran with --------------------------
+print("machine load (uptime) before: %s" % text("uptime_before"))
+print("machine load (uptime) after:  %s" % text("uptime_after"))
+print("%s; kvmig and QEMU run one after the other, never at the same time."
+      % (qver or "QEMU not installed"))
+print()
+print("settings, per scenario: kvmig's options as its job ran with them (bench_migrate's"
+      " \"settings\"), QEMU's")
+print("as the source QEMU reported them back (query-migrate-parameters/-capabilities; for"
+      " multifd the")
+print("destination too). 'unlimited' for QEMU = max-bandwidth %s (%d B/s)%s."
+      % (rate(qemu_unlimited), qemu_unlimited,
+         ", %.0fx the raw loopback TCP below" % (qemu_unlimited / tcp_bps) if tcp_bps else ""))
+mismatch = []
+for i in range(n):
+    k, q = K[i], Q[i]
+    if not ran(k):
+        continue
+    ks, qs = k.get("settings"), (q.get("settings") or {}).get("src")
+    print("[%d] %s" % (i + 1, label(i)))
+    print("    command kvmig: %s" % text("k%d.cmd" % (i + 1)))
+    if ks:
+        print("    kvmig: max-downtime %d ms, bandwidth %s, max-iterations %s, timeout %d s,"
+              " xbzrle %s, compress %s, parallel %d, auto-converge %s" % (
+                  ks["max_downtime_ms"], rate(ks["bandwidth"]) if ks["bandwidth"] else "unlimited",
+                  ks["max_iterations"] or "none", ks["timeout_ms"] // 1000,
+                  "%d MiB" % (ks["xbzrle_cache_bytes"] // MiB) if ks["xbzrle_cache_bytes"] else "off",
+                  ks["compress"], ks["parallel"],
+                  "on (%d%% + %d%%/step, max %d%%)" % (ks["throttle_initial_pct"],
+                                                      ks["throttle_step_pct"],
+                                                      ks["max_throttle_pct"])
+                  if ks["auto_converge"] else "off"))
+    else:
+        print("    kvmig: no settings reported (%s)" % k.get("status", "?"))
+    if not have_qemu:
+        continue
+    print("    command QEMU:  %s" % text("q%d.cmd" % (i + 1)))
+    if qs:
+        caps = qs.get("capabilities", [])
+        s = "downtime-limit %d ms, max-bandwidth %s, capabilities [%s]" % (
+            qs["downtime-limit"], rate(qs["max-bandwidth"]), " ".join(caps))
+        if "xbzrle" in caps:
+            s += ", xbzrle-cache-size %d MiB" % (qs["xbzrle-cache-size"] // MiB)
+        if "multifd" in caps:
+            dst = (q["settings"].get("dst") or {})
+            s += ", multifd-channels %d (dst %s), multifd-compression %s (dst %s)" % (
+                qs["multifd-channels"], dst.get("multifd-channels", "?"),
+                qs["multifd-compression"], dst.get("multifd-compression", "?"))
+            if qs["multifd-compression"] == "zstd":
+                s += ", multifd-zstd-level %d" % qs["multifd-zstd-level"]
+        if "auto-converge" in caps:
+            s += ", cpu-throttle-initial %d%%, -increment %d%%, max-cpu-throttle %d%%, " \
+                 "tailslow %s" % (qs["cpu-throttle-initial"], qs["cpu-throttle-increment"],
+                                  qs["max-cpu-throttle"], qs["cpu-throttle-tailslow"])
+        print("    QEMU:  " + s)
+        if ks:
+            # the same limits, or say where not
+            diff = []
+            if ks["max_downtime_ms"] != qs["downtime-limit"]:
+                diff.append("downtime")
+            kb = ks["bandwidth"] or qemu_unlimited
+            if kb != qs["max-bandwidth"]:
+                diff.append("bandwidth")
+            if ks["xbzrle_cache_bytes"] != (qs["xbzrle-cache-size"] if "xbzrle" in caps else 0):
+                diff.append("xbzrle")
+            qch = qs["multifd-channels"] if "multifd" in caps else 1
+            qcomp = qs["multifd-compression"] if "multifd" in caps else "none"
+            if ks["parallel"] != qch or ks["compress"].split(":")[0] != qcomp:
+                diff.append("channels/compression")
+            if ks["auto_converge"] != ("auto-converge" in caps) or ks["auto_converge"] and (
+                    ks["throttle_initial_pct"], ks["throttle_step_pct"], ks["max_throttle_pct"]) != (
+                    qs["cpu-throttle-initial"], qs["cpu-throttle-increment"], qs["max-cpu-throttle"]):
+                diff.append("auto-converge")
+            if diff:
+                mismatch.append("[%d] %s" % (i + 1, ", ".join(diff)))
+                print("    SETTINGS DIFFER: " + ", ".join(diff))
+    else:
+        print("    QEMU:  no settings reported (%s)" % q.get("status", "?"))
+print("same for both everywhere: 1 vCPU, TCP loopback, no round limit (both stop at the"
+      " scenario's timeout).")
+if mismatch:
+    print("WARNING: the engines' settings differ in " + "; ".join(mismatch))
+print()
+
+# ---- the table ----------------------------------------------------------------
+
+
 def cols(r):
-    if "total_ms" not in r:
-        return "%6s %7s %8s %8s %5s" % ("-", "-", "-", "-", "-")
+    if not ran(r):
+        return "%6s %7s %8s %8s %5s %6s" % ("-", "-", "-", "-", "-", "-")
+    dirty = "%6.0f" % (r["pages_per_s"] / 1e3) if "pages_per_s" in r else "%6s" % "-"
     if not ok(r):
-        return "%6d %7s %8s %8.1f %5d" % (r["total_ms"], "FAIL", "-",
-                                          r["transferred_bytes"] / MiB, r["dirty_sync_count"])
-    return "%6d %7d %8.0f %8.1f %5d" % (r["total_ms"], r["downtime_ms"], r["guest_downtime_ms"],
-                                        r["transferred_bytes"] / MiB, r["dirty_sync_count"])
+        return "%6s %7s %8s %8s %5s %s" % ("FAIL", "-", "-", "-", "-", dirty)
+    return "%6d %7d %8.0f %8.1f %5d %s" % (r["total_ms"], r["downtime_ms"], r["guest_downtime_ms"],
+                                           r["transferred_bytes"] / MiB, r["dirty_sync_count"],
+                                           dirty)
 
 
 def ratio(a, b):
@@ -207,18 +377,17 @@ def ratio(a, b):
 
 def wire(r, i):
     """Bytes for the bytes ratio: loopback bytes for zstd (QEMU's counter is uncompressed)."""
-    if "zstd" in scen[i][0] and r.get("lo_bytes", -1) > 0:
+    if scen[i][COMP] == "zstd" and r.get("lo_bytes", -1) > 0:
         return r["lo_bytes"]
     return r["transferred_bytes"]
 
 
-W = 38
-qname = "QEMU 7.2" if have_qemu else "QEMU: not installed, skipped"
-sub = "%-*s | %6s %7s %8s %8s %5s | %6s %7s %8s %8s %5s | %6s %6s %6s %6s" % (
-    W, "", "total", "dt_eng", "dt_guest", "MiB", "rnds", "total", "dt_eng", "dt_guest", "MiB",
-    "rnds", "dt_eng", "dt_gst", "total", "bytes")
-print("%-*s | %-39s | %-39s | %s" % (W, "scenario (guest RAM, working set)", "kvmig", qname,
-                                     "kvmig/QEMU"))
+W = 50
+sub = "%-*s | %6s %7s %8s %8s %5s %6s | %6s %7s %8s %8s %5s %6s | %6s %6s %6s %6s" % (
+    W, "", "total", "dt_eng", "dt_guest", "MiB", "rnds", "dirty", "total", "dt_eng", "dt_guest",
+    "MiB", "rnds", "dirty", "dt_eng", "dt_gst", "total", "bytes")
+print("%-*s | %-46s | %-46s | %s" % (W, "scenario (guest RAM, working set, limits)", "kvmig",
+                                     qname, "kvmig/QEMU"))
 print(sub)
 print("-" * len(sub))
 for i in range(n):
@@ -229,10 +398,15 @@ for i in range(n):
                              ratio(k["total_ms"], q["total_ms"]), ratio(wire(k, i), wire(q, i)))
     else:
         r = "%6s %6s %6s %6s" % ("n/a", "n/a", "n/a", "n/a")
-    print("%-*s | %s | %s | %s" % (W, label(i), cols(k), cols(q) if have_qemu else "%39s" % "-", r))
+    print("%-*s | %s | %s | %s" % (W, "[%d] %s" % (i + 1, label(i)), cols(k),
+                                   cols(q) if have_qemu else "%46s" % "-", r))
 
 print()
-print("ms; MiB = 2^20 bytes; MB/s = 10^6 bytes/s. rnds = dirty_sync_count. FAIL = did not complete (below).")
+print("ms; MiB = 2^20 bytes; MB/s = 10^6 bytes/s. rnds = dirty_sync_count. FAIL = did not complete:")
+print("  its status is below (for QEMU: query-migrate not 'completed', or the destination did not")
+print("  run on); a FAIL has no figures and no ratios. '-' = not run.")
+print("dirty: the guest's own pace just before the migration, k page writes/s over 0.5 s (both guests")
+print("  write one word per 4 KiB page, sequentially, in long mode with 2 MiB pages).")
 print("dt_eng: each engine's own downtime. kvmig: source paused -> destination confirmed the VM runs")
 print("  (RESUMED). QEMU: source stopped -> source done sending (destination load and start not included).")
 print("dt_guest: longest interval in which the guest's page counter grew on neither side, sampled every")
@@ -242,25 +416,27 @@ print("MiB: kvmig transferred_bytes, QEMU ram.transferred. QEMU 7.2 counts multi
 print("  uncompressed, so its zstd MiB is not wire bytes: the zstd bytes ratio uses loopback bytes.")
 
 print()
-print("%-*s | %-20s | %-15s | %-23s | %-19s | %-15s | %-13s" % (
+print("%-*s | %-20s | %-15s | %-23s | %-19s | %-15s | %-13s | %-9s" % (
     W, "details", "kvmig bulk round", "avg MB/s", "loopback MiB (lo tx)", "page writes/s k|Q",
-    "dt_guest at ms", "sampler max us"))
-print("%-*s | %8s %11s | %7s %7s | %7s %7s %7s | %9s %9s | %7s %7s | %6s %6s" % (
+    "dt_guest at ms", "sampler max us", "throttle%"))
+print("%-*s | %8s %11s | %7s %7s | %7s %7s %7s | %9s %9s | %7s %7s | %6s %6s | %4s %4s" % (
     W, "", "MB/s", "of raw TCP", "kvmig", "QEMU", "kvmig", "QEMU", "ratio", "before", "during",
-    "kvmig", "QEMU", "kvmig", "QEMU"))
+    "kvmig", "QEMU", "kvmig", "QEMU", "k", "Q"))
 
 
 def avg(r):
-    return "%7.1f" % (r["transferred_bytes"] / r["total_ms"] / 1e3) if r.get("total_ms") \
+    return "%7.1f" % (r["transferred_bytes"] / r["total_ms"] / 1e3) if ok(r) and r.get("total_ms") \
         else "%7s" % "-"
 
 
 def gap(r):
-    return "%7.0f" % r["guest_gap_at_ms"] if "guest_gap_at_ms" in r else "%7s" % "-"
+    return "%7.0f" % r["guest_gap_at_ms"] if ok(r) and "guest_gap_at_ms" in r else "%7s" % "-"
 
 
 for i in range(n):
     k, q = K[i], Q[i]
+    if not ran(k):
+        continue
     bulk = k.get("bulk_bytes_per_s", 0)
     bulk_s = ("%8.1f %10.0f%%" % (bulk / 1e6, 100.0 * bulk / tcp_bps)) if bulk and tcp_bps \
         else "%8s %11s" % ("-", "-")
@@ -270,23 +446,28 @@ for i in range(n):
                           ratio(kl, ql).strip() if kl > 0 and ql > 0 else "-")
     pace = [("%.0fk|%.0fk" % (k.get(key, 0) / 1e3, q.get(key, 0) / 1e3))
             for key in ("pages_per_s", "mig_pages_per_s")]
-    print("%-*s | %s | %s %s | %s | %9s %9s | %s %s | %6s %6s" % (
-        W, label(i), bulk_s, avg(k), avg(q), lo, pace[0], pace[1], gap(k), gap(q),
-        k.get("watch_max_sample_us", "-"), q.get("watch_max_sample_us", "-")))
+    print("%-*s | %s | %s %s | %s | %9s %9s | %s %s | %6s %6s | %4s %4s" % (
+        W, "[%d] %s" % (i + 1, label(i)), bulk_s, avg(k), avg(q), lo, pace[0], pace[1], gap(k),
+        gap(q), k.get("watch_max_sample_us", "-"), q.get("watch_max_sample_us", "-"),
+        k.get("max_throttle_pct", "-"), q.get("max_throttle_pct", "-")))
 
 notes = []
 for i in range(n):
     for who, r in (("kvmig", K[i]), ("QEMU", Q[i] if have_qemu else None)):
-        if r is None or ok(r):
+        if r is None or ok(r) or not ran(r):
             continue
         extra = ""
+        if "total_ms" in r:
+            extra = " (after %d ms, %.1f MiB sent in %d rounds, throttle %d%%)" % (
+                r["total_ms"], r.get("transferred_bytes", 0) / MiB, r.get("dirty_sync_count", 0),
+                r.get("throttle_pct", 0))
         if "src_state" in r:
-            extra = " (source guest %s, its progress stopped %.0f ms after the migration" \
-                    " started, the switchover came at %d ms; destination guest %s)" % (
-                        r["src_state"], r["guest_gap_at_ms"], r["total_ms"] - r["downtime_ms"],
-                        r["dst_state"])
-        notes.append("%s, %s: %s%s%s" % (label(i), who, r.get("status", "?"), extra,
-                                         ": " + r["error"] if r.get("error") else ""))
+            extra += " (source guest %s, its progress stopped %.0f ms after the migration" \
+                     " started, the switchover came at %d ms; destination guest %s)" % (
+                         r["src_state"], r["guest_gap_at_ms"], r["total_ms"] - r["downtime_ms"],
+                         r["dst_state"])
+        notes.append("[%d] %s, %s: %s%s%s" % (i + 1, label(i), who, r.get("status", "?"), extra,
+                                              ": " + r["error"] if r.get("error") else ""))
         if who == "kvmig":
             try:
                 with open(os.path.join(d, "k%d.err" % (i + 1))) as f:
@@ -304,10 +485,12 @@ print("avg MB/s: transferred bytes / total time. page writes/s: the guest's own 
 print("  the migration, and while it migrated (source side, until its pause). dt_guest at: where the")
 print("  longest no-progress interval began, ms after the migration started (at the switchover when it")
 print("  is near total - dt_eng). bulk round '-': round 0 sent under 1 MiB (zstd), too little to measure.")
+print("throttle%: the highest auto-converge throttle seen while it migrated (kvmig: every 5 ms;")
+print("  QEMU: cpu-throttle-percentage, every 20 ms); 0 = never throttled.")
 if tcp_bps:
     print("raw loopback TCP (1 GiB, 1 MiB write()/read() on 2 threads, the channel's socket options, no"
           " guest running): %.1f MB/s" % (tcp_bps / 1e6))
-    order = sorted(range(n), key=lambda i: (size(scen[i][2]), size(scen[i][1])), reverse=True)
+    order = sorted(range(n), key=lambda i: (size(scen[i][WS]), size(scen[i][MEM])), reverse=True)
     best = next((i for i in order if K[i].get("bulk_bytes_per_s", 0)), order[0])
     b = K[best].get("bulk_bytes_per_s", 0)
     print("kvmig bulk round (round 0 bytes / its time, the engine's own measurement), on its largest"

@@ -4,8 +4,10 @@
 
 Usage: qmp.py --watcher BENCH_MIGRATE --src SOCK --dst SOCK
               --uri tcp:127.0.0.1:PORT --src-log FILE --dst-log FILE
-              [--warm BYTES] [--downtime MS] [--xbzrle SIZE]
-              [--zstd CHANNELS] [--auto-converge] [--timeout SECS]
+              [--warm BYTES] [--downtime MS] [--max-bandwidth BYTES_PER_S]
+              [--xbzrle SIZE] [--multifd CHANNELS] [--compression none|zstd]
+              [--zstd-level N] [--auto-converge] [--throttle-initial PCT]
+              [--throttle-increment PCT] [--max-throttle PCT] [--timeout SECS]
 
 Both QEMUs are already started: the source runs bench/qemu/dirty.S, the
 destination waits with `-incoming defer`. The guest writes one byte to its
@@ -13,9 +15,15 @@ isa-debugcon file per 256 pages dirtied, so the size of the source's plus
 the destination's debugcon file is the guest's progress.
 
 Steps: qmp_capabilities on both; migration capabilities and parameters
-(downtime-limit on the source; xbzrle + xbzrle-cache-size; multifd +
-multifd-channels + multifd-compression zstd on both sides; auto-converge);
-migrate-incoming on the destination; wait until the source's file holds
+(max-bandwidth and downtime-limit on the source, always set, so that QEMU's
+own default of 128 MiB/s never caps it; xbzrle + xbzrle-cache-size;
+multifd + multifd-channels + multifd-compression (+ multifd-zstd-level) on
+both sides; auto-converge + cpu-throttle-initial/-increment +
+max-cpu-throttle, tailslow off); then query-migrate-parameters and
+query-migrate-capabilities on both read back what QEMU will really use: a
+value that differs from the one asked for is an error, and the source's
+(and for multifd the destination's) effective values are printed under
+"settings"; migrate-incoming on the destination; wait until the source's file holds
 --warm bytes, then measure the guest's pace for 0.5 s (pages_per_s);
 start the watcher; 50 ms later `migrate` on the source; poll query-migrate
 every 20 ms until it completes or fails, or cancel it after --timeout;
@@ -32,9 +40,15 @@ its full 4 KiB, compressed or not, so lo_bytes (the loopback interface's
 tx_bytes over the migration, both directions, headers included) is given
 too.
 
+Success is status "completed" in the source's query-migrate and a
+destination that runs the guest on (query-status "running" and its
+debugcon file growing); anything else is reported in status as it is.
+
 Prints one JSON object: status, total_ms, downtime_ms, setup_ms,
 transferred_bytes (ram.transferred), dirty_sync_count, guest_downtime_ms,
-guest_gap_at_ms (from `migrate`), watch_max_sample_us, and more.
+guest_gap_at_ms (from `migrate`), watch_max_sample_us, settings,
+max_throttle_pct (the highest cpu-throttle-percentage of the 20 ms polls),
+and more.
 """
 import argparse
 import json
@@ -49,6 +63,10 @@ AFTER_BYTES = 16          # 4096 pages at the destination ...
 AFTER_MIN_S = 1.0         # ... and at least this long
 AFTER_DEADLINE_S = 60.0
 RATE_WINDOW_S = 0.5
+# the parameters shown under "settings" (query-migrate-parameters)
+SHOWN = ("max-bandwidth", "downtime-limit", "xbzrle-cache-size", "multifd-channels",
+         "multifd-compression", "multifd-zstd-level", "cpu-throttle-initial",
+         "cpu-throttle-increment", "max-cpu-throttle", "cpu-throttle-tailslow")
 
 
 class Qmp:
@@ -110,34 +128,60 @@ def main():
     ap.add_argument("--dst-log", required=True)
     ap.add_argument("--warm", type=int, default=128)
     ap.add_argument("--downtime", type=int, default=300)
+    ap.add_argument("--max-bandwidth", type=size_arg, required=True)
     ap.add_argument("--xbzrle", type=size_arg, default=0)
-    ap.add_argument("--zstd", type=int, default=0, metavar="CHANNELS")
+    ap.add_argument("--multifd", type=int, default=0, metavar="CHANNELS")
+    ap.add_argument("--compression", default="none", choices=("none", "zstd"))
+    ap.add_argument("--zstd-level", type=int, default=1)
     ap.add_argument("--auto-converge", action="store_true")
+    ap.add_argument("--throttle-initial", type=int, default=20)
+    ap.add_argument("--throttle-increment", type=int, default=10)
+    ap.add_argument("--max-throttle", type=int, default=99)
     ap.add_argument("--timeout", type=float, default=120.0)
     ap.add_argument("--watcher", required=True, metavar="BENCH_MIGRATE")
     a = ap.parse_args()
 
     src, dst = Qmp(a.src), Qmp(a.dst)
+    if a.compression != "none" and not a.multifd:
+        sys.exit("qmp.py: --compression needs --multifd (QEMU 7.2 compresses on multifd channels)")
     caps = []
     if a.xbzrle:
         caps.append("xbzrle")
-    if a.zstd:
+    if a.multifd:
         caps.append("multifd")
     if a.auto_converge:
         caps.append("auto-converge")
     if caps:
         src.cmd("migrate-set-capabilities",
                 capabilities=[{"capability": c, "state": True} for c in caps])
-    if a.zstd:
+    want = {"downtime-limit": a.downtime, "max-bandwidth": a.max_bandwidth}
+    want_dst = {}
+    if a.xbzrle:
+        want["xbzrle-cache-size"] = a.xbzrle
+    if a.multifd:
         dst.cmd("migrate-set-capabilities",
                 capabilities=[{"capability": "multifd", "state": True}])
-        for q in (src, dst):
-            q.cmd("migrate-set-parameters", **{"multifd-channels": a.zstd,
-                                               "multifd-compression": "zstd"})
-    params = {"downtime-limit": a.downtime}
-    if a.xbzrle:
-        params["xbzrle-cache-size"] = a.xbzrle
-    src.cmd("migrate-set-parameters", **params)
+        want_dst = {"multifd-channels": a.multifd, "multifd-compression": a.compression}
+        if a.compression == "zstd":
+            want_dst["multifd-zstd-level"] = a.zstd_level
+        want.update(want_dst)
+    if a.auto_converge:
+        want.update({"cpu-throttle-initial": a.throttle_initial,
+                     "cpu-throttle-increment": a.throttle_increment,
+                     "max-cpu-throttle": a.max_throttle, "cpu-throttle-tailslow": False})
+    src.cmd("migrate-set-parameters", **want)
+    if want_dst:
+        dst.cmd("migrate-set-parameters", **want_dst)
+    # what QEMU will use: read back, compare, show
+    settings = {}
+    for side, q, w in (("src", src, want), ("dst", dst, want_dst)):
+        got = q.cmd("query-migrate-parameters")
+        bad = ["%s=%s (asked %s)" % (k, got.get(k), v) for k, v in w.items() if got.get(k) != v]
+        if bad:
+            sys.exit("qmp.py: %s: QEMU did not take: %s" % (side, ", ".join(bad)))
+        on = sorted(c["capability"] for c in q.cmd("query-migrate-capabilities") if c["state"])
+        if side == "src" or w:
+            settings[side] = dict({k: got[k] for k in SHOWN if k in got}, capabilities=on)
     dst.cmd("migrate-incoming", uri=a.uri)
 
     # warm-up: the guest has dirtied its working set a few times
@@ -165,9 +209,11 @@ def main():
     status = "?"
     cancelled = False
     last_active = {}
+    max_throttle = 0
     while True:
         info = src.cmd("query-migrate")
         status = info.get("status", "?")
+        max_throttle = max(max_throttle, info.get("cpu-throttle-percentage", 0))
         if "ram" in info:
             last_active = info
         if status in ("completed", "failed", "cancelled"):
@@ -182,6 +228,7 @@ def main():
     t_src = info.get("total-time", 0) - (info.get("downtime", 0) if status == "completed" else 0)
     if not t_src:
         t_src = (time.monotonic() - t_migrate) * 1e3
+    dst_status = "-"
     if status == "completed":
         dst_status = "?"
         end = time.monotonic() + AFTER_DEADLINE_S
@@ -215,6 +262,9 @@ def main():
         "duplicate_pages": ram.get("duplicate", 0),
         "xbzrle_pages": info.get("xbzrle-cache", {}).get("pages", 0),
         "throttle_pct": info.get("cpu-throttle-percentage", 0),
+        "max_throttle_pct": max_throttle,
+        "settings": settings,
+        "dst_status": dst_status,
         "guest_downtime_ms": wj["guest_downtime_ms"],
         "guest_gap_at_ms": round((wj["gap_start_ns"] / 1e9 - t_migrate) * 1e3, 1),
         "watch_samples": wj["watch_samples"],
