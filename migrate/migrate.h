@@ -27,24 +27,8 @@
 
 #include "common/compiler.h"
 #include "dirtylog/dirtylog.h"
+#include "migrate/opts.h"	/* struct migrate_opts, its defaults and limits */
 #include "vm/vm.h"
-
-#define MIGRATE_MAX_PARALLEL 8
-
-struct migrate_opts {
-	uint64_t max_downtime_ms;	/* --max-downtime, default 300 */
-	uint64_t bandwidth;		/* --bandwidth in bytes/s, 0 = unlimited */
-	size_t xbzrle_cache_bytes;	/* --xbzrle[=CACHE], 0 = off */
-	char compress[32];		/* --compress none|zstd[:L]|lz4 */
-	unsigned parallel;		/* --parallel N, 1..MIGRATE_MAX_PARALLEL */
-	bool auto_converge;
-	unsigned max_iterations;	/* --max-iterations, default 30 */
-	uint64_t timeout_ms;		/* --timeout, 0 = none */
-	bool verify;
-	enum dirtylog_backend dirty_track;
-};
-
-void migrate_opts_defaults(struct migrate_opts *o);
 
 /* Job statistics, named as virsh domjobinfo / QEMU query-migrate. */
 struct migrate_stats {
@@ -77,7 +61,8 @@ struct migrate_stats {
 struct migrate_job;
 
 /*
- * Start migrating vm (running) to uri ("tcp://HOST:PORT", "unix:///PATH").
+ * Start migrating vm (running or paused) to uri ("tcp://HOST:PORT",
+ * "unix:///PATH"); o must pass migrate_opts_check().
  * Return: 0 and *out, or -errno with a message in err (bad options, cannot
  * connect: nothing happened to the VM).
  */

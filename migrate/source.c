@@ -130,16 +130,6 @@ PRINTF_FMT(3, 4) static int job_fail(struct migrate_job *j, int ret, const char 
 	return ret;
 }
 
-void migrate_opts_defaults(struct migrate_opts *o)
-{
-	memset(o, 0, sizeof(*o));
-	o->max_downtime_ms = 300;
-	strcpy(o->compress, "none");
-	o->parallel = 1;
-	o->max_iterations = 30;
-	o->dirty_track = DIRTYLOG_BITMAP;
-}
-
 /* ---- stats ---------------------------------------------------------------- */
 
 static void set_status(struct migrate_job *j, const char *s)
@@ -1099,14 +1089,11 @@ int migrate_start(struct vm *vm, const char *uri, const struct migrate_opts *o,
 	int ret;
 
 	*out = NULL;
+	ret = migrate_opts_check(o, err, errlen);
+	if (ret < 0)
+		return ret;
 	if (codec_by_name(o->compress, &cc) < 0) {
-		snprintf(err, errlen, "unknown compression '%s' (none, zstd[:LEVEL], lz4)",
-			 o->compress);
-		return -EINVAL;
-	}
-	if (o->parallel < 1 || o->parallel > MIGRATE_MAX_PARALLEL) {
-		snprintf(err, errlen, "--parallel %u: expected 1 to %u channels", o->parallel,
-			 MIGRATE_MAX_PARALLEL);
+		snprintf(err, errlen, "unknown compression '%s'", o->compress);
 		return -EINVAL;
 	}
 	/* a paused VM moves too (as with virsh and QEMU), and arrives paused */

@@ -147,30 +147,6 @@ void jobs_shutdown(struct jobs *t, jobs_done_fn done, void *ctx)
 			reap_one(&t->r[i], done, ctx);
 }
 
-int jobs_check_compress(const char *s, char *err, size_t errlen)
-{
-	struct codec_config cc;
-	size_t n = strcspn(s, ":");
-	bool known = (n == 4 && !strncmp(s, "none", 4)) || (n == 4 && !strncmp(s, "zstd", 4)) ||
-		     (n == 3 && !strncmp(s, "lz4", 3));
-
-	if (!known) {
-		snprintf(err, errlen, "unknown compression '%.40s' (none, zstd[:LEVEL], lz4)", s);
-		return -EINVAL;
-	}
-	if (codec_by_name(s, &cc) < 0) {
-		const char *why = "lz4's acceleration is a number from 1 to 65537";
-
-		if (!strncmp(s, "none", 4))
-			why = "none takes no level";
-		else if (!strncmp(s, "zstd", 4))
-			why = "zstd's LEVEL is a number from 1 to 22";
-		snprintf(err, errlen, "bad compression '%.40s': %s", s, why);
-		return -EINVAL;
-	}
-	return 0;
-}
-
 /* ---- the API object ---- */
 
 static void put_u64(json_t *o, const char *key, uint64_t v)

@@ -83,12 +83,6 @@ void jobs_reap(struct jobs *t, jobs_done_fn done, void *ctx);
 void jobs_shutdown(struct jobs *t, jobs_done_fn done, void *ctx);
 
 /*
- * Check a --compress value: none, zstd[:LEVEL] (1..22) or lz4[:ACCEL].
- * Return: 0 or -EINVAL with a message in err.
- */
-int jobs_check_compress(const char *s, char *err, size_t errlen) __must_check;
-
-/*
  * The API object for statistics: status, total_ms, downtime_ms, ...,
  * xbzrle {...}, compression {...}, postcopy {...}, the extensions, and
  * "error" when the job failed or was cancelled. name and uri are added

@@ -715,7 +715,7 @@ static int cmd_vm_save(const struct cli *cli)
 
 	for (int i = 2; i < cli->argc; i++) {
 		if (take_opt(cli->argc, cli->argv, &i, "--compress", &v, "kvmig vm --help")) {
-			if (jobs_check_compress(v, err, sizeof(err)) < 0)
+			if (migrate_check_compress(v, err, sizeof(err)) < 0)
 				usage_error("kvmig vm --help", "invalid --compress: %s", err);
 			compress = v;
 		} else if (cli->argv[i][0] == '-' && cli->argv[i][1]) {
@@ -1033,6 +1033,10 @@ static int follow_job(const struct cli *cli, const char *name)
 	return status;
 }
 
+/* A migration option's range (migrate/opts.h), for messages. */
+#define LIMIT_MIN(opt) ((unsigned long long)migrate_limit(opt)->min)
+#define LIMIT_MAX(opt) ((unsigned long long)migrate_limit(opt)->max)
+
 static int cmd_migrate(const struct cli *cli)
 {
 	static const char hint[] = "kvmig migrate --help";
@@ -1055,11 +1059,12 @@ static int cmd_migrate(const struct cli *cli)
 		if (take_opt(cli->argc, cli->argv, &i, "--to", &v, hint)) {
 			to = v;
 		} else if (take_opt(cli->argc, cli->argv, &i, "--max-downtime", &v, hint)) {
-			if (parse_u64(v, &n) < 0 || n == 0 || n > 3600000)
+			if (parse_u64(v, &n) < 0 || !migrate_opt_ok(MIGRATE_OPT_MAX_DOWNTIME, n))
 				usage_error(hint,
 					    "invalid --max-downtime '%s': expected milliseconds, "
-					    "1 to 3600000",
-					    v);
+					    "%llu to %llu",
+					    v, LIMIT_MIN(MIGRATE_OPT_MAX_DOWNTIME),
+					    LIMIT_MAX(MIGRATE_OPT_MAX_DOWNTIME));
 			json_object_set_new(req, "max_downtime_ms", json_integer((json_int_t)n));
 		} else if (take_opt(cli->argc, cli->argv, &i, "--bandwidth", &v, hint)) {
 			if (parse_mib_s(v, &n) < 0)
@@ -1072,7 +1077,8 @@ static int cmd_migrate(const struct cli *cli)
 			json_object_set_new(req, "xbzrle_cache_bytes",
 					    json_integer((json_int_t)DEFAULT_XBZRLE));
 		} else if (!strncmp(arg, "--xbzrle=", 9)) {
-			if (parse_size(arg + 9, &n) < 0 || n < VM_PAGE_SIZE || n > (1ull << 40))
+			if (parse_size(arg + 9, &n) < 0 || n == 0 ||
+			    !migrate_opt_ok(MIGRATE_OPT_XBZRLE_CACHE, n))
 				usage_error(hint,
 					    "invalid --xbzrle cache '%s': expected a size from 4K "
 					    "to 1T, such as 64M",
@@ -1081,26 +1087,30 @@ static int cmd_migrate(const struct cli *cli)
 		} else if (take_opt(cli->argc, cli->argv, &i, "--compress", &v, hint)) {
 			char err[256];
 
-			if (jobs_check_compress(v, err, sizeof(err)) < 0)
+			if (migrate_check_compress(v, err, sizeof(err)) < 0)
 				usage_error(hint, "invalid --compress: %s", err);
 			req_str(req, "compress", v);
 		} else if (take_opt(cli->argc, cli->argv, &i, "--parallel", &v, hint)) {
-			if (parse_u64(v, &n) < 0 || n == 0 || n > MIGRATE_MAX_PARALLEL)
-				usage_error(hint, "invalid --parallel '%s': expected 1 to %d", v,
-					    MIGRATE_MAX_PARALLEL);
+			if (parse_u64(v, &n) < 0 || !migrate_opt_ok(MIGRATE_OPT_PARALLEL, n))
+				usage_error(hint, "invalid --parallel '%s': expected %llu to %llu", v,
+					    LIMIT_MIN(MIGRATE_OPT_PARALLEL),
+					    LIMIT_MAX(MIGRATE_OPT_PARALLEL));
 			json_object_set_new(req, "parallel", json_integer((json_int_t)n));
 		} else if (!strcmp(arg, "--auto-converge")) {
 			json_object_set_new(req, "auto_converge", json_true());
 		} else if (take_opt(cli->argc, cli->argv, &i, "--max-iterations", &v, hint)) {
-			if (parse_u64(v, &n) < 0 || n > 1000000)
+			if (parse_u64(v, &n) < 0 || !migrate_opt_ok(MIGRATE_OPT_MAX_ITERATIONS, n))
 				usage_error(hint,
 					    "invalid --max-iterations '%s': expected a number of "
-					    "rounds, 0 to 1000000",
-					    v);
+					    "rounds, %llu to %llu",
+					    v, LIMIT_MIN(MIGRATE_OPT_MAX_ITERATIONS),
+					    LIMIT_MAX(MIGRATE_OPT_MAX_ITERATIONS));
 			json_object_set_new(req, "max_iterations", json_integer((json_int_t)n));
 		} else if (take_opt(cli->argc, cli->argv, &i, "--timeout", &v, hint)) {
-			if (parse_u64(v, &n) < 0 || n > 100000000)
-				usage_error(hint, "invalid --timeout '%s': expected seconds", v);
+			if (parse_u64(v, &n) < 0 || n > UINT64_MAX / 1000 ||
+			    !migrate_opt_ok(MIGRATE_OPT_TIMEOUT, n * 1000))
+				usage_error(hint, "invalid --timeout '%s': expected seconds, 0 to %llu",
+					    v, LIMIT_MAX(MIGRATE_OPT_TIMEOUT) / 1000);
 			json_object_set_new(req, "timeout_ms",
 					    json_integer((json_int_t)(n * 1000)));
 		} else if (!strcmp(arg, "--verify")) {

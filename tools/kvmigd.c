@@ -646,22 +646,20 @@ static json_t *req_restore(struct agent *a, json_t *req)
 /* ---- migration, the source side ---- */
 
 /*
- * An optional integer field within [min, max].
+ * An optional integer field within its migrate_limit (migrate/opts.h).
  * Return: 0 (set *out), 1 (absent), or -EINVAL with a message in err.
  */
-static int opt_u64(json_t *req, const char *key, uint64_t min, uint64_t max, uint64_t *out,
-		   char *err, size_t errlen)
+static int opt_u64(json_t *req, enum migrate_opt opt, uint64_t *out, char *err, size_t errlen)
 {
+	const struct migrate_limit *l = migrate_limit(opt);
 	uint64_t v;
-	int ret = ctl_get_u64(req, key, false, &v, err, errlen);
+	int ret = ctl_get_u64(req, l->field, false, &v, err, errlen);
 
 	if (ret != 0)
 		return ret;
-	if (v < min || v > max) {
-		snprintf(err, errlen, "field '%s' must be between %llu and %llu, not %llu", key,
-			 (unsigned long long)min, (unsigned long long)max, (unsigned long long)v);
-		return -EINVAL;
-	}
+	ret = migrate_opt_check(opt, v, err, errlen);
+	if (ret < 0)
+		return ret;
 	*out = v;
 	return 0;
 }
@@ -675,26 +673,18 @@ static int migrate_opts_from(json_t *req, struct migrate_opts *o, char *err, siz
 	int ret;
 
 	migrate_opts_defaults(o);
-	if ((ret = opt_u64(req, "max_downtime_ms", 1, 3600000, &v, err, errlen)) < 0)
+	if ((ret = opt_u64(req, MIGRATE_OPT_MAX_DOWNTIME, &v, err, errlen)) < 0)
 		return ret;
 	if (ret == 0)
 		o->max_downtime_ms = v;
-	if ((ret = opt_u64(req, "bandwidth", 0, UINT64_MAX, &v, err, errlen)) < 0)
+	if ((ret = opt_u64(req, MIGRATE_OPT_BANDWIDTH, &v, err, errlen)) < 0)
 		return ret;
 	if (ret == 0)
 		o->bandwidth = v;
-	if ((ret = opt_u64(req, "xbzrle_cache_bytes", 0, 1ull << 40, &v, err, errlen)) < 0)
+	if ((ret = opt_u64(req, MIGRATE_OPT_XBZRLE_CACHE, &v, err, errlen)) < 0)
 		return ret;
-	if (ret == 0) {
-		if (v && v < VM_PAGE_SIZE) {
-			snprintf(err, errlen,
-				 "field 'xbzrle_cache_bytes' must be 0 (off) or at least %u (one "
-				 "page), not %llu",
-				 VM_PAGE_SIZE, (unsigned long long)v);
-			return -EINVAL;
-		}
+	if (ret == 0)
 		o->xbzrle_cache_bytes = (size_t)v;
-	}
 	if ((ret = ctl_get_str(req, "compress", false, &s, err, errlen)) < 0)
 		return ret;
 	if (ret == 0) {
@@ -702,11 +692,9 @@ static int migrate_opts_from(json_t *req, struct migrate_opts *o, char *err, siz
 			snprintf(err, errlen, "unknown compression '%.40s...'", s);
 			return -EINVAL;
 		}
-		if ((ret = jobs_check_compress(s, err, errlen)) < 0)
-			return ret;
 		snprintf(o->compress, sizeof(o->compress), "%s", s);
 	}
-	if ((ret = opt_u64(req, "parallel", 1, MIGRATE_MAX_PARALLEL, &v, err, errlen)) < 0)
+	if ((ret = opt_u64(req, MIGRATE_OPT_PARALLEL, &v, err, errlen)) < 0)
 		return ret;
 	if (ret == 0)
 		o->parallel = (unsigned)v;
@@ -714,11 +702,11 @@ static int migrate_opts_from(json_t *req, struct migrate_opts *o, char *err, siz
 		return ret;
 	if (ret == 0)
 		o->auto_converge = b;
-	if ((ret = opt_u64(req, "max_iterations", 0, 1000000, &v, err, errlen)) < 0)
+	if ((ret = opt_u64(req, MIGRATE_OPT_MAX_ITERATIONS, &v, err, errlen)) < 0)
 		return ret;
 	if (ret == 0)
 		o->max_iterations = (unsigned)v;
-	if ((ret = opt_u64(req, "timeout_ms", 0, UINT64_MAX / 1000000, &v, err, errlen)) < 0)
+	if ((ret = opt_u64(req, MIGRATE_OPT_TIMEOUT, &v, err, errlen)) < 0)
 		return ret;
 	if (ret == 0)
 		o->timeout_ms = v;
@@ -732,7 +720,8 @@ static int migrate_opts_from(json_t *req, struct migrate_opts *o, char *err, siz
 		snprintf(err, errlen, "unknown dirty tracking '%.40s' (bitmap, ring)", s);
 		return -EINVAL;
 	}
-	return 0;
+	/* the same check migrate_start makes, before the VM is looked at */
+	return migrate_opts_check(o, err, errlen);
 }
 
 /*

@@ -139,7 +139,7 @@ bad "raw: verify yes" 1 "field 'verify' must be true or false" ms ',"verify":"ye
 bad "raw: auto_converge 1" 1 "field 'auto_converge' must be true or false" ms ',"auto_converge":1'
 bad "raw: max_downtime_ms 0" 1 "field 'max_downtime_ms' must be between 1" ms ',"max_downtime_ms":0'
 bad "raw: bandwidth -1" 1 "field 'bandwidth' must be a non-negative integer" ms ',"bandwidth":-1'
-bad "raw: xbzrle_cache_bytes 100" 1 "0 \\(off\\) or at least 4096" ms ',"xbzrle_cache_bytes":100'
+bad "raw: xbzrle_cache_bytes 100" 1 "0 \\(off\\) or between 4096 and" ms ',"xbzrle_cache_bytes":100'
 bad "raw: unknown field" 1 "migrate.start: unknown field 'postcopy'" ms ',"postcopy":true'
 bad "raw: valid options, unknown VM" 1 "no VM named 'ghost'" ms ',"parallel":1,"compress":"lz4","verify":true,"dirty_track":"bitmap"'
 bad "raw: no uri" 1 "missing field 'uri'" kv src agent send '{"method":"migrate.start","name":"ghost"}'

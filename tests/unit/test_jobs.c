@@ -121,27 +121,6 @@ static void test_jobs_stats_names(void **state)
 	json_decref(o);
 }
 
-static void test_jobs_compress(void **state)
-{
-	static const char *const good[] = {"none", "zstd",  "zstd:1", "zstd:22",
-					   "lz4",  "lz4:2", NULL};
-	static const char *const bad[] = {"",	    "foo", "zstd:0", "zstd:23", "zstd:", "zstd:x",
-					  "none:1", "raw", "xbzrle", "lz4hc",	NULL};
-	char err[256];
-
-	(void)state;
-	for (size_t i = 0; good[i]; i++)
-		if (jobs_check_compress(good[i], err, sizeof(err)) < 0)
-			fail_msg("'%s' refused: %s", good[i], err);
-	for (size_t i = 0; bad[i]; i++)
-		if (jobs_check_compress(bad[i], err, sizeof(err)) != -EINVAL)
-			fail_msg("'%s' accepted", bad[i]);
-	assert_int_equal(jobs_check_compress("foo", err, sizeof(err)), -EINVAL);
-	assert_string_equal(err, "unknown compression 'foo' (none, zstd[:LEVEL], lz4)");
-	assert_int_equal(jobs_check_compress("zstd:99", err, sizeof(err)), -EINVAL);
-	assert_non_null(strstr(err, "1 to 22"));
-}
-
 static void test_jobs_empty_table(void **state)
 {
 	struct jobs *t = jobs_new();
@@ -164,7 +143,6 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_jobs_stats_names),
-		cmocka_unit_test(test_jobs_compress),
 		cmocka_unit_test(test_jobs_empty_table),
 	};
 

@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: MIT */
+#include "migrate/opts.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/compiler.h"
+#include "protocol/codec.h"
+#include "vm/vm.h"
+
+static const struct migrate_limit limits[] = {
+	[MIGRATE_OPT_MAX_DOWNTIME] = { "max_downtime_ms", "--max-downtime", 1, 3600000, false },
+	[MIGRATE_OPT_BANDWIDTH] = { "bandwidth", "--bandwidth", 0, UINT64_MAX, false },
+	[MIGRATE_OPT_XBZRLE_CACHE] = { "xbzrle_cache_bytes", "--xbzrle", VM_PAGE_SIZE, 1ull << 40,
+				       true },
+	[MIGRATE_OPT_PARALLEL] = { "parallel", "--parallel", 1, MIGRATE_MAX_PARALLEL, false },
+	[MIGRATE_OPT_MAX_ITERATIONS] = { "max_iterations", "--max-iterations", 0, 1000000, false },
+	/* 100 million seconds: the CLI takes seconds, the field milliseconds */
+	[MIGRATE_OPT_TIMEOUT] = { "timeout_ms", "--timeout", 0, 100000000ull * 1000, false },
+};
+_Static_assert(ARRAY_SIZE(limits) == MIGRATE_OPT_COUNT, "a limit for every option");
+
+void migrate_opts_defaults(struct migrate_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->max_downtime_ms = 300;
+	strcpy(o->compress, "none");
+	o->parallel = 1;
+	o->max_iterations = 30;
+	o->dirty_track = DIRTYLOG_BITMAP;
+}
+
+const struct migrate_limit *migrate_limit(enum migrate_opt opt)
+{
+	return &limits[opt];
+}
+
+bool migrate_opt_ok(enum migrate_opt opt, uint64_t v)
+{
+	const struct migrate_limit *l = &limits[opt];
+
+	return (v == 0 && l->zero_off) || (v >= l->min && v <= l->max);
+}
+
+int migrate_check_compress(const char *s, char *err, size_t errlen)
+{
+	struct codec_config cc;
+	size_t n = strcspn(s, ":");
+	bool known = (n == 4 && !strncmp(s, "none", 4)) || (n == 4 && !strncmp(s, "zstd", 4)) ||
+		     (n == 3 && !strncmp(s, "lz4", 3));
+
+	if (!known) {
+		snprintf(err, errlen, "unknown compression '%.40s' (none, zstd[:LEVEL], lz4)", s);
+		return -EINVAL;
+	}
+	if (codec_by_name(s, &cc) < 0) {
+		const char *why = "lz4's acceleration is a number from 1 to 65537";
+
+		if (!strncmp(s, "none", 4))
+			why = "none takes no level";
+		else if (!strncmp(s, "zstd", 4))
+			why = "zstd's LEVEL is a number from 1 to 22";
+		snprintf(err, errlen, "bad compression '%.40s': %s", s, why);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int migrate_opt_check(enum migrate_opt opt, uint64_t v, char *err, size_t errlen)
+{
+	const struct migrate_limit *l = &limits[opt];
+
+	if (migrate_opt_ok(opt, v))
+		return 0;
+	snprintf(err, errlen, "field '%s' must be %sbetween %llu and %llu, not %llu", l->field,
+		 l->zero_off ? "0 (off) or " : "", (unsigned long long)l->min,
+		 (unsigned long long)l->max, (unsigned long long)v);
+	return -EINVAL;
+}
+
+int migrate_opts_check(const struct migrate_opts *o, char *err, size_t errlen)
+{
+	int ret;
+
+	if ((ret = migrate_opt_check(MIGRATE_OPT_MAX_DOWNTIME, o->max_downtime_ms, err, errlen)) < 0 ||
+	    (ret = migrate_opt_check(MIGRATE_OPT_BANDWIDTH, o->bandwidth, err, errlen)) < 0 ||
+	    (ret = migrate_opt_check(MIGRATE_OPT_XBZRLE_CACHE, o->xbzrle_cache_bytes, err, errlen)) < 0 ||
+	    (ret = migrate_opt_check(MIGRATE_OPT_PARALLEL, o->parallel, err, errlen)) < 0 ||
+	    (ret = migrate_opt_check(MIGRATE_OPT_MAX_ITERATIONS, o->max_iterations, err, errlen)) < 0 ||
+	    (ret = migrate_opt_check(MIGRATE_OPT_TIMEOUT, o->timeout_ms, err, errlen)) < 0)
+		return ret;
+	if (!memchr(o->compress, '\0', sizeof(o->compress))) {
+		snprintf(err, errlen, "compression name too long");
+		return -EINVAL;
+	}
+	ret = migrate_check_compress(o->compress, err, errlen);
+	if (ret < 0)
+		return ret;
+	if (o->dirty_track != DIRTYLOG_BITMAP && o->dirty_track != DIRTYLOG_RING) {
+		snprintf(err, errlen, "unknown dirty tracking %d (bitmap, ring)", (int)o->dirty_track);
+		return -EINVAL;
+	}
+	return 0;
+}

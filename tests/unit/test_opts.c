@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_opts.c - a migration's options and their one table of limits: the
+ * defaults pass, every limit's edges are in and one past them is out
+ * (with a message naming the field, its range and the value), 0 is "off"
+ * only where the table says so, and --compress names are checked with a
+ * reason.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "migrate/opts.h"
+
+static void test_opts_defaults_pass(void **unused)
+{
+	struct migrate_opts o;
+	char err[256] = "";
+
+	(void)unused;
+	migrate_opts_defaults(&o);
+	assert_int_equal(migrate_opts_check(&o, err, sizeof(err)), 0);
+	assert_int_equal(o.max_downtime_ms, 300);
+	assert_int_equal(o.parallel, 1);
+	assert_int_equal(o.max_iterations, 30);
+	assert_string_equal(o.compress, "none");
+}
+
+static void test_opts_limit_edges(void **unused)
+{
+	(void)unused;
+	for (int i = 0; i < MIGRATE_OPT_COUNT; i++) {
+		const struct migrate_limit *l = migrate_limit(i);
+
+		assert_non_null(l->field);
+		assert_true(l->flag && !strncmp(l->flag, "--", 2));
+		assert_true(l->min <= l->max);
+		assert_true(migrate_opt_ok(i, l->min));
+		assert_true(migrate_opt_ok(i, l->max));
+		if (l->max < UINT64_MAX)
+			assert_false(migrate_opt_ok(i, l->max + 1));
+		if (l->min > 0)
+			assert_int_equal(migrate_opt_ok(i, 0), l->zero_off);
+		if (l->min > 1)
+			assert_false(migrate_opt_ok(i, l->min - 1));
+	}
+	assert_true(migrate_opt_ok(MIGRATE_OPT_PARALLEL, MIGRATE_MAX_PARALLEL));
+	assert_false(migrate_opt_ok(MIGRATE_OPT_PARALLEL, MIGRATE_MAX_PARALLEL + 1));
+	assert_true(migrate_opt_ok(MIGRATE_OPT_XBZRLE_CACHE, 0));	/* off */
+	assert_false(migrate_opt_ok(MIGRATE_OPT_XBZRLE_CACHE, 4095));	/* less than a page */
+	assert_false(migrate_opt_ok(MIGRATE_OPT_MAX_DOWNTIME, 0));
+}
+
+static void test_opts_check_names_the_field(void **unused)
+{
+	struct migrate_opts o;
+	char err[256];
+
+	(void)unused;
+	migrate_opts_defaults(&o);
+	o.parallel = 0;
+	assert_int_equal(migrate_opts_check(&o, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "field 'parallel' must be between 1 and 8, not 0");
+	migrate_opts_defaults(&o);
+	o.xbzrle_cache_bytes = 100;
+	assert_int_equal(migrate_opts_check(&o, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "field 'xbzrle_cache_bytes' must be 0 (off) or between 4096"));
+	migrate_opts_defaults(&o);
+	o.max_downtime_ms = 3600001;
+	assert_int_equal(migrate_opts_check(&o, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "max_downtime_ms"));
+	migrate_opts_defaults(&o);
+	strcpy(o.compress, "zstd:99");
+	assert_int_equal(migrate_opts_check(&o, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "1 to 22"));
+	migrate_opts_defaults(&o);
+	o.dirty_track = (enum dirtylog_backend)7;
+	assert_int_equal(migrate_opts_check(&o, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "dirty tracking"));
+}
+
+static void test_opts_compress(void **unused)
+{
+	static const char *const good[] = {"none", "zstd",  "zstd:1", "zstd:22",
+					   "lz4",  "lz4:2", NULL};
+	static const char *const bad[] = {"",	    "foo", "zstd:0", "zstd:23", "zstd:", "zstd:x",
+					  "none:1", "raw", "xbzrle", "lz4hc",	NULL};
+	char err[256];
+
+	(void)unused;
+	for (size_t i = 0; good[i]; i++)
+		if (migrate_check_compress(good[i], err, sizeof(err)) < 0)
+			fail_msg("'%s' refused: %s", good[i], err);
+	for (size_t i = 0; bad[i]; i++)
+		if (migrate_check_compress(bad[i], err, sizeof(err)) != -EINVAL)
+			fail_msg("'%s' accepted", bad[i]);
+	assert_int_equal(migrate_check_compress("foo", err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "unknown compression 'foo' (none, zstd[:LEVEL], lz4)");
+	assert_int_equal(migrate_check_compress("zstd:99", err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "1 to 22"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_opts_defaults_pass),
+		cmocka_unit_test(test_opts_limit_edges),
+		cmocka_unit_test(test_opts_check_names_the_field),
+		cmocka_unit_test(test_opts_compress),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
