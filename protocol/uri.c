@@ -323,6 +323,9 @@ int uri_parse_listen(const char *s, struct uri *u, char *err, size_t errlen)
 				       "'%s': a unix URI is unix:///ABSOLUTE/PATH (three slashes); "
 				       "a listen address is unix:PATH",
 				       s);
+		/* unix:////x is /x: a path the short form could not give back */
+		while (u->scheme == URI_UNIX && rest[1] == '/')
+			rest++;
 	}
 	if (u->scheme == URI_UNIX)
 		return parse_path(rest, s, u, err, errlen);

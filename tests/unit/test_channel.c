@@ -1080,6 +1080,7 @@ static void test_channel_uri_listen_accepts(void **state)
 		{ "tcp://:4444", URI_TCP, "", "", 4444, "tcp::4444" },
 		{ "tls://h:1", URI_TLS, "h", "", 1, "tls:h:1" },
 		{ "unix:///run/m.sock", URI_UNIX, "", "/run/m.sock", 0, "unix:/run/m.sock" },
+		{ "unix:////run/m.sock", URI_UNIX, "", "/run/m.sock", 0, "unix:/run/m.sock" },
 	};
 	struct uri u, v;
 	char buf[512];
