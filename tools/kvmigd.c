@@ -36,6 +36,7 @@
 #include <libgen.h>
 #include <limits.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -1357,6 +1358,16 @@ static void describe_peer(const struct agent *a, int fd, char *out, size_t cap)
 		else
 			snprintf(out, cap, "%s", a->ml_addr);
 		return;
+	}
+	if (ss.ss_family == AF_INET6 &&
+	    IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)&ss)->sin6_addr)) {
+		/* an IPv4 peer of a listener on every address (dual-stack): show it as IPv4 */
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&ss;
+		struct sockaddr_in s4 = {.sin_family = AF_INET, .sin_port = s6->sin6_port};
+
+		memcpy(&s4.sin_addr, &s6->sin6_addr.s6_addr[12], sizeof(s4.sin_addr));
+		memcpy(&ss, &s4, sizeof(s4));
+		sl = sizeof(s4);
 	}
 	if (getnameinfo((const struct sockaddr *)&ss, sl, host, sizeof(host), port, sizeof(port),
 			NI_NUMERICHOST | NI_NUMERICSERV) != 0)
