@@ -595,6 +595,8 @@ int channel_sock_accept(int lfd, int timeout_ms, int *fd)
 			left = now >= deadline ? 0 : (int)(deadline - now);
 		}
 		ret = wait_fd(lfd, POLLIN, left);
+		if (ret == -ETIMEDOUT && timeout_ms == 0)
+			ret = -EAGAIN;
 		if (ret < 0)
 			break;
 		s = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
@@ -682,7 +684,19 @@ int channel_accept(struct channel_listener *l, int timeout_ms, struct channel **
 		   size_t errlen)
 {
 	*out = NULL;
-	return l->ops->accept(l->fd, l->priv, timeout_ms, out, err, errlen);
+	return l->ops->accept(l->fd, l->priv, timeout_ms, timeout_ms, out, err, errlen);
+}
+
+int channel_accept_pending(struct channel_listener *l, int timeout_ms, struct channel **out,
+			   char *err, size_t errlen)
+{
+	*out = NULL;
+	return l->ops->accept(l->fd, l->priv, 0, timeout_ms, out, err, errlen);
+}
+
+int channel_listener_addr(const struct channel_listener *l, char *buf, size_t cap)
+{
+	return uri_format_listen(&l->uri, buf, cap);
 }
 
 uint16_t channel_listener_port(const struct channel_listener *l)

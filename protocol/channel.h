@@ -81,9 +81,12 @@ struct channel_listener;
  * and close its fd. get_fd: the socket to poll, -1 if none.
  *
  * connect: open a channel to u. listen: bind and listen at u, updating
- * u->port to the port bound; *fd the listening socket, *priv the
- * transport's listener state. accept: the next connection on a listening
- * fd. unlisten: close fd, free priv, remove what listen created.
+ * u->port to the port bound; *fd the listening socket (non-blocking), *priv
+ * the transport's listener state. accept: the next connection on a
+ * listening fd, waiting up to wait_ms for one (0: only one already
+ * pending, else -EAGAIN without a message); timeout_ms is the new
+ * channel's I/O timeout (and bounds a handshake, for transports that have
+ * one). unlisten: close fd, free priv, remove what listen created.
  */
 struct channel_ops {
 	const char *name;
@@ -98,8 +101,8 @@ struct channel_ops {
 	int (*connect)(const struct uri *u, int timeout_ms, struct channel **out, char *err,
 		       size_t errlen);
 	int (*listen)(struct uri *u, int *fd, void **priv, char *err, size_t errlen);
-	int (*accept)(int fd, void *priv, int timeout_ms, struct channel **out, char *err,
-		      size_t errlen);
+	int (*accept)(int fd, void *priv, int wait_ms, int timeout_ms, struct channel **out,
+		      char *err, size_t errlen);
 	void (*unlisten)(const struct uri *u, int fd, void *priv);
 };
 
@@ -133,10 +136,17 @@ int channel_connect(const char *uri, int timeout_ms, struct channel **out, char 
 		    size_t errlen) __must_check;
 
 /*
- * channel_listen - listen at a --listen address (tcp:HOST:PORT, unix:PATH).
- * Port 0 picks a free port (channel_listener_port()). A unix socket file
- * left by a dead listener is replaced; one with a live listener is not.
- * Return: 0 and *out; -EINVAL, -EOPNOTSUPP, -EADDRINUSE, other -errno.
+ * channel_listen - listen at a --listen address (tcp:HOST:PORT, unix:PATH;
+ * the URL forms tcp://HOST:PORT and unix:///PATH too, see uri.h). Port 0
+ * picks a free port (channel_listener_port()). An empty TCP host listens on
+ * every address of both families; [::1] and other IPv6 addresses work as
+ * well. Accepted TCP connections get TCP_NODELAY and keepalive
+ * (channel_tcp.c). A unix socket file left by a dead listener is replaced;
+ * one with a live listener is not (-EADDRINUSE, "another process listens
+ * there"), nor any other kind of file (-EEXIST).
+ * Return: 0 and *out; -EINVAL (malformed: the message is uri.h's),
+ * -EOPNOTSUPP (a scheme this build cannot listen on: tls), -EADDRINUSE,
+ * -EEXIST, -EHOSTUNREACH (name not resolved), other -errno; err says which.
  */
 int channel_listen(const char *spec, struct channel_listener **out, char *err,
 		   size_t errlen) __must_check;
@@ -149,8 +159,28 @@ int channel_listen(const char *spec, struct channel_listener **out, char *err,
 int channel_accept(struct channel_listener *l, int timeout_ms, struct channel **out, char *err,
 		   size_t errlen) __must_check;
 
+/*
+ * channel_accept_pending - for an event loop that polls
+ * channel_listener_fd() for input: take a connection that is already
+ * waiting, never block for one. timeout_ms becomes the channel's I/O
+ * timeout. Call it until it gives -EAGAIN (the socket is level-triggered
+ * readable while connections wait). A connection the peer reset before it
+ * was taken is skipped.
+ * Return: 0 and *out; -EAGAIN when none is waiting (err untouched);
+ * -errno with a message (-EMFILE, -ENOMEM, ...).
+ */
+int channel_accept_pending(struct channel_listener *l, int timeout_ms, struct channel **out,
+			   char *err, size_t errlen) __must_check;
+
 /* The bound TCP port (0 for unix). */
 uint16_t channel_listener_port(const struct channel_listener *l);
+
+/*
+ * The address listened on, in the --listen syntax with the port bound:
+ * tcp:127.0.0.1:40213, tcp:[::1]:4444, tcp::4444 (every address),
+ * unix:PATH as given. Return: length, -ENOSPC.
+ */
+int channel_listener_addr(const struct channel_listener *l, char *buf, size_t cap) __must_check;
 
 /*
  * A URI that connects to this listener (tcp://127.0.0.1:PORT for a
@@ -158,7 +188,10 @@ uint16_t channel_listener_port(const struct channel_listener *l);
  */
 int channel_listener_uri(const struct channel_listener *l, char *buf, size_t cap) __must_check;
 
-/* The listening socket, for an event loop. */
+/*
+ * The listening socket (non-blocking), for an event loop: readable when
+ * channel_accept_pending() has a connection to take.
+ */
 int channel_listener_fd(const struct channel_listener *l);
 
 /* Stop listening: close the socket, remove a unix socket file. NULL is fine. */
@@ -252,7 +285,11 @@ int channel_sock_get_fd(const struct channel *ch);
 int channel_sock_connect(int family, const void *addr, size_t addrlen, int timeout_ms,
 			 int (*setup)(int fd), int *fd);
 
-/* Wait up to timeout_ms and accept one connection (close-on-exec). Return: 0, -errno. */
+/*
+ * Wait up to timeout_ms (0: do not wait) and accept one connection
+ * (close-on-exec). Return: 0; -ETIMEDOUT, or -EAGAIN when timeout_ms is 0
+ * and none is pending; -errno. No message.
+ */
 int channel_sock_accept(int lfd, int timeout_ms, int *fd);
 
 /* Ask for large socket buffers; the kernel caps them at net.core.[rw]mem_max. */

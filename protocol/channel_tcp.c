@@ -185,15 +185,17 @@ static int tcp_listen(struct uri *u, int *fd, void **priv, char *err, size_t err
 	return 0;
 }
 
-static int tcp_accept(int lfd, void *priv, int timeout_ms, struct channel **out, char *err,
-		      size_t errlen)
+static int tcp_accept(int lfd, void *priv, int wait_ms, int timeout_ms, struct channel **out,
+		      char *err, size_t errlen)
 {
 	int fd, ret;
 
 	(void)priv;
-	ret = channel_sock_accept(lfd, timeout_ms, &fd);
+	ret = channel_sock_accept(lfd, wait_ms, &fd);
+	if (ret == -EAGAIN)
+		return ret;
 	if (ret == -ETIMEDOUT)
-		return err_set(ret, err, errlen, "no connection within %d ms", timeout_ms);
+		return err_set(ret, err, errlen, "no connection within %d ms", wait_ms);
 	if (ret < 0)
 		return err_set(ret, err, errlen, "accept: %s", strerror(-ret));
 	after_connect(fd);

@@ -7,7 +7,8 @@
  * sender's buffer; the default 208 KiB costs a wakeup per 208 KiB).
  * A socket file whose listener died is replaced: bind() fails with
  * EADDRINUSE, a connect() to it is refused, so the file is stale. One with
- * a live listener is left alone. On close the listener removes the file
+ * a live listener is left alone (-EADDRINUSE), and so is a file of another
+ * kind (-EEXIST). On close the listener removes the file
  * only if it is still the one it created (same device and inode).
  */
 #include "protocol/channel.h"
@@ -86,18 +87,28 @@ static int unix_connect(const struct uri *u, int timeout_ms, struct channel **ou
 	return 0;
 }
 
-/* A socket file nobody accepts on is left over from a dead listener. */
-static bool stale(const struct sockaddr_un *sa, size_t len)
+/*
+ * What holds a path that bind() found in use: 0 a socket file nobody
+ * accepts on (left by a dead listener: replace it), -EADDRINUSE a live
+ * listener, -EEXIST a file that is not a socket, other -errno when the
+ * probe itself failed.
+ */
+static int probe_existing(const struct sockaddr_un *sa, size_t len)
 {
 	struct stat st;
 	int fd, ret;
 
-	if (lstat(sa->sun_path, &st) < 0 || !S_ISSOCK(st.st_mode))
-		return false;
+	if (lstat(sa->sun_path, &st) < 0)
+		return -errno;
+	if (!S_ISSOCK(st.st_mode))
+		return -EEXIST;
 	ret = channel_sock_connect(AF_UNIX, sa, len, PROBE_TIMEOUT_MS, NULL, &fd);
 	if (ret == 0)
 		close(fd);
-	return ret == -ECONNREFUSED;
+	if (ret == -ECONNREFUSED)
+		return 0;
+	/* accepted, or a backlog too full to answer: someone listens */
+	return ret == 0 || ret == -EAGAIN || ret == -ETIMEDOUT ? -EADDRINUSE : ret;
 }
 
 static int unix_listen(struct uri *u, int *fd, void **priv, char *err, size_t errlen)
@@ -119,15 +130,26 @@ static int unix_listen(struct uri *u, int *fd, void **priv, char *err, size_t er
 	channel_sock_set_buffers(s);
 	if (bind(s, (const struct sockaddr *)&sa, (socklen_t)len) < 0) {
 		ret = -errno;
-		if (ret == -EADDRINUSE && stale(&sa, len) && unlink(sa.sun_path) == 0)
-			ret = bind(s, (const struct sockaddr *)&sa, (socklen_t)len) < 0 ? -errno
-											: 0;
 		if (ret == -EADDRINUSE) {
-			ret = err_set(
-				ret, err, errlen,
-				"cannot listen on unix:%s: the file exists and is not a stale "
-				"socket (another agent listens there?)",
-				u->path);
+			ret = probe_existing(&sa, len);
+			if (ret == 0 && unlink(sa.sun_path) < 0 && errno != ENOENT)
+				ret = -errno;
+			if (ret == 0)
+				ret = bind(s, (const struct sockaddr *)&sa, (socklen_t)len) < 0
+					      ? -errno
+					      : 0;
+		}
+		if (ret == -EADDRINUSE) {
+			ret = err_set(ret, err, errlen,
+				      "cannot listen on unix:%s: another process listens there",
+				      u->path);
+			goto out;
+		}
+		if (ret == -EEXIST) {
+			ret = err_set(ret, err, errlen,
+				      "cannot listen on unix:%s: the file exists and is not a "
+				      "socket; refusing to replace it",
+				      u->path);
 			goto out;
 		}
 		if (ret < 0) {
@@ -155,15 +177,17 @@ out:
 	return ret;
 }
 
-static int unix_accept(int lfd, void *priv, int timeout_ms, struct channel **out, char *err,
-		       size_t errlen)
+static int unix_accept(int lfd, void *priv, int wait_ms, int timeout_ms, struct channel **out,
+		       char *err, size_t errlen)
 {
 	int fd, ret;
 
 	(void)priv;
-	ret = channel_sock_accept(lfd, timeout_ms, &fd);
+	ret = channel_sock_accept(lfd, wait_ms, &fd);
+	if (ret == -EAGAIN)
+		return ret;
 	if (ret == -ETIMEDOUT)
-		return err_set(ret, err, errlen, "no connection within %d ms", timeout_ms);
+		return err_set(ret, err, errlen, "no connection within %d ms", wait_ms);
 	if (ret < 0)
 		return err_set(ret, err, errlen, "accept: %s", strerror(-ret));
 	channel_sock_set_buffers(fd);

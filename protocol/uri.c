@@ -36,6 +36,17 @@ static bool is_alnum(char c)
 	return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 }
 
+/* RFC 3986: a scheme is a letter, then letters, digits, '+', '-', '.'. */
+static bool is_scheme_token(const char *s, size_t n)
+{
+	if (n == 0 || is_digit(s[0]) || !is_alnum(s[0]))
+		return false;
+	for (size_t i = 1; i < n; i++)
+		if (!is_alnum(s[i]) && s[i] != '+' && s[i] != '-' && s[i] != '.')
+			return false;
+	return true;
+}
+
 /* The scheme before the first ':' of s; -1 when it is not one of ours. */
 static int lookup_scheme(const char *s, size_t n)
 {
@@ -224,20 +235,25 @@ int uri_parse(const char *s, struct uri *u, char *err, size_t errlen)
 	if (!s || !*s)
 		return err_set(-EINVAL, err, errlen, "empty URI (expected %s)", CONNECT_FORMS);
 	colon = strchr(s, ':');
-	if (!colon)
+	if (!colon || !is_scheme_token(s, (size_t)(colon - s)))
 		return err_set(-EINVAL, err, errlen, "'%s' is not a URI (expected %s)", s,
 			       CONNECT_FORMS);
 	scheme = lookup_scheme(s, (size_t)(colon - s));
 	if (scheme < 0)
 		return err_set(-EINVAL, err, errlen,
-			       "unsupported scheme '%.*s' (tcp, unix, tls, ssh)",
-			       (int)(colon - s > 32 ? 32 : colon - s), s);
+			       "unsupported scheme '%.*s' in '%s' (tcp, unix, tls, ssh)",
+			       (int)(colon - s > 32 ? 32 : colon - s), s, s);
 	u->scheme = (enum uri_scheme)scheme;
-	if (strncmp(colon, "://", 3))
-		return err_set(
-			-EINVAL, err, errlen,
-			"'%s' is not a URI (expected %s; tcp:HOST:PORT is the --listen syntax)", s,
-			CONNECT_FORMS);
+	if (strncmp(colon, "://", 3)) {
+		if (u->scheme == URI_SSH)
+			return err_set(-EINVAL, err, errlen, "'%s' is not a URI (expected %s)", s,
+				       CONNECT_FORMS);
+		return err_set(-EINVAL, err, errlen,
+			       "'%s' is not a URI (expected %s; %s:%s is the form of kvmigd "
+			       "--listen)",
+			       s, CONNECT_FORMS, uri_scheme_name(u->scheme),
+			       u->scheme == URI_UNIX ? "PATH" : "HOST:PORT");
+	}
 	rest = colon + 3;
 	switch (u->scheme) {
 	case URI_TCP:
@@ -284,13 +300,14 @@ int uri_parse_listen(const char *s, struct uri *u, char *err, size_t errlen)
 		return err_set(-EINVAL, err, errlen, "empty listen address (expected %s)",
 			       LISTEN_FORMS);
 	colon = strchr(s, ':');
-	if (!colon)
+	if (!colon || !is_scheme_token(s, (size_t)(colon - s)))
 		return err_set(-EINVAL, err, errlen, "'%s' is not a listen address (expected %s)",
 			       s, LISTEN_FORMS);
 	scheme = lookup_scheme(s, (size_t)(colon - s));
 	if (scheme < 0)
-		return err_set(-EINVAL, err, errlen, "unsupported scheme '%.*s' (tcp, unix, tls)",
-			       (int)(colon - s > 32 ? 32 : colon - s), s);
+		return err_set(-EINVAL, err, errlen,
+			       "unsupported scheme '%.*s' in '%s' (expected %s)",
+			       (int)(colon - s > 32 ? 32 : colon - s), s, s, LISTEN_FORMS);
 	u->scheme = (enum uri_scheme)scheme;
 	if (u->scheme == URI_SSH)
 		return err_set(
@@ -298,9 +315,18 @@ int uri_parse_listen(const char *s, struct uri *u, char *err, size_t errlen)
 			"'%s': ssh needs no listener, the source reaches this agent through sshd",
 			s);
 	rest = colon + 1;
-	if (!strncmp(rest, "//", 2))
-		return err_set(-EINVAL, err, errlen, "'%s' is URI syntax; a listen address is %s",
-			       s, LISTEN_FORMS);
+	/* the URL forms tcp://HOST:PORT and unix:///PATH name the same places */
+	if (!strncmp(rest, "//", 2)) {
+		rest += 2;
+		if (u->scheme == URI_UNIX && rest[0] != '/')
+			return err_set(-EINVAL, err, errlen,
+				       "'%s': a unix URI is unix:///ABSOLUTE/PATH (three slashes); "
+				       "a listen address is unix:PATH",
+				       s);
+		/* unix:////x is /x: a path the short form could not give back */
+		while (u->scheme == URI_UNIX && rest[1] == '/')
+			rest++;
+	}
 	if (u->scheme == URI_UNIX)
 		return parse_path(rest, s, u, err, errlen);
 	return parse_host_port(rest, s, true, false,

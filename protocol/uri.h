@@ -11,6 +11,10 @@
  *
  *   tcp:HOST:PORT      tls:HOST:PORT      unix:PATH
  *
+ * (the URL forms tcp://HOST:PORT, tls://HOST:PORT and unix:///PATH are
+ * accepted there too, as kvmigd always did, with a listen's port and host
+ * rules; uri_format_listen() gives the short form back).
+ *
  * HOST is a DNS name (letters, digits, '-' and '.', labels of 1..63, at
  * most 253 bytes), an IPv4 address, or an IPv6 address in brackets
  * ([::1], [fe80::1%eth0]). PORT is decimal without sign or leading zeros:

@@ -36,6 +36,7 @@
 #include <libgen.h>
 #include <limits.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -60,10 +61,11 @@
 #include "migrate/migrate.h"
 #include "migrate/mio.h"
 #include "migrate/snapshot.h"
+#include "protocol/channel.h"
 #include "protocol/frame.h"
+#include "protocol/uri.h"
 #include "tools/control.h"
 #include "tools/jobs.h"
-#include "tools/listener.h"
 #include "tools/registry.h"
 #include "vm/vm.h"
 
@@ -71,6 +73,7 @@
 #define MAX_INCOMING 16	  /* migration streams arriving at once */
 #define JOB_POLL_MS  100  /* how often the loop looks at running jobs */
 #define LINGER_MS    2000 /* a refused stream's input is drained this long */
+#define INCOMING_IO_TIMEOUT_MS 30000 /* a silent source fails its stream (mio_socket_open's) */
 #define EV_LISTEN    0
 #define EV_SIGNAL    1
 #define EV_MIGLISTEN 2
@@ -92,8 +95,8 @@ struct agent;
 /* One accepted migration connection and the thread that receives it. */
 struct inconn {
 	struct agent *a;
-	int fd;	     /* the socket; the thread's mio owns and closes it */
-	int shut_fd; /* a duplicate the controller may shutdown() */
+	struct channel *ch; /* the connection; the thread's mio owns and closes it */
+	int shut_fd;	    /* a duplicate of its socket the controller may shutdown() */
 	pthread_t thread;
 	_Atomic bool done;
 	char peer[384];
@@ -109,7 +112,10 @@ struct agent {
 	dev_t sock_dev;
 	ino_t sock_ino;
 	struct conn *conns[MAX_CONNS];
-	struct listener ml; /* migration listener; ml.fd < 0 without --listen */
+	/* the migration listener (protocol/channel.h); NULL without --listen */
+	struct channel_listener *ml;
+	char ml_addr[URI_HOST_MAX + 64]; /* what it listens on: "tcp:127.0.0.1:40213", "unix:m.sock" */
+	char ml_uri[URI_HOST_MAX + 64];	 /* the URI a source migrates to: "tcp://127.0.0.1:40213" */
 	struct inconn *inc[MAX_INCOMING];
 	uint64_t start_ns;
 	uint64_t requests;
@@ -272,10 +278,10 @@ static json_t *req_version(struct agent *a, json_t *req)
 	json_object_set_new(r, "state_dir", a->state_dir ? json_string(a->state_dir) : json_null());
 	set_u64(r, "max_vms", REGISTRY_MAX_VMS);
 	set_u64(r, "pid", (uint64_t)getpid());
-	if (a->ml.fd >= 0) {
-		set_str(r, "listen", a->ml.bound);
-		if (a->ml.connect_uri[0])
-			set_str(r, "migrate_uri", a->ml.connect_uri);
+	if (a->ml) {
+		set_str(r, "listen", a->ml_addr);
+		if (a->ml_uri[0])
+			set_str(r, "migrate_uri", a->ml_uri);
 		else
 			json_object_set_new(r, "migrate_uri", json_null());
 	} else {
@@ -1227,13 +1233,9 @@ static void *incoming_thread(void *arg)
 	uint64_t t0 = clock_now_ns();
 	int ret;
 
-	/* takes the socket, and closes it itself when it fails */
-	ret = mio_socket_open(&io, ic->fd);
-	if (ret < 0) {
-		pr_err("incoming migration %s failed: out of memory",
-		       stream_desc(ic, desc, sizeof(desc)));
-		goto done;
-	}
+	/* takes the channel: mio_close() closes it */
+	mio_channel_open(&io, ic->ch);
+	ic->ch = NULL;
 	ret = incoming_create(&io, &io, NULL, &inc);
 	if (ret < 0) {
 		pr_err("incoming migration %s failed: out of memory",
@@ -1324,68 +1326,85 @@ drop:
 close:
 	incoming_destroy(inc);
 	mio_close(&io);
-done:
 	atomic_store(&ic->done, true);
 	wake_loop(a);
 	return NULL;
 }
 
-/* "tcp:10.0.0.2:51234" or "unix:/run/kvmig/mig.sock (pid 4242)". */
-static void describe_peer(const struct agent *a, int fd, const struct sockaddr_storage *ss,
-			  socklen_t sl, char *out, size_t cap)
+/* "tcp:10.0.0.2:51234", "tcp:[::1]:40000" or "unix:/run/kvmig/mig.sock (pid 4242)". */
+static void describe_peer(const struct agent *a, int fd, char *out, size_t cap)
 {
 	char host[NI_MAXHOST], port[NI_MAXSERV];
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
 
-	if (ss->ss_family == AF_UNIX) {
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0) {
+		snprintf(out, cap, "a peer of %s", a->ml_addr);
+		return;
+	}
+	if (ss.ss_family == AF_UNIX) {
 		struct ucred cr;
 		socklen_t cl = sizeof(cr);
 
 		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) == 0)
-			snprintf(out, cap, "%s (pid %d)", a->ml.bound, (int)cr.pid);
+			snprintf(out, cap, "%s (pid %d)", a->ml_addr, (int)cr.pid);
 		else
-			snprintf(out, cap, "%s", a->ml.bound);
+			snprintf(out, cap, "%s", a->ml_addr);
 		return;
 	}
-	if (getnameinfo((const struct sockaddr *)ss, sl, host, sizeof(host), port, sizeof(port),
+	if (ss.ss_family == AF_INET6 &&
+	    IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)&ss)->sin6_addr)) {
+		/* an IPv4 peer of a listener on every address (dual-stack): show it as IPv4 */
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&ss;
+		struct sockaddr_in s4 = {.sin_family = AF_INET, .sin_port = s6->sin6_port};
+
+		memcpy(&s4.sin_addr, &s6->sin6_addr.s6_addr[12], sizeof(s4.sin_addr));
+		memcpy(&ss, &s4, sizeof(s4));
+		sl = sizeof(s4);
+	}
+	if (getnameinfo((const struct sockaddr *)&ss, sl, host, sizeof(host), port, sizeof(port),
 			NI_NUMERICHOST | NI_NUMERICSERV) != 0)
 		snprintf(out, cap, "an unknown peer");
-	else if (ss->ss_family == AF_INET6)
+	else if (ss.ss_family == AF_INET6)
 		snprintf(out, cap, "tcp:[%.64s]:%.8s", host, port);
 	else
 		snprintf(out, cap, "tcp:%.64s:%.8s", host, port);
 }
 
+/*
+ * The migration listener is readable: take every connection that waits
+ * (channel_accept_pending never blocks the loop) and give each a thread.
+ */
 static void accept_incoming(struct agent *a)
 {
 	for (;;) {
-		struct sockaddr_storage ss;
-		socklen_t sl = sizeof(ss);
+		struct channel *ch;
 		struct inconn *ic;
+		char err[256];
 		unsigned slot;
-		int fd, ret;
+		int ret;
 
-		fd = accept4(a->ml.fd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (errno == EINTR || errno == ECONNABORTED)
-				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				pr_warn("accept on %s: %s", a->ml.bound, strerror(errno));
+		ret = channel_accept_pending(a->ml, INCOMING_IO_TIMEOUT_MS, &ch, err, sizeof(err));
+		if (ret == -EAGAIN)
+			return;
+		if (ret < 0) {
+			pr_warn("accepting on %s: %s", a->ml_addr, err);
 			return;
 		}
 		for (slot = 0; slot < MAX_INCOMING && a->inc[slot]; slot++)
 			;
 		ic = slot < MAX_INCOMING ? calloc(1, sizeof(*ic)) : NULL;
 		if (!ic) {
-			pr_warn("refusing a migration connection on %s: %s", a->ml.bound,
+			pr_warn("refusing a migration connection on %s: %s", a->ml_addr,
 				slot < MAX_INCOMING ? "out of memory"
 						    : "too many migrations arriving at once");
-			close(fd);
+			channel_close(ch);
 			continue;
 		}
 		ic->a = a;
-		ic->fd = fd;
-		ic->shut_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-		describe_peer(a, fd, &ss, sl, ic->peer, sizeof(ic->peer));
+		ic->ch = ch;
+		ic->shut_fd = fcntl(channel_fd(ch), F_DUPFD_CLOEXEC, 0);
+		describe_peer(a, channel_fd(ch), ic->peer, sizeof(ic->peer));
 		ret = ic->shut_fd < 0 ? errno
 				      : pthread_create(&ic->thread, NULL, incoming_thread, ic);
 		if (ret) {
@@ -1393,7 +1412,7 @@ static void accept_incoming(struct agent *a)
 				strerror(ret));
 			if (ic->shut_fd >= 0)
 				close(ic->shut_fd);
-			close(fd);
+			channel_close(ch);
 			free(ic);
 			continue;
 		}
@@ -1532,9 +1551,9 @@ static int setup_loop(struct agent *a)
 	ev.data.u64 = EV_WAKE;
 	if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, a->wakefd, &ev) < 0)
 		return -errno;
-	if (a->ml.fd >= 0) {
+	if (a->ml) {
 		ev.data.u64 = EV_MIGLISTEN;
-		if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, a->ml.fd, &ev) < 0)
+		if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, channel_listener_fd(a->ml), &ev) < 0)
 			return -errno;
 	}
 	ev.data.u64 = EV_SIGNAL;
@@ -1609,7 +1628,8 @@ static void shutdown_agent(struct agent *a)
 	pthread_mutex_lock(&a->lock);
 	a->closing = true;
 	pthread_mutex_unlock(&a->lock);
-	listener_close(&a->ml);
+	channel_listener_close(a->ml);
+	a->ml = NULL;
 	for (unsigned i = 0; i < MAX_INCOMING; i++) {
 		if (a->inc[i] && !atomic_load(&a->inc[i]->done)) {
 			shutdown(a->inc[i]->shut_fd, SHUT_RDWR);
@@ -1704,8 +1724,7 @@ int main(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	struct agent a = {.lfd = -1, .sfd = -1, .epfd = -1, .wakefd = -1, .ml = {.fd = -1}};
-	struct listener_addr la;
+	struct agent a = {.lfd = -1, .sfd = -1, .epfd = -1, .wakefd = -1};
 	bool verbose = false;
 	int c, status = 0;
 
@@ -1747,12 +1766,17 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (a.listen_uri) {
+		struct uri u;
 		char err[512];
-		int ret = listener_parse(a.listen_uri, &la, err, sizeof(err));
 
-		if (ret < 0) {
-			fprintf(stderr, "kvmigd: %s\n%s", err,
-				ret == -EOPNOTSUPP ? "" : "Try 'kvmigd --help'.\n");
+		/* malformed, or a transport not built: refused before any socket exists */
+		if (uri_parse_listen(a.listen_uri, &u, err, sizeof(err)) < 0) {
+			fprintf(stderr, "kvmigd: invalid --listen: %s\nTry 'kvmigd --help'.\n", err);
+			return 2;
+		}
+		if (!channel_ops_for(u.scheme)) {
+			fprintf(stderr, "kvmigd: --listen %s: %s is not implemented yet\n",
+				a.listen_uri, u.scheme == URI_TLS ? "TLS" : uri_scheme_name(u.scheme));
 			return 2;
 		}
 	}
@@ -1783,15 +1807,19 @@ int main(int argc, char **argv)
 	if (a.listen_uri) {
 		char err[512];
 
-		if (listener_open(&a.ml, &la, err, sizeof(err)) < 0) {
+		if (channel_listen(a.listen_uri, &a.ml, err, sizeof(err)) < 0) {
 			pr_err("%s", err);
 			status = 1;
 			goto out;
 		}
-		if (!a.ml.connect_uri[0])
-			pr_warn("--listen %s: a relative path; sources need an absolute one "
-				"(unix:///PATH)",
+		if (channel_listener_addr(a.ml, a.ml_addr, sizeof(a.ml_addr)) < 0)
+			snprintf(a.ml_addr, sizeof(a.ml_addr), "%s", a.listen_uri);
+		/* a relative unix path is made absolute here: the agent never changes directory */
+		if (channel_listener_uri(a.ml, a.ml_uri, sizeof(a.ml_uri)) < 0) {
+			a.ml_uri[0] = '\0';
+			pr_warn("--listen %s: no URI a source could reach it by (path too long?)",
 				a.listen_uri);
+		}
 	}
 	if (setup_loop(&a) < 0) {
 		status = 1;
@@ -1804,8 +1832,8 @@ int main(int argc, char **argv)
 			pr_warn("KVM is not available (%s): VMs cannot be started", err);
 	}
 	pr_info("kvmigd %s serving %s (pid %d)", KVMIG_VERSION, a.control_path, (int)getpid());
-	if (a.ml.fd >= 0)
-		pr_info("accepting migrations on %s", a.ml.bound);
+	if (a.ml)
+		pr_info("accepting migrations on %s", a.ml_addr);
 	run_loop(&a);
 	if (!a.quit)
 		status = 1;

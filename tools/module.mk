@@ -1,9 +1,9 @@
 # tools/: the agent (kvmigd), the CLI (kvmig) and the control API they share
-# (tools/API.md). control, registry, listener and jobs go into the library so the unit
-# tests link them like everything else.
-LIB_OBJS += $(O)/tools/control.o $(O)/tools/registry.o $(O)/tools/listener.o $(O)/tools/jobs.o
+# (tools/API.md). control, registry and jobs go into the library so the unit tests
+# link them like everything else. The migration listener is protocol/channel's.
+LIB_OBJS += $(O)/tools/control.o $(O)/tools/registry.o $(O)/tools/jobs.o
 PROGS += $(O)/kvmigd $(O)/kvmig
-UNIT_TESTS += $(O)/tests/unit/test_control $(O)/tests/unit/test_listener $(O)/tests/unit/test_jobs \
+UNIT_TESTS += $(O)/tests/unit/test_control $(O)/tests/unit/test_jobs \
 	$(O)/tests/unit/test_registry
 
 $(O)/kvmigd: $(O)/tools/kvmigd.o $(LIB)

@@ -4,7 +4,9 @@
 # VM needed (so no KVM):
 #   - help texts; kvmigd --listen: tcp on 127.0.0.1 with a kernel-chosen
 #     port and a unix socket work and the agents still answer; malformed
-#     URIs (exit 2), tls: (not implemented, exit 2), a port in use (exit 1);
+#     URIs (exit 2, uri_parse's reason), tls: (not implemented, exit 2), a
+#     port in use (exit 1); tcp:[::1]:0 takes a stream and names its IPv6
+#     peer, and kvmig migrate takes its tcp://[::1]:PORT (where ::1 exists);
 #   - kvmig migrate: an unknown VM, bad URIs and option values (found by the
 #     CLI: exit 2; by the agent on raw requests: exit 1), --postcopy and
 #     --announce answered "not implemented yet"; job info/cancel of unknown
@@ -47,9 +49,19 @@ grep -q "tcp:HOST:PORT" "$OUT" && grep -q "unix:PATH" "$OUT" || fail "kvmigd --h
 
 log "kvmigd --listen: refused URIs"
 bad "--listen tls:" 2 "TLS is not implemented yet" "$KVMIGD" --control "$T/x.sock" --listen tls:127.0.0.1:4444
-for u in tcp:127.0.0.1 tcp:127.0.0.1:99999 tcp:127.0.0.1:4x ftp:host:1 unix: "tcp:::1:80"; do
-	bad "--listen '$u'" 2 "bad listen URI '$u'" "$KVMIGD" --control "$T/x.sock" --listen "$u"
-done
+while IFS='|' read -r u why; do
+	bad "--listen '$u'" 2 "invalid --listen: .*$why" "$KVMIGD" --control "$T/x.sock" --listen "$u"
+done <<'EOF'
+tcp:127.0.0.1|missing port in 'tcp:127\.0\.0\.1' \(expected tcp:HOST:PORT\)
+tcp:127.0.0.1:99999|bad port '99999' in 'tcp:127\.0\.0\.1:99999': must be a number 0\.\.65535
+tcp:127.0.0.1:4x|bad port '4x'
+ftp:host:1|unsupported scheme 'ftp' in 'ftp:host:1' \(expected tcp:HOST:PORT, tls:HOST:PORT or unix:PATH\)
+127.0.0.1:4444|'127\.0\.0\.1:4444' is not a listen address
+unix:|missing socket path in 'unix:'
+unix://rel.sock|a unix URI is unix:///ABSOLUTE/PATH
+tcp:::1:80|'tcp:::1:80': put an IPv6 address in brackets
+ssh:host|ssh needs no listener
+EOF
 [ ! -e "$T/x.sock" ] || fail "kvmigd created its control socket before refusing --listen"
 
 log "agents with --listen"
@@ -87,10 +99,24 @@ bad "two names" 2 "unexpected argument 'b'" kv src migrate a b --to "$TCP_URI"
 bad "unknown option" 2 "unknown option '--bogus'" kv src migrate a --to "$TCP_URI" --bogus
 bad "--to without value" 2 "needs a value" kv src migrate a --to
 bad "listen-style URI" 2 "tcp:HOST:PORT is the form of kvmigd --listen" kv src migrate a --to "$TCP_ADDR"
-for u in 127.0.0.1:4444 tcp://127.0.0.1 tcp://127.0.0.1: tcp://:4444 tcp://127.0.0.1:0 tcp://127.0.0.1:70000 \
-	tcp://127.0.0.1:44x unix://relative.sock unix:// http://h:1; do
-	bad "--to '$u'" 2 "invalid --to '$u'" kv src migrate a --to "$u"
-done
+bad "listen-style unix URI" 2 "unix:PATH is the form of kvmigd --listen" kv src migrate a --to "unix:$T/mig.sock"
+while IFS='|' read -r u why; do
+	bad "--to '$u'" 2 "invalid --to: .*$why" kv src migrate a --to "$u"
+done <<'EOF'
+127.0.0.1:4444|'127\.0\.0\.1:4444' is not a URI \(expected tcp://HOST:PORT
+tcp://127.0.0.1|missing port in 'tcp://127\.0\.0\.1' \(expected tcp://HOST:PORT\)
+tcp://127.0.0.1:|bad port '' in 'tcp://127\.0\.0\.1:'
+tcp://:4444|missing host in 'tcp://:4444'
+tcp://127.0.0.1:0|bad port '0' .*must be a number 1\.\.65535
+tcp://127.0.0.1:70000|bad port '70000'
+tcp://127.0.0.1:44x|bad port '44x'
+tcp://::1:4444|put an IPv6 address in brackets
+tcp://[::1:4444|unterminated '\['
+tcp://[::g]:4444|bad IPv6 address '::g'
+unix://relative.sock|'unix://relative\.sock': a unix URI is unix:///ABSOLUTE/PATH \(three slashes\)
+unix://|a unix URI is unix:///ABSOLUTE/PATH
+http://h:1|unsupported scheme 'http' in 'http://h:1'
+EOF
 bad "--to tls://" 2 "tls migration is not implemented yet" kv src migrate a --to tls://127.0.0.1:4444
 bad "--to ssh://" 2 "ssh migration is not implemented yet" kv src migrate a --to ssh://root@h
 bad "--parallel 0" 2 "invalid --parallel '0': expected 1 to 8" kv src migrate a --to "$TCP_URI" --parallel 0
@@ -298,6 +324,24 @@ refused "frames out of order (no SWITCHOVER)" dst "$TCP_ADDR" "$T/noswitch.bin" 
 refused "a page outside RAM" dst "$TCP_ADDR" "$T/outside.bin" "page 99999999 lies outside the [0-9]+ pages of guest RAM"
 "$MKSNAP" "$T/bigname.bin" --name "bad/name" || fail "mksnap --name failed"
 refused "a VM name with a slash" dst "$TCP_ADDR" "$T/bigname.bin" "name 'bad/name'"
+
+log "an IPv6 listener: tcp:[::1]:0"
+if python3 -c 'import socket; socket.socket(socket.AF_INET6).bind(("::1", 0))' 2>/dev/null; then
+	start_agent v6 --listen "tcp:[::1]:0"
+	ok "v6 version" kv v6 agent version --json
+	jq_out '(.listen | test("^tcp:\\[::1\\]:[1-9][0-9]*$")) and (.migrate_uri | test("^tcp://\\[::1\\]:[1-9][0-9]*$"))'
+	V6_ADDR=$(jq -r .listen "$OUT")
+	V6_URI=$(jq -r .migrate_uri "$OUT")
+	grep -qF "accepting migrations on $V6_ADDR" "$T/v6.log" || fail "v6 does not log its listener"
+	refused "a stream that stops after HELLO, over IPv6" v6 "$V6_ADDR" "$T/good.bin" "ended after 1 frames" --frames 1
+	grep -Eq "incoming migration of VM 'gen' from tcp:\[::1\]:[0-9]+ failed" "$T/v6.log" ||
+		fail "v6 does not name its IPv6 peer: $(grep 'incoming migration' "$T/v6.log")"
+	# kvmig takes the IPv6 URI (the agent, not the CLI, finds the VM missing)
+	bad "migrate to $V6_URI" 1 "no VM named 'ghost'" kv src migrate ghost --to "$V6_URI"
+	stop_agent v6
+else
+	echo "note: no IPv6 loopback here: the [::1] listener is not tested"
+fi
 
 log "a valid synthetic stream fails only at the VM build"
 if have_kvm dst; then

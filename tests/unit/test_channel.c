@@ -5,9 +5,17 @@
  * directions, small writes are batched into few sends, timeouts fire, a
  * peer that goes away mid-frame gives -ECONNRESET, a corrupted frame
  * -EBADMSG, shutdown cancels a blocked reader, and channel addresses
- * (protocol/uri.h) are parsed strictly with clear messages.
+ * (protocol/uri.h) are parsed strictly with clear messages. Listeners as
+ * kvmigd uses them: a kernel-chosen port, IPv6 loopback, a port in use,
+ * the non-blocking accept of an event loop (with TCP_NODELAY and keepalive
+ * on what it accepts), and unix sockets: a stale file replaced, a live one
+ * or a regular file refused, the file removed on close.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -36,6 +44,7 @@
 #define PAGE WIRE_PAGE_SIZE
 
 static char err[256];
+static char tmpdir[64];	/* made by the group setup */
 
 static void expect_err_at(int ret, int want, const char *substr, const char *file, int line)
 {
@@ -320,6 +329,155 @@ static void test_channel_roundtrip_tcp(void **state)
 	(void)state;
 	roundtrip_over("tcp:127.0.0.1:0", "tcp://127.0.0.1:");
 	roundtrip_over("tcp::0", "tcp://127.0.0.1:");
+	roundtrip_over("tcp://127.0.0.1:0", "tcp://127.0.0.1:"); /* kvmigd's URL form */
+}
+
+/* Whether this host has an IPv6 loopback to bind. */
+static bool have_ipv6_loopback(void)
+{
+	struct sockaddr_in6 sa = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	int s = socket(AF_INET6, SOCK_STREAM, 0);
+	bool ok = s >= 0 && bind(s, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+
+	if (s >= 0)
+		close(s);
+	return ok;
+}
+
+static void test_channel_roundtrip_ipv6(void **state)
+{
+	(void)state;
+	if (!have_ipv6_loopback()) {
+		print_message("no IPv6 loopback on this host: [::1] not tested\n");
+		skip();
+	}
+	roundtrip_over("tcp:[::1]:0", "tcp://[::1]:");
+	roundtrip_over("tcp:[::]:0", "tcp://[::1]:");
+}
+
+/* The listen address says what was given, with the port the kernel chose. */
+static void test_channel_listener_addr(void **state)
+{
+	static const struct {
+		const char *spec, *addr, *uri;
+	} c[] = {
+		{ "tcp:127.0.0.1:0", "tcp:127.0.0.1:", "tcp://127.0.0.1:" },
+		{ "tcp::0", "tcp::", "tcp://127.0.0.1:" },
+		{ "tcp://127.0.0.1:0", "tcp:127.0.0.1:", "tcp://127.0.0.1:" },
+	};
+	struct channel_listener *l;
+	char buf[128], want[64];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		if (channel_listen(c[i].spec, &l, err, sizeof(err)))
+			fail_msg("listen %s: %s", c[i].spec, err);
+		assert_true(channel_listener_port(l) > 0);
+		assert_true(channel_listener_addr(l, buf, sizeof(buf)) > 0);
+		snprintf(want, sizeof(want), "%s%u", c[i].addr, channel_listener_port(l));
+		assert_string_equal(buf, want);
+		assert_true(channel_listener_uri(l, buf, sizeof(buf)) > 0);
+		snprintf(want, sizeof(want), "%s%u", c[i].uri, channel_listener_port(l));
+		assert_string_equal(buf, want);
+		assert_int_equal(channel_listener_addr(l, buf, 5), -ENOSPC);
+		channel_listener_close(l);
+	}
+}
+
+/* A second listener on a bound port fails and says why, as kvmigd reports it. */
+static void test_channel_tcp_in_use(void **state)
+{
+	struct channel_listener *l, *l2 = (struct channel_listener *)1;
+	char spec[64], want[128];
+
+	(void)state;
+	assert_int_equal(channel_listen("tcp:127.0.0.1:0", &l, err, sizeof(err)), 0);
+	snprintf(spec, sizeof(spec), "tcp:127.0.0.1:%u", channel_listener_port(l));
+	snprintf(want, sizeof(want), "cannot listen on %s: Address already in use", spec);
+	expect_err(channel_listen(spec, &l2, err, sizeof(err)), -EADDRINUSE, want);
+	assert_null(l2);
+	channel_listener_close(l);
+}
+
+static int sock_opt(int fd, int level, int opt)
+{
+	int v = -1;
+	socklen_t len = sizeof(v);
+
+	assert_int_equal(getsockopt(fd, level, opt, &v, &len), 0);
+	return v;
+}
+
+/* A connection arrives: wait until the listening socket says so. */
+static void wait_listener_readable(const struct channel_listener *l)
+{
+	struct pollfd p = { .fd = channel_listener_fd(l), .events = POLLIN };
+
+	assert_int_equal(poll(&p, 1, 5000), 1);
+}
+
+/*
+ * The event loop's accept (kvmigd): never waits, -EAGAIN with no message
+ * when nobody connects, takes every pending connection, and the accepted
+ * TCP socket has the transport's options (the point of one listen stack).
+ */
+static void test_channel_accept_pending(void **state)
+{
+	struct channel_listener *l;
+	struct channel *ch = (struct channel *)1, *c1, *c2, *s1, *s2;
+	char uri[128], spec[128];
+	uint64_t t0;
+
+	(void)state;
+	assert_int_equal(channel_listen("tcp:127.0.0.1:0", &l, err, sizeof(err)), 0);
+	assert_true(fcntl(channel_listener_fd(l), F_GETFL) & O_NONBLOCK);
+	snprintf(err, sizeof(err), "untouched");
+	t0 = clock_now_ms();
+	assert_int_equal(channel_accept_pending(l, 1234, &ch, err, sizeof(err)), -EAGAIN);
+	assert_true(clock_now_ms() - t0 < 1000);
+	assert_null(ch);
+	assert_string_equal(err, "untouched");
+
+	/* loopback connects complete into the backlog before anyone accepts */
+	assert_true(channel_listener_uri(l, uri, sizeof(uri)) > 0);
+	assert_int_equal(channel_connect(uri, 5000, &c1, err, sizeof(err)), 0);
+	assert_int_equal(channel_connect(uri, 5000, &c2, err, sizeof(err)), 0);
+	wait_listener_readable(l);
+	assert_int_equal(channel_accept_pending(l, 1234, &s1, err, sizeof(err)), 0);
+	/* the second may still be in the handshake: poll again */
+	wait_listener_readable(l);
+	assert_int_equal(channel_accept_pending(l, 1234, &s2, err, sizeof(err)), 0);
+	assert_int_equal(channel_accept_pending(l, 1234, &ch, err, sizeof(err)), -EAGAIN);
+	assert_string_equal(channel_transport(s1), "tcp");
+	assert_int_equal(channel_timeout(s1), 1234);
+	assert_int_equal(sock_opt(channel_fd(s1), IPPROTO_TCP, TCP_NODELAY), 1);
+	assert_int_equal(sock_opt(channel_fd(s1), SOL_SOCKET, SO_KEEPALIVE), 1);
+	assert_int_equal(sock_opt(channel_fd(s1), IPPROTO_TCP, TCP_KEEPIDLE), 10);
+	assert_int_equal(sock_opt(channel_fd(s1), IPPROTO_TCP, TCP_KEEPCNT), 3);
+	/* the accepted socket blocks (the channel polls itself) and is close-on-exec */
+	assert_false(fcntl(channel_fd(s1), F_GETFL) & O_NONBLOCK);
+	assert_true(fcntl(channel_fd(s1), F_GETFD) & FD_CLOEXEC);
+	roundtrip(c1, s1);
+	roundtrip(s2, c2);
+	channel_close(c1);
+	channel_close(c2);
+	channel_close(s1);
+	channel_close(s2);
+	channel_listener_close(l);
+
+	/* the same over a unix socket */
+	snprintf(spec, sizeof(spec), "unix:%s/pending.sock", tmpdir);
+	assert_int_equal(channel_listen(spec, &l, err, sizeof(err)), 0);
+	assert_int_equal(channel_accept_pending(l, 1000, &ch, err, sizeof(err)), -EAGAIN);
+	assert_true(channel_listener_uri(l, uri, sizeof(uri)) > 0);
+	assert_int_equal(channel_connect(uri, 5000, &c1, err, sizeof(err)), 0);
+	wait_listener_readable(l);
+	assert_int_equal(channel_accept_pending(l, 1000, &s1, err, sizeof(err)), 0);
+	assert_string_equal(channel_transport(s1), "unix");
+	roundtrip(c1, s1);
+	channel_close(c1);
+	channel_close(s1);
+	channel_listener_close(l);
 }
 
 static void test_channel_tcp_port(void **state)
@@ -343,8 +501,6 @@ static void test_channel_tcp_port(void **state)
 	assert_int_equal(channel_listener_uri(l, uri, 5), -ENOSPC);
 	channel_listener_close(l);
 }
-
-static char tmpdir[64];
 
 static int make_tmpdir(void **state)
 {
@@ -791,11 +947,11 @@ static void test_channel_connect_errors(void **state)
 	expect_err(channel_connect("ssh://user@host", 2000, &ch, err, sizeof(err)), -EOPNOTSUPP,
 		   "the ssh transport");
 	expect_err(channel_connect("foo://x:1", 2000, &ch, err, sizeof(err)), -EINVAL,
-		   "unsupported scheme 'foo' (tcp, unix, tls, ssh)");
+		   "unsupported scheme 'foo' in 'foo://x:1' (tcp, unix, tls, ssh)");
 	expect_err(channel_listen("tls:127.0.0.1:0", &l, err, sizeof(err)), -EOPNOTSUPP,
 		   "the tls transport");
-	expect_err(channel_listen("tcp://127.0.0.1:0", &l, err, sizeof(err)), -EINVAL,
-		   "is URI syntax");
+	expect_err(channel_listen("tcp:127.0.0.1", &l, err, sizeof(err)), -EINVAL,
+		   "missing port in 'tcp:127.0.0.1'");
 	assert_null(l);
 
 	/* a unix path that is a regular file: not replaced */
@@ -807,7 +963,8 @@ static void test_channel_connect_errors(void **state)
 		fclose(f);
 	}
 	snprintf(uri, sizeof(uri), "unix:%s", path);
-	expect_err(channel_listen(uri, &l, err, sizeof(err)), -EADDRINUSE, "is not a stale socket");
+	expect_err(channel_listen(uri, &l, err, sizeof(err)), -EEXIST,
+		   "the file exists and is not a socket; refusing to replace it");
 	assert_int_equal(access(path, F_OK), 0);
 }
 
@@ -822,7 +979,8 @@ static void test_channel_unix_stale_and_busy(void **state)
 	snprintf(spec, sizeof(spec), "unix:%s/busy.sock", tmpdir);
 	assert_int_equal(channel_listen(spec, &l, err, sizeof(err)), 0);
 	/* a live listener is left alone */
-	expect_err(channel_listen(spec, &l2, err, sizeof(err)), -EADDRINUSE, "another agent");
+	expect_err(channel_listen(spec, &l2, err, sizeof(err)), -EADDRINUSE,
+		   "another process listens there");
 	channel_listener_close(l);
 	assert_int_equal(access(spec + 5, F_OK), -1);
 
@@ -903,15 +1061,26 @@ static void test_channel_uri_listen_accepts(void **state)
 		enum uri_scheme scheme;
 		const char *host, *path;
 		unsigned port;
+		const char *canon;
 	} c[] = {
-		{ "tcp:0.0.0.0:4444", URI_TCP, "0.0.0.0", "", 4444 },
-		{ "tcp:127.0.0.1:0", URI_TCP, "127.0.0.1", "", 0 },
-		{ "tcp::4444", URI_TCP, "", "", 4444 },
-		{ "tcp:[::]:4444", URI_TCP, "::", "", 4444 },
-		{ "tcp:dst.example:80", URI_TCP, "dst.example", "", 80 },
-		{ "tls:10.0.0.1:4443", URI_TLS, "10.0.0.1", "", 4443 },
-		{ "unix:/run/kvmig.sock", URI_UNIX, "", "/run/kvmig.sock", 0 },
-		{ "unix:relative.sock", URI_UNIX, "", "relative.sock", 0 },
+		{ "tcp:0.0.0.0:4444", URI_TCP, "0.0.0.0", "", 4444, NULL },
+		{ "tcp:127.0.0.1:0", URI_TCP, "127.0.0.1", "", 0, NULL },
+		{ "tcp::4444", URI_TCP, "", "", 4444, NULL },
+		{ "tcp::65535", URI_TCP, "", "", 65535, NULL },
+		{ "tcp:[::]:4444", URI_TCP, "::", "", 4444, NULL },
+		{ "tcp:[::1]:0", URI_TCP, "::1", "", 0, NULL },
+		{ "tcp:dst.example:80", URI_TCP, "dst.example", "", 80, NULL },
+		{ "tls:10.0.0.1:4443", URI_TLS, "10.0.0.1", "", 4443, NULL },
+		{ "unix:/run/kvmig.sock", URI_UNIX, "", "/run/kvmig.sock", 0, NULL },
+		{ "unix:relative.sock", URI_UNIX, "", "relative.sock", 0, NULL },
+		/* the URL forms kvmigd --listen has always taken */
+		{ "tcp://0.0.0.0:4444", URI_TCP, "0.0.0.0", "", 4444, "tcp:0.0.0.0:4444" },
+		{ "tcp://localhost:0", URI_TCP, "localhost", "", 0, "tcp:localhost:0" },
+		{ "tcp://[::1]:80", URI_TCP, "::1", "", 80, "tcp:[::1]:80" },
+		{ "tcp://:4444", URI_TCP, "", "", 4444, "tcp::4444" },
+		{ "tls://h:1", URI_TLS, "h", "", 1, "tls:h:1" },
+		{ "unix:///run/m.sock", URI_UNIX, "", "/run/m.sock", 0, "unix:/run/m.sock" },
+		{ "unix:////run/m.sock", URI_UNIX, "", "/run/m.sock", 0, "unix:/run/m.sock" },
 	};
 	struct uri u, v;
 	char buf[512];
@@ -925,7 +1094,7 @@ static void test_channel_uri_listen_accepts(void **state)
 		assert_string_equal(u.path, c[i].path);
 		assert_int_equal(u.port, c[i].port);
 		assert_true(uri_format_listen(&u, buf, sizeof(buf)) > 0);
-		assert_string_equal(buf, c[i].in);
+		assert_string_equal(buf, c[i].canon ? c[i].canon : c[i].in);
 		assert_int_equal(uri_parse_listen(buf, &v, err, sizeof(err)), 0);
 		assert_memory_equal(&u, &v, sizeof(u));
 	}
@@ -945,10 +1114,13 @@ static void test_channel_uri_rejects(void **state)
 	} c[] = {
 		{ "", "empty URI" },
 		{ "localhost", "'localhost' is not a URI (expected tcp://HOST:PORT" },
-		{ "foo://host:1", "unsupported scheme 'foo' (tcp, unix, tls, ssh)" },
+		{ "foo://host:1", "unsupported scheme 'foo' in 'foo://host:1' (tcp, unix, tls, ssh)" },
+		{ "127.0.0.1:4444", "'127.0.0.1:4444' is not a URI (expected tcp://HOST:PORT" },
+		{ ":4444", "':4444' is not a URI" },
 		{ "TCP://host:1", "unsupported scheme 'TCP'" },
 		{ "http://host:80", "unsupported scheme 'http'" },
-		{ "tcp:host:1", "tcp:HOST:PORT is the --listen syntax" },
+		{ "tcp:host:1", "tcp:HOST:PORT is the form of kvmigd --listen" },
+		{ "unix:/x.sock", "unix:PATH is the form of kvmigd --listen" },
 		{ "tcp://host", "missing port in 'tcp://host' (expected tcp://HOST:PORT)" },
 		{ "tcp://host:", "bad port '' in 'tcp://host:': must be a number 1..65535" },
 		{ "tcp://host:0", "bad port '0'" },
@@ -1039,11 +1211,24 @@ static void test_channel_uri_listen_rejects(void **state)
 	} c[] = {
 		{ "", "empty listen address" },
 		{ "4444", "'4444' is not a listen address (expected tcp:HOST:PORT" },
-		{ "foo:1", "unsupported scheme 'foo' (tcp, unix, tls)" },
+		{ "127.0.0.1:4444", "'127.0.0.1:4444' is not a listen address" },
+		{ "foo:1", "unsupported scheme 'foo' in 'foo:1' (expected tcp:HOST:PORT" },
+		{ "ftp://h:1", "unsupported scheme 'ftp'" },
 		{ "ssh:host", "ssh needs no listener" },
-		{ "tcp://0.0.0.0:4444", "is URI syntax; a listen address is tcp:HOST:PORT" },
-		{ "unix:///tmp/x", "is URI syntax" },
+		{ "ssh://host", "ssh needs no listener" },
+		{ "unix://rel.sock", "a unix URI is unix:///ABSOLUTE/PATH (three slashes)" },
+		{ "unix://", "a unix URI is unix:///ABSOLUTE/PATH" },
+		{ "tcp://0.0.0.0", "missing port in 'tcp://0.0.0.0'" },
+		{ "tcp://h:99999", "bad port '99999'" },
 		{ "tcp:host", "missing port in 'tcp:host' (expected tcp:HOST:PORT)" },
+		{ "tcp:host:", "bad port '' in 'tcp:host:'" },
+		{ "tcp:host:12a", "bad port '12a'" },
+		{ "tcp:host:-1", "bad port '-1'" },
+		{ "tcp:host:99999999999999999999", "bad port '99999999999999999999'" },
+		{ "tcp:::1:80", "put an IPv6 address in brackets" },
+		{ "tcp:[::1:80", "unterminated '['" },
+		{ "tcp:[]:80", "bad IPv6 address ''" },
+		{ "tcp:[::1]", "missing port in 'tcp:[::1]'" },
 		{ "tcp:", "missing port in 'tcp:'" },
 		{ "tcp:host:65536",
 		  "bad port '65536' in 'tcp:host:65536': must be a number 0..65535" },
@@ -1053,6 +1238,7 @@ static void test_channel_uri_listen_rejects(void **state)
 		{ "unix:", "missing socket path in 'unix:'" },
 	};
 	struct uri u;
+	char longpath[200], buf[256];
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
@@ -1061,6 +1247,12 @@ static void test_channel_uri_listen_rejects(void **state)
 		    !strstr(err, c[i].msg))
 			fail_msg("'%s': got \"%s\", want \"%s\"", c[i].in, err, c[i].msg);
 	}
+	memset(longpath, 'x', sizeof(longpath) - 1);
+	longpath[0] = '/';
+	longpath[108] = '\0';
+	snprintf(buf, sizeof(buf), "unix:%s", longpath);
+	expect_err(uri_parse_listen(buf, &u, err, sizeof(err)), -EINVAL,
+		   "unix socket path of 108 bytes, at most 107");
 }
 
 int main(void)
@@ -1069,6 +1261,10 @@ int main(void)
 		cmocka_unit_test(test_channel_roundtrip_socketpair),
 		cmocka_unit_test(test_channel_roundtrip_tcp),
 		cmocka_unit_test(test_channel_tcp_port),
+		cmocka_unit_test(test_channel_roundtrip_ipv6),
+		cmocka_unit_test(test_channel_listener_addr),
+		cmocka_unit_test(test_channel_tcp_in_use),
+		cmocka_unit_test(test_channel_accept_pending),
 		cmocka_unit_test(test_channel_roundtrip_unix),
 		cmocka_unit_test(test_channel_batches_small_writes),
 		cmocka_unit_test(test_channel_read_timeout),
