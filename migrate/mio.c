@@ -184,18 +184,6 @@ void mio_channel_open(struct mio *io, struct channel *ch)
 	io->priv = ch;
 }
 
-int mio_socket_open(struct mio *io, int fd)
-{
-	struct channel *ch;
-	int ret = channel_open(channel_ops_for(URI_TCP), fd, NULL, CHANNEL_IO_TIMEOUT_MS, &ch);
-
-	memset(io, 0, sizeof(*io));
-	if (ret < 0)
-		return ret;
-	mio_channel_open(io, ch);
-	return 0;
-}
-
 int mio_connect(struct mio *io, const char *uri, int timeout_ms, char *err, size_t errlen)
 {
 	struct channel *ch;

@@ -42,12 +42,6 @@ struct mio {
 int mio_file_open(struct mio *io, int fd) __must_check;
 
 /*
- * A connected stream socket as a protocol/channel; takes ownership of fd
- * (closed by mio_close). Writes are batched and every wait is bounded (30 s).
- */
-int mio_socket_open(struct mio *io, int fd) __must_check;
-
-/*
  * Read one frame into buf (cap >= WIRE_HDR_BYTES + WIRE_MAX_PAYLOAD +
  * WIRE_CRC_BYTES): header checked, payload and CRC read and checked.
  * Return: 0 and *h; -ENODATA on a clean EOF before a frame; -ECONNRESET

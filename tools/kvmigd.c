@@ -73,7 +73,7 @@
 #define MAX_INCOMING 16	  /* migration streams arriving at once */
 #define JOB_POLL_MS  100  /* how often the loop looks at running jobs */
 #define LINGER_MS    2000 /* a refused stream's input is drained this long */
-#define INCOMING_IO_TIMEOUT_MS 30000 /* a silent source fails its stream (mio_socket_open's) */
+#define INCOMING_IO_TIMEOUT_MS 30000 /* a silent source fails its stream (the channel's I/O timeout) */
 #define EV_LISTEN    0
 #define EV_SIGNAL    1
 #define EV_MIGLISTEN 2
