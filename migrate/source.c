@@ -113,6 +113,7 @@ struct migrate_job {
 	bool was_paused;		/* the VM was paused before the job: it stays so */
 	bool committed;			/* GO sent: the guest is the destination's */
 	unsigned round;
+	unsigned ring_overflow_run;	/* precopy syncs in a row the ring overflowed */
 	uint64_t round_pages;
 	uint64_t hole_pages;		/* untouched RAM skipped by the bulk round */
 	char err[512];
@@ -717,6 +718,13 @@ static int send_dirty(struct migrate_job *j, bool bulk, bool clear_log, enum lan
 	return lanes_do(j, end, 0, 0, false);
 }
 
+/*
+ * An overflowing sync resends every page; one that overflows round after
+ * round would never converge, so the job ends (before the switchover: the
+ * guest runs on here) after this many in a row.
+ */
+#define RING_OVERFLOW_ROUNDS 5
+
 static long sync_dirty(struct migrate_job *j)
 {
 	long n = dirtylog_sync(j->dl, j->bitmap);
@@ -724,6 +732,15 @@ static long sync_dirty(struct migrate_job *j)
 	pthread_mutex_lock(&j->lock);
 	j->st.dirty_sync_count++;
 	pthread_mutex_unlock(&j->lock);
+	if (n == -EOVERFLOW && !j->paused && ++j->ring_overflow_run >= RING_OVERFLOW_ROUNDS)
+		return job_fail(j, -ENOBUFS,
+				"the dirty ring (%u entries per vCPU) overflowed in %u rounds in a "
+				"row: this host's KVM fills it faster than it can be harvested; "
+				"the guest keeps running here (use --dirty-track bitmap, or a "
+				"VM with a larger --dirty-ring)",
+				vm_get_config(j->vm)->dirty_ring, j->ring_overflow_run);
+	if (n != -EOVERFLOW)
+		j->ring_overflow_run = 0;
 	if (n == -EOVERFLOW) {
 		/* the ring lost entries: the dirty set is unknown, resend all */
 		memset(j->bitmap, 0xff, dirtylog_bitmap_words(j->npages) * 8);

@@ -229,7 +229,19 @@ static size_t fields_bytes(const struct field *f)
 
 /* ---- per-section payloads ------------------------------------------- */
 
-#define CONFIG_BYTES (VM_NAME_MAX + 8 + 4 + VM_GUEST_NAME_MAX + VM_GUEST_ARGS_MAX + 6)
+/* CONFIG version 1 (354 bytes); version 2 appends dirty_ring u32 (358). */
+#define CONFIG_V1_BYTES (VM_NAME_MAX + 8 + 4 + VM_GUEST_NAME_MAX + VM_GUEST_ARGS_MAX + 6)
+#define CONFIG_BYTES (CONFIG_V1_BYTES + 4)
+#define CONFIG_VERSION 2
+
+/*
+ * A VM without a dirty ring is written as version 1, byte for byte what
+ * earlier builds wrote and read; only a ring needs version 2.
+ */
+static unsigned config_version(const struct vm_config *c)
+{
+	return c->dirty_ring ? CONFIG_VERSION : 1;
+}
 
 static void put_config(struct wbuf *w, const struct vm_config *c)
 {
@@ -239,9 +251,11 @@ static void put_config(struct wbuf *w, const struct vm_config *c)
 	put_bytes(w, c->guest, VM_GUEST_NAME_MAX);
 	put_bytes(w, c->guest_args, VM_GUEST_ARGS_MAX);
 	put_bytes(w, c->mac, 6);
+	if (config_version(c) >= 2)
+		put_le32(w, c->dirty_ring);
 }
 
-static void get_config(struct rbuf *r, struct vm_config *c)
+static void get_config(struct rbuf *r, unsigned ver, struct vm_config *c)
 {
 	get_bytes(r, c->name, VM_NAME_MAX);
 	c->mem_bytes = get_le64(r);
@@ -249,6 +263,7 @@ static void get_config(struct rbuf *r, struct vm_config *c)
 	get_bytes(r, c->guest, VM_GUEST_NAME_MAX);
 	get_bytes(r, c->guest_args, VM_GUEST_ARGS_MAX);
 	get_bytes(r, c->mac, 6);
+	c->dirty_ring = ver >= 2 ? get_le32(r) : 0;	/* version 1: no ring */
 }
 
 static void put_vcpu(struct wbuf *w, const struct vcpu_state *v)
@@ -364,16 +379,23 @@ const char *state_section_name(unsigned type)
 
 uint16_t state_section_version(enum state_section_type type)
 {
-	(void)type;
-	return 1;
+	return type == STATE_SEC_CONFIG ? CONFIG_VERSION : 1;
+}
+
+/* Does this build read version ver of type? The current one, and CONFIG 1. */
+static bool version_readable(unsigned type, unsigned ver)
+{
+	if (type == STATE_SEC_CONFIG && ver == 1)
+		return true;
+	return ver == state_section_version((enum state_section_type)type);
 }
 
 /* Exact payload length of a fixed-size section, 0 for variable ones. */
-static size_t fixed_len(unsigned type)
+static size_t fixed_len(unsigned type, unsigned ver)
 {
 	switch (type) {
 	case STATE_SEC_CONFIG:
-		return CONFIG_BYTES;
+		return ver == 1 ? CONFIG_V1_BYTES : CONFIG_BYTES;
 	case STATE_SEC_IRQCHIP:
 		return 2 * fields_bytes(pic_fields) + fields_bytes(ioapic_fields);
 	case STATE_SEC_PIT:
@@ -391,7 +413,7 @@ static size_t fixed_len(unsigned type)
 	}
 }
 
-static size_t min_len(unsigned type)
+static size_t min_len(unsigned type, unsigned ver)
 {
 	switch (type) {
 	case STATE_SEC_VCPU:
@@ -401,11 +423,11 @@ static size_t min_len(unsigned type)
 	case STATE_SEC_RAM:
 		return 12;
 	default:
-		return fixed_len(type);
+		return fixed_len(type, ver);
 	}
 }
 
-static size_t max_len(unsigned type)
+static size_t max_len(unsigned type, unsigned ver)
 {
 	switch (type) {
 	case STATE_SEC_VCPU:
@@ -415,7 +437,7 @@ static size_t max_len(unsigned type)
 	case STATE_SEC_RAM:
 		return STATE_SEC_MAX_PAYLOAD;
 	default:
-		return fixed_len(type);
+		return fixed_len(type, ver);
 	}
 }
 
@@ -424,8 +446,8 @@ size_t state_section_bound(void)
 	size_t m = 0;
 
 	for (unsigned t = 1; t <= STATE_SEC_MAX; t++)
-		if (t != STATE_SEC_RAM && max_len(t) > m)
-			m = max_len(t);
+		if (t != STATE_SEC_RAM && max_len(t, state_section_version(t)) > m)
+			m = max_len(t, state_section_version(t));
 	return STATE_SEC_HDR_BYTES + m + STATE_SEC_CRC_BYTES;
 }
 
@@ -479,7 +501,8 @@ ssize_t state_write_section(const struct vm_state *st, enum state_section_type t
 		return -EINVAL;
 	wbuf_init(&w, dst, cap);
 	put_le16(&w, (uint16_t)type);
-	put_le16(&w, state_section_version(type));
+	put_le16(&w, type == STATE_SEC_CONFIG ? (uint16_t)config_version(&st->config)
+					      : state_section_version(type));
 	put_le32(&w, 0); /* length, patched below */
 	put_payload(&w, st, type, vcpu);
 	if (!wbuf_ok(&w))
@@ -540,16 +563,21 @@ int state_check_header(const uint8_t *src, size_t len, unsigned *type, uint32_t 
 	plen = get_le32(&r);
 	if (t < STATE_SEC_CONFIG || t > STATE_SEC_MAX)
 		return FAIL(-EBADMSG, "unknown section type %u", t);
-	if (ver != state_section_version((enum state_section_type)t))
+	if (!version_readable(t, ver)) {
+		if (t == STATE_SEC_CONFIG)
+			return FAIL(-EPROTO,
+				    "%s section has version %u, this build reads versions 1 to %u",
+				    state_section_name(t), ver, CONFIG_VERSION);
 		return FAIL(-EPROTO, "%s section has version %u, this build reads version %u",
 			    state_section_name(t), ver,
 			    state_section_version((enum state_section_type)t));
-	if (plen < min_len(t) || plen > max_len(t)) {
-		if (min_len(t) == max_len(t))
+	}
+	if (plen < min_len(t, ver) || plen > max_len(t, ver)) {
+		if (min_len(t, ver) == max_len(t, ver))
 			return FAIL(-EBADMSG, "%s section is %u bytes long, must be %zu",
-				    state_section_name(t), plen, min_len(t));
+				    state_section_name(t), plen, min_len(t, ver));
 		return FAIL(-EBADMSG, "%s section is %u bytes long, must be %zu to %zu",
-			    state_section_name(t), plen, min_len(t), max_len(t));
+			    state_section_name(t), plen, min_len(t, ver), max_len(t, ver));
 	}
 	*type = t;
 	*payload_len = plen;
@@ -647,13 +675,14 @@ int state_read_section(struct vm_state *st, const uint8_t *src, size_t len, size
 {
 	struct rbuf r;
 	uint32_t plen = 0, crc, want;
-	unsigned t, vcpu = 0;
+	unsigned t = 0, ver, vcpu = 0;
 	size_t total;
 	int ret;
 
 	ret = state_check_header(src, len, &t, &plen, err, errlen);
 	if (ret < 0)
 		return ret;
+	ver = (unsigned)(src[2] | src[3] << 8);
 	total = STATE_SEC_HDR_BYTES + (size_t)plen + STATE_SEC_CRC_BYTES;
 	if (len < total)
 		return FAIL(-ECONNRESET, "truncated %s section: %zu of %zu bytes",
@@ -667,7 +696,7 @@ int state_read_section(struct vm_state *st, const uint8_t *src, size_t len, size
 	rbuf_init(&r, src + STATE_SEC_HDR_BYTES, plen);
 	switch (t) {
 	case STATE_SEC_CONFIG:
-		get_config(&r, &st->config);
+		get_config(&r, ver, &st->config);
 		break;
 	case STATE_SEC_VCPU: {
 		struct vcpu_state *tmp = &st->vcpu[0];

@@ -22,6 +22,14 @@
  * the version is the one this build speaks, the length is the exact length
  * of that section, the CRC, then every value's range. Each failure is its
  * own errno and message.
+ *
+ * Versions: every section is version 1 except CONFIG, which has two:
+ *   1: name[64] mem_bytes u64 vcpus u32 guest[16] guest_args[256] mac[6]
+ *      (354 bytes)
+ *   2: version 1's fields, then dirty_ring u32 (entries per vCPU; 358 bytes)
+ * A VM without a dirty ring is written as version 1, exactly what earlier
+ * builds wrote; a reader takes both, each only at its own length (version 1
+ * reads as "no ring").
  */
 #ifndef KVMIG_VM_STATE_H
 #define KVMIG_VM_STATE_H
@@ -39,7 +47,7 @@
 #define STATE_MAX_CPUID 128
 
 enum state_section_type {
-	STATE_SEC_CONFIG = 1,	/* vm_config: name, memory, vCPUs, guest, MAC */
+	STATE_SEC_CONFIG = 1,	/* vm_config: name, memory, vCPUs, guest, MAC, dirty ring */
 	STATE_SEC_VCPU = 2,	/* one per vCPU, in index order */
 	STATE_SEC_IRQCHIP = 3,	/* PIC master, PIC slave, IOAPIC */
 	STATE_SEC_PIT = 4,
@@ -98,7 +106,7 @@ struct vm_state {
 	struct vcpu_state vcpu[VM_MAX_VCPUS];
 };
 
-/* Version of each section type this build writes and accepts. */
+/* Newest version of each section type this build writes and reads (CONFIG: 2, also reads 1). */
 uint16_t state_section_version(enum state_section_type type);
 const char *state_section_name(unsigned type);
 
@@ -119,8 +127,8 @@ ssize_t state_write_section(const struct vm_state *st, enum state_section_type t
 ssize_t state_write_all(const struct vm_state *st, uint8_t *dst, size_t cap) __must_check;
 
 /*
- * Check a section header: type known, version equal, length plausible for
- * the type. On success *type and *payload_len are set.
+ * Check a section header: type known, version one this build reads, length
+ * plausible for the type at that version. On success *type and *payload_len are set.
  * Return: 0, -ECONNRESET (fewer than 8 bytes), -EBADMSG, -EPROTO (version).
  */
 int state_check_header(const uint8_t *src, size_t len, unsigned *type, uint32_t *payload_len,

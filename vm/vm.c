@@ -59,9 +59,11 @@ struct vcpu {
 	uint64_t exits;		/* KVM_RUN returns (diagnostics) */
 	struct kvm_dirty_gfn *ring;	/* dirty ring, or NULL */
 	size_t ring_bytes;
-	uint32_t ring_fetch;	/* next entry to harvest (under ring_lock) */
-	pthread_mutex_t ring_lock;
-	_Atomic bool ring_overflow;
+	/* under vm->ring_lock: */
+	uint32_t ring_fetch;	/* next entry to harvest; KVM's reset index once reset */
+	uint32_t ring_pending;	/* entries flagged RESET since the last reset */
+	bool ring_overflow;	/* entries were lost since the last harvest */
+	bool ring_suspect;	/* ring_fetch may not be KVM's reset index */
 };
 
 struct vm {
@@ -91,6 +93,10 @@ struct vm {
 	struct vm_pause_stats pause;
 
 	bool manual_protect;		/* KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 on */
+	pthread_mutex_t ring_lock;	/* every ring, ring_bm and each reset */
+	uint64_t *ring_bm;		/* pages harvested at ring-full exits */
+	bool ring_bm_any;
+	_Atomic uint64_t ring_resets;	/* resets that consumed entries */
 	_Atomic unsigned throttle_pct;
 	pthread_t throttle_thread;
 	bool throttle_started;
@@ -447,24 +453,207 @@ static void throttle_nap(struct vm *vm, struct vcpu *v)
 	pthread_mutex_unlock(&vm->lock);
 }
 
-/* The ring filled: its pages are lost already. Drop them, flag it, go on. */
-static void ring_full(struct vm *vm, struct vcpu *v)
-{
-	uint32_t n = (uint32_t)(v->ring_bytes / sizeof(*v->ring));
+/*
+ * ---- dirty ring ---------------------------------------------------------
+ *
+ * KVM publishes a vCPU's dirty pages in its ring: it fills the entry at its
+ * producer index D and sets DIRTY; we read it and set RESET (harvest);
+ * KVM_RESET_DIRTY_RINGS walks each ring from its reset index R over the
+ * entries flagged RESET, re-protects their pages, makes them invalid and
+ * returns how many it consumed. While D - R is at the soft limit (the size
+ * less a reserve) KVM_RUN exits at once with KVM_EXIT_DIRTY_RING_FULL. KVM
+ * never compares R with D when it resets: an entry flagged at R is consumed
+ * even when it was never published, and R beyond D stalls the vCPU for good.
+ *
+ * A KVM that logs every guest store (kvm_pvm, which emulates them) can push
+ * more than a whole ring between two checks of the soft limit: entries are
+ * overwritten (their pages lost), and once R trails D by the soft limit
+ * with every entry consumed, nothing is left to harvest and the vCPU would
+ * exit on every KVM_RUN for ever. Hence:
+ *
+ *  1. At most one ring is harvested per reset (ring_pending): a whole ring
+ *     between two resets may have wrapped, so it counts as an overflow.
+ *  2. A ring-full exit harvests into vm->ring_bm (the pages are kept; the
+ *     next vm_dirty_ring_harvest() hands them over) and resets.
+ *  3. A ring-full exit with nothing to harvest at ring_fetch and no reset
+ *     since its KVM_RUN began (ring_resets) proves D - R >= soft limit >= 1:
+ *     the ring is out of step. The pages of any published entry are kept;
+ *     if one is published further on, the invalid gap from R to it lies in
+ *     [R, D) and is flagged RESET; if none is, exactly one entry at R is
+ *     flagged (safe, D > R). That reset must consume what was flagged; when
+ *     it does not, ring_fetch is not R (ring_suspect), and the next such
+ *     exit finds R by flagging one position at a time until KVM consumes
+ *     it. Each step lets KVM_RUN retry; the vCPU runs as soon as D - R is
+ *     under the soft limit.
+ *  Every repair is an overflow: lost entries make the dirty set unknown.
+ *  Harvest, repair and reset all run under vm->ring_lock.
+ */
 
-	pthread_mutex_lock(&v->ring_lock);
-	for (;;) {
+/* Record entry e's page in bm. */
+static void ring_record(const struct vm *vm, const struct kvm_dirty_gfn *e, uint64_t *bm)
+{
+	uint64_t low_pages = guest_low_ram_bytes(vm->ram.bytes) / VM_PAGE_SIZE;
+	uint64_t npages = vm->ram.bytes / VM_PAGE_SIZE;
+	uint64_t page = (e->slot & 0xffff) == 1 ? low_pages + e->offset : e->offset;
+
+	if (page < npages)
+		bm[page / 64] |= 1ull << (page % 64);
+}
+
+static uint32_t ring_entries(const struct vcpu *v)
+{
+	return (uint32_t)(v->ring_bytes / sizeof(*v->ring));
+}
+
+/* Harvest vCPU v's published entries into bm. Under ring_lock. */
+static long ring_collect(struct vm *vm, struct vcpu *v, uint64_t *bm)
+{
+	uint32_t n = ring_entries(v);
+	long got = 0;
+
+	while (v->ring_pending < n) {
 		struct kvm_dirty_gfn *e = &v->ring[v->ring_fetch % n];
 
 		if (!(__atomic_load_n(&e->flags, __ATOMIC_ACQUIRE) & KVM_DIRTY_GFN_F_DIRTY))
 			break;
+		ring_record(vm, e, bm);
 		__atomic_store_n(&e->flags, KVM_DIRTY_GFN_F_RESET, __ATOMIC_RELEASE);
 		v->ring_fetch++;
+		v->ring_pending++;
+		got++;
 	}
-	atomic_store(&v->ring_overflow, true);
-	pthread_mutex_unlock(&v->ring_lock);
-	if (ioctl(vm->vm_fd, KVM_RESET_DIRTY_RINGS, 0) < 0)
-		pr_err("%s: KVM_RESET_DIRTY_RINGS: %s", vm->cfg.name, strerror(errno));
+	if (v->ring_pending >= n)
+		v->ring_overflow = true;	/* a whole ring: it may have wrapped */
+	return got;
+}
+
+/* KVM_RESET_DIRTY_RINGS. Return: entries consumed, or -errno. Under ring_lock. */
+static int ring_reset_locked(struct vm *vm)
+{
+	uint32_t want = 0;
+	int cleared;
+
+	for (unsigned i = 0; i < vm->nvcpus; i++)
+		want += vm->vcpus[i].ring ? vm->vcpus[i].ring_pending : 0;
+	cleared = ioctl(vm->vm_fd, KVM_RESET_DIRTY_RINGS, 0);
+	if (cleared < 0)
+		cleared = -errno;
+	if (cleared > 0)
+		atomic_fetch_add(&vm->ring_resets, 1);
+	if (cleared == (int)want) {
+		for (unsigned i = 0; i < vm->nvcpus; i++)
+			vm->vcpus[i].ring_pending = 0;
+		return cleared;
+	}
+	/* not all consumed (or unknown): what is still flagged stays pending */
+	for (unsigned i = 0; i < vm->nvcpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+		uint32_t n = ring_entries(v), left = 0;
+
+		if (!v->ring || !v->ring_pending)
+			continue;
+		for (uint32_t k = v->ring_fetch - v->ring_pending; k != v->ring_fetch; k++)
+			if (__atomic_load_n(&v->ring[k % n].flags, __ATOMIC_ACQUIRE) ==
+			    KVM_DIRTY_GFN_F_RESET)
+				left++;
+		if (left) {
+			v->ring_suspect = true;
+			v->ring_overflow = true;
+		}
+		v->ring_pending = left;
+	}
+	return cleared;
+}
+
+/* Find R by flagging one position at a time: D > R, so consuming one is safe. */
+static void ring_find_reset_index(struct vm *vm, struct vcpu *v)
+{
+	uint32_t n = ring_entries(v);
+
+	(void)ring_reset_locked(vm);	/* the other rings' flagged entries first */
+	for (uint32_t k = 0; k < n; k++) {
+		uint32_t idx = v->ring_fetch - k;
+		struct kvm_dirty_gfn *e = &v->ring[idx % n];
+		uint32_t old = __atomic_load_n(&e->flags, __ATOMIC_ACQUIRE);
+		int cleared;
+
+		__atomic_store_n(&e->flags, KVM_DIRTY_GFN_F_RESET, __ATOMIC_RELEASE);
+		cleared = ioctl(vm->vm_fd, KVM_RESET_DIRTY_RINGS, 0);
+		if (cleared > 0) {
+			atomic_fetch_add(&vm->ring_resets, 1);
+			v->ring_fetch = idx + 1;
+			v->ring_suspect = false;
+			pr_debug("%s: vCPU %u: dirty ring back in step after %u probes",
+				 vm->cfg.name, v->index, k + 1);
+			return;
+		}
+		__atomic_store_n(&e->flags, old, __ATOMIC_RELEASE);
+	}
+	pr_err("%s: vCPU %u: the dirty ring's reset index was not found", vm->cfg.name,
+	       v->index);
+}
+
+/* Out of step (case 3 above). Under ring_lock. */
+static void ring_repair(struct vm *vm, struct vcpu *v)
+{
+	uint32_t n = ring_entries(v), gap = n;
+
+	v->ring_overflow = true;
+	for (uint32_t k = 0; k < n; k++) {
+		struct kvm_dirty_gfn *e = &v->ring[(v->ring_fetch + k) % n];
+		uint32_t f = __atomic_load_n(&e->flags, __ATOMIC_ACQUIRE);
+
+		if (f & KVM_DIRTY_GFN_F_DIRTY) {
+			ring_record(vm, e, vm->ring_bm);
+			vm->ring_bm_any = true;
+			if (gap == n)
+				gap = k;
+		} else if (f & KVM_DIRTY_GFN_F_RESET) {
+			/* flagged before but never consumed: not ours to consume now */
+			__atomic_store_n(&e->flags, 0, __ATOMIC_RELEASE);
+		}
+	}
+	v->ring_pending = 0;
+	if (v->ring_suspect) {
+		ring_find_reset_index(vm, v);
+		return;
+	}
+	if (gap == n)
+		gap = 1;	/* nothing published: D - R >= 1, consume one */
+	for (uint32_t k = 0; k < gap; k++)
+		__atomic_store_n(&v->ring[(v->ring_fetch + k) % n].flags, KVM_DIRTY_GFN_F_RESET,
+				 __ATOMIC_RELEASE);
+	v->ring_fetch += gap;
+	v->ring_pending = gap;
+	(void)ring_collect(vm, v, vm->ring_bm);
+}
+
+/*
+ * KVM_EXIT_DIRTY_RING_FULL: keep the pages, reset, and get the vCPU going
+ * again. gen: ring_resets when this KVM_RUN began.
+ */
+static void ring_full(struct vm *vm, struct vcpu *v, uint64_t gen)
+{
+	sigset_t set, old;
+	long got;
+	int cleared;
+
+	/* a kick must not cut the reset short: its count is the check */
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &set, &old);
+	pthread_mutex_lock(&vm->ring_lock);
+	got = ring_collect(vm, v, vm->ring_bm);
+	if (got > 0)
+		vm->ring_bm_any = true;
+	if (!got && (!v->ring_pending || v->ring_suspect) &&
+	    atomic_load(&vm->ring_resets) == gen)
+		ring_repair(vm, v);
+	cleared = ring_reset_locked(vm);
+	pthread_mutex_unlock(&vm->ring_lock);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (cleared < 0)
+		pr_err("%s: KVM_RESET_DIRTY_RINGS: %s", vm->cfg.name, strerror(-cleared));
 }
 
 /* Where a crashed vCPU was: enough to tell a guest bug from a host one. */
@@ -499,6 +688,7 @@ static void *vcpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
 	struct vm *vm = v->vm;
+	uint64_t ring_gen = 0;
 	sigset_t set;
 
 	tls_run = v->run;
@@ -518,6 +708,7 @@ static void *vcpu_thread(void *arg)
 		}
 		pthread_mutex_unlock(&vm->lock);
 
+		ring_gen = atomic_load(&vm->ring_resets);
 		ret = ioctl(v->fd, KVM_RUN, 0);
 		v->exits++;
 		v->need_complete = false;
@@ -543,7 +734,7 @@ static void *vcpu_thread(void *arg)
 		case KVM_EXIT_HLT:
 			break;
 		case KVM_EXIT_DIRTY_RING_FULL:
-			ring_full(vm, v);
+			ring_full(vm, v, ring_gen);
 			break;
 		case KVM_EXIT_SHUTDOWN:
 			pr_err("%s: vCPU %u: triple fault, the guest is shut down", vm->cfg.name,
@@ -585,10 +776,16 @@ static struct vm *vm_alloc(const struct vm_config *cfg)
 	vm->kvm_fd = vm->vm_fd = -1;
 	vm->ram.fd = -1;
 	vm->ram.alias = vm->ram.slot_view = MAP_FAILED;
-	for (unsigned i = 0; i < VM_MAX_VCPUS; i++) {
+	for (unsigned i = 0; i < VM_MAX_VCPUS; i++)
 		vm->vcpus[i].fd = -1;
-		pthread_mutex_init(&vm->vcpus[i].ring_lock, NULL);
+	if (cfg->dirty_ring) {
+		vm->ring_bm = calloc((cfg->mem_bytes / VM_PAGE_SIZE + 63) / 64, 8);
+		if (!vm->ring_bm) {
+			free(vm);
+			return NULL;
+		}
 	}
+	pthread_mutex_init(&vm->ring_lock, NULL);
 	pthread_mutex_init(&vm->lock, NULL);
 	pthread_cond_init(&vm->cond, NULL);
 	pthread_mutex_init(&vm->uart_lock, NULL);
@@ -1012,7 +1209,6 @@ void vm_destroy(struct vm *vm)
 			pthread_join(v->thread, NULL);
 		if (v->ring)
 			munmap(v->ring, v->ring_bytes);
-		pthread_mutex_destroy(&v->ring_lock);
 		if (v->run)
 			munmap(v->run, v->run_size);
 		if (v->fd >= 0)
@@ -1024,6 +1220,8 @@ void vm_destroy(struct vm *vm)
 		close(vm->kvm_fd);
 	vm_ram_destroy(&vm->ram);
 	free(vm->cpuid);
+	pthread_mutex_destroy(&vm->ring_lock);
+	free(vm->ring_bm);
 	pthread_mutex_destroy(&vm->lock);
 	pthread_cond_destroy(&vm->cond);
 	pthread_mutex_destroy(&vm->uart_lock);
@@ -1453,37 +1651,37 @@ bool vm_manual_protect(const struct vm *vm)
 long vm_dirty_ring_harvest(struct vm *vm, unsigned i, uint64_t *bitmap)
 {
 	struct vcpu *v = &vm->vcpus[i];
-	uint64_t low_pages = guest_low_ram_bytes(vm->ram.bytes) / VM_PAGE_SIZE;
-	uint64_t npages = vm->ram.bytes / VM_PAGE_SIZE;
-	uint32_t n;
-	long got = 0;
+	bool overflow;
+	long got;
 
 	if (i >= vm->nvcpus || !v->ring)
 		return -EOPNOTSUPP;
-	n = (uint32_t)(v->ring_bytes / sizeof(*v->ring));
-	pthread_mutex_lock(&v->ring_lock);
-	for (;;) {
-		struct kvm_dirty_gfn *e = &v->ring[v->ring_fetch % n];
-		uint64_t page;
+	pthread_mutex_lock(&vm->ring_lock);
+	got = ring_collect(vm, v, bitmap);
+	if (vm->ring_bm_any) {
+		size_t words = (vm->ram.bytes / VM_PAGE_SIZE + 63) / 64;
 
-		if (!(__atomic_load_n(&e->flags, __ATOMIC_ACQUIRE) & KVM_DIRTY_GFN_F_DIRTY))
-			break;
-		page = (e->slot & 0xffff) == 1 ? low_pages + e->offset : e->offset;
-		if (page < npages)
-			bitmap[page / 64] |= 1ull << (page % 64);
-		__atomic_store_n(&e->flags, KVM_DIRTY_GFN_F_RESET, __ATOMIC_RELEASE);
-		v->ring_fetch++;
-		got++;
+		for (size_t w = 0; w < words; w++) {
+			got += vm->ring_bm[w] != 0;
+			bitmap[w] |= vm->ring_bm[w];
+			vm->ring_bm[w] = 0;
+		}
+		vm->ring_bm_any = false;
 	}
-	pthread_mutex_unlock(&v->ring_lock);
-	if (atomic_exchange(&v->ring_overflow, false))
-		return -EOVERFLOW;
-	return got;
+	overflow = v->ring_overflow;
+	v->ring_overflow = false;
+	pthread_mutex_unlock(&vm->ring_lock);
+	return overflow ? -EOVERFLOW : got;
 }
 
 int vm_dirty_ring_reset(struct vm *vm)
 {
-	return xioctl(vm->vm_fd, KVM_RESET_DIRTY_RINGS, 0) < 0 ? -errno : 0;
+	int ret;
+
+	pthread_mutex_lock(&vm->ring_lock);
+	ret = ring_reset_locked(vm);
+	pthread_mutex_unlock(&vm->ring_lock);
+	return ret < 0 ? ret : 0;
 }
 
 static void *throttle_thread(void *arg)

@@ -44,8 +44,8 @@ struct vm_config {
 	char guest_args[VM_GUEST_ARGS_MAX]; /* "workset=16M,rate=0,seed=1" */
 	uint8_t mac[6];
 	uint32_t dirty_ring;		/* dirty-ring entries per vCPU, 0 = none
-					 * (a power of two, 256..65536); local
-					 * to this host, not migrated */
+					 * (a power of two, 256..65536); travels
+					 * with the VM (CONFIG version 2) */
 };
 
 enum vm_run_state {

@@ -5,7 +5,7 @@
  * flipped byte and a page that went back a generation; pause stops the
  * guest and resume restarts it; a snapshot restored in the same process
  * continues where it stopped (progress, ticks, zero errors) for 64 MiB and
- * 4 GiB guests. Exits 77 (skipped) without /dev/kvm.
+ * 4 GiB guests, and a VM's dirty ring comes back with it. Exits 77 (skipped) without /dev/kvm.
  *
  * Waiting is always for a condition (progress reached, errors seen) with a
  * deadline; guest speed varies a lot between hosts, so nothing is timed.
@@ -24,6 +24,7 @@
 #include <cmocka.h>
 
 #include "common/clock.h"
+#include "dirtylog/dirtylog.h"
 #include "vm/guest_abi.h"
 #include "migrate/snapshot.h"
 #include "vm/vm.h"
@@ -279,6 +280,70 @@ static void test_vm_save_restore_4g(void **unused)
 	save_restore("idle", 1, 4ull << 30);
 }
 
+/*
+ * The dirty ring is the VM's: a snapshot of a VM started with one restores
+ * with the same ring, and ring tracking works on the restored VM (its sync
+ * sees the guest's writes, or reports an overflow with every bit set).
+ */
+static void test_vm_save_restore_dirty_ring(void **unused)
+{
+	char path[] = "/tmp/kvmig-test-snap-XXXXXX", err[256];
+	struct vm_config cfg;
+	struct vm *vm = NULL;
+	struct vm_guest_stats before, after;
+	struct snapshot_stats ss;
+	struct dirtylog *d;
+	uint64_t npages, *bm, set = 0;
+	size_t words;
+	int fd = mkstemp(path);
+	long n;
+
+	(void)unused;
+	assert_true(fd >= 0);
+	close(fd);
+	vm_config_defaults(&cfg, "ringed");
+	cfg.vcpus = 2;
+	cfg.dirty_ring = 4096;
+	snprintf(cfg.guest, sizeof(cfg.guest), "memcheck");
+	snprintf(cfg.guest_args, sizeof(cfg.guest_args), "workset=2M");
+	if (vm_create(&cfg, &vm, err, sizeof(err)))
+		fail_msg("vm_create with a dirty ring: %s", err);
+	assert_int_equal(vm_start(vm), 0);
+	wait_progress(vm, 1000, 0);
+	assert_int_equal(vm_pause(vm, NULL), 0);
+	stats(vm, &before);
+	if (snapshot_save(vm, path, &ss, err, sizeof(err)))
+		fail_msg("save: %s", err);
+	vm_destroy(vm);
+	vm = NULL;
+	if (snapshot_restore(path, "ringed2", &vm, &ss, err, sizeof(err)))
+		fail_msg("restore: %s", err);
+	assert_int_equal(vm_get_config(vm)->dirty_ring, 4096);
+	assert_int_equal(vm_start(vm), 0);
+	if (dirtylog_start(vm, DIRTYLOG_RING, &d, err, sizeof(err)))
+		fail_msg("ring tracking on the restored VM: %s", err);
+	npages = vm_ram_bytes(vm) / 4096;
+	words = dirtylog_bitmap_words(npages);
+	bm = calloc(words, 8);
+	assert_non_null(bm);
+	n = dirtylog_sync(d, bm);
+	assert_true(n >= 0 || n == -EOVERFLOW);
+	memset(bm, 0, words * 8);
+	wait_progress(vm, before.progress + 1000, 0);
+	n = dirtylog_sync(d, bm);
+	for (size_t i = 0; i < words; i++)
+		set += (uint64_t)__builtin_popcountll(bm[i]);
+	printf("restored ring: sync %ld, %llu pages dirty\n", n, (unsigned long long)set);
+	assert_true(n == -EOVERFLOW ? set == npages : n > 0 && set > 0);
+	dirtylog_stop(d);
+	stats(vm, &after);
+	assert_true(after.progress > before.progress);
+	assert_int_equal(after.errors, 0);
+	free(bm);
+	vm_destroy(vm);
+	unlink(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -290,6 +355,7 @@ int main(void)
 		cmocka_unit_test(test_vm_pause_resume),
 		cmocka_unit_test(test_vm_save_restore_64m),
 		cmocka_unit_test(test_vm_save_restore_4g),
+		cmocka_unit_test(test_vm_save_restore_dirty_ring),
 	};
 	char why[256];
 

@@ -2,7 +2,9 @@
 /*
  * test_state.c - state sections: every section round-trips field by field,
  * and loading rejects truncation, a wrong version, a wrong length, a bad
- * checksum and out-of-range values, each with its own error.
+ * checksum and out-of-range values, each with its own error. CONFIG carries
+ * the dirty ring (version 2) and still reads version 1 as earlier builds
+ * wrote it.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -266,6 +268,100 @@ static int read_back(size_t n, char *err, size_t errlen)
 	return state_read_section(&dst, buf, n, &used, &type, err, errlen);
 }
 
+/* CONFIG as an earlier build wrote it: version 1, 354 bytes, no dirty ring. */
+static size_t old_config(const struct vm_config *c, uint16_t version, size_t extra)
+{
+	struct wbuf w;
+	size_t n;
+
+	wbuf_init(&w, buf, sizeof(buf));
+	put_le16(&w, STATE_SEC_CONFIG);
+	put_le16(&w, version);
+	put_le32(&w, (uint32_t)(354 + extra));
+	put_bytes(&w, c->name, VM_NAME_MAX);
+	put_le64(&w, c->mem_bytes);
+	put_le32(&w, c->vcpus);
+	put_bytes(&w, c->guest, VM_GUEST_NAME_MAX);
+	put_bytes(&w, c->guest_args, VM_GUEST_ARGS_MAX);
+	put_bytes(&w, c->mac, 6);
+	for (size_t i = 0; i < extra; i++)
+		put_u8(&w, 0);
+	put_le32(&w, 0);
+	assert_true(wbuf_ok(&w));
+	n = w.len;
+	reseal(buf, n);
+	return n;
+}
+
+/* The dirty ring travels in CONFIG version 2; a VM without one stays version 1. */
+static void test_state_config_carries_dirty_ring(void **unused)
+{
+	static struct vm_state src, dst;
+	uint32_t rings[] = { 256, 4096, 65536 };
+
+	(void)unused;
+	for (size_t i = 0; i < ARRAY_SIZE(rings); i++) {
+		random_state(&src, 2);
+		src.config.dirty_ring = rings[i];
+		memset(&dst, 0, sizeof(dst));
+		round_trip(&src, &dst, STATE_SEC_CONFIG, 0);
+		assert_int_equal(buf[2] | buf[3] << 8, 2);			/* version 2 */
+		assert_int_equal(buf[4] | buf[5] << 8, 358);			/* 354 + u32 */
+		assert_memory_equal(&src.config, &dst.config, sizeof(src.config));
+		assert_int_equal(dst.config.dirty_ring, rings[i]);
+	}
+	random_state(&src, 1);
+	src.config.dirty_ring = 0;
+	memset(&dst, 0, sizeof(dst));
+	dst.config.dirty_ring = 4096;
+	round_trip(&src, &dst, STATE_SEC_CONFIG, 0);
+	assert_int_equal(buf[2] | buf[3] << 8, 1);	/* what earlier builds read */
+	assert_int_equal(buf[4] | buf[5] << 8, 354);
+	assert_memory_equal(&src.config, &dst.config, sizeof(src.config));
+}
+
+/* An old snapshot's CONFIG loads (no ring); malformed mixes of version and length do not. */
+static void test_state_config_v1_still_accepted(void **unused)
+{
+	static struct vm_state src, dst;
+	char err[256] = "";
+	size_t used = 0;
+	unsigned type = 0;
+	size_t n;
+
+	(void)unused;
+	random_state(&src, 2);
+	src.config.dirty_ring = 0;
+	n = old_config(&src.config, 1, 0);
+	memset(&dst, 0, sizeof(dst));
+	dst.config.dirty_ring = 1024;	/* must be overwritten with "no ring" */
+	if (state_read_section(&dst, buf, n, &used, &type, err, sizeof(err)))
+		fail_msg("old CONFIG refused: %s", err);
+	assert_int_equal(used, n);
+	assert_int_equal(type, STATE_SEC_CONFIG);
+	assert_memory_equal(&src.config, &dst.config, sizeof(src.config));
+	assert_int_equal(dst.config.dirty_ring, 0);
+
+	/* version 1 with version 2's length, version 2 with version 1's */
+	n = old_config(&src.config, 1, 4);
+	assert_int_equal(read_back(n, err, sizeof(err)), -EBADMSG);
+	assert_non_null(strstr(err, "must be 354"));
+	n = old_config(&src.config, 2, 0);
+	assert_int_equal(read_back(n, err, sizeof(err)), -EBADMSG);
+	assert_non_null(strstr(err, "must be 358"));
+	/* a version from the future */
+	n = old_config(&src.config, 3, 4);
+	assert_int_equal(read_back(n, err, sizeof(err)), -EPROTO);
+	assert_non_null(strstr(err, "version 3"));
+	/* version 2 with a ring KVM cannot have */
+	n = old_config(&src.config, 2, 4);
+	buf[8 + 354] = 0xe8;	/* 1000 entries: not a power of two */
+	buf[8 + 355] = 0x03;
+	reseal(buf, n);
+	assert_int_equal(read_back(n, err, sizeof(err)), -EBADMSG);
+	assert_non_null(strstr(err, "dirty ring"));
+}
+
 static void test_state_rejects_truncated(void **unused)
 {
 	static struct vm_state st;
@@ -414,6 +510,8 @@ int main(void)
 		cmocka_unit_test(test_state_rejects_flipped_byte),
 		cmocka_unit_test(test_state_rejects_out_of_range),
 		cmocka_unit_test(test_state_write_needs_space),
+		cmocka_unit_test(test_state_config_carries_dirty_ring),
+		cmocka_unit_test(test_state_config_v1_still_accepted),
 	};
 
 	rng_state = seed ? strtoull(seed, NULL, 0) : 0x1234567887654321ull;
