@@ -12,9 +12,9 @@
 #     growing, idle's ticks keep coming, memcheck's errors stay 0.
 #   options one by one: --xbzrle, --compress zstd, --compress lz4,
 #     --bandwidth (the job's mbps at most 10% over the cap and at most 20%
-#     under it: 8 MiB/s, or on a
-#     host that moves less than 64 MiB/s unlimited, an eighth of that or
-#     less), --dirty-track ring on a VM started with --dirty-ring 4096,
+#     under it: 8 MiB/s, or on a host that moves less than 64 MiB/s
+#     unlimited, an eighth of that or less), --dirty-track ring on a VM
+#     started with --dirty-ring 4096,
 #     --auto-converge; --detach with job info; the blocking CLI's output.
 #   failures, each leaving the guest running at the source with 0 errors
 #     and nothing at the destination: non-convergence (randdirty paced to
