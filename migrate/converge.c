@@ -22,7 +22,9 @@ enum converge_action converge_decide(struct converge *c, unsigned round, uint64_
 				     uint64_t sent_bytes, uint64_t bandwidth, uint64_t dirty_rate,
 				     char *msg, size_t msglen)
 {
-	uint64_t mib_s = bandwidth >> 20;
+	/* MiB/s in the messages, rounded: a 1 MiB/s link measured at 0.99 is not "0 MiB/s" */
+	uint64_t mib_s = (bandwidth + (1u << 19)) >> 20;
+	uint64_t dirty_mib_s = (dirty_rate * 4096 + (1u << 19)) >> 20;
 
 	if (!bandwidth)
 		bandwidth = 1;
@@ -49,7 +51,7 @@ enum converge_action converge_decide(struct converge *c, unsigned round, uint64_
 			 "%llu MiB/s; %llu MiB stay dirty, an expected downtime of %llu ms over "
 			 "the %llu ms allowed; try a larger --max-downtime or more --bandwidth",
 			 c->throttle, c->stalled, (unsigned long long)dirty_rate,
-			 (unsigned long long)((dirty_rate * 4096) >> 20), (unsigned long long)mib_s,
+			 (unsigned long long)dirty_mib_s, (unsigned long long)mib_s,
 			 (unsigned long long)(dirty_bytes >> 20),
 			 (unsigned long long)(c->expected_downtime_ns / 1000000),
 			 (unsigned long long)(c->max_downtime_ns / 1000000));
@@ -61,7 +63,7 @@ enum converge_action converge_decide(struct converge *c, unsigned round, uint64_
 			 "(%llu MiB/s) and the link moves %llu MiB/s; %llu MiB stay dirty, an "
 			 "expected downtime of %llu ms over the %llu ms allowed%s",
 			 round + 1, (unsigned long long)dirty_rate,
-			 (unsigned long long)((dirty_rate * 4096) >> 20), (unsigned long long)mib_s,
+			 (unsigned long long)dirty_mib_s, (unsigned long long)mib_s,
 			 (unsigned long long)(dirty_bytes >> 20),
 			 (unsigned long long)(c->expected_downtime_ns / 1000000),
 			 (unsigned long long)(c->max_downtime_ns / 1000000),

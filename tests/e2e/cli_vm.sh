@@ -41,8 +41,8 @@ jq_out ".mac == \"$MAC1\""
 jq_out '(.guest_stats | (.progress | type) == "number" and (.errors | type) == "number" and (.ticks | type) == "number")'
 jq_out '(.pause_latency | has("count") and has("last_us") and has("max_us"))'
 jq_out 'has("ok") | not'
-wait_until 60 "idle1 ticks > 0" test "$(vm_field a idle1 .guest_stats.ticks)" -gt 0
-wait_until 60 "seq2 progress > 0" test "$(vm_field a seq2 .guest_stats.progress)" -gt 0
+wait_until 60 "idle1 ticks > 0" field_gt a idle1 .guest_stats.ticks 0
+wait_until 60 "seq2 progress > 0" field_gt a seq2 .guest_stats.progress 0
 [ "$(vm_field a seq2 .guest_stats.errors)" = 0 ] || fail "seq2 reports guest errors"
 ok "vm info seq2 (human)" kv a vm info seq2
 grep -Eq "^state: +running" "$OUT" && grep -Eq "^guest_stats.progress: +[0-9]+" "$OUT" ||
@@ -92,8 +92,8 @@ ok "vm resume idle1 (human)" kv a vm resume idle1
 grep -q "^resumed VM idle1 " "$OUT" || fail "vm resume printed: $(cat "$OUT")"
 bad "vm resume seq2 again" 1 "^kvmig: VM 'seq2' is already running" kv a vm resume seq2
 bad "vm resume seq2 again --json" 1 "^kvmig: VM 'seq2' is already running" kv a vm resume seq2 --json
-wait_until 60 "seq2 progress to go on after resume" test "$(vm_field a seq2 .guest_stats.progress)" -gt "$P1"
-wait_until 60 "idle1 ticks to go on after resume" test "$(vm_field a idle1 .guest_stats.ticks)" -gt "$K1"
+wait_until 60 "seq2 progress to go on after resume" field_gt a seq2 .guest_stats.progress "$P1"
+wait_until 60 "idle1 ticks to go on after resume" field_gt a idle1 .guest_stats.ticks "$K1"
 [ "$(vm_field a seq2 .guest_stats.errors)" = 0 ] || fail "seq2 reports guest errors after resume"
 ok "vm list after resume" kv a vm list --json
 jq_out '[.vms[].state] == ["running", "running"]'
@@ -104,7 +104,7 @@ D_URI=$(kv d agent version --json | jq -r .migrate_uri)
 # 1 MiB/s against a 4 MiB working set rewritten all the time, 1 ms allowed
 # downtime: the job cannot converge and runs until it is cancelled
 ok "migrate seq2 --detach (cannot converge)" kv a migrate seq2 --to "$D_URI" --detach --bandwidth 1 --max-downtime 1
-wait_until 60 "seq2 to be incoming at d" test "$(vm_field d seq2 .state)" = incoming
+wait_until 60 "seq2 to be incoming at d" field_is d seq2 .state incoming
 [ "$(vm_field a seq2 .state)" = migrating ] || fail "seq2 is not migrating at the source"
 bad "vm pause while migrating" 1 "^kvmig: VM 'seq2' is busy \\(migrating\\)" kv a vm pause seq2
 bad "vm resume while migrating" 1 "^kvmig: VM 'seq2' is busy \\(migrating\\)" kv a vm resume seq2 --json
@@ -112,14 +112,14 @@ bad "vm pause while incoming" 1 "^kvmig: VM 'seq2' is busy \\(incoming\\)" kv d 
 bad "vm resume while incoming" 1 "^kvmig: VM 'seq2' is busy \\(incoming\\)" kv d vm resume seq2
 ok "job cancel seq2" kv a job cancel seq2
 wait_until 60 "the seq2 job to end" bash -c "'$KVMIG' --agent '$T/a.sock' job info seq2 --json | jq -e '.status == \"cancelled\"'"
-wait_until 60 "seq2 to run at the source again" test "$(vm_field a seq2 .state)" = running
+wait_until 60 "seq2 to run at the source again" field_is a seq2 .state running
 wait_until 60 "d to drop the incoming seq2" bash -c "! '$KVMIG' --agent '$T/d.sock' vm info seq2"
 ok "vm pause seq2 after the job" kv a vm pause seq2 --json
 jq_out '.state == "paused"'
 ok "vm resume seq2 after the job" kv a vm resume seq2 --json
 jq_out '.state == "running"'
 P3=$(vm_field a seq2 .guest_stats.progress)
-wait_until 60 "seq2 progress to go on" test "$(vm_field a seq2 .guest_stats.progress)" -gt "$P3"
+wait_until 60 "seq2 progress to go on" field_gt a seq2 .guest_stats.progress "$P3"
 stop_agent d TERM
 
 log "stop"

@@ -13,10 +13,17 @@
 #                                    non-zero) with stderr matching REGEX
 #                                    (grep -Ei) and nothing on stdout
 #   jq_out FILTER                    jq -e FILTER on the last stdout, or fail
-#   wait_until SECS DESC CMD...      poll CMD until it succeeds (bounded)
+#   wait_until SECS DESC CMD...      poll CMD until it succeeds (bounded);
+#                                    CMD runs afresh at each try, so it must
+#                                    compute what it checks itself: pass
+#                                    field_gt/field_is or a function, never
+#                                    test "$(...)", which bash expands once,
+#                                    before the first try
 #   vm_field AGENT VM FILTER         one field of vm info --json
+#   field_gt AGENT VM FILTER N       that field is a number above N (for wait_until)
+#   field_is AGENT VM FILTER VALUE   that field equals VALUE (for wait_until)
 #   need_kvm AGENT WHAT              exit 77 loudly unless the agent has KVM
-#   fail MSG / skip MSG
+#   fail MSG / skip REASON           skip names its reason, as given
 # Nothing here sleeps for synchronization: waits poll a condition with a
 # deadline.
 set -u
@@ -50,11 +57,13 @@ fail() {
 }
 
 # Exit 77 with a banner run.sh shows (it greps the first line saying "skip").
+# The reason is the caller's: need_kvm says "needs /dev/kvm", a missing
+# tool says which.
 skip() {
 	echo "************************************************************************"
-	echo "SKIPPED: $E2E_NAME: $* (needs /dev/kvm${KVM_REASON:+: $KVM_REASON})"
+	echo "SKIPPED: $E2E_NAME: $*"
 	echo "************************************************************************"
-	echo "SKIPPED: $E2E_NAME: $* (needs /dev/kvm)" >&2
+	echo "SKIPPED: $E2E_NAME: $*" >&2
 	exit 77
 }
 
@@ -150,6 +159,18 @@ vm_field() {
 	kv "$1" vm info "$2" --json | jq -er "$3"
 }
 
+# field_gt AGENT VM FILTER N: the field is a number greater than N. Reads
+# the field each time it runs, so it is a condition for wait_until.
+field_gt() {
+	local v
+	v=$(vm_field "$1" "$2" "$3" 2>/dev/null) && [[ $v =~ ^[0-9]+$ ]] && [ "$v" -gt "$4" ]
+}
+
+# field_is AGENT VM FILTER VALUE: the field equals VALUE (read each time).
+field_is() {
+	[ "$(vm_field "$1" "$2" "$3" 2>/dev/null)" = "$4" ]
+}
+
 # Is KVM usable, as the agent sees it? Sets KVM_REASON when not.
 have_kvm() {
 	local v
@@ -162,7 +183,7 @@ have_kvm() {
 }
 
 need_kvm() {
-	have_kvm "$1" || skip "$2"
+	have_kvm "$1" || skip "$2 needs /dev/kvm: $KVM_REASON"
 }
 
 # Assert that agent NAME hosts no VM and still answers.

@@ -11,17 +11,28 @@
 #     starts at least at the last value read at the source and keeps
 #     growing, idle's ticks keep coming, memcheck's errors stay 0.
 #   options one by one: --xbzrle, --compress zstd, --compress lz4,
-#     --bandwidth (the job's mbps within 10% of the cap: 50 MiB/s, or on
-#     a host that cannot move twice that, an eighth of what it moves), --dirty-track ring on a VM started with --dirty-ring 4096,
+#     --bandwidth (the job's mbps at most 10% over the cap and at most 20%
+#     under it: 8 MiB/s, or on a host that moves less than 64 MiB/s
+#     unlimited, an eighth of that or less), --dirty-track ring on a VM
+#     started with --dirty-ring 4096,
 #     --auto-converge; --detach with job info; the blocking CLI's output.
 #   failures, each leaving the guest running at the source with 0 errors
-#     and nothing at the destination: non-convergence (randdirty rate=0,
-#     2 vCPUs, --bandwidth 1 --max-iterations 5: the message names the dirty
-#     rate and the bandwidth), then the same guest converging with
-#     --auto-converge and a larger budget; job cancel mid-migration; Ctrl-C
-#     of a blocking kvmig migrate; the destination agent killed mid-stream;
-#     a VM whose name the destination already hosts; a closed port; the
-#     source agent stopped (SIGTERM) while a job runs.
+#     and nothing at the destination: non-convergence (randdirty paced to
+#     8x the link, --bandwidth 1 --max-iterations 5: the message names the
+#     dirty rate and the bandwidth), then the same guest converging with
+#     --auto-converge at a link only half its pace, which only the vCPU
+#     throttle can make it fit (the source must log that it throttled);
+#     job cancel mid-migration; Ctrl-C of a blocking kvmig migrate; the
+#     destination agent killed mid-stream; a VM whose name the destination
+#     already hosts; a closed port; the source agent stopped (SIGTERM)
+#     while a job runs.
+#
+# Nothing assumes the guest is slow or fast (hardware KVM runs guests
+# 1000x faster than the nested test hosts): a migration that must
+# complete moves a working set that fits the downtime allowed at the link
+# the host has; one that must not converge (or must last until the test
+# ends it) caps the link and runs a randdirty paced (rate=) well above the
+# cap, after it has touched its working set.
 #
 # KVMIG_E2E_TIMEOUT (default 120) bounds each wait, in seconds. The
 # migrations that must complete allow KVMIG_E2E_DOWNTIME ms of downtime
@@ -73,6 +84,23 @@ start_vm() {	# NAME GUEST VCPUS [vm start options]: start in src, wait for progr
 	ok "$name: start" kv src vm start "$name" --mem 64M --vcpus "$vcpus" --guest "$guest" "$@"
 	wait_until "$TIMEOUT" "$name progress > 0" grows src "$name" progress 0
 	[ "${guest%%,*}" != idle ] || wait_until "$TIMEOUT" "$name ticks > 0" grows src "$name" ticks 0
+}
+
+# A guest that keeps a migration going until the test ends it, at any guest
+# speed: randdirty paced to 8192 page writes/s (rate=; guests manage
+# 20-40k/s on the nested test hosts, 1000x that on hardware KVM) over a
+# 4 MiB working set, 16x what ENDLESS's 2 MiB/s link moves, with 1 ms of
+# downtime allowed (one page alone takes 2 ms at the cap).
+ENDLESS_GUEST=randdirty,workset=4M,rate=8192,hot=0
+ENDLESS="--bandwidth 2 --max-downtime 1 --max-iterations 0 --timeout 200"
+
+# touched NAME PAGES: wait until a randdirty or seqdirty guest has written
+# three times as many pages as its working set holds (PAGES), so that
+# (nearly) all of it holds data: the bulk round and every round after it
+# have the whole set to send.
+touched() {
+	wait_until "$TIMEOUT" "$1 to write its working set ($2 pages) three times" \
+		grows src "$1" progress $(($2 * 3))
 }
 
 # runs_at_source NAME: after a failed migration the guest runs on at the
@@ -221,39 +249,20 @@ grep -q "^migration of hum to $UNIX_URI: completed after" "$OUT" && grep -Eq '^t
 	grep -Eq '^status: +completed' "$OUT" || fail "hum: migrate printed $(cat "$OUT")"
 ok "hum: stop at dst2" kv dst2 vm stop hum
 
-log "--bandwidth: the job's mbps stays within 10% of the cap"
-# flow NAME [options]: migrate NAME with options that never switch over and
-# never give up (--max-downtime 1 --max-iterations 0; memcheck rewrites its
-# whole working set pass after pass, so precopy never runs out of dirty
-# pages), let it send for 15 s, cancel it, and read the final statistics:
-# RATE is the job's mbps in MiB/s.
-flow() {
-	local name=$1 s deadline=$((SECONDS + TIMEOUT)); shift
-	start_vm "$name" memcheck,workset=16M 2
-	ok "$name: migrate --detach $*" kv src migrate "$name" --to "$TCP_URI" --detach \
-		--max-downtime 1 --max-iterations 0 "$@"
-	while :; do
-		[ $SECONDS -lt $deadline ] || fail "$name: no 15 s of sending within ${TIMEOUT}s"
-		s=$(kv src job info "$name" --json) || fail "$name: job info failed"
-		case $(jq -r .status <<<"$s") in
-		active) [ "$(jq -r '.total_ms - .setup_ms' <<<"$s")" -lt 15000 ] || break ;;
-		setup) ;;
-		*) fail "$name: the job ended before 15 s of sending: $s" ;;
-		esac
-		sleep 0.2
-	done
-	ok "$name: cancel" kv src job cancel "$name"
-	wait_until "$TIMEOUT" "$name job to be cancelled" job_status_is "$name" cancelled
-	s=$(kv src job info "$name" --json)
-	RATE=$(jq -r '.mbps * 1e6 / 8 / 1048576 * 100 | round / 100' <<<"$s")
-	echo "   $name: $(jq -r '"\(.transferred_bytes) bytes in \(.total_ms) ms (setup \(.setup_ms) ms): \(.mbps) Mbit/s"' <<<"$s") = $RATE MiB/s"
-	runs_at_source "$name"
-	ok "stop $name" kv src vm stop "$name"
-}
-flow bwfree
-FREE_RATE=$RATE
-CAP=50
-if awk -v r="$FREE_RATE" 'BEGIN { exit !(r < 100) }'; then
+log "--bandwidth: the job's mbps stays near the cap, never 10% over"
+# What this host moves unlimited, to choose a cap it can hold: the
+# bandwidth the engine measured in a completed migration whose bulk round
+# is a 16 MiB working set the guest wrote first. The dirty set never
+# exceeds that working set, so with 10 s of downtime allowed it completes
+# at any guest speed on any link above 1.6 MiB/s.
+start_vm bwfree seqdirty,workset=16M 2
+touched bwfree 4096
+one_migration bwfree dst "$TCP_URI" --max-downtime 10000
+FREE_RATE=$(jq -r '.bandwidth / 1048576 * 100 | round / 100' "$T/mig.json")
+echo "   bwfree: the engine measured $FREE_RATE MiB/s on the unlimited link"
+ok "stop bwfree at dst" kv dst vm stop bwfree
+CAP=8
+if awk -v r="$FREE_RATE" 'BEGIN { exit !(r < 64) }'; then
 	# A cap must be well below what the host moves. And the engine's token
 	# bucket (migrate/ratelimit.c) holds only 50 ms of the rate: the time a
 	# slow host spends on each 1 MiB frame beyond 50 ms is lost, so a cap
@@ -263,17 +272,59 @@ if awk -v r="$FREE_RATE" 'BEGIN { exit !(r < 100) }'; then
 		if (p > 0 && 0.05 / p < c) c = 0.05 / p; printf "%.2f", c < 0.1 ? 0.1 : c }')
 	echo "************************************************************************"
 	echo "NOTE: this host moves only $FREE_RATE MiB/s unlimited; the --bandwidth check"
-	echo "uses a cap of $CAP MiB/s instead of 50 (well below what the link does, and"
+	echo "uses a cap of $CAP MiB/s instead of 8 (well below what the link does, and"
 	echo "where the rate limiter's 50 ms burst does not cost more than 5%)"
 	echo "************************************************************************"
 fi
-flow bw --bandwidth "$CAP"
+# The capped flow must not converge before the test cancels it, at any
+# guest speed: randdirty paced to 4x the cap (in 4 KiB pages) with 1 ms of
+# downtime allowed; at 8 MiB/s two pages already take longer than that.
+RATE_PAGES=$(awk -v c="$CAP" 'BEGIN { printf "%d", c * 256 * 4 + 1 }')
+name=bw
+start_vm "$name" "randdirty,workset=4M,rate=$RATE_PAGES,hot=0" 2
+touched "$name" 1024
+ok "$name: migrate --detach --bandwidth $CAP" kv src migrate "$name" --to "$TCP_URI" --detach \
+	--max-downtime 1 --max-iterations 0 --bandwidth "$CAP"
+# let it send for 10 s, cancel it, and read the final statistics: RATE is
+# the job's mbps in MiB/s
+deadline=$((SECONDS + TIMEOUT))
+while :; do
+	[ $SECONDS -lt $deadline ] || fail "$name: no 10 s of sending within ${TIMEOUT}s"
+	s=$(kv src job info "$name" --json) || fail "$name: job info failed"
+	case $(jq -r .status <<<"$s") in
+	active) [ "$(jq -r '.total_ms - .setup_ms' <<<"$s")" -lt 10000 ] || break ;;
+	setup) ;;
+	*) fail "$name: the job ended before 10 s of sending: $s" ;;
+	esac
+	sleep 0.2
+done
+ok "$name: cancel" kv src job cancel "$name"
+wait_until "$TIMEOUT" "$name job to be cancelled" job_status_is "$name" cancelled
+s=$(kv src job info "$name" --json)
+RATE=$(jq -r '.mbps * 1e6 / 8 / 1048576 * 100 | round / 100' <<<"$s")
+echo "   $name: $(jq -r '"\(.transferred_bytes) bytes in \(.total_ms) ms (setup \(.setup_ms) ms), \(.round + 1) rounds: \(.mbps) Mbit/s"' <<<"$s") = $RATE MiB/s"
+runs_at_source "$name"
+ok "stop $name" kv src vm stop "$name"
 echo "   unlimited $FREE_RATE MiB/s; capped at $CAP MiB/s: $RATE MiB/s"
-awk -v r="$RATE" -v c="$CAP" 'BEGIN { exit !(r >= 0.9 * c && r <= 1.1 * c) }' ||
-	fail "bw: the job's mbps ($RATE MiB/s) is not within 10% of --bandwidth $CAP"
+# The cap is the limiter's contract: at most 10% over it. Under it, time
+# the host loses (a stall of the sender or the receiver on a busy 2-core
+# machine) is not made up, since the token bucket holds only 50 ms: a
+# 1 s stall in 12 s was seen here. 80% still catches a limiter that holds
+# the stream well under the cap.
+awk -v r="$RATE" -v c="$CAP" 'BEGIN { exit !(r >= 0.8 * c && r <= 1.1 * c) }' ||
+	fail "bw: the job's mbps ($RATE MiB/s) is not within -20%/+10% of --bandwidth $CAP"
 
-log "non-convergence, then --auto-converge with a larger budget"
-start_vm hot randdirty,workset=4M,rate=0 2
+log "non-convergence, then --auto-converge through the vCPU throttle"
+# hot is paced to 2048 page writes/s over 512 pages. At 1 MiB/s (256
+# pages/s, 8x less) every round finds the whole set dirty: 2 s of sending
+# against 300 ms allowed. At 4 MiB/s (1024 pages/s, twice what the link
+# moves) unthrottled it still finds 80% dirty each round: 0.4 s against
+# the 100 ms allowed; only the throttle can make it fit. The pace comes
+# from LAPIC timer ticks, which a throttled vCPU loses while it naps:
+# under the 90% throttle the guest makes 6-22% of its pace (timer
+# arithmetic, the same on hardware KVM), well under the link.
+start_vm hot randdirty,workset=2M,rate=2048,hot=0 2
+touched hot 512
 migrate_blocking hot "$TCP_URI" --bandwidth 1 --max-iterations 5
 [ "$MIG_RC" = 1 ] || fail "hot: kvmig migrate exited $MIG_RC, expected 1: $(cat "$T/mig.err")"
 grep -Eq "^kvmig: migration of hot failed: precopy did not converge after 5 rounds: the guest dirties [0-9]+ pages/s \\([0-9]+ MiB/s\\) and the link moves [0-9]+ MiB/s" "$T/mig.err" ||
@@ -284,17 +335,20 @@ jq -e '.status == "failed" and (.error | test("did not converge")) and .dirty_sy
 runs_at_source hot
 grep -q "migration of VM 'hot' failed .*it runs on here" "$T/src.log" || fail "hot: src did not log the failure"
 cfg=$(config_of hot)
-migrate_blocking hot "$TCP_URI" --auto-converge --max-iterations 100 --max-downtime 2000 --timeout 600
+LOG_AT=$(wc -l <"$T/src.log")
+migrate_blocking hot "$TCP_URI" --bandwidth 4 --auto-converge --max-iterations 60 --max-downtime 100 --timeout 600
 [ "$MIG_RC" = 0 ] || fail "hot with --auto-converge: exit $MIG_RC: $(cat "$T/mig.err") $(cat "$T/mig.json")"
-grep -q "hot: dirtying outruns the link: vCPUs throttled to" "$T/src.log" ||
-	echo "note: hot converged without being throttled ($(jq -c '{round, throttle_pct, dirty_pages_rate}' "$T/mig.json"))"
-echo "   $(jq -r '"converged: \(.round + 1) rounds, downtime \(.downtime_ms) ms, \(.total_ms) ms"' "$T/mig.json")"
+tail -n +"$((LOG_AT + 1))" "$T/src.log" | grep "hot: dirtying outruns the link: vCPUs throttled to" >"$T/throttle.log" ||
+	fail "hot converged with --auto-converge but the source never throttled it: $(jq -c '{round, throttle_pct, dirty_pages_rate, bandwidth}' "$T/mig.json")"
+echo "   $(jq -r '"converged: \(.round + 1) rounds, downtime \(.downtime_ms) ms, \(.total_ms) ms"' "$T/mig.json"), throttled up to $(tail -n 1 "$T/throttle.log" | grep -o '[0-9]*%$')"
 arrived hot dst "$cfg"
 ok "stop hot at dst" kv dst vm stop hot
 
 log "job cancel mid-migration"
-start_vm can memcheck,workset=16M 2
-ok "can: migrate --detach (slow)" kv src migrate can --to "$UNIX_URI" --detach --bandwidth 2 --timeout 200
+start_vm can "$ENDLESS_GUEST" 2
+touched can 1024
+# shellcheck disable=SC2086 # ENDLESS is a list of options
+ok "can: migrate --detach (endless)" kv src migrate can --to "$UNIX_URI" --detach $ENDLESS
 wait_until "$TIMEOUT" "can job to be active" job_status_is can active
 wait_until "$TIMEOUT" "can to be incoming at dst2" state_is dst2 can incoming
 ok "can: vm info while migrating" kv src vm info can --json
@@ -324,7 +378,8 @@ grep -q "incoming migration of VM 'can' from unix:.* failed: the source gave up:
 
 log "Ctrl-C of a blocking kvmig migrate cancels it"
 # kvmig itself in the background, not the kv function: $! must be its pid
-"$KVMIG" --agent "$T/src.sock" migrate can --to "$TCP_URI" --bandwidth 2 --timeout 200 >"$T/int.out" 2>"$T/int.err" &
+# shellcheck disable=SC2086
+"$KVMIG" --agent "$T/src.sock" migrate can --to "$TCP_URI" $ENDLESS >"$T/int.out" 2>"$T/int.err" &
 MPID=$!
 wait_until "$TIMEOUT" "can job to be active again" job_status_is can active
 kill -INT "$MPID"
@@ -337,7 +392,8 @@ grep -Eq '^status: +cancelled' "$T/int.out" || fail "Ctrl-C: stdout $(cat "$T/in
 runs_at_source can
 
 log "the destination agent killed mid-stream"
-ok "can: migrate --detach to dst (slow)" kv src migrate can --to "$TCP_URI" --detach --bandwidth 2 --timeout 200
+# shellcheck disable=SC2086
+ok "can: migrate --detach to dst (endless)" kv src migrate can --to "$TCP_URI" --detach $ENDLESS
 wait_until "$TIMEOUT" "can to be incoming at dst" state_is dst can incoming
 kill -KILL "${AGENT_PID[dst]}"
 { wait "${AGENT_PID[dst]}"; } 2>/dev/null
@@ -370,8 +426,10 @@ bad "missing unix socket" 1 "cannot connect to unix://$T/none.sock" kv src migra
 log "SIGTERM of the source agent while a job runs"
 ok "stop twin" kv src vm stop twin
 ok "stop can" kv src vm stop can
-start_vm term memcheck,workset=16M 2
-ok "term: migrate --detach (slow)" kv src migrate term --to "$TCP_URI" --detach --bandwidth 1 --timeout 200
+start_vm term "$ENDLESS_GUEST" 2
+touched term 1024
+# shellcheck disable=SC2086
+ok "term: migrate --detach (endless)" kv src migrate term --to "$TCP_URI" --detach $ENDLESS
 wait_until "$TIMEOUT" "term to be incoming at dst" state_is dst term incoming
 stop_agent src
 grep -q "cancelling the running migration jobs" "$T/src.log" || fail "src did not say it cancelled the job"

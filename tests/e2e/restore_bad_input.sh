@@ -90,7 +90,7 @@ start_agent a
 if have_kvm a; then
 	log "a real snapshot to damage"
 	ok "vm start src" kv a vm start src --mem 64M --vcpus 2 --guest memcheck,workset=4M
-	wait_until 60 "src progress > 0" test "$(vm_field a src .guest_stats.progress)" -gt 0
+	wait_until 60 "src progress > 0" field_gt a src .guest_stats.progress 0
 	ok "vm save src" kv a vm save src "$T/good.snap"
 	ok "vm stop src" kv a vm stop src
 	KIND=real
@@ -100,7 +100,7 @@ elif [ -x "$MKSNAP" ]; then
 	bad_restore "the undamaged synthetic snapshot fails only for want of KVM" "$T/good.snap" "kvm"
 	KIND=synthetic
 else
-	skip "damaged-snapshot cases: no real snapshot without KVM and no $MKSNAP"
+	skip "damaged-snapshot cases need a snapshot to damage: a real one needs /dev/kvm ($KVM_REASON), a synthetic one $MKSNAP (not built)"
 fi
 SIZE=$(stat -c %s "$T/good.snap")
 snap frames "$T/good.snap" >"$T/frames"

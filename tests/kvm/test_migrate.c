@@ -7,10 +7,12 @@
  * stopped (progress grows past it), memcheck reports no errors, idle's
  * ticks keep coming, and the source is paused for the caller to free.
  *
- * Failures, each on a busy memcheck guest: the job fails with an error
- * naming the cause (a substring is checked), the guest runs on at the
- * source (running, progress growing, memcheck errors 0) and the
- * destination holds no VM:
+ * Failures: the job fails with an error naming the cause (a substring is
+ * checked), the guest runs on at the source (running, progress growing,
+ * errors 0) and the destination holds no VM. The guest is a busy memcheck,
+ * except where the migration must not converge: there it is a randdirty
+ * paced (rate=) well above a --bandwidth cap (endless_guest()), so it
+ * cannot converge at any guest or host speed:
  *  - no convergence (3 rounds, with 1 ms of downtime allowed);
  *  - cancel during the bulk round, and during the iterations (round 2 of
  *    a migration that cannot converge while the guest keeps dirtying);
@@ -24,6 +26,11 @@
  *    source reports the destination's refusal and its reason, and the
  *    agent lives on with no VM;
  *  - the agent killed (SIGKILL) mid-stream.
+ *
+ * Auto-converge: a paced guest that dirties twice as fast as the capped
+ * link, and under the maximum throttle well under it. Without
+ * --auto-converge the move must fail; with it, it must complete, and the
+ * vCPU throttle must have been seen engaged.
  * Exits 77 without /dev/kvm.
  */
 #include <errno.h>
@@ -226,10 +233,19 @@ static void wait_progress(struct vm *vm, uint64_t p, uint64_t t)
 	}
 }
 
-/* Move a running guest; check it goes on at the destination. */
-static void move(const char *guest, const char *args, unsigned vcpus, uint64_t mem, bool tcp,
-		 const struct migrate_opts *o, uint32_t ring)
+/*
+ * Move a running guest; check it goes on at the destination. Return: the
+ * highest vCPU throttle (auto-converge, %) seen while the job ran, in its
+ * statistics or on the VM itself, sampled every millisecond. A throttle
+ * stays on from the round that decided it until the switchover, so for at
+ * least one whole round that sends more than max_downtime's worth of
+ * pages (else that round would have switched over): at a capped link, far
+ * longer than the sampling period.
+ */
+static unsigned move(const char *guest, const char *args, unsigned vcpus, uint64_t mem, bool tcp,
+		     const struct migrate_opts *o, uint32_t ring)
 {
+	unsigned max_throttle = 0;
 	bool idle = !strcmp(guest, "idle");
 	struct vm *src = start_vm(guest, args, mem, vcpus, ring);
 	struct vm_guest_stats a, b;
@@ -245,6 +261,11 @@ static void move(const char *guest, const char *args, unsigned vcpus, uint64_t m
 	dest_start(&d, tcp, o->parallel);
 	if (migrate_start(src, d.uri, o, &job, err, sizeof(err)))
 		fail_msg("migrate_start: %s", err);
+	while (!migrate_finished(job)) {
+		migrate_get_stats(job, &ms);
+		max_throttle = MAX(max_throttle, MAX(ms.throttle_pct, vm_get_throttle(src)));
+		usleep(1000);
+	}
 	ret = migrate_wait(job);
 	migrate_get_stats(job, &ms);
 	migrate_job_free(job);
@@ -253,11 +274,12 @@ static void move(const char *guest, const char *args, unsigned vcpus, uint64_t m
 		fail_msg("migration failed: %s (destination: %s)", ms.error, d.err);
 	assert_int_equal(d.ret, 0);
 	assert_string_equal(ms.status, "completed");
-	printf("    total %llu ms, downtime %llu ms, %llu rounds, %llu MiB sent, %llu zero pages\n",
+	printf("    total %llu ms, downtime %llu ms, %llu rounds, %llu MiB sent, %llu zero pages, "
+	       "throttle up to %u%%\n",
 	       (unsigned long long)ms.total_ms, (unsigned long long)ms.downtime_ms,
 	       (unsigned long long)ms.dirty_sync_count,
 	       (unsigned long long)(ms.transferred_bytes >> 20),
-	       (unsigned long long)ms.duplicate_pages);
+	       (unsigned long long)ms.duplicate_pages, max_throttle);
 	if (o->bandwidth && ms.total_ms) {
 		/* the token bucket holds the stream to the limit (its burst is 50 ms) */
 		double rate = (double)ms.transferred_bytes * 1000.0 / (double)ms.total_ms;
@@ -281,6 +303,7 @@ static void move(const char *guest, const char *args, unsigned vcpus, uint64_t m
 	if (o->verify)
 		assert_true(ms.verified);
 	vm_destroy(d.vm);
+	return max_throttle;
 }
 
 static void test_migrate_guests(void **unused)
@@ -448,18 +471,34 @@ static void expect_fail(struct vm *src, const char *uri, struct dest *d,
 }
 
 /*
- * A migration that never converges (1 ms of downtime allowed, no limit on
- * rounds) of a guest that keeps dirtying, at 32 MiB/s: it goes round after
- * round until the fault under test ends it. The timeout only bounds a
- * broken test.
+ * A migration that never converges, at any guest or host speed: 1 ms of
+ * downtime allowed, no limit on rounds, the link capped at 4 MiB/s (1024
+ * pages/s), and endless_guest() paced to 8192 page writes/s (8x the cap;
+ * guests here manage 20-40k/s, hardware KVM 1000x that) over a 2 MiB
+ * working set (512 pages) it has touched first. Each round finds nearly
+ * the whole set dirty again: about 0.5 s of sending where 1 ms is allowed
+ * (one page alone takes 4 ms at the cap), and the dirty set can only grow
+ * when the link is slower than the cap. It goes round after round until
+ * the fault under test ends it; the timeout only bounds a broken test.
  */
 static void endless(struct migrate_opts *o)
 {
 	migrate_opts_defaults(o);
-	o->bandwidth = 32ull << 20;
+	o->bandwidth = 4ull << 20;
 	o->max_downtime_ms = 1;
 	o->max_iterations = 0;
 	o->timeout_ms = 60000;
+}
+
+#define ENDLESS_WS_PAGES 512
+
+static struct vm *endless_guest(void)
+{
+	struct vm *src = start_vm("randdirty", "workset=2M,rate=8192,hot=0", 64ull << 20, 2, 0);
+
+	/* three writes per page: 95% of the working set holds data */
+	wait_progress(src, 3 * ENDLESS_WS_PAGES, 0);
+	return src;
 }
 
 /* The guest the fault tests move: memcheck notices any page lost or stale. */
@@ -480,12 +519,15 @@ static void test_migrate_failures(void **unused)
 	struct dest d;
 
 	(void)unused;
-	src = fault_guest();
-	printf("  no convergence in 3 rounds\n");
+	printf("  no convergence in 3 rounds (randdirty at 8x the link)\n");
+	src = endless_guest();
 	endless(&o);
 	o.max_iterations = 3;
 	dest_start(&d, false, 1);
 	expect_fail(src, d.uri, &d, &o, "did not converge after 3 rounds", NULL);
+	vm_destroy(src);
+
+	src = fault_guest();
 
 	/*
 	 * 0.25 s into a bulk round that takes a second (8 MiB at 8 MiB/s;
@@ -515,11 +557,14 @@ static void test_migrate_fault_stream(void **unused)
 	struct dest d;
 
 	(void)unused;
-	src = fault_guest();
-	printf("  cancel in round 2, the guest dirtying all along\n");
+	printf("  cancel in round 2, the guest dirtying all along (randdirty at 8x the link)\n");
+	src = endless_guest();
 	endless(&o);
 	dest_start(&d, false, 1);
 	expect_fail(src, d.uri, &d, &o, "cancelled by the user", &t);
+	vm_destroy(src);
+
+	src = fault_guest();
 
 	printf("  the connection cut mid-stream\n");
 	memset(&f, 0, sizeof(f));
@@ -756,7 +801,11 @@ static void test_migrate_fault_agent(void **unused)
 		agent_stop(&agent);
 	}
 
-	printf("  the destination agent killed mid-stream\n");
+	vm_destroy(src);
+
+	/* 4 MiB sent: the 2 MiB bulk round and most of round 1 */
+	printf("  the destination agent killed mid-stream (randdirty at 8x the link)\n");
+	src = endless_guest();
 	agent_start(&agent, 0);
 	endless(&o);
 	t.pid = agent.pid;
@@ -767,23 +816,54 @@ static void test_migrate_fault_agent(void **unused)
 	vm_destroy(src);
 }
 
+/*
+ * Auto-converge that can only succeed through the throttle, at any guest
+ * speed: randdirty paced to 1024 page writes/s (rate=, hot=0: spread over
+ * its 1 MiB working set of 256 pages) against a link capped at 2 MiB/s
+ * (512 pages/s). Unthrottled it dirties twice what the link moves, so
+ * each round finds about 80% of the set dirty again: 0.4 s of sending
+ * against the 100 ms allowed. The pacing is by the LAPIC timer, whose
+ * ticks a napping vCPU loses: under the maximum throttle (90%) the guest
+ * makes 6-22% of its rate (measured here; it is timer arithmetic, the
+ * same on hardware KVM), 60-225 pages/s, well under the link, and the
+ * dirty set shrinks by half or more each round. A guest or host slower
+ * than the pace only dirties less.
+ */
+#define AC_GUEST_ARGS "workset=1M,rate=1024,hot=0"
+
+static void ac_opts(struct migrate_opts *o, bool auto_converge)
+{
+	migrate_opts_defaults(o);
+	o->bandwidth = 2 << 20;
+	o->max_downtime_ms = 100;
+	o->auto_converge = auto_converge;
+	o->max_iterations = auto_converge ? 40 : 8;
+	o->timeout_ms = 300000;	/* a job that hangs fails, with its reason */
+}
+
 static void test_migrate_auto_converge(void **unused)
 {
 	struct migrate_opts o;
+	unsigned max_throttle;
+	struct vm *src;
+	struct dest d;
 
 	(void)unused;
-	/*
-	 * A guest that dirties faster than the link: only throttling makes it
-	 * converge within the rounds allowed (nested emulation is slow, so the
-	 * working set and budget are small).
-	 */
-	migrate_opts_defaults(&o);
+	printf("  without --auto-converge the guest outruns the link\n");
+	src = start_vm("randdirty", AC_GUEST_ARGS, 64ull << 20, 1, 0);
+	wait_progress(src, 2000, 0);
+	ac_opts(&o, false);
+	dest_start(&d, false, 1);
+	expect_fail(src, d.uri, &d, &o, "did not converge after 8 rounds", NULL);
+	vm_destroy(src);
+
+	printf("  with --auto-converge the throttle wins\n");
+	ac_opts(&o, true);
 	o.verify = true;
-	o.bandwidth = 8 << 20;
-	o.auto_converge = true;
-	o.max_iterations = 40;
-	o.max_downtime_ms = 300;
-	move("seqdirty", "workset=4M", 1, 64ull << 20, false, &o, 0);
+	max_throttle = move("randdirty", AC_GUEST_ARGS, 1, 64ull << 20, false, &o, 0);
+	if (max_throttle < 20)
+		fail_msg("the move completed, but the vCPU throttle was never seen engaged "
+			 "(highest %u%%)", max_throttle);
 }
 
 int main(void)
