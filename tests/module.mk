@@ -1,6 +1,9 @@
 # Unit tests: tests/unit/test_<module>.c, one cmocka program each. A folder's
 # module.mk adds its tests with UNIT_TESTS += $(O)/tests/unit/test_<module>.
 # KVM tests (tests/kvm/*.c) exit 77 when /dev/kvm is missing.
+# tests/vmhost/kvm_probe: tests/run.sh runs its guests to a known exit to
+# decide whether the KVM tests run natively or in the QEMU-TCG VM. Static
+# and never sanitized, so it runs in that VM too and in every build dir.
 # Fuzz targets: tests/fuzz/<target>.c defining LLVMFuzzerTestOneInput; added
 # with FUZZ_TARGETS += <target>. With gcc each is linked against
 # tests/fuzz/regression_driver.c into $(O)/tests/fuzz/<target>-replay, which
@@ -14,6 +17,14 @@ $(O)/tests/unit/%: $(O)/tests/unit/%.o $(LIB)
 $(O)/tests/kvm/%: $(O)/tests/kvm/%.o $(LIB)
 	@[ "$(V)" = 1 ] || echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LIBS) $(CMOCKA_LIBS)
+
+PROGS += $(O)/tests/vmhost/kvm_probe
+
+$(O)/tests/vmhost/kvm_probe: tests/vmhost/kvm_probe.c
+	@mkdir -p $(dir $@)
+	@[ "$(V)" = 1 ] || echo "  CC LD   $@"
+	$(Q)$(CC) -std=gnu11 -O2 -g -Wall -Wextra $(if $(filter 1,$(WERROR)),-Werror) -static -pthread \
+		-o $@ $<
 
 FUZZ_REPLAY = $(patsubst %,$(O)/tests/fuzz/%-replay,$(FUZZ_TARGETS))
 

@@ -11,8 +11,9 @@
 # off and shows only the agent). Everything it started is stopped on exit.
 set -u
 B=${1:-build}
-if [ ! -c /dev/kvm ] && [ "${KVMIG_VMHOST:-1}" != 0 ] && [ -z "${KVMIG_IN_VMHOST:-}" ]; then
-	echo "demo: this machine has no /dev/kvm; running the demo inside a QEMU-TCG VM"
+if [ "${KVMIG_VMHOST:-1}" != 0 ] && [ -z "${KVMIG_IN_VMHOST:-}" ] &&
+	! why=$(tests/vmhost/kvm-native.sh "$B"); then
+	echo "demo: KVM: $why; running the demo inside a QEMU-TCG VM"
 	echo "demo: with a nested /dev/kvm (tests/vmhost). Guest code is emulated there:"
 	echo "demo: expect every step, and the timings, to be much slower than on real KVM."
 	exec tests/vmhost/run-in-vm.sh --timeout 900 --env KVMIG_IN_VMHOST=1 --env KVMIG_PROGRESS=1 \

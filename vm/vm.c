@@ -54,8 +54,8 @@ struct vcpu {
 	bool thread_started;
 	bool parked;		/* in the pause loop (under vm->lock) */
 	bool need_complete;	/* last exit was I/O: complete it before saving */
-	bool dead;		/* KVM refused to run it; the thread ended */
-	bool throttle_kick;	/* the throttle timer asks for a nap */
+	_Atomic bool dead;	/* the thread ended (set under vm->lock; read anywhere) */
+	_Atomic bool throttle_kick;	/* the throttle timer asks for a nap */
 	uint64_t exits;		/* KVM_RUN returns (diagnostics) */
 	struct kvm_dirty_gfn *ring;	/* dirty ring, or NULL */
 	size_t ring_bytes;
@@ -70,6 +70,7 @@ struct vm {
 	struct vm_config cfg;
 	struct guest_params gp;
 	enum vm_run_state run_state;
+	bool from_state;		/* built by vm_create_from_state (named when it crashes) */
 	int kvm_fd, vm_fd;
 	struct vm_ram ram;
 	unsigned nvcpus;
@@ -81,8 +82,10 @@ struct vm {
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;		/* parked count changes, resume, stop */
-	bool pause_req, stop_req;
-	unsigned nparked, nexited;
+	bool pause_req;
+	_Atomic bool stop_req;		/* set under lock; vm_dead_vcpus reads it without */
+	unsigned nparked;
+	_Atomic unsigned nexited;	/* set under lock; vm_get_run_state reads it without */
 
 	pthread_mutex_t uart_lock;	/* UART registers and console */
 	struct uart_state uart;
@@ -437,9 +440,8 @@ static void throttle_nap(struct vm *vm, struct vcpu *v)
 	struct timespec ts;
 	uint64_t ns;
 
-	if (!v->throttle_kick)
+	if (!atomic_exchange(&v->throttle_kick, false))
 		return;
-	v->throttle_kick = false;
 	if (!pct)
 		return;
 	ns = THROTTLE_PERIOD_NS * pct / (100 - pct);
@@ -737,8 +739,10 @@ static void *vcpu_thread(void *arg)
 			ring_full(vm, v, ring_gen);
 			break;
 		case KVM_EXIT_SHUTDOWN:
-			pr_err("%s: vCPU %u: triple fault, the guest is shut down", vm->cfg.name,
-			       v->index);
+			/* tests/run.sh reads the VM's origin here (its retry rule) */
+			pr_err("%s: vCPU %u: triple fault in a VM %s, the guest is shut down",
+			       vm->cfg.name, v->index,
+			       vm->from_state ? "built from a state" : "booted here");
 			dump_crash(vm, v);
 			goto out;
 		case KVM_EXIT_FAIL_ENTRY:
@@ -757,8 +761,8 @@ static void *vcpu_thread(void *arg)
 	}
 out:
 	pthread_mutex_lock(&vm->lock);
-	v->dead = true;
-	vm->nexited++;
+	atomic_store(&v->dead, true);
+	atomic_fetch_add(&vm->nexited, 1);
 	pthread_cond_broadcast(&vm->cond);
 	pthread_mutex_unlock(&vm->lock);
 	return NULL;
@@ -1129,7 +1133,7 @@ int vm_start(struct vm *vm)
 static void kick_all(struct vm *vm)
 {
 	for (unsigned i = 0; i < vm->nvcpus; i++)
-		if (vm->vcpus[i].thread_started && !vm->vcpus[i].dead)
+		if (vm->vcpus[i].thread_started && !atomic_load(&vm->vcpus[i].dead))
 			pthread_kill(vm->vcpus[i].thread, SIGUSR1);
 }
 
@@ -1138,7 +1142,7 @@ static unsigned live_threads(const struct vm *vm)
 	unsigned n = 0;
 
 	for (unsigned i = 0; i < vm->nvcpus; i++)
-		if (vm->vcpus[i].thread_started && !vm->vcpus[i].dead)
+		if (vm->vcpus[i].thread_started && !atomic_load(&vm->vcpus[i].dead))
 			n++;
 	return n;
 }
@@ -1232,7 +1236,7 @@ void vm_destroy(struct vm *vm)
 
 enum vm_run_state vm_get_run_state(const struct vm *vm)
 {
-	if (vm->run_state == VM_RUN_RUNNING && vm->nexited == vm->nvcpus && vm->nvcpus)
+	if (vm->run_state == VM_RUN_RUNNING && atomic_load(&vm->nexited) == vm->nvcpus && vm->nvcpus)
 		return VM_RUN_STOPPED;
 	return vm->run_state;
 }
@@ -1249,14 +1253,13 @@ void vm_debug_dump(struct vm *vm)
 
 unsigned vm_dead_vcpus(const struct vm *vm)
 {
-	struct vm *m = (struct vm *)(uintptr_t)vm;
 	unsigned n = 0;
 
-	pthread_mutex_lock(&m->lock);
-	for (unsigned i = 0; i < m->nvcpus; i++)
-		if (m->vcpus[i].dead && !m->stop_req)
+	if (atomic_load(&vm->stop_req))
+		return 0;
+	for (unsigned i = 0; i < vm->nvcpus; i++)
+		if (atomic_load(&vm->vcpus[i].dead))
 			n++;
-	pthread_mutex_unlock(&m->lock);
 	return n;
 }
 
@@ -1282,13 +1285,11 @@ const struct vm_config *vm_get_config(const struct vm *vm)
 
 void vm_get_stats(const struct vm *vm, struct vm_guest_stats *st)
 {
-	struct vm *m = (struct vm *)(uintptr_t)vm;
-
-	st->progress = atomic_load(&m->ev_progress);
-	st->errors = atomic_load(&m->ev_errors);
-	st->ticks = atomic_load(&m->ev_ticks);
-	st->last_error_gfn = atomic_load(&m->ev_last_error);
-	st->events = atomic_load(&m->ev_events);
+	st->progress = atomic_load(&vm->ev_progress);
+	st->errors = atomic_load(&vm->ev_errors);
+	st->ticks = atomic_load(&vm->ev_ticks);
+	st->last_error_gfn = atomic_load(&vm->ev_last_error);
+	st->events = atomic_load(&vm->ev_events);
 }
 
 void vm_get_pause_stats(const struct vm *vm, struct vm_pause_stats *st)
@@ -1296,21 +1297,20 @@ void vm_get_pause_stats(const struct vm *vm, struct vm_pause_stats *st)
 	*st = vm->pause;
 }
 
-size_t vm_console_read(const struct vm *vm, char *buf, size_t cap)
+size_t vm_console_read(struct vm *vm, char *buf, size_t cap)
 {
-	struct vm *m = (struct vm *)(uintptr_t)vm;
-	const struct uart_state *u = &m->uart;
+	const struct uart_state *u = &vm->uart;
 	size_t n, start;
 
 	if (!cap)
 		return 0;
-	pthread_mutex_lock(&m->uart_lock);
+	pthread_mutex_lock(&vm->uart_lock);
 	n = MIN((size_t)u->console_len, cap - 1);
 	/* the newest n bytes, oldest first */
 	start = (size_t)((u->console_total - n) % VM_CONSOLE_BYTES);
 	for (size_t i = 0; i < n; i++)
 		buf[i] = u->console[(start + i) % VM_CONSOLE_BYTES];
-	pthread_mutex_unlock(&m->uart_lock);
+	pthread_mutex_unlock(&vm->uart_lock);
 	buf[n] = '\0';
 	return n;
 }
@@ -1542,6 +1542,7 @@ int vm_create_from_state(const struct vm_state *st, struct vm_ram *ram, const ch
 		vm_ram_destroy(ram);
 		return err_set(-ENOMEM, err, errlen, "out of memory");
 	}
+	vm->from_state = true;
 	vm->ram = *ram;		/* ownership moves to the VM */
 	ram->fd = -1;
 	ram->alias = ram->slot_view = MAP_FAILED;
@@ -1702,7 +1703,7 @@ static void *throttle_thread(void *arg)
 		if (vm->stop_req || vm->pause_req || !atomic_load(&vm->throttle_pct))
 			continue;
 		for (unsigned i = 0; i < vm->nvcpus; i++)
-			vm->vcpus[i].throttle_kick = true;
+			atomic_store(&vm->vcpus[i].throttle_kick, true);
 		pthread_mutex_unlock(&vm->lock);
 		kick_all(vm);
 		pthread_mutex_lock(&vm->lock);
@@ -1727,5 +1728,5 @@ void vm_set_throttle(struct vm *vm, unsigned pct)
 
 unsigned vm_get_throttle(const struct vm *vm)
 {
-	return atomic_load(&((struct vm *)(uintptr_t)vm)->throttle_pct);
+	return atomic_load(&vm->throttle_pct);
 }

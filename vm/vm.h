@@ -129,7 +129,7 @@ void vm_get_pause_stats(const struct vm *vm, struct vm_pause_stats *st);
  * Copy the newest console output (at most VM_CONSOLE_BYTES are kept) into
  * buf, NUL-terminated. Return: bytes copied, without the NUL.
  */
-size_t vm_console_read(const struct vm *vm, char *buf, size_t cap);
+size_t vm_console_read(struct vm *vm, char *buf, size_t cap);
 
 /*
  * Guest RAM as seen by the VMM. Guest-physical RAM is laid out as a low
