@@ -431,6 +431,8 @@ int cmd_migrate(const struct cli *cli)
 	return follow_job(cli, name);
 }
 
+/* ---- job commands ---- */
+
 int cmd_job(const struct cli *cli)
 {
 	const char *sub = cli->argc > 1 ? cli->argv[1] : "";
