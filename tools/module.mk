@@ -10,6 +10,11 @@ $(O)/kvmigd: $(O)/tools/kvmigd.o $(LIB)
 	@[ "$(V)" = 1 ] || echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LIBS)
 
-$(O)/kvmig: $(O)/tools/kvmig.o $(LIB)
+# The CLI: main and the command table, the helpers its commands share,
+# one object per command group. Nothing of it goes into the library.
+KVMIG_OBJS := $(O)/tools/kvmig.o $(O)/tools/cli.o $(O)/tools/cmd_vm.o \
+	$(O)/tools/cmd_migrate.o $(O)/tools/cmd_agent.o
+
+$(O)/kvmig: $(KVMIG_OBJS) $(LIB)
 	@[ "$(V)" = 1 ] || echo "  LD      $@"
-	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(KVMIG_OBJS) $(LIB) $(LIBS)

@@ -1,0 +1,472 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cmd_migrate.c - kvmig migrate, and kvmig job info|cancel
+ * (tools/cmd_migrate.h).
+ */
+#include "tools/cmd_migrate.h"
+
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/parse.h"
+#include "dirtylog/dirtylog.h"
+#include "migrate/migrate.h"
+#include "protocol/channel.h"
+#include "protocol/uri.h"
+
+#define DEFAULT_XBZRLE (64ull << 20)
+#define POLL_MS	       150 /* kvmig migrate polls job.info this often */
+
+static void help_migrate(FILE *f)
+{
+	fprintf(f,
+		"Usage: kvmig migrate NAME --to URI [OPTIONS]\n"
+		"\n"
+		"Live-migrate VM NAME from this agent to the agent listening on URI\n"
+		"(kvmigd --listen): the guest keeps running while its memory is copied in\n"
+		"rounds, then stops for a short stop-and-copy and resumes at the\n"
+		"destination under the same name. If anything fails before the\n"
+		"destination is told to start the VM, the guest runs on here unharmed.\n"
+		"If the link fails after that, before the destination confirmed that\n"
+		"the VM runs, the copy here stays paused (the destination may run it):\n"
+		"check there, and only if it does not run there, kvmig vm resume NAME.\n"
+		"A paused VM migrates too and arrives paused (kvmig vm resume NAME there\n"
+		"runs it); a failure leaves it paused here.\n"
+		"\n"
+		"URI: tcp://HOST:PORT or unix:///PATH (tls:// and ssh:// are not implemented\n"
+		"yet).\n"
+		"\n"
+		"Options:\n"
+		"  --max-downtime MS      longest acceptable pause at switchover (default 300)\n"
+		"  --bandwidth MiB/s      limit the stream (a number, fractions allowed;\n"
+		"                         default and 0: unlimited)\n"
+		"  --xbzrle[=CACHE]       send re-dirtied pages as XBZRLE deltas against a\n"
+		"                         cache of CACHE bytes (K/M/G; default 64M)\n"
+		"  --compress ALG         none (default), zstd[:LEVEL] (1..22) or lz4\n"
+		"  --parallel N           connections carrying pages side by side, 1 to %d\n"
+		"  --auto-converge        throttle the vCPUs when the guest dirties memory\n"
+		"                         faster than the link moves it\n"
+		"  --max-iterations N     give up after N precopy rounds (default 30; 0: never)\n"
+		"  --timeout SEC          give up after SEC seconds (default: never)\n"
+		"  --verify               compare a digest of all guest RAM on both sides\n"
+		"  --dirty-track bitmap|ring   KVM dirty log (default) or dirty ring (the VM\n"
+		"                         needs vm start --dirty-ring ENTRIES)\n"
+		"  --detach               start the job and return; follow it with\n"
+		"                         kvmig job info NAME\n"
+		"  --json                 print the final statistics as one JSON object\n"
+		"  --postcopy             NOT IMPLEMENTED YET (exit status 2)\n"
+		"  --announce IFACE       NOT IMPLEMENTED YET (exit status 2)\n"
+		"\n"
+		"Without --detach, kvmig waits for the end of the job. On a terminal (or\n"
+		"with KVMIG_PROGRESS=1; KVMIG_PROGRESS=0 turns it off) it draws a\n"
+		"progress line on stderr: the share of the stream sent (bytes\n"
+		"sent against what is still dirty), the rate, the dirty memory left, the\n"
+		"round, the expected downtime and the vCPU throttle. Ctrl-C cancels the\n"
+		"migration (the guest stays here); a second Ctrl-C stops waiting.\n"
+		"At the end it prints the job statistics (the names of virsh domjobinfo\n"
+		"and QEMU query-migrate; with --json one JSON object), also when the\n"
+		"migration failed.\n"
+		"\n"
+		"Exit status: 0 the VM runs at the destination (and is gone here); 1 the\n"
+		"migration failed or was cancelled ('kvmig: migration of NAME failed:\n"
+		"<reason>' on stderr) or the agent refused it; 2 bad usage.\n",
+		MIGRATE_MAX_PARALLEL);
+}
+
+static void help_job(FILE *f)
+{
+	fprintf(f, "Usage: kvmig job info NAME | job cancel NAME\n"
+		   "\n"
+		   "  job info NAME     statistics of the migration job of VM NAME: live while\n"
+		   "                    it runs, final after it ended (kept until a new job\n"
+		   "                    starts or another VM takes the name)\n"
+		   "  job cancel NAME   cancel the running job; the VM runs on at the source\n"
+		   "\n"
+		   "Every command takes --json.\n");
+}
+
+/* ---- migration ---- */
+
+static volatile sig_atomic_t interrupts;
+
+static void on_sigint(int sig)
+{
+	(void)sig;
+	interrupts++;
+}
+
+/*
+ * Check a destination URI with the parser the agent's channel uses
+ * (protocol/uri.h): tcp://HOST:PORT (HOST a name, IPv4 or [IPv6]),
+ * unix:///PATH; tls:// and ssh:// are the contract's too, but their
+ * transports are not in this build yet (exit 2).
+ */
+static void check_uri(const char *uri)
+{
+	static const char hint[] = "kvmig migrate --help";
+	struct uri u;
+	char err[512];
+
+	if (uri_parse(uri, &u, err, sizeof(err)) < 0)
+		cli_usage_error(hint, "invalid --to: %s", err);
+	if (!channel_ops_for(u.scheme)) {
+		fprintf(stderr, "kvmig: --to %s: %s migration is not implemented yet\n", uri,
+			uri_scheme_name(u.scheme));
+		exit(CLI_EXIT_USAGE);
+	}
+}
+
+/* A rate in MiB/s: a non-negative decimal number. */
+static int parse_mib_s(const char *s, uint64_t *bytes_s)
+{
+	char *end;
+	double v;
+
+	if (!s[0] || !((s[0] >= '0' && s[0] <= '9') || s[0] == '.'))
+		return -EINVAL;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || *end || !isfinite(v) || v < 0 || v > 1e9)
+		return -EINVAL;
+	*bytes_s = (uint64_t)(v * 1048576.0);
+	if (v > 0 && *bytes_s == 0)
+		*bytes_s = 1;
+	return 0;
+}
+
+static double json_real_or_int(const json_t *o, const char *key)
+{
+	return json_number_value(json_object_get(o, key));
+}
+
+static bool job_over(const char *status)
+{
+	return !strcmp(status, "completed") || !strcmp(status, "failed") ||
+	       !strcmp(status, "cancelled");
+}
+
+/* One progress line on stderr, redrawn in place. */
+static void draw_progress(const json_t *st, double rate_bs)
+{
+	const char *status = cli_json_str(st, "status");
+	uint64_t sent = (uint64_t)cli_json_num(st, "transferred_bytes");
+	uint64_t left = (uint64_t)cli_json_num(st, "remaining_bytes");
+	double pct = sent + left ? 100.0 * (double)sent / (double)(sent + left) : 0.0;
+	long long thr = cli_json_num(st, "throttle_pct");
+	char bar[26];
+	size_t fill = (size_t)(pct / 4.0);
+
+	if (!strcmp(status, "setup")) {
+		fprintf(stderr, "\r%s: setting up\033[K", status);
+		return;
+	}
+	for (size_t i = 0; i < sizeof(bar) - 1; i++)
+		bar[i] = i < fill ? '#' : '.';
+	bar[sizeof(bar) - 1] = '\0';
+	fprintf(stderr,
+		"\r[%s] %3.0f%%  %7.1f MiB/s  %8.1f MiB left  round %lld  exp. downtime %lld ms",
+		bar, pct > 99.0 && strcmp(status, "completed") ? 99.0 : pct, rate_bs / 1048576.0,
+		(double)left / 1048576.0, cli_json_num(st, "round"),
+		cli_json_num(st, "expected_downtime_ms"));
+	if (thr)
+		fprintf(stderr, "  throttle %lld%%", thr);
+	if (!strcmp(status, "device"))
+		fprintf(stderr, "  stop-and-copy");
+	fprintf(stderr, "\033[K");
+}
+
+static json_t *job_info(const struct cli *cli, const char *name)
+{
+	json_t *req = cli_request("job.info");
+
+	cli_req_str(req, "name", name);
+	return cli_call(cli, req);
+}
+
+/* Print final statistics: one JSON object, or a summary and a table. */
+static void print_stats(const struct cli *cli, json_t *st)
+{
+	if (cli->json) {
+		cli_print_json(st);
+		return;
+	}
+	printf("migration of %s to %s: %s after %lld ms, downtime %lld ms, %.1f MiB sent at "
+	       "%.1f Mbit/s\n",
+	       cli_json_str(st, "name"), cli_json_str(st, "uri"), cli_json_str(st, "status"),
+	       cli_json_num(st, "total_ms"), cli_json_num(st, "downtime_ms"),
+	       (double)cli_json_num(st, "transferred_bytes") / 1048576.0,
+	       json_real_or_int(st, "mbps"));
+	cli_print_kv(st);
+}
+
+/* Poll the job until it ends; print its statistics. Return: exit status. */
+static int follow_job(const struct cli *cli, const char *name)
+{
+	const char *force = getenv("KVMIG_PROGRESS");
+	bool tty = force && force[0] ? strcmp(force, "0") != 0 : isatty(STDERR_FILENO);
+	bool cancel_sent = false, drawn = false;
+	uint64_t last_bytes = 0;
+	long long last_ms = -1;
+	double rate = 0.0;
+	json_t *st;
+	int status;
+
+	for (;;) {
+		struct timespec ts = {.tv_sec = 0, .tv_nsec = POLL_MS * 1000000L};
+		const char *s;
+
+		if (interrupts >= 2) {
+			fprintf(stderr,
+				"%skvmig: stopped waiting; the job goes on in the agent (kvmig job "
+				"info %s)\n",
+				drawn ? "\n" : "", name);
+			exit(130);
+		}
+		if (interrupts == 1 && !cancel_sent) {
+			json_t *req = cli_request("job.cancel");
+			char err[1024];
+
+			cli_req_str(req, "name", name);
+			/* the job may have ended meanwhile: then job.info says how */
+			if (cli_try_call(cli, req, err, sizeof(err)))
+				fprintf(stderr,
+					"%skvmig: cancelling the migration of %s (Ctrl-C again to "
+					"stop waiting)\n",
+					drawn ? "\n" : "", name);
+			else
+				fprintf(stderr, "%skvmig: %s\n", drawn ? "\n" : "", err);
+			cancel_sent = true;
+			drawn = false;
+		}
+		st = job_info(cli, name);
+		s = cli_json_str(st, "status");
+		if (job_over(s))
+			break;
+		if (tty) {
+			uint64_t bytes = (uint64_t)cli_json_num(st, "transferred_bytes");
+			long long ms = cli_json_num(st, "total_ms");
+
+			/*
+			 * The engine publishes its counters in steps (per chunk
+			 * of pages), so the rate is taken between two changes
+			 * of the byte count, not between two polls.
+			 */
+			if (bytes != last_bytes) {
+				if (last_ms >= 0 && ms > last_ms && bytes > last_bytes)
+					rate = (double)(bytes - last_bytes) * 1000.0 /
+					       (double)(ms - last_ms);
+				last_ms = ms;
+				last_bytes = bytes;
+			}
+			if (rate <= 0.0)
+				rate = json_real_or_int(st, "bandwidth");
+			draw_progress(st, rate);
+			drawn = true;
+		}
+		json_decref(st);
+		nanosleep(&ts, NULL);
+	}
+	if (drawn)
+		fprintf(stderr, "\r\033[K");
+	print_stats(cli, st);
+	fflush(stdout);
+	status = strcmp(cli_json_str(st, "status"), "completed") ? CLI_EXIT_ERR : 0;
+	if (status)
+		fprintf(stderr, "kvmig: migration of %s failed: %s\n", name,
+			json_object_get(st, "error") ? cli_json_str(st, "error")
+						     : cli_json_str(st, "status"));
+	json_decref(st);
+	return status;
+}
+
+/* A migration option's range (migrate/opts.h), for messages. */
+#define LIMIT_MIN(opt) ((unsigned long long)migrate_limit(opt)->min)
+#define LIMIT_MAX(opt) ((unsigned long long)migrate_limit(opt)->max)
+
+int cmd_migrate(const struct cli *cli)
+{
+	static const char hint[] = "kvmig migrate --help";
+	static const char syn[] = "migrate NAME --to URI [OPTIONS]";
+	const char *name = NULL, *to = NULL, *announce = NULL, *v;
+	bool detach = false, postcopy = false;
+	json_t *req, *r;
+
+	for (int i = 1; i < cli->argc; i++) {
+		if (!strcmp(cli->argv[i], "--help") || !strcmp(cli->argv[i], "-h")) {
+			help_migrate(stdout);
+			return 0;
+		}
+	}
+	req = cli_request("migrate.start");
+	for (int i = 1; i < cli->argc; i++) {
+		const char *arg = cli->argv[i];
+		uint64_t n;
+
+		if (cli_take_opt(cli->argc, cli->argv, &i, "--to", &v, hint)) {
+			to = v;
+		} else if (cli_take_opt(cli->argc, cli->argv, &i, "--max-downtime", &v, hint)) {
+			if (parse_u64(v, &n) < 0 || !migrate_opt_ok(MIGRATE_OPT_MAX_DOWNTIME, n))
+				cli_usage_error(
+					hint,
+					"invalid --max-downtime '%s': expected milliseconds, "
+					"%llu to %llu",
+					v, LIMIT_MIN(MIGRATE_OPT_MAX_DOWNTIME),
+					LIMIT_MAX(MIGRATE_OPT_MAX_DOWNTIME));
+			json_object_set_new(req, "max_downtime_ms", json_integer((json_int_t)n));
+		} else if (cli_take_opt(cli->argc, cli->argv, &i, "--bandwidth", &v, hint)) {
+			if (parse_mib_s(v, &n) < 0)
+				cli_usage_error(
+					hint,
+					"invalid --bandwidth '%s': expected MiB/s, a number "
+					"such as 50 or 12.5 (0: unlimited)",
+					v);
+			json_object_set_new(req, "bandwidth", json_integer((json_int_t)n));
+		} else if (!strcmp(arg, "--xbzrle")) {
+			json_object_set_new(req, "xbzrle_cache_bytes",
+					    json_integer((json_int_t)DEFAULT_XBZRLE));
+		} else if (!strncmp(arg, "--xbzrle=", 9)) {
+			if (parse_size(arg + 9, &n) < 0 || n == 0 ||
+			    !migrate_opt_ok(MIGRATE_OPT_XBZRLE_CACHE, n))
+				cli_usage_error(
+					hint,
+					"invalid --xbzrle cache '%s': expected a size from 4K "
+					"to 1T, such as 64M",
+					arg + 9);
+			json_object_set_new(req, "xbzrle_cache_bytes", json_integer((json_int_t)n));
+		} else if (cli_take_opt(cli->argc, cli->argv, &i, "--compress", &v, hint)) {
+			char err[256];
+
+			if (migrate_check_compress(v, err, sizeof(err)) < 0)
+				cli_usage_error(hint, "invalid --compress: %s", err);
+			cli_req_str(req, "compress", v);
+		} else if (cli_take_opt(cli->argc, cli->argv, &i, "--parallel", &v, hint)) {
+			if (parse_u64(v, &n) < 0 || !migrate_opt_ok(MIGRATE_OPT_PARALLEL, n))
+				cli_usage_error(hint,
+						"invalid --parallel '%s': expected %llu to %llu", v,
+						LIMIT_MIN(MIGRATE_OPT_PARALLEL),
+						LIMIT_MAX(MIGRATE_OPT_PARALLEL));
+			json_object_set_new(req, "parallel", json_integer((json_int_t)n));
+		} else if (!strcmp(arg, "--auto-converge")) {
+			json_object_set_new(req, "auto_converge", json_true());
+		} else if (cli_take_opt(cli->argc, cli->argv, &i, "--max-iterations", &v, hint)) {
+			if (parse_u64(v, &n) < 0 || !migrate_opt_ok(MIGRATE_OPT_MAX_ITERATIONS, n))
+				cli_usage_error(
+					hint,
+					"invalid --max-iterations '%s': expected a number of "
+					"rounds, %llu to %llu",
+					v, LIMIT_MIN(MIGRATE_OPT_MAX_ITERATIONS),
+					LIMIT_MAX(MIGRATE_OPT_MAX_ITERATIONS));
+			json_object_set_new(req, "max_iterations", json_integer((json_int_t)n));
+		} else if (cli_take_opt(cli->argc, cli->argv, &i, "--timeout", &v, hint)) {
+			if (parse_u64(v, &n) < 0 || n > UINT64_MAX / 1000 ||
+			    !migrate_opt_ok(MIGRATE_OPT_TIMEOUT, n * 1000))
+				cli_usage_error(
+					hint, "invalid --timeout '%s': expected seconds, 0 to %llu",
+					v, LIMIT_MAX(MIGRATE_OPT_TIMEOUT) / 1000);
+			json_object_set_new(req, "timeout_ms",
+					    json_integer((json_int_t)(n * 1000)));
+		} else if (!strcmp(arg, "--verify")) {
+			json_object_set_new(req, "verify", json_true());
+		} else if (cli_take_opt(cli->argc, cli->argv, &i, "--dirty-track", &v, hint)) {
+			enum dirtylog_backend b;
+
+			if (dirtylog_backend_by_name(v, &b) < 0)
+				cli_usage_error(
+					hint, "invalid --dirty-track '%s': expected bitmap or ring",
+					v);
+			cli_req_str(req, "dirty_track", v);
+		} else if (!strcmp(arg, "--detach")) {
+			detach = true;
+		} else if (!strcmp(arg, "--postcopy")) {
+			postcopy = true;
+		} else if (cli_take_opt(cli->argc, cli->argv, &i, "--announce", &v, hint)) {
+			announce = v;
+		} else if (arg[0] == '-' && arg[1]) {
+			cli_usage_error(hint, "unknown option '%s' for migrate", arg);
+		} else if (!name) {
+			name = arg;
+		} else {
+			cli_usage_error(hint, "unexpected argument '%s'; usage: kvmig %s", arg,
+					syn);
+		}
+	}
+	if (!name || !to)
+		cli_usage_error(hint, "usage: kvmig %s", syn);
+	if (postcopy || announce) {
+		fprintf(stderr, "kvmig: %s is not implemented yet\n",
+			postcopy ? "--postcopy" : "--announce");
+		exit(CLI_EXIT_USAGE);
+	}
+	check_uri(to);
+	cli_req_str(req, "name", name);
+	cli_req_str(req, "uri", to);
+	if (!detach) {
+		/* from here on, Ctrl-C cancels the job (even one not started yet) */
+		struct sigaction sa = {.sa_handler = on_sigint};
+
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGINT, &sa, NULL); /* no SA_RESTART: sleeps end early */
+	}
+	r = cli_call(cli, req);
+	if (detach) {
+		if (cli->json) {
+			cli_print_json(r);
+		} else {
+			printf("migration of %s to %s started (%s); follow it with 'kvmig job info "
+			       "%s'\n",
+			       cli_json_str(r, "name"), cli_json_str(r, "uri"),
+			       cli_json_str(r, "status"), cli_json_str(r, "name"));
+		}
+		json_decref(r);
+		return 0;
+	}
+	json_decref(r);
+	return follow_job(cli, name);
+}
+
+/* ---- job commands ---- */
+
+int cmd_job(const struct cli *cli)
+{
+	const char *sub = cli->argc > 1 ? cli->argv[1] : "";
+	json_t *req, *r;
+
+	for (int i = 1; i < cli->argc; i++) {
+		if ((i == 1 && cli_is_help(cli->argv[i])) || !strcmp(cli->argv[i], "--help") ||
+		    !strcmp(cli->argv[i], "-h")) {
+			help_job(stdout);
+			return 0;
+		}
+	}
+	if (cli->argc != 3 || (strcmp(sub, "info") && strcmp(sub, "cancel")))
+		cli_usage_error("kvmig job --help", "usage: kvmig job info NAME | job cancel NAME");
+	if (cli->argv[2][0] == '-' && cli->argv[2][1])
+		cli_usage_error("kvmig job --help", "unknown option '%s'; usage: kvmig job %s NAME",
+				cli->argv[2], sub);
+	if (!strcmp(sub, "info")) {
+		r = job_info(cli, cli->argv[2]);
+		if (cli->json)
+			cli_print_json(r);
+		else
+			cli_print_kv(r);
+	} else {
+		req = cli_request("job.cancel");
+		cli_req_str(req, "name", cli->argv[2]);
+		r = cli_call(cli, req);
+		if (cli->json)
+			cli_print_json(r);
+		else
+			printf("cancelling the migration of %s; 'kvmig job info %s' shows when it "
+			       "stopped\n",
+			       cli_json_str(r, "name"), cli_json_str(r, "name"));
+	}
+	json_decref(r);
+	return 0;
+}
