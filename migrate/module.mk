@@ -18,7 +18,8 @@ UNIT_TESTS += $(O)/tests/unit/test_converge $(O)/tests/unit/test_opts
 KVM_TESTS += $(O)/tests/kvm/test_migrate
 
 # in-process destinations accept a parallel migration's other channels
-$(O)/tests/kvm/test_migrate: $(O)/tests/kvm/test_migrate.o $(O)/tests/helpers/mdest.o $(LIB)
+$(O)/tests/kvm/test_migrate: $(O)/tests/kvm/test_migrate.o $(O)/tests/helpers/mdest.o \
+		$(O)/tests/helpers/kvmtest.o $(LIB)
 	@[ "$(V)" = 1 ] || echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIB) $(LIBS) $(CMOCKA_LIBS)
 

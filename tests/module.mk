@@ -14,9 +14,10 @@ $(O)/tests/unit/%: $(O)/tests/unit/%.o $(LIB)
 	@[ "$(V)" = 1 ] || echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LIBS) $(CMOCKA_LIBS)
 
-$(O)/tests/kvm/%: $(O)/tests/kvm/%.o $(LIB)
+# KVM tests share tests/helpers/kvmtest (start a VM, wait for its progress).
+$(O)/tests/kvm/%: $(O)/tests/kvm/%.o $(O)/tests/helpers/kvmtest.o $(LIB)
 	@[ "$(V)" = 1 ] || echo "  LD      $@"
-	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LIBS) $(CMOCKA_LIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIB) $(LIBS) $(CMOCKA_LIBS)
 
 PROGS += $(O)/tests/vmhost/kvm_probe
 

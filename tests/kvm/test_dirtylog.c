@@ -26,49 +26,8 @@
 
 #include "common/clock.h"
 #include "dirtylog/dirtylog.h"
+#include "tests/helpers/kvmtest.h"
 #include "vm/vm.h"
-
-static struct vm *start_vm(const char *guest, const char *args, unsigned vcpus, uint32_t ring)
-{
-	struct vm_config cfg;
-	struct vm *vm = NULL;
-	char err[256];
-
-	vm_config_defaults(&cfg, "dl");
-	cfg.mem_bytes = 64ull << 20;
-	cfg.vcpus = vcpus;
-	cfg.dirty_ring = ring;
-	snprintf(cfg.guest, sizeof(cfg.guest), "%s", guest);
-	snprintf(cfg.guest_args, sizeof(cfg.guest_args), "%s", args);
-	if (vm_create(&cfg, &vm, err, sizeof(err)))
-		fail_msg("vm_create: %s", err);
-	assert_int_equal(vm_start(vm), 0);
-	return vm;
-}
-
-/* Wait for the guest's progress to reach p, harvesting d (optional) as the sender does. */
-static void wait_progress_polling(struct vm *vm, uint64_t p, struct dirtylog *d)
-{
-	uint64_t end = clock_now_ns() + 60000000000ull;
-	struct vm_guest_stats st;
-
-	for (;;) {
-		vm_get_stats(vm, &st);
-		if (st.progress >= p)
-			return;
-		if (clock_now_ns() > end)
-			fail_msg("no progress: %llu of %llu", (unsigned long long)st.progress,
-				 (unsigned long long)p);
-		if (d)
-			dirtylog_poll(d);
-		usleep(1000);
-	}
-}
-
-static void wait_progress(struct vm *vm, uint64_t p)
-{
-	wait_progress_polling(vm, p, NULL);
-}
 
 static uint64_t popcount(const uint64_t *bm, size_t words)
 {
@@ -82,7 +41,7 @@ static uint64_t popcount(const uint64_t *bm, size_t words)
 /* seqdirty writes every page of its 1 MiB working set: all must show up. */
 static void sees_writes(enum dirtylog_backend b, uint32_t ring)
 {
-	struct vm *vm = start_vm("seqdirty", "workset=1M", 1, ring);
+	struct vm *vm = kvmtest_start_vm("dl", "seqdirty", "workset=1M", 64ull << 20, 1, ring);
 	uint64_t npages = vm_ram_bytes(vm) / 4096, ws_off, ws_bytes;
 	size_t words = dirtylog_bitmap_words(npages);
 	uint64_t *bm = calloc(words, 8);
@@ -91,7 +50,7 @@ static void sees_writes(enum dirtylog_backend b, uint32_t ring)
 	char err[256];
 
 	vm_workset(vm, &ws_off, &ws_bytes);
-	wait_progress(vm, 256);
+	kvmtest_wait(vm, 256, 0, 60, NULL);
 	if (dirtylog_start(vm, b, &d, err, sizeof(err)))
 		fail_msg("dirtylog_start: %s", err);
 	/* the caller's bulk pass: clear everything */
@@ -99,7 +58,7 @@ static void sees_writes(enum dirtylog_backend b, uint32_t ring)
 	assert_true(dirtylog_sync(d, bm) >= 0);
 	memset(bm, 0, words * 8);
 	vm_get_stats(vm, &st);
-	wait_progress(vm, st.progress + 3 * 256); /* three passes over the working set */
+	kvmtest_wait(vm, st.progress + 3 * 256, 0, 60, NULL); /* three passes over the working set */
 	assert_true(dirtylog_sync(d, bm) >= 0);
 	for (uint64_t p = ws_off / 4096; p < (ws_off + ws_bytes) / 4096; p++)
 		if (!(bm[p / 64] & (1ull << (p % 64))))
@@ -135,7 +94,7 @@ static void test_dirtylog_ring_sees_writes(void **unused)
  */
 static void test_dirtylog_tiny_ring_tracks_or_overflows(void **unused)
 {
-	struct vm *vm = start_vm("seqdirty", "workset=8M", 1, 256);
+	struct vm *vm = kvmtest_start_vm("dl", "seqdirty", "workset=8M", 64ull << 20, 1, 256);
 	uint64_t npages = vm_ram_bytes(vm) / 4096, ws_off, ws_bytes;
 	size_t words = dirtylog_bitmap_words(npages);
 	uint64_t *bm = calloc(words, 8);
@@ -147,7 +106,7 @@ static void test_dirtylog_tiny_ring_tracks_or_overflows(void **unused)
 
 	(void)unused;
 	vm_workset(vm, &ws_off, &ws_bytes);
-	wait_progress(vm, 256);
+	kvmtest_wait(vm, 256, 0, 60, NULL);
 	if (dirtylog_start(vm, DIRTYLOG_RING, &d, err, sizeof(err)))
 		fail_msg("dirtylog_start: %s", err);
 	n = dirtylog_sync(d, bm);
@@ -156,7 +115,7 @@ static void test_dirtylog_tiny_ring_tracks_or_overflows(void **unused)
 		memset(bm, 0, words * 8);
 		vm_get_stats(vm, &st);
 		/* two passes over the working set: every page written after the sync */
-		wait_progress_polling(vm, st.progress + 2 * ws_bytes / 4096, d);
+		kvmtest_wait(vm, st.progress + 2 * ws_bytes / 4096, 0, 60, d);
 		n = dirtylog_sync(d, bm);
 		if (n == -EOVERFLOW) {
 			/* the dirty set is unknown: every page is marked */
@@ -181,7 +140,7 @@ static void test_dirtylog_tiny_ring_tracks_or_overflows(void **unused)
 	dirtylog_stop(d);
 	/* the guest went on */
 	vm_get_stats(vm, &st);
-	wait_progress(vm, st.progress + 256);
+	kvmtest_wait(vm, st.progress + 256, 0, 60, NULL);
 	assert_int_equal(vm_dead_vcpus(vm), 0);
 	vm_destroy(vm);
 	free(bm);
@@ -189,14 +148,14 @@ static void test_dirtylog_tiny_ring_tracks_or_overflows(void **unused)
 
 static void test_dirtylog_toggling_keeps_guest_sane(void **unused)
 {
-	struct vm *vm = start_vm("memcheck", "workset=8M", 2, 0);
+	struct vm *vm = kvmtest_start_vm("dl", "memcheck", "workset=8M", 64ull << 20, 2, 0);
 	uint64_t npages = vm_ram_bytes(vm) / 4096;
 	uint64_t *bm = calloc(dirtylog_bitmap_words(npages), 8);
 	struct vm_guest_stats st;
 	char err[256];
 
 	(void)unused;
-	wait_progress(vm, 4096);
+	kvmtest_wait(vm, 4096, 0, 60, NULL);
 	for (int i = 0; i < 30; i++) {
 		struct dirtylog *d;
 
@@ -206,11 +165,11 @@ static void test_dirtylog_toggling_keeps_guest_sane(void **unused)
 			assert_int_equal(dirtylog_clear(d, NULL, c, MIN(16384, npages - c)), 0);
 		assert_true(dirtylog_sync(d, bm) >= 0);
 		vm_get_stats(vm, &st);
-		wait_progress(vm, st.progress + 512);
+		kvmtest_wait(vm, st.progress + 512, 0, 60, NULL);
 		dirtylog_stop(d);
 	}
 	vm_get_stats(vm, &st);
-	wait_progress(vm, st.progress + 4096);
+	kvmtest_wait(vm, st.progress + 4096, 0, 60, NULL);
 	vm_get_stats(vm, &st);
 	assert_int_equal(st.errors, 0);
 	assert_int_equal(vm_get_run_state(vm), VM_RUN_RUNNING);
@@ -230,7 +189,7 @@ static void test_dirtylog_toggling_keeps_guest_sane(void **unused)
 static void shadow_copy(enum dirtylog_backend b, uint32_t ring, const char *guest,
 			const char *args)
 {
-	struct vm *vm = start_vm(guest, args, 2, ring);
+	struct vm *vm = kvmtest_start_vm("dl", guest, args, 64ull << 20, 2, ring);
 	uint64_t npages = vm_ram_bytes(vm) / 4096;
 	size_t words = dirtylog_bitmap_words(npages);
 	uint64_t *bm = calloc(words, 8);
@@ -243,7 +202,7 @@ static void shadow_copy(enum dirtylog_backend b, uint32_t ring, const char *gues
 	char err[256];
 	long n;
 
-	wait_progress(vm, 2048);
+	kvmtest_wait(vm, 2048, 0, 60, NULL);
 	if (dirtylog_start(vm, b, &d, err, sizeof(err)))
 		fail_msg("dirtylog_start: %s", err);
 	memset(bm, 0xff, words * 8);
@@ -261,7 +220,7 @@ static void shadow_copy(enum dirtylog_backend b, uint32_t ring, const char *gues
 			dirtylog_poll(d);
 		}
 		vm_get_stats(vm, &st);
-		wait_progress_polling(vm, st.progress + 512, d);
+		kvmtest_wait(vm, st.progress + 512, 0, 60, d);
 		assert_int_equal(vm_pause(vm, NULL), 0);
 		n = dirtylog_sync(d, bm);
 		if (n == -EOVERFLOW) {

@@ -60,6 +60,7 @@
 #include "migrate/mio.h"
 #include "protocol/channel.h"
 #include "tests/helpers/mdest.h"
+#include "tests/helpers/kvmtest.h"
 #include "vm/vm.h"
 
 #define DEADLINE_NS (120ull * 1000000000ull)
@@ -197,42 +198,6 @@ static void dest_join(struct dest *d)
 	channel_listener_close(d->l);
 }
 
-static struct vm *start_vm(const char *guest, const char *args, uint64_t mem, unsigned vcpus,
-			   uint32_t ring)
-{
-	struct vm_config cfg;
-	struct vm *vm = NULL;
-	char err[256];
-
-	vm_config_defaults(&cfg, "src");
-	cfg.mem_bytes = mem;
-	cfg.vcpus = vcpus;
-	cfg.dirty_ring = ring;
-	snprintf(cfg.guest, sizeof(cfg.guest), "%s", guest);
-	snprintf(cfg.guest_args, sizeof(cfg.guest_args), "%s", args);
-	if (vm_create(&cfg, &vm, err, sizeof(err)))
-		fail_msg("vm_create %s: %s", guest, err);
-	assert_int_equal(vm_start(vm), 0);
-	return vm;
-}
-
-static void wait_progress(struct vm *vm, uint64_t p, uint64_t t)
-{
-	uint64_t end = clock_now_ns() + DEADLINE_NS;
-	struct vm_guest_stats st;
-
-	for (;;) {
-		vm_get_stats(vm, &st);
-		if (st.progress >= p && st.ticks >= t)
-			return;
-		if (clock_now_ns() > end)
-			fail_msg("progress %llu/%llu ticks %llu/%llu after 120 s",
-				 (unsigned long long)st.progress, (unsigned long long)p,
-				 (unsigned long long)st.ticks, (unsigned long long)t);
-		usleep(5000);
-	}
-}
-
 /*
  * Move a running guest; check it goes on at the destination. Return: the
  * highest vCPU throttle (auto-converge, %) seen while the job ran, in its
@@ -247,7 +212,7 @@ static unsigned move(const char *guest, const char *args, unsigned vcpus, uint64
 {
 	unsigned max_throttle = 0;
 	bool idle = !strcmp(guest, "idle");
-	struct vm *src = start_vm(guest, args, mem, vcpus, ring);
+	struct vm *src = kvmtest_start_vm("src", guest, args, mem, vcpus, ring);
 	struct vm_guest_stats a, b;
 	struct migrate_job *job;
 	struct migrate_stats ms;
@@ -257,7 +222,7 @@ static unsigned move(const char *guest, const char *args, unsigned vcpus, uint64
 
 	printf("  %s %s, %u vCPU(s), %llu MiB over %s\n", guest, args, vcpus,
 	       (unsigned long long)(mem >> 20), tcp ? "tcp" : "unix");
-	wait_progress(src, idle ? 10 : 2000, idle ? 10 : 0);
+	kvmtest_wait(src, idle ? 10 : 2000, idle ? 10 : 0, 120, NULL);
 	dest_start(&d, tcp, o->parallel);
 	if (migrate_start(src, d.uri, o, &job, err, sizeof(err)))
 		fail_msg("migrate_start: %s", err);
@@ -297,7 +262,7 @@ static unsigned move(const char *guest, const char *args, unsigned vcpus, uint64
 	/* the destination goes on from there */
 	vm_get_stats(d.vm, &b);
 	assert_true(b.progress >= a.progress);
-	wait_progress(d.vm, a.progress + (idle ? 10 : 2000), a.ticks + (idle ? 10 : 0));
+	kvmtest_wait(d.vm, a.progress + (idle ? 10 : 2000), a.ticks + (idle ? 10 : 0), 120, NULL);
 	vm_get_stats(d.vm, &b);
 	assert_int_equal(b.errors, 0);
 	if (o->verify)
@@ -462,7 +427,7 @@ static void expect_fail(struct vm *src, const char *uri, struct dest *d,
 		assert_null(d->vm);
 	assert_int_equal(vm_get_run_state(src), VM_RUN_RUNNING);
 	vm_get_stats(src, &a);
-	wait_progress(src, a.progress + 1000, 0);
+	kvmtest_wait(src, a.progress + 1000, 0, 120, NULL);
 	vm_get_stats(src, &a);
 	assert_int_equal(a.errors, 0);
 	/* every vCPU: progress alone would hide one that KVM stopped */
@@ -494,19 +459,19 @@ static void endless(struct migrate_opts *o)
 
 static struct vm *endless_guest(void)
 {
-	struct vm *src = start_vm("randdirty", "workset=2M,rate=8192,hot=0", 64ull << 20, 2, 0);
+	struct vm *src = kvmtest_start_vm("src", "randdirty", "workset=2M,rate=8192,hot=0", 64ull << 20, 2, 0);
 
 	/* three writes per page: 95% of the working set holds data */
-	wait_progress(src, 3 * ENDLESS_WS_PAGES, 0);
+	kvmtest_wait(src, 3 * ENDLESS_WS_PAGES, 0, 120, NULL);
 	return src;
 }
 
 /* The guest the fault tests move: memcheck notices any page lost or stale. */
 static struct vm *fault_guest(void)
 {
-	struct vm *src = start_vm("memcheck", "workset=8M", 256ull << 20, 2, 0);
+	struct vm *src = kvmtest_start_vm("src", "memcheck", "workset=8M", 256ull << 20, 2, 0);
 
-	wait_progress(src, 5000, 0);
+	kvmtest_wait(src, 5000, 0, 120, NULL);
 	return src;
 }
 
@@ -850,8 +815,8 @@ static void test_migrate_auto_converge(void **unused)
 
 	(void)unused;
 	printf("  without --auto-converge the guest outruns the link\n");
-	src = start_vm("randdirty", AC_GUEST_ARGS, 64ull << 20, 1, 0);
-	wait_progress(src, 2000, 0);
+	src = kvmtest_start_vm("src", "randdirty", AC_GUEST_ARGS, 64ull << 20, 1, 0);
+	kvmtest_wait(src, 2000, 0, 120, NULL);
 	ac_opts(&o, false);
 	dest_start(&d, false, 1);
 	expect_fail(src, d.uri, &d, &o, "did not converge after 8 rounds", NULL);

@@ -27,53 +27,14 @@
 #include "dirtylog/dirtylog.h"
 #include "vm/guest_abi.h"
 #include "migrate/snapshot.h"
+#include "tests/helpers/kvmtest.h"
 #include "vm/vm.h"
 
 #define DEADLINE_NS (60ull * 1000000000ull)
 
-static struct vm *start_vm(const char *guest, const char *args, uint64_t mem, unsigned vcpus)
-{
-	struct vm_config cfg;
-	struct vm *vm = NULL;
-	char err[256];
-
-	vm_config_defaults(&cfg, "t");
-	cfg.mem_bytes = mem;
-	cfg.vcpus = vcpus;
-	snprintf(cfg.guest, sizeof(cfg.guest), "%s", guest);
-	snprintf(cfg.guest_args, sizeof(cfg.guest_args), "%s", args);
-	if (vm_create(&cfg, &vm, err, sizeof(err)))
-		fail_msg("vm_create %s: %s", guest, err);
-	assert_int_equal(vm_start(vm), 0);
-	return vm;
-}
-
 static void stats(struct vm *vm, struct vm_guest_stats *st)
 {
 	vm_get_stats(vm, st);
-}
-
-/* Wait until progress >= p (and ticks >= t); fail after the deadline. */
-static void wait_progress(struct vm *vm, uint64_t p, uint64_t t)
-{
-	uint64_t end = clock_now_ns() + DEADLINE_NS;
-	struct vm_guest_stats st;
-
-	for (;;) {
-		stats(vm, &st);
-		if (st.progress >= p && st.ticks >= t)
-			return;
-		if (clock_now_ns() > end) {
-			char con[512];
-
-			vm_console_read(vm, con, sizeof(con));
-			fail_msg("guest %s: progress %llu/%llu ticks %llu/%llu after 60 s; console: %s",
-				 vm_get_config(vm)->guest, (unsigned long long)st.progress,
-				 (unsigned long long)p, (unsigned long long)st.ticks,
-				 (unsigned long long)t, con);
-		}
-		usleep(5000);
-	}
 }
 
 static void wait_errors(struct vm *vm)
@@ -94,12 +55,12 @@ static void wait_errors(struct vm *vm)
 static void run_guest(const char *guest, unsigned vcpus)
 {
 	printf("  %s on %u vCPU(s)\n", guest, vcpus);
-	struct vm *vm = start_vm(guest, "workset=2M", 64ull << 20, vcpus);
+	struct vm *vm = kvmtest_start_vm("t", guest, "workset=2M", 64ull << 20, vcpus, 0);
 	bool idle = !strcmp(guest, "idle");
 	struct vm_guest_stats st;
 	static char con[VM_CONSOLE_BYTES + 1];
 
-	wait_progress(vm, idle ? 20 : 2000, idle ? 20 : 0);
+	kvmtest_wait(vm, idle ? 20 : 2000, idle ? 20 : 0, 60, NULL);
 	stats(vm, &st);
 	assert_int_equal(st.errors, 0);
 	vm_console_read(vm, con, sizeof(con));
@@ -128,12 +89,12 @@ static void test_vm_guests_2vcpu(void **unused)
 
 static void test_vm_randdirty_rate(void **unused)
 {
-	struct vm *vm = start_vm("randdirty", "workset=2M,rate=500", 64ull << 20, 1);
+	struct vm *vm = kvmtest_start_vm("t", "randdirty", "workset=2M,rate=500", 64ull << 20, 1, 0);
 	struct vm_guest_stats st;
 
 	(void)unused;
 	/* paced by the timer: ticks come and writes keep going */
-	wait_progress(vm, 300, 20);
+	kvmtest_wait(vm, 300, 20, 60, NULL);
 	stats(vm, &st);
 	assert_int_equal(st.errors, 0);
 	vm_destroy(vm);
@@ -144,7 +105,7 @@ static void test_vm_randdirty_rate(void **unused)
 
 static void test_vm_memcheck_catches_flip(void **unused)
 {
-	struct vm *vm = start_vm("memcheck", "workset=1M", 64ull << 20, 1);
+	struct vm *vm = kvmtest_start_vm("t", "memcheck", "workset=1M", 64ull << 20, 1, 0);
 	uint64_t off, bytes;
 	struct vm_guest_stats st;
 	uint8_t *page;
@@ -152,7 +113,7 @@ static void test_vm_memcheck_catches_flip(void **unused)
 	(void)unused;
 	vm_workset(vm, &off, &bytes);
 	assert_int_equal(bytes, MC_PAGES * 4096);
-	wait_progress(vm, 4 * MC_PAGES, 0); /* every page written at least once */
+	kvmtest_wait(vm, 4 * MC_PAGES, 0, 60, NULL); /* every page written at least once */
 	stats(vm, &st);
 	assert_int_equal(st.errors, 0);
 	page = vm_ram(vm) + off + 77 * 4096;
@@ -166,7 +127,7 @@ static void test_vm_memcheck_catches_flip(void **unused)
 
 static void test_vm_memcheck_catches_stale_page(void **unused)
 {
-	struct vm *vm = start_vm("memcheck", "workset=1M", 64ull << 20, 1);
+	struct vm *vm = kvmtest_start_vm("t", "memcheck", "workset=1M", 64ull << 20, 1, 0);
 	static uint8_t old[4096];
 	uint64_t off, bytes, gen;
 	struct vm_guest_stats st;
@@ -174,7 +135,7 @@ static void test_vm_memcheck_catches_stale_page(void **unused)
 
 	(void)unused;
 	vm_workset(vm, &off, &bytes);
-	wait_progress(vm, 4 * MC_PAGES, 0);
+	kvmtest_wait(vm, 4 * MC_PAGES, 0, 60, NULL);
 	page = vm_ram(vm) + off + 10 * 4096;
 	memcpy(old, page, sizeof(old));
 	memcpy(&gen, old + 8, 8);
@@ -198,13 +159,13 @@ static void test_vm_memcheck_catches_stale_page(void **unused)
 
 static void test_vm_pause_resume(void **unused)
 {
-	struct vm *vm = start_vm("seqdirty", "workset=2M", 64ull << 20, 2);
+	struct vm *vm = kvmtest_start_vm("t", "seqdirty", "workset=2M", 64ull << 20, 2, 0);
 	struct vm_guest_stats a, b;
 	struct vm_pause_stats ps;
 	uint64_t lat;
 
 	(void)unused;
-	wait_progress(vm, 1000, 0);
+	kvmtest_wait(vm, 1000, 0, 60, NULL);
 	for (int i = 0; i < 20; i++) {
 		assert_int_equal(vm_pause(vm, &lat), 0);
 		assert_int_equal(vm_get_run_state(vm), VM_RUN_PAUSED);
@@ -213,7 +174,7 @@ static void test_vm_pause_resume(void **unused)
 		stats(vm, &b);
 		assert_int_equal(a.progress, b.progress);
 		assert_int_equal(vm_resume(vm), 0);
-		wait_progress(vm, b.progress + 256, 0);
+		kvmtest_wait(vm, b.progress + 256, 0, 60, NULL);
 	}
 	vm_get_pause_stats(vm, &ps);
 	assert_int_equal(ps.count, 20);
@@ -228,14 +189,14 @@ static void save_restore(const char *guest, unsigned vcpus, uint64_t mem)
 {
 	char path[] = "/tmp/kvmig-test-snap-XXXXXX", err[256];
 	bool idle = !strcmp(guest, "idle");
-	struct vm *vm = start_vm(guest, "workset=2M", mem, vcpus);
+	struct vm *vm = kvmtest_start_vm("t", guest, "workset=2M", mem, vcpus, 0);
 	struct vm_guest_stats before, after;
 	struct snapshot_stats ss;
 	int fd = mkstemp(path);
 
 	assert_true(fd >= 0);
 	close(fd);
-	wait_progress(vm, idle ? 10 : 1000, idle ? 10 : 0);
+	kvmtest_wait(vm, idle ? 10 : 1000, idle ? 10 : 0, 60, NULL);
 	assert_int_equal(vm_pause(vm, NULL), 0);
 	stats(vm, &before);
 	if (snapshot_save(vm, path, &ss, err, sizeof(err)))
@@ -254,7 +215,7 @@ static void save_restore(const char *guest, unsigned vcpus, uint64_t mem)
 	assert_int_equal(after.ticks, before.ticks);
 	assert_int_equal(vm_start(vm), 0);
 	/* ...and the guest goes on from there, not from zero */
-	wait_progress(vm, after.progress + (idle ? 10 : 1000), after.ticks + (idle ? 10 : 0));
+	kvmtest_wait(vm, after.progress + (idle ? 10 : 1000), after.ticks + (idle ? 10 : 0), 60, NULL);
 	stats(vm, &after);
 	assert_int_equal(after.errors, 0);
 	assert_string_equal(vm_get_config(vm)->name, "restored");
@@ -309,7 +270,7 @@ static void test_vm_save_restore_dirty_ring(void **unused)
 	if (vm_create(&cfg, &vm, err, sizeof(err)))
 		fail_msg("vm_create with a dirty ring: %s", err);
 	assert_int_equal(vm_start(vm), 0);
-	wait_progress(vm, 1000, 0);
+	kvmtest_wait(vm, 1000, 0, 60, NULL);
 	assert_int_equal(vm_pause(vm, NULL), 0);
 	stats(vm, &before);
 	if (snapshot_save(vm, path, &ss, err, sizeof(err)))
@@ -329,7 +290,7 @@ static void test_vm_save_restore_dirty_ring(void **unused)
 	n = dirtylog_sync(d, bm);
 	assert_true(n >= 0 || n == -EOVERFLOW);
 	memset(bm, 0, words * 8);
-	wait_progress(vm, before.progress + 1000, 0);
+	kvmtest_wait(vm, before.progress + 1000, 0, 60, NULL);
 	n = dirtylog_sync(d, bm);
 	for (size_t i = 0; i < words; i++)
 		set += (uint64_t)__builtin_popcountll(bm[i]);

@@ -21,6 +21,8 @@
 
 #include <cmocka.h>
 
+#include "tests/helpers/prng.h"
+
 #include "common/buf.h"
 #include "common/crc32c.h"
 #include "protocol/codec.h"
@@ -70,14 +72,11 @@ static void check_frame(const uint8_t *f, size_t total, unsigned type, struct fr
 	assert_int_equal(frame_check_crc(f, total, err, sizeof(err)), 0);
 }
 
-static uint64_t rng = 0x9e3779b97f4a7c15ull;
+static struct prng rng = { 0x9e3779b97f4a7c15ull };
 
 static uint64_t rnd(void)
 {
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
+	return prng_next(&rng);
 }
 
 static void fill_random(uint8_t *p, size_t n)

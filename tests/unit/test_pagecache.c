@@ -20,6 +20,8 @@
 
 #include <cmocka.h>
 
+#include "tests/helpers/prng.h"
+
 #include "protocol/codec.h"
 #include "protocol/pagecache.h"
 #include "protocol/xbzrle.h"
@@ -27,20 +29,17 @@
 #define PAGE 4096
 
 static uint64_t seed;
-static uint64_t rng_state;
+static struct prng rng;
 
 static uint64_t rnd(void)
 {
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545f4914f6cdd1dull;
+	return prng_next(&rng);
 }
 
 static int setup_rng(void **state)
 {
 	(void)state;
-	rng_state = seed ? seed : 1;
+	prng_init(&rng, seed);
 	return 0;
 }
 
@@ -331,7 +330,6 @@ static void test_pagecache_lockstep_simulation(void **state)
 
 int main(int argc, char **argv)
 {
-	const char *env = getenv("KVMIG_SEED");
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(test_pagecache_create_sizes, setup_rng),
 		cmocka_unit_test_setup(test_pagecache_hit_miss, setup_rng),
@@ -342,9 +340,6 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup(test_pagecache_lockstep_simulation, setup_rng),
 	};
 
-	if (argc == 3 && !strcmp(argv[1], "--seed"))
-		env = argv[2];
-	seed = env ? strtoull(env, NULL, 0) : (uint64_t)time(NULL);
-	printf("test_pagecache: seed %llu\n", (unsigned long long)seed);
+	seed = prng_seed("test_pagecache", argc, argv, (uint64_t)time(NULL));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,19 +17,18 @@
 
 #include <cmocka.h>
 
+#include "tests/helpers/prng.h"
+
 #include "common/buf.h"
 #include "common/crc32c.h"
 #include "vm/guest_abi.h"
 #include "vm/state.h"
 
-static uint64_t rng_state;
+static struct prng rng;
 
 static uint64_t rnd(void)
 {
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return rng_state;
+	return prng_next(&rng);
 }
 
 static void fill(void *p, size_t n)
@@ -497,9 +496,8 @@ static void test_state_write_needs_space(void **unused)
 	assert_int_equal(state_write_section(&st, STATE_SEC_RAM, 0, buf, sizeof(buf)), -EINVAL);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
-	const char *seed = getenv("KVMIG_SEED");
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_state_round_trip),
 		cmocka_unit_test(test_state_write_all_then_complete),
@@ -514,9 +512,6 @@ int main(void)
 		cmocka_unit_test(test_state_config_v1_still_accepted),
 	};
 
-	rng_state = seed ? strtoull(seed, NULL, 0) : 0x1234567887654321ull;
-	if (!rng_state)
-		rng_state = 1;
-	printf("seed %llu (KVMIG_SEED to repeat)\n", (unsigned long long)rng_state);
+	prng_init(&rng, prng_seed("test_state", argc, argv, 0x1234567887654321ull));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

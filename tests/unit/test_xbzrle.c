@@ -19,6 +19,8 @@
 
 #include <cmocka.h>
 
+#include "tests/helpers/prng.h"
+
 #include "protocol/xbzrle.h"
 
 #define PAGE 4096
@@ -26,15 +28,11 @@
 #define GUARD_BYTE 0xa5
 
 static uint64_t seed;
-static uint64_t rng_state;
+static struct prng rng;
 
 static uint64_t rnd(void)
 {
-	/* xorshift64* */
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545f4914f6cdd1dull;
+	return prng_next(&rng);
 }
 
 static size_t rnd_below(size_t n)
@@ -45,7 +43,7 @@ static size_t rnd_below(size_t n)
 static int setup_rng(void **state)
 {
 	(void)state;
-	rng_state = seed ? seed : 1;
+	prng_init(&rng, seed);
 	return 0;
 }
 
@@ -549,7 +547,6 @@ static void test_xbzrle_bad_arguments(void **state)
 
 int main(int argc, char **argv)
 {
-	const char *env = getenv("KVMIG_SEED");
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(test_xbzrle_unchanged_page, setup_rng),
 		cmocka_unit_test_setup(test_xbzrle_one_byte_first, setup_rng),
@@ -564,9 +561,6 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup(test_xbzrle_bad_arguments, setup_rng),
 	};
 
-	if (argc == 3 && !strcmp(argv[1], "--seed"))
-		env = argv[2];
-	seed = env ? strtoull(env, NULL, 0) : (uint64_t)time(NULL);
-	printf("test_xbzrle: seed %llu\n", (unsigned long long)seed);
+	seed = prng_seed("test_xbzrle", argc, argv, (uint64_t)time(NULL));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
