@@ -23,7 +23,9 @@
 # Retries, in the emulated VM pass only (never natively). The emulated
 # nested SVM (QEMU-TCG) now and then triple-faults a guest, and tests have
 # hung with their emulated host (issue 4). A failed test runs once more when
-#  - it hung (status 124), or
+#  - it hung (status 124) with no thread in destination or state-load code
+#    (the gdb stacks in its log show no incoming_*, session_*, mdest_*,
+#    vm_create_from_state or snapshot_restore frame), or
 #  - its log reports a triple fault "in a VM booted here" (vm/vm.c names the
 #    VM's origin in that message),
 # and never when its log reports a triple fault "in a VM built from a state"
@@ -131,6 +133,9 @@ bounded() {
 	return $rc
 }
 
+# gdb frames of the destination's and the state loader's code
+DEST_FRAMES='^#[0-9]+ +(0x[0-9a-f]+ in )?(incoming_|session_|mdest_|vm_create_from_state|snapshot_restore)[a-z_]* \('
+
 # retry_reason LOG RC: in the emulated VM, why a failed test may run once
 # more (printed; status 0), or status 1 when it may not (see the header).
 retry_reason() {
@@ -138,6 +143,8 @@ retry_reason() {
 	[ -n "$LIST" ] && [ "$rc" != 0 ] && [ "$rc" != 77 ] || return 1
 	grep -q "triple fault in a VM built from a state" "$log" && return 1
 	if [ "$rc" = 124 ]; then
+		# not when a thread hung in destination or state-load code
+		grep -qE "$DEST_FRAMES" "$log" && return 1
 		echo "it hung (stacks in $log.first)"
 	elif grep -q "triple fault in a VM booted here" "$log"; then
 		echo "a VM booted here (no state loaded) triple-faulted under the emulated nested SVM (log: $log.first)"
