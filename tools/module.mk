@@ -6,9 +6,14 @@ PROGS += $(O)/kvmigd $(O)/kvmig
 UNIT_TESTS += $(O)/tests/unit/test_control $(O)/tests/unit/test_jobs \
 	$(O)/tests/unit/test_registry
 
-$(O)/kvmigd: $(O)/tools/kvmigd.o $(LIB)
+# The agent: main and set-up, the event loop, the API methods, the
+# arriving migrations (tools/agent.h). Nothing of it goes into the library.
+KVMIGD_OBJS := $(O)/tools/kvmigd.o $(O)/tools/agent_loop.o $(O)/tools/agent_api.o \
+	$(O)/tools/agent_incoming.o
+
+$(O)/kvmigd: $(KVMIGD_OBJS) $(LIB)
 	@[ "$(V)" = 1 ] || echo "  LD      $@"
-	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(KVMIGD_OBJS) $(LIB) $(LIBS)
 
 # The CLI: main and the command table, the helpers its commands share,
 # one object per command group. Nothing of it goes into the library.

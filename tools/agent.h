@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * agent.h - the state of kvmigd, the kvmig agent, shared by its parts:
+ *
+ *   tools/kvmigd.c          main: options, set-up and tear-down
+ *   tools/agent_loop.c      the controller's epoll loop and its clients
+ *   tools/agent_api.c       the control API's methods (tools/API.md)
+ *   tools/agent_incoming.c  migrations arriving on the --listen socket
+ *
+ * Threads:
+ *  - the controller runs the loop; it alone touches the fields marked
+ *    "controller" below. Requests are served one at a time, under lock.
+ *  - each outgoing migration runs on its job thread (migrate/migrate.h),
+ *    which alone touches its VM while the entry's phase is "migrating".
+ *    The loop wakes every JOB_POLL_MS while jobs run, reaps those that
+ *    ended, destroys the source VM of a completed one and hands a failed
+ *    one back to "running".
+ *  - each accepted migration connection gets a thread that runs the
+ *    incoming decoder (migrate/incoming.h) and starts the VM it builds.
+ *  - the VMs' vCPU threads run on their own and never touch the agent.
+ *
+ * Locking: agent.lock guards the registry, the job table and `closing`.
+ * The controller holds it while it serves a request and while it reaps;
+ * an incoming thread holds it only for a moment to reserve, attach or drop
+ * its VM's name, never across the stream. An entry whose phase is not
+ * REG_PHASE_NONE belongs to another thread: the controller reads only its
+ * name, state and atomic counters. Besides the fields under lock, an
+ * incoming thread touches only wakefd (agent_loop_wake()).
+ *
+ * Ownership: main (kvmigd.c) embeds the struct, creates the lock, the
+ * registry, the job table, the control socket and the migration listener,
+ * and frees them at shutdown; the loop owns its fds and clients, the
+ * incoming part its connection records.
+ */
+#ifndef KVMIG_TOOLS_AGENT_H
+#define KVMIG_TOOLS_AGENT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "protocol/uri.h"
+
+#define AGENT_MAX_CONNS	   64 /* control clients connected at once */
+#define AGENT_MAX_INCOMING 16 /* migration streams arriving at once */
+
+struct agent_conn;   /* one control client (agent_loop.c) */
+struct agent_inconn; /* one arriving migration (agent_incoming.c) */
+struct channel_listener;
+struct jobs;
+struct registry;
+
+struct agent {
+	/* the options (main; read-only once the loop runs) */
+	const char *control_path; /* --control: the unix socket served */
+	const char *listen_uri;	  /* --listen, or NULL */
+	const char *tls_dir;	  /* --tls-dir, or NULL: shown by agent.version */
+	const char *state_dir;	  /* --state-dir, or NULL: shown by agent.version */
+
+	/* the control socket (main binds and removes it; the loop accepts on it) */
+	int lfd;
+	dev_t sock_dev; /* the socket file we bound, so that we unlink only it */
+	ino_t sock_ino;
+
+	/* the loop's fds (agent_loop_init() opens them, agent_loop_fini() closes) */
+	int sfd;    /* signalfd for SIGTERM/SIGINT */
+	int epfd;   /* the epoll set */
+	int wakefd; /* eventfd: any thread may write it to wake the loop */
+
+	struct agent_conn *conns[AGENT_MAX_CONNS]; /* controller: the control clients */
+
+	/* the migration listener (protocol/channel.h); NULL without --listen */
+	struct channel_listener *ml; /* main opens and closes it; the controller accepts */
+	char ml_addr[URI_HOST_MAX + 64]; /* what it listens on: "tcp:127.0.0.1:40213", "unix:m.sock" */
+	char ml_uri[URI_HOST_MAX + 64];	 /* the URI a source migrates to: "tcp://127.0.0.1:40213" */
+	struct agent_inconn *inc[AGENT_MAX_INCOMING]; /* controller: arriving migrations */
+
+	uint64_t start_ns; /* main: when the agent started (agent.ping's uptime) */
+	uint64_t requests; /* controller: requests served, logged at exit */
+	bool quit;	   /* controller: a signal asked the loop to end */
+
+	pthread_mutex_t lock;
+	struct registry *reg; /* under lock */
+	struct jobs *jobs;    /* under lock */
+	bool closing;	      /* under lock: refuse new incoming VMs */
+};
+
+#endif /* KVMIG_TOOLS_AGENT_H */

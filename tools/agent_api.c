@@ -1,0 +1,864 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * agent_api.c - the control API's methods: JSON helpers, one handler per
+ * method, the method table and the dispatcher. See agent_api.h.
+ */
+#define LOG_PREFIX "kvmigd: "
+#include "tools/agent_api.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "common/compiler.h"
+#include "common/log.h"
+#include "dirtylog/dirtylog.h"
+#include "migrate/snapshot.h"
+#include "tools/control.h"
+#include "tools/jobs.h"
+#include "tools/registry.h"
+#include "vm/vm.h"
+
+/* ---- JSON helpers ---- */
+
+static void set_str(json_t *o, const char *key, const char *s)
+{
+	json_object_set_new(o, key, ctl_string_lossy(s, strlen(s)));
+}
+
+static void set_u64(json_t *o, const char *key, uint64_t v)
+{
+	json_object_set_new(o, key, json_integer((json_int_t)v));
+}
+
+/* Milliseconds with microsecond precision, from nanoseconds. */
+static void set_ms(json_t *o, const char *key, uint64_t ns)
+{
+	json_object_set_new(o, key, json_real((double)(ns / 1000) / 1000.0));
+}
+
+static json_t *guest_stats_json(const struct vm *vm)
+{
+	struct vm_guest_stats gs;
+	json_t *o = json_object();
+
+	vm_get_stats(vm, &gs);
+	set_u64(o, "progress", gs.progress);
+	set_u64(o, "errors", gs.errors);
+	set_u64(o, "ticks", gs.ticks);
+	set_u64(o, "events", gs.events);
+	if (gs.last_error_gfn == UINT64_MAX)
+		json_object_set_new(o, "last_error_gfn", json_null());
+	else
+		set_u64(o, "last_error_gfn", gs.last_error_gfn);
+	return o;
+}
+
+static const char *origin_name(enum registry_origin o)
+{
+	switch (o) {
+	case REG_ORIGIN_START:
+		return "start";
+	case REG_ORIGIN_RESTORE:
+		return "restore";
+	case REG_ORIGIN_MIGRATE:
+		return "migrate";
+	}
+	return "unknown";
+}
+
+/*
+ * The vm.list entry (full == false) or the vm.info object (full). An entry
+ * another thread owns (phase != NONE) is described without touching the
+ * VM's non-atomic state: an incoming one by what HELLO announced, a
+ * migrating one without its pause statistics (the job pauses it).
+ */
+static json_t *vm_json(const struct registry_entry *e, bool full)
+{
+	const struct vm_config *cfg;
+	char mac[CTL_MAC_STRLEN];
+	json_t *o = json_object();
+
+	set_str(o, "name", e->name);
+	set_str(o, "state", registry_state_name(e));
+	if (e->phase == REG_PHASE_INCOMING) {
+		set_u64(o, "mem_bytes", e->mem_bytes);
+		if (full) {
+			set_u64(o, "incoming_ms", (clock_now_ns() - e->added_ns) / 1000000);
+			set_str(o, "origin", origin_name(e->origin));
+			if (e->source[0])
+				set_str(o, "source", e->source);
+		}
+		return o;
+	}
+	cfg = vm_get_config(e->vm);
+	set_u64(o, "mem_bytes", cfg->mem_bytes);
+	set_u64(o, "vcpus", cfg->vcpus);
+	set_str(o, "guest", cfg->guest);
+	set_str(o, "guest_args", cfg->guest_args);
+	set_str(o, "mac", ctl_format_mac(cfg->mac, mac));
+	if (full) {
+		uint64_t ws_off, ws_bytes;
+		json_t *w = json_object();
+
+		json_object_set_new(o, "guest_stats", guest_stats_json(e->vm));
+		if (e->phase == REG_PHASE_NONE) {
+			struct vm_pause_stats ps;
+			json_t *p = json_object();
+
+			vm_get_pause_stats(e->vm, &ps);
+			set_u64(p, "count", ps.count);
+			set_u64(p, "last_us", ps.last_ns / 1000);
+			set_u64(p, "max_us", ps.max_ns / 1000);
+			set_u64(p, "total_us", ps.total_ns / 1000);
+			json_object_set_new(o, "pause_latency", p);
+		}
+		vm_workset(e->vm, &ws_off, &ws_bytes);
+		set_u64(w, "offset", ws_off);
+		set_u64(w, "bytes", ws_bytes);
+		json_object_set_new(o, "workset", w);
+		set_u64(o, "dirty_ring", cfg->dirty_ring);
+		set_u64(o, "uptime_ms", (clock_now_ns() - e->added_ns) / 1000000);
+		set_str(o, "origin", origin_name(e->origin));
+		if (e->source[0])
+			set_str(o, "source", e->source);
+	}
+	return o;
+}
+
+/* Copy every member of src into dst (for flat responses). */
+static void merge(json_t *dst, json_t *src)
+{
+	json_object_update(dst, src);
+	json_decref(src);
+}
+
+/* ---- request handlers: each returns a complete response ---- */
+
+static json_t *no_vm(const char *name)
+{
+	return ctl_response_error("no VM named '%s'", name);
+}
+
+static json_t *req_ping(struct agent *a, json_t *req)
+{
+	json_t *r = ctl_response_ok();
+
+	(void)req;
+	set_u64(r, "pid", (uint64_t)getpid());
+	set_u64(r, "uptime_ms", (clock_now_ns() - a->start_ns) / 1000000);
+	set_u64(r, "vms", registry_count(a->reg));
+	return r;
+}
+
+static json_t *req_version(struct agent *a, json_t *req)
+{
+	json_t *r = ctl_response_ok(), *k = json_object();
+	char err[256] = "";
+	int ret;
+
+	(void)req;
+	set_str(r, "version", KVMIG_VERSION);
+	set_u64(r, "api", CTL_API_VERSION);
+	ret = vm_kvm_available(err, sizeof(err));
+	json_object_set_new(k, "available", json_boolean(ret == 0));
+	if (ret < 0)
+		set_str(k, "error", err[0] ? err : strerror(-ret));
+	json_object_set_new(r, "kvm", k);
+	set_str(r, "control", a->control_path);
+	json_object_set_new(r, "tls_dir", a->tls_dir ? json_string(a->tls_dir) : json_null());
+	json_object_set_new(r, "state_dir", a->state_dir ? json_string(a->state_dir) : json_null());
+	set_u64(r, "max_vms", REGISTRY_MAX_VMS);
+	set_u64(r, "pid", (uint64_t)getpid());
+	if (a->ml) {
+		set_str(r, "listen", a->ml_addr);
+		if (a->ml_uri[0])
+			set_str(r, "migrate_uri", a->ml_uri);
+		else
+			json_object_set_new(r, "migrate_uri", json_null());
+	} else {
+		json_object_set_new(r, "listen", json_null());
+		json_object_set_new(r, "migrate_uri", json_null());
+	}
+	return r;
+}
+
+static json_t *req_start(struct agent *a, json_t *req)
+{
+	const char *name, *guest, *args, *mac;
+	char err[512];
+	struct vm_config cfg;
+	uint64_t v;
+	struct vm *vm;
+	int ret;
+
+	if (ctl_get_str(req, "name", true, &name, err, sizeof(err)) < 0 ||
+	    registry_check_name(name, err, sizeof(err)) < 0)
+		return ctl_response_error("vm.start: %s", err);
+	if (registry_find(a->reg, name))
+		return ctl_response_error("a VM named '%s' already exists", name);
+	if (registry_count(a->reg) >= REGISTRY_MAX_VMS)
+		return ctl_response_error("the agent already hosts %d VMs, the most it can",
+					  REGISTRY_MAX_VMS);
+	vm_config_defaults(&cfg, name);
+
+	ret = ctl_get_u64(req, "mem_bytes", false, &v, err, sizeof(err));
+	if (ret < 0)
+		return ctl_response_error("vm.start: %s", err);
+	if (ret == 0)
+		cfg.mem_bytes = v;
+	ret = ctl_get_u64(req, "vcpus", false, &v, err, sizeof(err));
+	if (ret < 0)
+		return ctl_response_error("vm.start: %s", err);
+	if (ret == 0) {
+		if (v == 0 || v > VM_MAX_VCPUS)
+			return ctl_response_error("vcpus must be between 1 and %d, not %llu",
+						  VM_MAX_VCPUS, (unsigned long long)v);
+		cfg.vcpus = (unsigned)v;
+	}
+	ret = ctl_get_str(req, "guest", false, &guest, err, sizeof(err));
+	if (ret < 0)
+		return ctl_response_error("vm.start: %s", err);
+	if (ret == 0) {
+		if (!guest[0] || strlen(guest) >= sizeof(cfg.guest))
+			return ctl_response_error(
+				"unknown guest '%s' (guests: idle, seqdirty, randdirty, memcheck)",
+				guest);
+		snprintf(cfg.guest, sizeof(cfg.guest), "%s", guest);
+	}
+	ret = ctl_get_str(req, "guest_args", false, &args, err, sizeof(err));
+	if (ret < 0)
+		return ctl_response_error("vm.start: %s", err);
+	if (ret == 0) {
+		if (strlen(args) >= sizeof(cfg.guest_args))
+			return ctl_response_error("guest_args longer than %zu bytes",
+						  sizeof(cfg.guest_args) - 1);
+		snprintf(cfg.guest_args, sizeof(cfg.guest_args), "%s", args);
+	}
+	ret = ctl_get_str(req, "mac", false, &mac, err, sizeof(err));
+	if (ret < 0)
+		return ctl_response_error("vm.start: %s", err);
+	if (ret == 0 && ctl_parse_mac(mac, cfg.mac, err, sizeof(err)) < 0)
+		return ctl_response_error("%s", err);
+	ret = ctl_get_u64(req, "dirty_ring", false, &v, err, sizeof(err));
+	if (ret < 0)
+		return ctl_response_error("vm.start: %s", err);
+	if (ret == 0) /* vm_config_check judges the value; an absurd one stays absurd */
+		cfg.dirty_ring = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+
+	if (vm_config_check(&cfg, err, sizeof(err)) < 0)
+		return ctl_response_error("%s", err);
+	ret = vm_kvm_available(err, sizeof(err));
+	if (ret < 0)
+		return ctl_response_error("cannot start VM '%s': KVM is not available: %s", name,
+					  err[0] ? err : strerror(-ret));
+	ret = vm_create(&cfg, &vm, err, sizeof(err));
+	if (ret < 0)
+		return ctl_response_error("cannot create VM '%s': %s", name,
+					  err[0] ? err : strerror(-ret));
+	ret = vm_start(vm);
+	if (ret < 0) {
+		vm_destroy(vm);
+		return ctl_response_error("cannot start VM '%s': %s", name, strerror(-ret));
+	}
+	ret = registry_add(a->reg, vm, REG_ORIGIN_START, NULL);
+	if (ret < 0) {
+		vm_destroy(vm);
+		return ctl_response_error("cannot register VM '%s': %s", name, strerror(-ret));
+	}
+	jobs_forget(a->jobs, name);
+	pr_info("started VM '%s' (%s, %llu MiB, %u vCPU)", name, cfg.guest,
+		(unsigned long long)(cfg.mem_bytes >> 20), cfg.vcpus);
+	{
+		json_t *r = ctl_response_ok();
+
+		merge(r, vm_json(registry_find(a->reg, name), true));
+		return r;
+	}
+}
+
+/* The entry named by the request's "name", or NULL with *resp set. */
+static struct registry_entry *find_named(struct agent *a, json_t *req, const char *method,
+					 json_t **resp)
+{
+	struct registry_entry *e;
+	const char *name;
+	char err[512];
+
+	if (ctl_get_str(req, "name", true, &name, err, sizeof(err)) < 0) {
+		*resp = ctl_response_error("%s: %s", method, err);
+		return NULL;
+	}
+	e = registry_find(a->reg, name);
+	if (!e)
+		*resp = no_vm(name);
+	return e;
+}
+
+/* A job or an incoming stream owns the VM: refuse what would touch it. */
+static json_t *busy(const struct registry_entry *e)
+{
+	return ctl_response_error("VM '%s' is busy (%s)", e->name, registry_state_name(e));
+}
+
+static json_t *req_stop(struct agent *a, json_t *req)
+{
+	json_t *r = NULL, *stats;
+	struct registry_entry *e = find_named(a, req, "vm.stop", &r);
+	char name[VM_NAME_MAX];
+	struct vm *vm;
+
+	if (!e)
+		return r;
+	if (e->phase != REG_PHASE_NONE)
+		return busy(e);
+	snprintf(name, sizeof(name), "%s", e->name);
+	stats = guest_stats_json(e->vm);
+	vm = registry_remove(a->reg, name);
+	vm_destroy(vm);
+	pr_info("stopped VM '%s'", name);
+	r = ctl_response_ok();
+	set_str(r, "name", name);
+	json_object_set_new(r, "guest_stats", stats);
+	return r;
+}
+
+/*
+ * The run state a vm.pause or vm.resume may act on, or an error response:
+ * busy while a job or an incoming stream owns the VM, and a VM whose guest
+ * stopped for good can be neither paused nor resumed. want is the state
+ * the request leaves (VM_RUN_PAUSED or VM_RUN_RUNNING); being in it
+ * already is an error too, so that a script learns it did nothing.
+ */
+static json_t *check_pause_resume(const struct registry_entry *e, enum vm_run_state want)
+{
+	if (e->phase != REG_PHASE_NONE)
+		return busy(e);
+	switch (vm_get_run_state(e->vm)) {
+	case VM_RUN_RUNNING:
+		return want == VM_RUN_RUNNING
+			       ? ctl_response_error("VM '%s' is already running", e->name)
+			       : NULL;
+	case VM_RUN_CREATED:
+	case VM_RUN_PAUSED:
+		return want == VM_RUN_PAUSED
+			       ? ctl_response_error("VM '%s' is already paused", e->name)
+			       : NULL;
+	case VM_RUN_STOPPED:
+		break;
+	}
+	return ctl_response_error("cannot %s VM '%s': its guest stopped for good (vm stop "
+				  "removes it)",
+				  want == VM_RUN_PAUSED ? "pause" : "resume", e->name);
+}
+
+static json_t *req_pause(struct agent *a, json_t *req)
+{
+	json_t *r = NULL;
+	struct registry_entry *e = find_named(a, req, "vm.pause", &r);
+	uint64_t latency_ns = 0;
+	int ret;
+
+	if (!e)
+		return r;
+	r = check_pause_resume(e, VM_RUN_PAUSED);
+	if (r)
+		return r;
+	ret = vm_pause(e->vm, &latency_ns);
+	if (ret < 0)
+		return ctl_response_error("cannot pause VM '%s': %s", e->name, strerror(-ret));
+	pr_info("paused VM '%s' (in %llu us)", e->name, (unsigned long long)(latency_ns / 1000));
+	r = ctl_response_ok();
+	merge(r, vm_json(e, true));
+	return r;
+}
+
+static json_t *req_resume(struct agent *a, json_t *req)
+{
+	json_t *r = NULL;
+	struct registry_entry *e = find_named(a, req, "vm.resume", &r);
+	int ret;
+
+	if (!e)
+		return r;
+	r = check_pause_resume(e, VM_RUN_RUNNING);
+	if (r)
+		return r;
+	ret = vm_resume(e->vm);
+	if (ret < 0)
+		return ctl_response_error("cannot resume VM '%s': %s", e->name, strerror(-ret));
+	pr_info("resumed VM '%s'", e->name);
+	r = ctl_response_ok();
+	merge(r, vm_json(e, true));
+	return r;
+}
+
+static json_t *req_list(struct agent *a, json_t *req)
+{
+	json_t *r = ctl_response_ok(), *arr = json_array();
+
+	(void)req;
+	for (size_t i = 0; i < registry_count(a->reg); i++)
+		json_array_append_new(arr, vm_json(registry_at(a->reg, i), false));
+	json_object_set_new(r, "vms", arr);
+	return r;
+}
+
+static json_t *req_info(struct agent *a, json_t *req)
+{
+	json_t *r = NULL;
+	struct registry_entry *e = find_named(a, req, "vm.info", &r);
+
+	if (!e)
+		return r;
+	r = ctl_response_ok();
+	merge(r, vm_json(e, true));
+	return r;
+}
+
+static json_t *req_console(struct agent *a, json_t *req)
+{
+	json_t *r = NULL;
+	struct registry_entry *e = find_named(a, req, "vm.console", &r);
+	char *buf;
+	size_t n;
+
+	if (!e)
+		return r;
+	if (e->phase == REG_PHASE_INCOMING)
+		return busy(e);
+	buf = malloc(VM_CONSOLE_BYTES + 1);
+	if (!buf)
+		return ctl_response_error("out of memory");
+	n = vm_console_read(e->vm, buf, VM_CONSOLE_BYTES + 1);
+	r = ctl_response_ok();
+	set_str(r, "name", e->name);
+	json_object_set_new(r, "console", ctl_string_lossy(buf, n));
+	set_u64(r, "bytes", n);
+	free(buf);
+	return r;
+}
+
+static json_t *req_save(struct agent *a, json_t *req)
+{
+	json_t *r = NULL;
+	struct registry_entry *e = find_named(a, req, "vm.save", &r);
+	struct snapshot_stats st = {0};
+	const char *path, *compress = NULL;
+	char err[512] = "";
+	int ret;
+
+	if (!e)
+		return r;
+	if (ctl_get_str(req, "path", true, &path, err, sizeof(err)) < 0)
+		return ctl_response_error("vm.save: %s", err);
+	if (!path[0])
+		return ctl_response_error("vm.save: field 'path' is empty");
+	if (ctl_get_str(req, "compress", false, &compress, err, sizeof(err)) < 0)
+		return ctl_response_error("vm.save: %s", err);
+	if (e->phase != REG_PHASE_NONE)
+		return busy(e);
+	ret = snapshot_save_compressed(e->vm, path, compress, &st, err, sizeof(err));
+	if (ret < 0)
+		return ctl_response_error("cannot save VM '%s' to %s: %s", e->name, path,
+					  err[0] ? err : strerror(-ret));
+	pr_info("saved VM '%s' to %s (%llu bytes, paused %llu us)", e->name, path,
+		(unsigned long long)st.file_bytes, (unsigned long long)(st.pause_ns / 1000));
+	r = ctl_response_ok();
+	set_str(r, "name", e->name);
+	set_str(r, "path", path);
+	set_u64(r, "file_bytes", st.file_bytes);
+	set_u64(r, "ram_pages", st.ram_pages);
+	set_u64(r, "zero_pages", st.zero_pages);
+	set_ms(r, "pause_ms", st.pause_ns);
+	set_ms(r, "elapsed_ms", st.elapsed_ns);
+	set_u64(r, "pause_us", st.pause_ns / 1000);
+	set_u64(r, "elapsed_us", st.elapsed_ns / 1000);
+	return r;
+}
+
+static json_t *req_restore(struct agent *a, json_t *req)
+{
+	struct snapshot_stats st = {0};
+	const char *path, *name = NULL;
+	char err[512] = "";
+	char vname[VM_NAME_MAX];
+	struct vm *vm = NULL;
+	json_t *r;
+	int ret;
+
+	if (ctl_get_str(req, "path", true, &path, err, sizeof(err)) < 0)
+		return ctl_response_error("vm.restore: %s", err);
+	if (!path[0])
+		return ctl_response_error("vm.restore: field 'path' is empty");
+	ret = ctl_get_str(req, "name", false, &name, err, sizeof(err));
+	if (ret < 0)
+		return ctl_response_error("vm.restore: %s", err);
+	if (ret == 1)
+		name = NULL;
+	if (name) {
+		if (registry_check_name(name, err, sizeof(err)) < 0)
+			return ctl_response_error("vm.restore: %s", err);
+		if (registry_find(a->reg, name))
+			return ctl_response_error("a VM named '%s' already exists", name);
+	}
+	if (registry_count(a->reg) >= REGISTRY_MAX_VMS)
+		return ctl_response_error("the agent already hosts %d VMs, the most it can",
+					  REGISTRY_MAX_VMS);
+	ret = snapshot_restore(path, name, &vm, &st, err, sizeof(err));
+	if (ret < 0)
+		return ctl_response_error("cannot restore from %s: %s", path,
+					  err[0] ? err : strerror(-ret));
+	snprintf(vname, sizeof(vname), "%s", vm_get_config(vm)->name);
+	if (registry_find(a->reg, vname)) {
+		vm_destroy(vm);
+		return ctl_response_error("a VM named '%s' already exists; restore it under "
+					  "another name (field 'name', kvmig vm restore --name)",
+					  vname);
+	}
+	/* a VM saved while paused is restored paused (vm resume starts it) */
+	ret = st.paused ? 0 : vm_start(vm);
+	if (ret < 0) {
+		vm_destroy(vm);
+		return ctl_response_error("cannot start restored VM '%s': %s", vname,
+					  strerror(-ret));
+	}
+	ret = registry_add(a->reg, vm, REG_ORIGIN_RESTORE, path);
+	if (ret < 0) {
+		vm_destroy(vm);
+		return ctl_response_error("cannot register VM '%s': %s", vname, strerror(-ret));
+	}
+	jobs_forget(a->jobs, vname);
+	pr_info("restored VM '%s' from %s%s", vname, path, st.paused ? " (paused, as saved)" : "");
+	r = ctl_response_ok();
+	merge(r, vm_json(registry_find(a->reg, vname), true));
+	set_str(r, "path", path);
+	set_u64(r, "file_bytes", st.file_bytes);
+	set_u64(r, "ram_pages", st.ram_pages);
+	set_u64(r, "zero_pages", st.zero_pages);
+	set_ms(r, "elapsed_ms", st.elapsed_ns);
+	set_u64(r, "elapsed_us", st.elapsed_ns / 1000);
+	return r;
+}
+
+/* ---- migration, the source side ---- */
+
+/*
+ * An optional integer field within its migrate_limit (migrate/opts.h).
+ * Return: 0 (set *out), 1 (absent), or -EINVAL with a message in err.
+ */
+static int opt_u64(json_t *req, enum migrate_opt opt, uint64_t *out, char *err, size_t errlen)
+{
+	const struct migrate_limit *l = migrate_limit(opt);
+	uint64_t v;
+	int ret = ctl_get_u64(req, l->field, false, &v, err, errlen);
+
+	if (ret != 0)
+		return ret;
+	ret = migrate_opt_check(opt, v, err, errlen);
+	if (ret < 0)
+		return ret;
+	*out = v;
+	return 0;
+}
+
+/* The job options of a migrate.start request. Return: 0 or -EINVAL with err. */
+static int migrate_opts_from(json_t *req, struct migrate_opts *o, char *err, size_t errlen)
+{
+	const char *s;
+	uint64_t v;
+	bool b;
+	int ret;
+
+	migrate_opts_defaults(o);
+	if ((ret = opt_u64(req, MIGRATE_OPT_MAX_DOWNTIME, &v, err, errlen)) < 0)
+		return ret;
+	if (ret == 0)
+		o->max_downtime_ms = v;
+	if ((ret = opt_u64(req, MIGRATE_OPT_BANDWIDTH, &v, err, errlen)) < 0)
+		return ret;
+	if (ret == 0)
+		o->bandwidth = v;
+	if ((ret = opt_u64(req, MIGRATE_OPT_XBZRLE_CACHE, &v, err, errlen)) < 0)
+		return ret;
+	if (ret == 0)
+		o->xbzrle_cache_bytes = (size_t)v;
+	if ((ret = ctl_get_str(req, "compress", false, &s, err, errlen)) < 0)
+		return ret;
+	if (ret == 0) {
+		if (strlen(s) >= sizeof(o->compress)) {
+			snprintf(err, errlen, "unknown compression '%.40s...'", s);
+			return -EINVAL;
+		}
+		snprintf(o->compress, sizeof(o->compress), "%s", s);
+	}
+	if ((ret = opt_u64(req, MIGRATE_OPT_PARALLEL, &v, err, errlen)) < 0)
+		return ret;
+	if (ret == 0)
+		o->parallel = (unsigned)v;
+	if ((ret = ctl_get_bool(req, "auto_converge", false, &b, err, errlen)) < 0)
+		return ret;
+	if (ret == 0)
+		o->auto_converge = b;
+	if ((ret = opt_u64(req, MIGRATE_OPT_MAX_ITERATIONS, &v, err, errlen)) < 0)
+		return ret;
+	if (ret == 0)
+		o->max_iterations = (unsigned)v;
+	if ((ret = opt_u64(req, MIGRATE_OPT_TIMEOUT, &v, err, errlen)) < 0)
+		return ret;
+	if (ret == 0)
+		o->timeout_ms = v;
+	if ((ret = ctl_get_bool(req, "verify", false, &b, err, errlen)) < 0)
+		return ret;
+	if (ret == 0)
+		o->verify = b;
+	if ((ret = ctl_get_str(req, "dirty_track", false, &s, err, errlen)) < 0)
+		return ret;
+	if (ret == 0 && dirtylog_backend_by_name(s, &o->dirty_track) < 0) {
+		snprintf(err, errlen, "unknown dirty tracking '%.40s' (bitmap, ring)", s);
+		return -EINVAL;
+	}
+	/* the same check migrate_start makes, before the VM is looked at */
+	return migrate_opts_check(o, err, errlen);
+}
+
+/*
+ * Every field is checked before the VM is looked at, so a bad request is
+ * answered the same whatever the agent hosts.
+ */
+static json_t *req_migrate_start(struct agent *a, json_t *req)
+{
+	struct registry_entry *e;
+	struct migrate_job *job = NULL;
+	struct migrate_opts o;
+	struct migrate_stats st;
+	const char *name, *uri;
+	char err[512] = "";
+	json_t *r;
+	int ret;
+
+	if (ctl_get_str(req, "name", true, &name, err, sizeof(err)) < 0)
+		return ctl_response_error("migrate.start: %s", err);
+	if (ctl_get_str(req, "uri", true, &uri, err, sizeof(err)) < 0)
+		return ctl_response_error("migrate.start: %s", err);
+	if (!uri[0])
+		return ctl_response_error("migrate.start: field 'uri' is empty");
+	if (strlen(uri) >= JOBS_URI_MAX)
+		return ctl_response_error("migrate.start: field 'uri' is longer than %d bytes",
+					  JOBS_URI_MAX - 1);
+	if (migrate_opts_from(req, &o, err, sizeof(err)) < 0)
+		return ctl_response_error("migrate.start: %s", err);
+	e = registry_find(a->reg, name);
+	if (!e)
+		return no_vm(name);
+	if (e->phase != REG_PHASE_NONE)
+		return busy(e);
+	if (o.dirty_track == DIRTYLOG_RING && !vm_get_config(e->vm)->dirty_ring)
+		return ctl_response_error(
+			"cannot migrate VM '%s' with dirty ring tracking: it was started without "
+			"a dirty ring (vm start --dirty-ring ENTRIES)",
+			e->name);
+	/* connects (bounded by the engine's handshake timeout) before it returns */
+	ret = migrate_start(e->vm, uri, &o, &job, err, sizeof(err));
+	if (ret < 0)
+		return ctl_response_error("cannot migrate VM '%s': %s", e->name,
+					  err[0] ? err : strerror(-ret));
+	ret = jobs_add(a->jobs, e->name, uri, job);
+	if (ret < 0) {
+		migrate_cancel(job);
+		if (migrate_wait(job) == 0)
+			pr_err("VM '%s' left by a job nobody tracks", e->name);
+		migrate_job_free(job);
+		return ctl_response_error("cannot migrate VM '%s': %s", e->name,
+					  ret == -EBUSY ? "a job already runs on it"
+							: "too many migration jobs");
+	}
+	e->phase = REG_PHASE_MIGRATING;
+	pr_info("migrating VM '%s' to %s (compress %s, xbzrle %zu bytes, bandwidth %llu B/s, "
+		"max downtime %llu ms, %s tracking%s%s)",
+		e->name, uri, o.compress, o.xbzrle_cache_bytes, (unsigned long long)o.bandwidth,
+		(unsigned long long)o.max_downtime_ms, dirtylog_backend_name(o.dirty_track),
+		o.auto_converge ? ", auto-converge" : "", o.verify ? ", verify" : "");
+	migrate_get_stats(job, &st);
+	r = ctl_response_ok();
+	set_str(r, "name", e->name);
+	set_str(r, "uri", uri);
+	set_str(r, "status", st.status[0] ? st.status : "setup");
+	return r;
+}
+
+/* The name field of a job request, or NULL with *resp set. */
+static const char *job_name(json_t *req, const char *method, json_t **resp)
+{
+	const char *name;
+	char err[512];
+
+	if (ctl_get_str(req, "name", true, &name, err, sizeof(err)) < 0) {
+		*resp = ctl_response_error("%s: %s", method, err);
+		return NULL;
+	}
+	return name;
+}
+
+static json_t *no_job(struct agent *a, const char *name)
+{
+	return ctl_response_error("no migration job for '%s'%s", name,
+				  registry_find(a->reg, name)
+					  ? " (the VM has not been migrated from this agent)"
+					  : "");
+}
+
+static json_t *req_job_info(struct agent *a, json_t *req)
+{
+	json_t *r = NULL, *o;
+	const char *name = job_name(req, "job.info", &r);
+	struct migrate_stats st;
+	char uri[JOBS_URI_MAX];
+
+	if (!name)
+		return r;
+	if (jobs_get(a->jobs, name, &st, uri, NULL) < 0)
+		return no_job(a, name);
+	o = jobs_stats_json(name, uri, &st);
+	if (!o)
+		return NULL;
+	r = ctl_response_ok();
+	merge(r, o);
+	return r;
+}
+
+static json_t *req_job_cancel(struct agent *a, json_t *req)
+{
+	json_t *r = NULL;
+	const char *name = job_name(req, "job.cancel", &r);
+	struct migrate_job *job;
+	struct migrate_stats st;
+
+	if (!name)
+		return r;
+	job = jobs_running(a->jobs, name);
+	if (!job) {
+		if (jobs_get(a->jobs, name, &st, NULL, NULL) == 0)
+			return ctl_response_error("the migration of '%s' already ended (%s)", name,
+						  st.status);
+		return no_job(a, name);
+	}
+	migrate_cancel(job);
+	pr_info("cancelling the migration of VM '%s'", name);
+	r = ctl_response_ok();
+	set_str(r, "name", name);
+	set_str(r, "status", "cancelling");
+	return r;
+}
+
+/* A job ended (called by jobs_reap/jobs_shutdown under the lock). */
+void agent_api_job_done(void *ctx, const char *name, int result, const struct migrate_stats *st)
+{
+	struct agent *a = ctx;
+	struct registry_entry *e = registry_find(a->reg, name);
+
+	if (!e) {
+		pr_err("the migration job of '%s' ended but the VM is gone", name);
+		return;
+	}
+	if (result == 0) {
+		/* the destination runs it; ours is paused and no longer needed */
+		vm_destroy(registry_remove(a->reg, name));
+		pr_info("migrated VM '%s' away: %llu ms, downtime %llu ms, %llu bytes sent%s", name,
+			(unsigned long long)st->total_ms, (unsigned long long)st->downtime_ms,
+			(unsigned long long)st->transferred_bytes,
+			st->verified ? ", RAM digest verified" : "");
+		return;
+	}
+	e->phase = REG_PHASE_NONE;
+	pr_warn("migration of VM '%s' %s after %llu ms: %s; %s", name, st->status,
+		(unsigned long long)st->total_ms, st->error[0] ? st->error : "unknown error",
+		vm_get_run_state(e->vm) == VM_RUN_RUNNING
+			? "it runs on here"
+			: "it stays here, paused (kvmig vm resume, once you know the destination "
+			  "does not run it)");
+}
+
+struct method {
+	const char *name;
+	json_t *(*fn)(struct agent *a, json_t *req);
+	const char *const *keys; /* fields besides "method" and "id" */
+};
+
+static const char *const k_none[] = {NULL};
+static const char *const k_name[] = {"name", NULL};
+static const char *const k_save[] = {"name", "path", "compress", NULL};
+static const char *const k_restore[] = {"path", "name", NULL};
+static const char *const k_start[] = {"name",	    "mem_bytes", "vcpus",      "guest",
+				      "guest_args", "mac",	 "dirty_ring", NULL};
+static const char *const k_migrate[] = {"name",
+					"uri",
+					"max_downtime_ms",
+					"bandwidth",
+					"xbzrle_cache_bytes",
+					"compress",
+					"parallel",
+					"auto_converge",
+					"max_iterations",
+					"timeout_ms",
+					"verify",
+					"dirty_track",
+					NULL};
+
+static const struct method methods[] = {
+	{"agent.ping", req_ping, k_none},	{"agent.version", req_version, k_none},
+	{"vm.start", req_start, k_start},	{"vm.stop", req_stop, k_name},
+	{"vm.list", req_list, k_none},		{"vm.info", req_info, k_name},
+	{"vm.console", req_console, k_name},	{"vm.save", req_save, k_save},
+	{"vm.restore", req_restore, k_restore}, {"migrate.start", req_migrate_start, k_migrate},
+	{"job.info", req_job_info, k_name},	{"job.cancel", req_job_cancel, k_name},
+	{"vm.pause", req_pause, k_name},	{"vm.resume", req_resume, k_name},
+};
+
+json_t *agent_api_handle_request(struct agent *a, const char *line, size_t len)
+{
+	const struct method *m = NULL;
+	const char *mname;
+	char err[512];
+	json_t *req, *resp, *id;
+
+	a->requests++;
+	/* jobs that ended are reaped first, so every answer sees their outcome */
+	jobs_reap(a->jobs, agent_api_job_done, a);
+	if (ctl_parse_object(line, len, &req, err, sizeof(err)) < 0)
+		return ctl_response_error("bad request: %s", err);
+	if (ctl_get_str(req, "method", true, &mname, err, sizeof(err)) < 0) {
+		resp = ctl_response_error("bad request: %s", err);
+		goto out;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(methods); i++)
+		if (!strcmp(methods[i].name, mname))
+			m = &methods[i];
+	if (!m) {
+		resp = ctl_response_error("unknown method '%s'", mname);
+		goto out;
+	}
+	if (ctl_check_keys(req, m->keys, err, sizeof(err)) < 0) {
+		resp = ctl_response_error("%s: %s", mname, err);
+		goto out;
+	}
+	resp = m->fn(a, req);
+out:
+	if (!resp)
+		resp = ctl_response_error("out of memory");
+	id = json_object_get(req, "id");
+	if (resp && id)
+		json_object_set(resp, "id", id);
+	if (resp && json_is_false(json_object_get(resp, "ok")))
+		pr_debug("request %.200s failed: %s", line,
+			 json_string_value(json_object_get(resp, "error")));
+	else
+		pr_debug("request %.200s ok", line);
+	json_decref(req);
+	return resp;
+}

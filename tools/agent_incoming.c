@@ -1,0 +1,363 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * agent_incoming.c - the destination side of a migration: accepting the
+ * connections, one thread per stream, reserving and registering the VM.
+ * See agent_incoming.h.
+ */
+#define LOG_PREFIX "kvmigd: "
+#include "tools/agent_incoming.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+#include "migrate/incoming.h"
+#include "migrate/mio.h"
+#include "protocol/channel.h"
+#include "protocol/frame.h"
+#include "tools/agent_loop.h"
+#include "tools/jobs.h"
+#include "tools/registry.h"
+#include "vm/vm.h"
+
+#define LINGER_MS    2000 /* a refused stream's input is drained this long */
+#define INCOMING_IO_TIMEOUT_MS 30000 /* a silent source fails its stream (the channel's I/O timeout) */
+
+/* One accepted migration connection and the thread that receives it. */
+struct agent_inconn {
+	struct agent *a;
+	struct channel *ch; /* the connection; the thread's mio owns and closes it */
+	int shut_fd;	    /* a duplicate of its socket the controller may shutdown() */
+	pthread_t thread;
+	_Atomic bool done;
+	char peer[384];
+	char name[VM_NAME_MAX]; /* the reserved name, "" until HELLO reserved it */
+};
+
+/*
+ * After a refusal: send FIN behind the ERROR frame, then read and drop
+ * what the source still sends for a short while. Closing with unread
+ * input would make the kernel answer with a reset, which can destroy the
+ * ERROR frame before the source reads it.
+ */
+static void linger_close(int fd)
+{
+	uint64_t deadline = clock_now_ms() + LINGER_MS;
+	char buf[16384];
+
+	if (shutdown(fd, SHUT_WR) < 0)
+		return;
+	for (;;) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		uint64_t now = clock_now_ms();
+		ssize_t n;
+
+		if (now >= deadline || poll(&p, 1, (int)(deadline - now)) <= 0)
+			return;
+		n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+			return;
+	}
+}
+
+/*
+ * The hello hook: HELLO named the VM. Reserve the name so that nothing
+ * else takes it while the pages arrive, or refuse the stream.
+ */
+static int reserve_name(void *ctx, const char *name, uint64_t mem_bytes, char *err, size_t errlen)
+{
+	struct agent_inconn *ic = ctx;
+	struct agent *a = ic->a;
+	int ret = registry_check_name(name, err, errlen);
+
+	if (ret < 0)
+		return ret;
+	pthread_mutex_lock(&a->lock);
+	if (a->closing) {
+		ret = -ESHUTDOWN;
+		snprintf(err, errlen, "the destination agent is shutting down");
+	} else {
+		ret = registry_reserve(a->reg, name, mem_bytes, REG_ORIGIN_MIGRATE, ic->peer);
+		if (ret == -EEXIST)
+			snprintf(err, errlen, "a VM named '%s' already exists on the destination",
+				 name);
+		else if (ret == -ENOSPC)
+			snprintf(err, errlen,
+				 "the destination already hosts %d VMs, the most it can",
+				 REGISTRY_MAX_VMS);
+		else if (ret < 0)
+			snprintf(err, errlen, "cannot reserve the name '%s': %s", name,
+				 strerror(-ret));
+		else
+			snprintf(ic->name, sizeof(ic->name), "%s", name);
+	}
+	pthread_mutex_unlock(&a->lock);
+	if (ret == 0)
+		pr_info("incoming migration of VM '%s' (%llu MiB) from %s", name,
+			(unsigned long long)(mem_bytes >> 20), ic->peer);
+	return ret;
+}
+
+/* What the log calls the stream: "of VM 'web1' from tcp:..." or "from ...". */
+static const char *stream_desc(const struct agent_inconn *ic, char *buf, size_t cap)
+{
+	if (ic->name[0])
+		snprintf(buf, cap, "of VM '%s' from %s", ic->name, ic->peer);
+	else
+		snprintf(buf, cap, "from %s", ic->peer);
+	return buf;
+}
+
+/*
+ * One incoming migration: run the decoder (it checks every frame and
+ * answers the source on the same socket), then register, start and
+ * announce the VM. Any failure leaves nothing behind: the reservation is
+ * dropped and a VM that was built is destroyed.
+ */
+static void *incoming_thread(void *arg)
+{
+	struct agent_inconn *ic = arg;
+	struct agent *a = ic->a;
+	struct incoming *inc = NULL;
+	struct incoming_stats ist;
+	struct vm *vm = NULL;
+	struct mio io;
+	char err[WIRE_MAX_MSG] = "", desc[512];
+	uint64_t t0 = clock_now_ns();
+	int ret;
+
+	/* takes the channel: mio_close() closes it */
+	mio_channel_open(&io, ic->ch);
+	ic->ch = NULL;
+	ret = incoming_create(&io, &io, NULL, &inc);
+	if (ret < 0) {
+		pr_err("incoming migration %s failed: out of memory",
+		       stream_desc(ic, desc, sizeof(desc)));
+		goto close;
+	}
+	incoming_set_hello_hook(inc, reserve_name, ic);
+	ret = incoming_run(inc, &vm, err, sizeof(err));
+	if (ret < 0) {
+		pr_err("incoming migration %s failed: %s", stream_desc(ic, desc, sizeof(desc)),
+		       err[0] ? err : strerror(-ret));
+		goto drop;
+	}
+	if (ret > 0) {
+		/* a parallel channel: its pages are in; channel 0's thread builds the VM */
+		pr_debug("parallel migration channel from %s done", ic->peer);
+		goto close;
+	}
+	pthread_mutex_lock(&a->lock);
+	ret = a->closing ? -ESHUTDOWN : registry_attach(a->reg, vm);
+	pthread_mutex_unlock(&a->lock);
+	if (ret < 0) {
+		snprintf(err, sizeof(err), "%s",
+			 ret == -ESHUTDOWN ? "the destination agent is shutting down"
+					   : "cannot register the VM");
+		(void)incoming_send_error(inc, ret, err);
+		vm_destroy(vm);
+		pr_err("incoming migration %s failed: %s", stream_desc(ic, desc, sizeof(desc)),
+		       err);
+		goto drop;
+	}
+	/* the registry holds the VM now; phase "incoming" keeps it ours */
+	ret = incoming_handover(inc, err, sizeof(err));
+	if (ret < 0) {
+		/* no GO: the source keeps (or takes back) the guest */
+		pr_err("incoming migration %s failed before GO: %s; the VM built here is "
+		       "destroyed",
+		       stream_desc(ic, desc, sizeof(desc)), err);
+		goto drop;
+	}
+	incoming_get_stats(inc, &ist);
+	/* a guest that left its source paused stays paused (vm resume starts it) */
+	ret = ist.paused ? 0 : vm_start(vm);
+	if (ret < 0) {
+		snprintf(err, sizeof(err), "cannot start the VM on the destination: %s",
+			 strerror(-ret));
+		(void)incoming_send_error(inc, ret, err);
+		pr_err("incoming migration %s failed: %s", stream_desc(ic, desc, sizeof(desc)),
+		       err);
+		goto drop;
+	}
+	ret = incoming_send_resumed(inc);
+	if (ret < 0) {
+		/* after GO the guest is ours: the source keeps its copy paused */
+		pr_warn("incoming migration %s: the VM is here (%s), but the source could not "
+			"be told (%s); its copy stays paused there",
+			stream_desc(ic, desc, sizeof(desc)), ist.paused ? "paused" : "running",
+			strerror(-ret));
+	}
+	pthread_mutex_lock(&a->lock);
+	{
+		struct registry_entry *e = registry_find(a->reg, ic->name);
+
+		if (e) {
+			e->phase = REG_PHASE_NONE;
+			e->added_ns = clock_now_ns();
+		}
+	}
+	jobs_forget(a->jobs, ic->name);
+	pthread_mutex_unlock(&a->lock);
+	incoming_get_stats(inc, &ist);
+	pr_info("VM '%s' migrated in from %s and %s: %llu bytes, %llu pages in %u rounds, "
+		"%llu ms%s",
+		ic->name, ic->peer, ist.paused ? "stays paused, as it left" : "runs", (unsigned long long)ist.bytes, (unsigned long long)ist.pages,
+		ist.rounds, (unsigned long long)((clock_now_ns() - t0) / 1000000),
+		ist.digest_ok ? ", RAM digest verified" : "");
+	goto close;
+drop:
+	if (ic->name[0]) {
+		struct vm *old;
+
+		pthread_mutex_lock(&a->lock);
+		old = registry_remove(a->reg, ic->name);
+		pthread_mutex_unlock(&a->lock);
+		vm_destroy(old);
+	}
+	linger_close(ic->shut_fd);
+close:
+	incoming_destroy(inc);
+	mio_close(&io);
+	atomic_store(&ic->done, true);
+	agent_loop_wake(a);
+	return NULL;
+}
+
+/* "tcp:10.0.0.2:51234", "tcp:[::1]:40000" or "unix:/run/kvmig/mig.sock (pid 4242)". */
+static void describe_peer(const struct agent *a, int fd, char *out, size_t cap)
+{
+	char host[NI_MAXHOST], port[NI_MAXSERV];
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0) {
+		snprintf(out, cap, "a peer of %s", a->ml_addr);
+		return;
+	}
+	if (ss.ss_family == AF_UNIX) {
+		struct ucred cr;
+		socklen_t cl = sizeof(cr);
+
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) == 0)
+			snprintf(out, cap, "%s (pid %d)", a->ml_addr, (int)cr.pid);
+		else
+			snprintf(out, cap, "%s", a->ml_addr);
+		return;
+	}
+	if (ss.ss_family == AF_INET6 &&
+	    IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)&ss)->sin6_addr)) {
+		/* an IPv4 peer of a listener on every address (dual-stack): show it as IPv4 */
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&ss;
+		struct sockaddr_in s4 = {.sin_family = AF_INET, .sin_port = s6->sin6_port};
+
+		memcpy(&s4.sin_addr, &s6->sin6_addr.s6_addr[12], sizeof(s4.sin_addr));
+		memcpy(&ss, &s4, sizeof(s4));
+		sl = sizeof(s4);
+	}
+	if (getnameinfo((const struct sockaddr *)&ss, sl, host, sizeof(host), port, sizeof(port),
+			NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+		snprintf(out, cap, "an unknown peer");
+	else if (ss.ss_family == AF_INET6)
+		snprintf(out, cap, "tcp:[%.64s]:%.8s", host, port);
+	else
+		snprintf(out, cap, "tcp:%.64s:%.8s", host, port);
+}
+
+/*
+ * The migration listener is readable: take every connection that waits
+ * (channel_accept_pending never blocks the loop) and give each a thread.
+ */
+void agent_incoming_accept(struct agent *a)
+{
+	for (;;) {
+		struct channel *ch;
+		struct agent_inconn *ic;
+		char err[256];
+		unsigned slot;
+		int ret;
+
+		ret = channel_accept_pending(a->ml, INCOMING_IO_TIMEOUT_MS, &ch, err, sizeof(err));
+		if (ret == -EAGAIN)
+			return;
+		if (ret < 0) {
+			pr_warn("accepting on %s: %s", a->ml_addr, err);
+			return;
+		}
+		for (slot = 0; slot < AGENT_MAX_INCOMING && a->inc[slot]; slot++)
+			;
+		ic = slot < AGENT_MAX_INCOMING ? calloc(1, sizeof(*ic)) : NULL;
+		if (!ic) {
+			pr_warn("refusing a migration connection on %s: %s", a->ml_addr,
+				slot < AGENT_MAX_INCOMING ? "out of memory"
+						    : "too many migrations arriving at once");
+			channel_close(ch);
+			continue;
+		}
+		ic->a = a;
+		ic->ch = ch;
+		ic->shut_fd = fcntl(channel_fd(ch), F_DUPFD_CLOEXEC, 0);
+		describe_peer(a, channel_fd(ch), ic->peer, sizeof(ic->peer));
+		ret = ic->shut_fd < 0 ? errno
+				      : pthread_create(&ic->thread, NULL, incoming_thread, ic);
+		if (ret) {
+			pr_warn("refusing a migration connection from %s: %s", ic->peer,
+				strerror(ret));
+			if (ic->shut_fd >= 0)
+				close(ic->shut_fd);
+			channel_close(ch);
+			free(ic);
+			continue;
+		}
+		pr_debug("migration connection from %s", ic->peer);
+		a->inc[slot] = ic;
+	}
+}
+
+/* Join the incoming threads that are done (all: every one, after shutdown()). */
+static void reap_incoming(struct agent *a, bool all)
+{
+	for (unsigned i = 0; i < AGENT_MAX_INCOMING; i++) {
+		struct agent_inconn *ic = a->inc[i];
+
+		if (!ic || (!all && !atomic_load(&ic->done)))
+			continue;
+		pthread_join(ic->thread, NULL);
+		close(ic->shut_fd);
+		free(ic);
+		a->inc[i] = NULL;
+	}
+}
+
+void agent_incoming_reap(struct agent *a)
+{
+	reap_incoming(a, false);
+}
+
+void agent_incoming_shutdown(struct agent *a)
+{
+	unsigned nin = 0;
+
+	for (unsigned i = 0; i < AGENT_MAX_INCOMING; i++) {
+		if (a->inc[i] && !atomic_load(&a->inc[i]->done)) {
+			shutdown(a->inc[i]->shut_fd, SHUT_RDWR);
+			nin++;
+		}
+	}
+	if (nin)
+		pr_info("closing %u incoming migration%s", nin, nin == 1 ? "" : "s");
+	reap_incoming(a, true);
+}

@@ -1,0 +1,319 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * agent_loop.c - the controller's epoll loop and the control connections.
+ * See agent_loop.h.
+ */
+#define LOG_PREFIX "kvmigd: "
+#include "tools/agent_loop.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/compiler.h"
+#include "common/log.h"
+#include "protocol/channel.h"
+#include "tools/agent_api.h"
+#include "tools/agent_incoming.h"
+#include "tools/control.h"
+#include "tools/jobs.h"
+
+#define JOB_POLL_MS  100  /* how often the loop looks at running jobs */
+#define EV_LISTEN    0
+#define EV_SIGNAL    1
+#define EV_MIGLISTEN 2
+#define EV_WAKE	     3
+#define EV_CONN0     4
+
+/* One control client, in a->conns[slot]; the controller's alone. */
+struct agent_conn {
+	int fd;
+	unsigned slot;
+	struct ctl_linebuf in;
+	char *out;
+	size_t out_len, out_off, out_cap;
+	bool eof;  /* the client shut down its side */
+	bool dead; /* write error: close without further work */
+};
+
+/* ---- connections ---- */
+
+static void conn_close(struct agent *a, struct agent_conn *c)
+{
+	epoll_ctl(a->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+	close(c->fd);
+	ctl_linebuf_free(&c->in);
+	free(c->out);
+	a->conns[c->slot] = NULL;
+	free(c);
+}
+
+static int conn_queue(struct agent_conn *c, json_t *resp)
+{
+	size_t len;
+	char *s = resp ? ctl_encode(resp, &len) : NULL;
+
+	json_decref(resp);
+	if (!s)
+		return -ENOMEM;
+	if (c->out_off > 0) {
+		memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+		c->out_len -= c->out_off;
+		c->out_off = 0;
+	}
+	if (c->out_len + len > c->out_cap) {
+		size_t ncap = MAX(c->out_len + len, 2 * c->out_cap);
+		char *nb = realloc(c->out, ncap);
+
+		if (!nb) {
+			free(s);
+			return -ENOMEM;
+		}
+		c->out = nb;
+		c->out_cap = ncap;
+	}
+	memcpy(c->out + c->out_len, s, len);
+	c->out_len += len;
+	free(s);
+	return 0;
+}
+
+static void conn_flush(struct agent_conn *c)
+{
+	while (c->out_off < c->out_len && !c->dead) {
+		ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				c->dead = true;
+			return;
+		}
+		c->out_off += (size_t)n;
+	}
+	if (c->out_off == c->out_len)
+		c->out_off = c->out_len = 0;
+}
+
+/* Serve every complete request buffered on c while its output drains. */
+static void conn_process(struct agent *a, struct agent_conn *c)
+{
+	while (!c->dead && !a->quit) {
+		char *line;
+		size_t len;
+		json_t *resp;
+		int r;
+
+		if (c->out_len > c->out_off) {
+			conn_flush(c);
+			if (c->out_len > c->out_off)
+				return; /* wait for EPOLLOUT */
+		}
+		r = ctl_linebuf_next(&c->in, &line, &len);
+		if (r == 0 && c->eof)
+			r = ctl_linebuf_take_rest(&c->in, &line, &len);
+		if (r == 0)
+			return;
+		if (r == -EMSGSIZE) {
+			resp = ctl_response_error("bad request: line longer than %u bytes",
+						  CTL_REQUEST_MAX);
+		} else {
+			pthread_mutex_lock(&a->lock);
+			resp = agent_api_handle_request(a, line, len);
+			pthread_mutex_unlock(&a->lock);
+		}
+		if (conn_queue(c, resp) < 0)
+			c->dead = true;
+	}
+}
+
+static void conn_event(struct agent *a, struct agent_conn *c, uint32_t events)
+{
+	bool want_out;
+	struct epoll_event ev = {0};
+
+	if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && !c->eof && c->out_len == c->out_off) {
+		ssize_t n = ctl_linebuf_read(&c->in, c->fd);
+
+		if (n == 0)
+			c->eof = true;
+		else if (n < 0 && n != -EAGAIN)
+			c->dead = true;
+	}
+	if ((events & EPOLLERR) && !(events & EPOLLIN))
+		c->dead = true;
+	conn_process(a, c);
+	conn_flush(c);
+	want_out = c->out_len > c->out_off;
+	if (c->dead || (c->eof && !want_out)) {
+		conn_close(a, c);
+		return;
+	}
+	ev.events = want_out ? EPOLLOUT : EPOLLIN;
+	ev.data.u64 = EV_CONN0 + c->slot;
+	epoll_ctl(a->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+static void accept_clients(struct agent *a)
+{
+	for (;;) {
+		struct epoll_event ev = {.events = EPOLLIN};
+		struct agent_conn *c;
+		unsigned slot;
+		int fd = accept4(a->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				pr_warn("accept: %s", strerror(errno));
+			return;
+		}
+		for (slot = 0; slot < AGENT_MAX_CONNS && a->conns[slot]; slot++)
+			;
+		c = slot < AGENT_MAX_CONNS ? calloc(1, sizeof(*c)) : NULL;
+		if (!c || ctl_linebuf_init(&c->in, CTL_REQUEST_MAX) < 0) {
+			static const char msg[] =
+				"{\"ok\":false,\"error\":\"agent busy: too many connections\"}\n";
+
+			pr_warn("refusing a client: %s",
+				slot < AGENT_MAX_CONNS ? "out of memory" : "too many connections");
+			if (send(fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+				pr_debug("refusal not sent: %s", strerror(errno));
+			close(fd);
+			free(c);
+			continue;
+		}
+		c->fd = fd;
+		c->slot = slot;
+		ev.data.u64 = EV_CONN0 + slot;
+		if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+			pr_warn("epoll_ctl: %s", strerror(errno));
+			ctl_linebuf_free(&c->in);
+			free(c);
+			close(fd);
+			continue;
+		}
+		a->conns[slot] = c;
+	}
+}
+
+void agent_loop_wake(struct agent *a)
+{
+	uint64_t one = 1;
+
+	if (write(a->wakefd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		pr_debug("eventfd write: %s", strerror(errno));
+}
+
+int agent_loop_init(struct agent *a)
+{
+	struct epoll_event ev = {.events = EPOLLIN};
+	sigset_t set;
+
+	/*
+	 * Block the shutdown signals before any vCPU thread exists, so every
+	 * thread inherits the mask and they arrive only through the signalfd.
+	 */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
+		return -EINVAL;
+	a->sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	a->epfd = epoll_create1(EPOLL_CLOEXEC);
+	a->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (a->sfd < 0 || a->epfd < 0 || a->wakefd < 0) {
+		pr_err("signalfd/epoll/eventfd: %s", strerror(errno));
+		return -errno;
+	}
+	ev.data.u64 = EV_WAKE;
+	if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, a->wakefd, &ev) < 0)
+		return -errno;
+	if (a->ml) {
+		ev.data.u64 = EV_MIGLISTEN;
+		if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, channel_listener_fd(a->ml), &ev) < 0)
+			return -errno;
+	}
+	ev.data.u64 = EV_SIGNAL;
+	if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, a->sfd, &ev) < 0)
+		return -errno;
+	ev.data.u64 = EV_LISTEN;
+	if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, a->lfd, &ev) < 0)
+		return -errno;
+	return 0;
+}
+
+void agent_loop_run(struct agent *a)
+{
+	while (!a->quit) {
+		struct epoll_event evs[16];
+		int n, timeout_ms;
+
+		pthread_mutex_lock(&a->lock);
+		jobs_reap(a->jobs, agent_api_job_done, a);
+		timeout_ms = jobs_any_running(a->jobs) ? JOB_POLL_MS : -1;
+		pthread_mutex_unlock(&a->lock);
+		agent_incoming_reap(a);
+		n = epoll_wait(a->epfd, evs, (int)ARRAY_SIZE(evs), timeout_ms);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			pr_err("epoll_wait: %s", strerror(errno));
+			return;
+		}
+		for (int i = 0; i < n && !a->quit; i++) {
+			uint64_t k = evs[i].data.u64;
+
+			if (k == EV_LISTEN) {
+				accept_clients(a);
+			} else if (k == EV_MIGLISTEN) {
+				agent_incoming_accept(a);
+			} else if (k == EV_WAKE) {
+				uint64_t v;
+
+				if (read(a->wakefd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+					pr_debug("eventfd read: %s", strerror(errno));
+			} else if (k == EV_SIGNAL) {
+				struct signalfd_siginfo si;
+
+				if (read(a->sfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+					pr_info("got %s, shutting down",
+						strsignal((int)si.ssi_signo));
+					a->quit = true;
+				}
+			} else if (k - EV_CONN0 < AGENT_MAX_CONNS && a->conns[k - EV_CONN0]) {
+				conn_event(a, a->conns[k - EV_CONN0], evs[i].events);
+			}
+		}
+	}
+}
+
+void agent_loop_close_clients(struct agent *a)
+{
+	for (unsigned i = 0; i < AGENT_MAX_CONNS; i++)
+		if (a->conns[i])
+			conn_close(a, a->conns[i]);
+}
+
+void agent_loop_fini(struct agent *a)
+{
+	if (a->epfd >= 0)
+		close(a->epfd);
+	if (a->sfd >= 0)
+		close(a->sfd);
+	if (a->wakefd >= 0)
+		close(a->wakefd);
+}
