@@ -88,6 +88,7 @@
 #include "migrate/incoming.h"
 #include "migrate/migrate.h"
 #include "migrate/mio.h"
+#include "migrate/session.h"
 #include "protocol/channel.h"
 #include "tests/helpers/mdest.h"
 #include "vm/vm.h"
@@ -202,6 +203,9 @@ struct dest {
 	uint64_t t_accept, t_built, t_started, t_resumed;
 };
 
+/* Where the destination's parallel channels meet (made in main, kept to the end). */
+static struct session_table *sessions;
+
 static void *dest_thread(void *arg)
 {
 	struct dest *d = arg;
@@ -219,8 +223,10 @@ static void *dest_thread(void *arg)
 	d->t_accept = clock_now_ns();
 	mio_channel_open(&io, ch);
 	if (d->channels > 1)
-		d->others = mdest_others_start(d->l, d->channels - 1);
+		d->others = mdest_others_start(d->l, d->channels - 1, sessions);
 	d->ret = incoming_create(&io, &io, "dst", &inc);
+	if (!d->ret)
+		incoming_set_sessions(inc, sessions);
 	if (!d->ret)
 		d->ret = incoming_run(inc, &vm, d->err, sizeof(d->err));
 	d->t_built = clock_now_ns();
@@ -769,6 +775,10 @@ static int cmd_watch(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+	if (session_table_create(&sessions) < 0) {
+		fprintf(stderr, "bench_migrate: out of memory\n");
+		return 1;
+	}
 	if (argc >= 2 && !strcmp(argv[1], "run"))
 		return cmd_run(argc - 2, argv + 2);
 	if (argc >= 2 && !strcmp(argv[1], "tcp"))

@@ -33,6 +33,7 @@ struct incoming {
 	bool have_ram;
 	uint8_t *ram_base;		/* where pages go: ours, or channel 0's */
 	uint64_t ram_bytes;
+	struct session_table *sessions;	/* where parallel channels meet, or NULL */
 	struct session *sess;		/* a parallel migration */
 	bool secondary;			/* channel 1..N-1 of one */
 	struct vm_state *state;
@@ -136,7 +137,7 @@ static int on_hello_secondary(struct incoming *inc, char *err, size_t errlen)
 	struct session_info si;
 	int ret;
 
-	ret = session_join(inc->hello.session, inc->hello.channel, inc->hello.channels, inc->in,
+	ret = session_join(inc->sessions, inc->hello.session, inc->hello.channel, inc->hello.channels, inc->in,
 			   JOIN_TIMEOUT_MS, &inc->sess, &si, err, errlen);
 	if (ret < 0)
 		return ret;
@@ -170,6 +171,10 @@ static int on_hello(struct incoming *inc, const uint8_t *p, size_t len, char *er
 		return err_set(-EPROTO, err, errlen,
 			    "HELLO: channel %u of %u; a stream file holds one channel",
 			    inc->hello.channel, inc->hello.channels);
+	if (inc->hello.channels != 1 && !inc->sessions)
+		return err_set(-EPROTO, err, errlen,
+			       "HELLO: channel %u of %u; this receiver takes no parallel migrations",
+			       inc->hello.channel, inc->hello.channels);
 	if (inc->hello.channels != 1 && !(inc->hello.caps & WIRE_CAP_MULTI))
 		return err_set(-EPROTO, err, errlen, "HELLO: %u channels without the MULTI capability",
 			    inc->hello.channels);
@@ -206,7 +211,8 @@ static int on_hello(struct incoming *inc, const uint8_t *p, size_t len, char *er
 			.ram = inc->ram_base, .ram_bytes = inc->ram_bytes, .caps = inc->caps,
 		};
 
-		ret = session_open(inc->hello.session, inc->hello.channels, &si, &inc->sess);
+		ret = session_open(inc->sessions, inc->hello.session, inc->hello.channels, &si,
+				   &inc->sess);
 		if (ret == -EEXIST)
 			return err_set(ret, err, errlen, "HELLO: session %016llx is already arriving",
 				    (unsigned long long)inc->hello.session);
@@ -561,6 +567,11 @@ int incoming_send_resumed(struct incoming *inc)
 void incoming_expect_eof(struct incoming *inc)
 {
 	inc->expect_eof = true;
+}
+
+void incoming_set_sessions(struct incoming *inc, struct session_table *t)
+{
+	inc->sessions = t;
 }
 
 void incoming_check_only(struct incoming *inc)

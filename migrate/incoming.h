@@ -72,6 +72,15 @@ typedef int (*incoming_hello_fn)(void *ctx, const char *name, uint64_t mem_bytes
 				 size_t errlen);
 void incoming_set_hello_hook(struct incoming *inc, incoming_hello_fn fn, void *ctx);
 
+struct session_table;
+
+/*
+ * The table where the channels of parallel migrations meet
+ * (migrate/session.h), borrowed; it must outlive this object. Without one
+ * a parallel HELLO is refused.
+ */
+void incoming_set_sessions(struct incoming *inc, struct session_table *t);
+
 /*
  * Check the whole stream as incoming_run() does, but build no VM: it then
  * returns 0 with *vm NULL and frees the RAM (a snapshot check, and the

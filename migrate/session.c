@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * session.c - one table of open parallel sessions, one lock and one
+ * session.c - a table of open parallel sessions with one lock and one
  * condition for all of them: sessions are few, their events (a join, a
  * round, a failure) come a few times per second, and one lock keeps the
- * lifetime rules obvious.
+ * lifetime rules obvious. Each session points at its table, whose lock
+ * guards every field of every session in it.
  */
 #include "migrate/session.h"
 
@@ -18,8 +19,15 @@
 
 #define MAX_CHANNELS 64
 
+struct session_table {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;	/* CLOCK_MONOTONIC */
+	struct session *head;
+};
+
 struct session {
 	struct session *next;
+	struct session_table *t;
 	uint64_t id;
 	unsigned channels;
 	struct session_info info;
@@ -34,19 +42,30 @@ struct session {
 	struct mio *io[MAX_CHANNELS];
 };
 
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cond;
-static pthread_once_t once = PTHREAD_ONCE_INIT;
-static struct session *table;
-
-static void init_cond(void)
+int session_table_create(struct session_table **out)
 {
+	struct session_table *t = calloc(1, sizeof(*t));
 	pthread_condattr_t a;
 
+	*out = NULL;
+	if (!t)
+		return -ENOMEM;
+	pthread_mutex_init(&t->lock, NULL);
 	pthread_condattr_init(&a);
 	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-	pthread_cond_init(&cond, &a);
+	pthread_cond_init(&t->cond, &a);
 	pthread_condattr_destroy(&a);
+	*out = t;
+	return 0;
+}
+
+void session_table_destroy(struct session_table *t)
+{
+	if (!t)
+		return;
+	pthread_cond_destroy(&t->cond);
+	pthread_mutex_destroy(&t->lock);
+	free(t);
 }
 
 static struct timespec deadline(int timeout_ms)
@@ -63,41 +82,41 @@ static struct timespec deadline(int timeout_ms)
 	return ts;
 }
 
-static struct session *find(uint64_t id)
+static struct session *find(struct session_table *t, uint64_t id)
 {
 	struct session *s;
 
-	for (s = table; s; s = s->next)
+	for (s = t->head; s; s = s->next)
 		if (s->id == id)
 			return s;
 	return NULL;
 }
 
-int session_open(uint64_t id, unsigned channels, const struct session_info *info,
-		 struct session **out)
+int session_open(struct session_table *t, uint64_t id, unsigned channels,
+		 const struct session_info *info, struct session **out)
 {
 	struct session *s;
 
 	*out = NULL;
 	if (channels < 2 || channels > MAX_CHANNELS)
 		return -EINVAL;
-	pthread_once(&once, init_cond);
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
+	s->t = t;
 	s->id = id;
 	s->channels = channels;
 	s->info = *info;
-	pthread_mutex_lock(&lock);
-	if (find(id)) {
-		pthread_mutex_unlock(&lock);
+	pthread_mutex_lock(&t->lock);
+	if (find(t, id)) {
+		pthread_mutex_unlock(&t->lock);
 		free(s);
 		return -EEXIST;
 	}
-	s->next = table;
-	table = s;
-	pthread_cond_broadcast(&cond);
-	pthread_mutex_unlock(&lock);
+	s->next = t->head;
+	t->head = s;
+	pthread_cond_broadcast(&t->cond);
+	pthread_mutex_unlock(&t->lock);
 	*out = s;
 	return 0;
 }
@@ -105,11 +124,13 @@ int session_open(uint64_t id, unsigned channels, const struct session_info *info
 void session_close(struct session *s)
 {
 	struct session **pp;
+	struct session_table *t;
 
 	if (!s)
 		return;
-	pthread_mutex_lock(&lock);
-	for (pp = &table; *pp; pp = &(*pp)->next) {
+	t = s->t;
+	pthread_mutex_lock(&t->lock);
+	for (pp = &t->head; *pp; pp = &(*pp)->next) {
 		if (*pp == s) {
 			*pp = s->next;
 			break;
@@ -120,8 +141,8 @@ void session_close(struct session *s)
 		if (s->joined & (1ull << c))
 			mio_shutdown(s->io[c]);
 	while (s->joined)
-		pthread_cond_wait(&cond, &lock);
-	pthread_mutex_unlock(&lock);
+		pthread_cond_wait(&t->cond, &t->lock);
+	pthread_mutex_unlock(&t->lock);
 	free(s);
 }
 
@@ -148,7 +169,7 @@ static int wait_all(struct session *s, int timeout_ms, bool (*ready)(const struc
 	struct timespec ts = deadline(timeout_ms);
 	int ret = 0;
 
-	pthread_mutex_lock(&lock);
+	pthread_mutex_lock(&s->t->lock);
 	for (;;) {
 		unsigned c, chan = 0;
 		const char *why = broken(s, &chan);
@@ -163,7 +184,7 @@ static int wait_all(struct session *s, int timeout_ms, bool (*ready)(const struc
 			;
 		if (c == s->channels)
 			break;
-		if (pthread_cond_timedwait(&cond, &lock, &ts) == ETIMEDOUT) {
+		if (pthread_cond_timedwait(&s->t->cond, &s->t->lock, &ts) == ETIMEDOUT) {
 			ret = err_set(-ETIMEDOUT, err, errlen,
 				      "parallel channel %u %s within %d s", c,
 				      (s->ever & (1ull << c)) ? what : "never connected",
@@ -171,7 +192,7 @@ static int wait_all(struct session *s, int timeout_ms, bool (*ready)(const struc
 			break;
 		}
 	}
-	pthread_mutex_unlock(&lock);
+	pthread_mutex_unlock(&s->t->lock);
 	return ret;
 }
 
@@ -199,17 +220,17 @@ int session_wait_complete(struct session *s, int timeout_ms, uint64_t *pages, ch
 
 	*pages = 0;
 	if (ret == 0) {
-		pthread_mutex_lock(&lock);
+		pthread_mutex_lock(&s->t->lock);
 		for (unsigned c = 1; c < s->channels; c++)
 			*pages += s->pages[c];
-		pthread_mutex_unlock(&lock);
+		pthread_mutex_unlock(&s->t->lock);
 	}
 	return ret;
 }
 
-int session_join(uint64_t id, unsigned channel, unsigned channels, struct mio *io,
-		 int timeout_ms, struct session **out, struct session_info *info, char *err,
-		 size_t errlen)
+int session_join(struct session_table *t, uint64_t id, unsigned channel, unsigned channels,
+		 struct mio *io, int timeout_ms, struct session **out, struct session_info *info,
+		 char *err, size_t errlen)
 {
 	struct timespec ts = deadline(timeout_ms);
 	struct session *s;
@@ -218,10 +239,9 @@ int session_join(uint64_t id, unsigned channel, unsigned channels, struct mio *i
 	*out = NULL;
 	if (channel == 0 || channel >= channels || channels > MAX_CHANNELS)
 		return err_set(-EBADMSG, err, errlen, "HELLO: channel %u of %u", channel, channels);
-	pthread_once(&once, init_cond);
-	pthread_mutex_lock(&lock);
-	while (!(s = find(id))) {
-		if (pthread_cond_timedwait(&cond, &lock, &ts) == ETIMEDOUT) {
+	pthread_mutex_lock(&t->lock);
+	while (!(s = find(t, id))) {
+		if (pthread_cond_timedwait(&t->cond, &t->lock, &ts) == ETIMEDOUT) {
 			ret = err_set(-ENOENT, err, errlen,
 				      "no migration with session %016llx arrived within %d s for "
 				      "its channel %u",
@@ -246,9 +266,9 @@ int session_join(uint64_t id, unsigned channel, unsigned channels, struct mio *i
 	s->io[channel] = io;
 	*info = s->info;
 	*out = s;
-	pthread_cond_broadcast(&cond);
+	pthread_cond_broadcast(&t->cond);
 out:
-	pthread_mutex_unlock(&lock);
+	pthread_mutex_unlock(&t->lock);
 	return ret;
 }
 
@@ -256,28 +276,28 @@ int session_round(struct session *s, unsigned channel, uint32_t round)
 {
 	int ret = 0;
 
-	pthread_mutex_lock(&lock);
+	pthread_mutex_lock(&s->t->lock);
 	if (s->over || s->failed)
 		ret = -ECANCELED;
 	else
 		s->rounds[channel] = round + 1;
-	pthread_cond_broadcast(&cond);
-	pthread_mutex_unlock(&lock);
+	pthread_cond_broadcast(&s->t->cond);
+	pthread_mutex_unlock(&s->t->lock);
 	return ret;
 }
 
 void session_complete(struct session *s, unsigned channel, uint64_t pages)
 {
-	pthread_mutex_lock(&lock);
+	pthread_mutex_lock(&s->t->lock);
 	s->complete |= 1ull << channel;
 	s->pages[channel] = pages;
-	pthread_cond_broadcast(&cond);
-	pthread_mutex_unlock(&lock);
+	pthread_cond_broadcast(&s->t->cond);
+	pthread_mutex_unlock(&s->t->lock);
 }
 
 void session_leave(struct session *s, unsigned channel, int ret, const char *err)
 {
-	pthread_mutex_lock(&lock);
+	pthread_mutex_lock(&s->t->lock);
 	if (ret < 0 && !s->failed && !s->over) {
 		s->failed = true;
 		snprintf(s->err, sizeof(s->err), "parallel channel %u failed: %s", channel,
@@ -285,6 +305,6 @@ void session_leave(struct session *s, unsigned channel, int ret, const char *err
 	}
 	s->joined &= ~(1ull << channel);
 	s->io[channel] = NULL;
-	pthread_cond_broadcast(&cond);
-	pthread_mutex_unlock(&lock);
+	pthread_cond_broadcast(&s->t->cond);
+	pthread_mutex_unlock(&s->t->lock);
 }

@@ -12,9 +12,12 @@
  * and per-channel XBZRLE caches and compressors stay in step.
  *
  * The connections are accepted independently (each on its own thread) and
- * find each other here, in a process-wide table: channel 0 publishes the
- * session with the RAM it fills; a secondary joins it (waiting a while for
- * channel 0 if it came first) and decodes its pages into that RAM.
+ * find each other in a struct session_table that the receiver owns (the
+ * agent has one; a test makes its own): channel 0 publishes the session
+ * with the RAM it fills; a secondary joins it (waiting a while for
+ * channel 0 if it came first) and decodes its pages into that RAM. The
+ * table outlives every session in it: destroy it only after the threads
+ * that decode streams have ended.
  *
  * Barriers: channel 0 ACKs END_ROUND r only once every secondary has ended
  * round r too (so an ACK means "all of round r is in RAM"), and treats
@@ -34,6 +37,11 @@
 #include "migrate/mio.h"
 
 struct session;
+struct session_table;
+
+/* An empty table of sessions, and its end (accepts NULL). Return: 0, -ENOMEM. */
+int session_table_create(struct session_table **out) __must_check;
+void session_table_destroy(struct session_table *t);
 
 /* What a secondary needs to decode its pages. */
 struct session_info {
@@ -46,8 +54,8 @@ struct session_info {
  * Channel 0: publish session id for `channels` channels (2..64). Return 0,
  * -EEXIST (the id is in use), -ENOMEM.
  */
-int session_open(uint64_t id, unsigned channels, const struct session_info *info,
-		 struct session **out) __must_check;
+int session_open(struct session_table *t, uint64_t id, unsigned channels,
+		 const struct session_info *info, struct session **out) __must_check;
 
 /*
  * Channel 0 is done with the session: failed or not, mark it over, shut
@@ -69,9 +77,9 @@ int session_wait_complete(struct session *s, int timeout_ms, uint64_t *pages, ch
  * timeout_ms for channel 0 to publish it. io is shut down if the session
  * fails. Return 0, *out and *info; or -errno and err.
  */
-int session_join(uint64_t id, unsigned channel, unsigned channels, struct mio *io,
-		 int timeout_ms, struct session **out, struct session_info *info, char *err,
-		 size_t errlen) __must_check;
+int session_join(struct session_table *t, uint64_t id, unsigned channel, unsigned channels,
+		 struct mio *io, int timeout_ms, struct session **out, struct session_info *info,
+		 char *err, size_t errlen) __must_check;
 
 /* A secondary ended round `round`. Return -ECANCELED when the session failed. */
 int session_round(struct session *s, unsigned channel, uint32_t round) __must_check;

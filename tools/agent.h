@@ -83,6 +83,9 @@ struct agent {
 	pthread_mutex_t lock;
 	struct registry *reg; /* under lock */
 	struct jobs *jobs;    /* under lock */
+	/* where the channels of parallel incoming migrations meet (its own lock);
+	 * freed after every incoming thread has ended */
+	struct session_table *sessions;
 	bool closing;	      /* under lock: refuse new incoming VMs */
 };
 

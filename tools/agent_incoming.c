@@ -143,6 +143,8 @@ static void *incoming_thread(void *arg)
 	mio_channel_open(&io, ic->ch);
 	ic->ch = NULL;
 	ret = incoming_create(&io, &io, NULL, &inc);
+	if (ret == 0)
+		incoming_set_sessions(inc, a->sessions);
 	if (ret < 0) {
 		pr_err("incoming migration %s failed: out of memory",
 		       stream_desc(ic, desc, sizeof(desc)));

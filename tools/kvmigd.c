@@ -28,6 +28,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "migrate/session.h"
 #include "protocol/channel.h"
 #include "protocol/uri.h"
 #include "tools/agent.h"
@@ -147,6 +148,8 @@ static void shutdown_agent(struct agent *a)
 	channel_listener_close(a->ml);
 	a->ml = NULL;
 	agent_incoming_shutdown(a);
+	session_table_destroy(a->sessions);	/* no stream is left to meet in it */
+	a->sessions = NULL;
 	pthread_mutex_lock(&a->lock);
 	if (a->jobs) {
 		if (jobs_any_running(a->jobs))
@@ -297,7 +300,7 @@ int main(int argc, char **argv)
 	pthread_mutex_init(&a.lock, NULL);
 	a.reg = registry_new();
 	a.jobs = jobs_new();
-	if (!a.reg || !a.jobs) {
+	if (!a.reg || !a.jobs || session_table_create(&a.sessions) < 0) {
 		pr_err("out of memory");
 		registry_free(a.reg);
 		jobs_free(a.jobs);

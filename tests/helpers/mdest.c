@@ -15,6 +15,7 @@
 struct other {
 	struct channel *ch;
 	unsigned cut_after;	/* frames before its connection is cut (0: never) */
+	struct session_table *sessions;
 	pthread_t thread;
 	bool started;
 	int ret;
@@ -44,6 +45,8 @@ static void *other_thread(void *arg)
 		in = &cut.io;
 	}
 	o->ret = incoming_create(in, &io, NULL, &inc);
+	if (!o->ret)
+		incoming_set_sessions(inc, o->sessions);
 	if (!o->ret)
 		o->ret = incoming_run(inc, &vm, o->err, sizeof(o->err));
 	if (o->ret == 0) {
@@ -83,13 +86,15 @@ static void *acceptor_thread(void *arg)
 	return NULL;
 }
 
-struct mdest_others *mdest_others_start(struct channel_listener *l, unsigned n)
+struct mdest_others *mdest_others_start(struct channel_listener *l, unsigned n,
+					struct session_table *sessions)
 {
-	return mdest_others_start_cut(l, n, 0, 0);
+	return mdest_others_start_cut(l, n, sessions, 0, 0);
 }
 
 struct mdest_others *mdest_others_start_cut(struct channel_listener *l, unsigned n,
-					    unsigned channel, unsigned frames)
+					    struct session_table *sessions, unsigned channel,
+					    unsigned frames)
 {
 	struct mdest_others *m = calloc(1, sizeof(*m) + n * sizeof(m->o[0]));
 
@@ -97,6 +102,8 @@ struct mdest_others *mdest_others_start_cut(struct channel_listener *l, unsigned
 		return NULL;
 	m->l = l;
 	m->n = n;
+	for (unsigned i = 0; i < n; i++)
+		m->o[i].sessions = sessions;
 	if (channel >= 1 && channel <= n)
 		m->o[channel - 1].cut_after = frames;
 	if (pthread_create(&m->acceptor, NULL, acceptor_thread, m)) {

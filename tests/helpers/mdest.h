@@ -19,8 +19,15 @@
 
 struct mdest_others;
 
-/* Start accepting n connections on l (n may be 0). NULL when out of memory. */
-struct mdest_others *mdest_others_start(struct channel_listener *l, unsigned n);
+struct session_table;
+
+/*
+ * Start accepting n connections on l (n may be 0); they meet channel 0 in
+ * sessions, the table the caller gave channel 0's incoming too. NULL when
+ * out of memory.
+ */
+struct mdest_others *mdest_others_start(struct channel_listener *l, unsigned n,
+					struct session_table *sessions);
 
 /*
  * The same, but the connection of channel `channel` (1..n; 0: none) is
@@ -28,7 +35,8 @@ struct mdest_others *mdest_others_start(struct channel_listener *l, unsigned n);
  * dropped mid-stream.
  */
 struct mdest_others *mdest_others_start_cut(struct channel_listener *l, unsigned n,
-					    unsigned channel, unsigned frames);
+					    struct session_table *sessions, unsigned channel,
+					    unsigned frames);
 
 /*
  * A link cut mid-stream, seen from the destination: a stream that reads

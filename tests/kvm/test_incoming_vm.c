@@ -23,6 +23,7 @@
 #include <cmocka.h>
 
 #include "migrate/incoming.h"
+#include "migrate/session.h"
 #include "tests/helpers/streamgen.h"
 #include "vm/vm.h"
 
@@ -146,6 +147,7 @@ struct chan {
 	int ret;
 	char err[512];
 	struct vm *vm;
+	struct session_table *sessions;
 };
 
 static void *chan_thread(void *arg)
@@ -158,6 +160,7 @@ static void *chan_thread(void *arg)
 		c->ret = -ENOMEM;
 		return NULL;
 	}
+	incoming_set_sessions(inc, c->sessions);
 	c->ret = incoming_run(inc, &c->vm, c->err, sizeof(c->err));
 	incoming_destroy(inc);
 	return NULL;
@@ -167,11 +170,14 @@ static void *chan_thread(void *arg)
 static void test_incoming_vm_parallel(void **unused)
 {
 	struct streamgen_opts o[2];
+	struct session_table *t;
 	struct chan c[2];
 
 	(void)unused;
 	memset(c, 0, sizeof(c));
+	assert_int_equal(session_table_create(&t), 0);
 	for (unsigned i = 0; i < 2; i++) {
+		c[i].sessions = t;
 		memio_init(&c[i].in);
 		memio_init(&c[i].back);
 		streamgen_defaults(&o[i]);
@@ -187,6 +193,7 @@ static void test_incoming_vm_parallel(void **unused)
 		assert_int_equal(pthread_create(&c[i].thread, NULL, chan_thread, &c[i]), 0);
 	for (unsigned i = 0; i < 2; i++)
 		pthread_join(c[i].thread, NULL);
+	session_table_destroy(t);
 	if (c[0].ret != 0)
 		fail_msg("channel 0: %s", c[0].err);
 	assert_int_equal(c[1].ret, 1);

@@ -58,6 +58,7 @@
 #include "migrate/incoming.h"
 #include "migrate/migrate.h"
 #include "migrate/mio.h"
+#include "migrate/session.h"
 #include "protocol/channel.h"
 #include "tests/helpers/mdest.h"
 #include "tests/helpers/kvmtest.h"
@@ -85,6 +86,9 @@ struct dest {
 	char uri[160];
 };
 
+/* Where the in-process destinations' parallel channels meet (made in main). */
+static struct session_table *sessions;
+
 static void *dest_thread(void *arg)
 {
 	struct dest *d = arg;
@@ -101,8 +105,8 @@ static void *dest_thread(void *arg)
 	}
 	mio_channel_open(&io, ch);
 	if (d->channels > 1)
-		d->others = mdest_others_start_cut(d->l, d->channels - 1, d->fault.cut_channel,
-						   d->fault.cut_after);
+		d->others = mdest_others_start_cut(d->l, d->channels - 1, sessions,
+						   d->fault.cut_channel, d->fault.cut_after);
 	if (d->fault.garbage) {
 		static const char junk[] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n";
 		uint8_t buf[4096];
@@ -138,6 +142,8 @@ static void *dest_thread(void *arg)
 		return NULL;
 	}
 	d->ret = incoming_create(in, &io, "dst", &inc);
+	if (!d->ret)
+		incoming_set_sessions(inc, sessions);
 	if (!d->ret)
 		d->ret = incoming_run(inc, &d->vm, d->err, sizeof(d->err));
 	if (!d->ret)
@@ -844,6 +850,7 @@ int main(void)
 		cmocka_unit_test(test_migrate_big_guests),
 	};
 	char why[256];
+	int ret;
 
 	if (vm_kvm_available(why, sizeof(why)) < 0) {
 		printf("SKIPPED: test_migrate needs /dev/kvm: %s\n", why);
@@ -852,5 +859,9 @@ int main(void)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (getenv("KVMIG_TEST_FILTER"))
 		cmocka_set_test_filter(getenv("KVMIG_TEST_FILTER"));
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	if (session_table_create(&sessions) < 0)
+		return 1;
+	ret = cmocka_run_group_tests(tests, NULL, NULL);
+	session_table_destroy(sessions);
+	return ret;
 }

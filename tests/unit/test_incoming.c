@@ -24,6 +24,7 @@
 #include <cmocka.h>
 
 #include "migrate/incoming.h"
+#include "migrate/session.h"
 #include "protocol/frame.h"
 #include "tests/helpers/streamgen.h"
 #include "vm/vm.h"
@@ -265,6 +266,7 @@ struct chan {
 	int ret;
 	char err[512];
 	struct incoming_stats st;
+	struct session_table *sessions;	/* shared by the channels of one run */
 };
 
 static void *chan_thread(void *arg)
@@ -275,6 +277,7 @@ static void *chan_thread(void *arg)
 
 	memio_rewind(&c->in);
 	assert_int_equal(incoming_create(&c->in.io, &c->back.io, NULL, &inc), 0);
+	incoming_set_sessions(inc, c->sessions);
 	incoming_check_only(inc);
 	c->ret = incoming_run(inc, &vm, c->err, sizeof(c->err));
 	incoming_get_stats(inc, &c->st);
@@ -287,10 +290,13 @@ static void *chan_thread(void *arg)
 static void run_parallel(unsigned n, int damage, uint64_t session, struct chan *c)
 {
 	struct streamgen_opts o;
+	struct session_table *t;
 
+	assert_int_equal(session_table_create(&t), 0);
 	for (unsigned i = 0; i < n; i++) {
 		memio_init(&c[i].in);
 		memio_init(&c[i].back);
+		c[i].sessions = t;
 		streamgen_defaults(&o);
 		o.pages = 1000;
 		o.digest = 1;
@@ -309,6 +315,7 @@ static void run_parallel(unsigned n, int damage, uint64_t session, struct chan *
 		assert_int_equal(pthread_create(&c[i].thread, NULL, chan_thread, &c[i]), 0);
 	for (unsigned i = 0; i < n; i++)
 		pthread_join(c[i].thread, NULL);
+	session_table_destroy(t);
 }
 
 static void free_chans(unsigned n, struct chan *c)
@@ -368,6 +375,30 @@ static void test_incoming_parallel_broken_channel(void **unused)
 	free_chans(3, c);
 }
 
+/* A receiver without a session table refuses a parallel HELLO, naming why. */
+static void test_incoming_parallel_needs_sessions(void **unused)
+{
+	struct streamgen_opts o;
+	struct incoming *inc;
+	struct memio m, back;
+	struct vm *vm = NULL;
+	char err[512];
+
+	(void)unused;
+	memio_init(&m);
+	memio_init(&back);
+	streamgen_defaults(&o);
+	o.channels = 2;
+	assert_int_equal(streamgen_write(&m.io, &o), 0);
+	assert_int_equal(incoming_create(&m.io, &back.io, NULL, &inc), 0);
+	incoming_check_only(inc);
+	assert_int_equal(incoming_run(inc, &vm, err, sizeof(err)), -EPROTO);
+	assert_non_null(strstr(err, "takes no parallel migrations"));
+	incoming_destroy(inc);
+	memio_fini(&m);
+	memio_fini(&back);
+}
+
 /* A file holds one channel: HELLO of a parallel stream is refused there. */
 static void test_incoming_parallel_not_in_files(void **unused)
 {
@@ -400,6 +431,7 @@ int main(void)
 		cmocka_unit_test(test_incoming_parallel),
 		cmocka_unit_test(test_incoming_parallel_broken_channel),
 		cmocka_unit_test(test_incoming_parallel_not_in_files),
+		cmocka_unit_test(test_incoming_parallel_needs_sessions),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
