@@ -13,7 +13,10 @@
 #   knobs: O=<builddir> SANITIZER=address|thread WERROR=0 V=1
 
 O ?= build
-CC ?= gcc
+# make's built-in default is cc; the gcc-only warnings below need the name
+ifeq ($(origin CC),default)
+CC := gcc
+endif
 V ?= 0
 WERROR ?= 1
 SANITIZER ?=

@@ -450,7 +450,7 @@ int channel_sock_send(struct channel *ch, const struct iovec *iov, int iovcnt, c
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
+			if (errno != EAGAIN /* = EWOULDBLOCK on Linux */)
 				return sock_error(ch, errno, true, err, errlen);
 			ret = wait_fd(ch->fd, POLLOUT, ch->timeout_ms);
 			if (ret == -ETIMEDOUT)
@@ -501,7 +501,7 @@ ssize_t channel_sock_recv(struct channel *ch, void *buf, size_t min, size_t max,
 		}
 		if (errno == EINTR)
 			continue;
-		if (errno != EAGAIN && errno != EWOULDBLOCK)
+		if (errno != EAGAIN /* = EWOULDBLOCK on Linux */)
 			return sock_error(ch, errno, false, err, errlen);
 		ret = wait_fd(ch->fd, POLLIN, ch->timeout_ms);
 		if (ret == -ETIMEDOUT)
@@ -605,7 +605,7 @@ int channel_sock_accept(int lfd, int timeout_ms, int *fd)
 			return 0;
 		}
 		/* a connection that went away before we took it: wait again */
-		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+		if (errno != EAGAIN /* = EWOULDBLOCK on Linux */ && errno != EINTR &&
 		    errno != ECONNABORTED)
 			ret = -errno;
 	}

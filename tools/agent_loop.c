@@ -96,7 +96,7 @@ static void conn_flush(struct agent_conn *c)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
+			if (errno != EAGAIN /* = EWOULDBLOCK on Linux */)
 				c->dead = true;
 			return;
 		}
@@ -176,7 +176,7 @@ static void accept_clients(struct agent *a)
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
+			if (errno != EAGAIN /* = EWOULDBLOCK on Linux */)
 				pr_warn("accept: %s", strerror(errno));
 			return;
 		}
