@@ -32,6 +32,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "common/bitmap.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "migrate/converge.h"
@@ -138,15 +139,6 @@ static void set_status(struct migrate_job *j, const char *s)
 	pthread_mutex_lock(&j->lock);
 	snprintf(j->st.status, sizeof(j->st.status), "%s", s);
 	pthread_mutex_unlock(&j->lock);
-}
-
-static uint64_t count_bits(const uint64_t *bm, uint64_t npages)
-{
-	uint64_t n = 0;
-
-	for (size_t i = 0; i < dirtylog_bitmap_words(npages); i++)
-		n += (uint64_t)__builtin_popcountll(bm[i]);
-	return n;
 }
 
 /* The lanes' senders, added up; and the bytes of every connection. */
@@ -458,18 +450,16 @@ static int lane_pages(struct lane *ln, uint64_t first, uint64_t n, bool bulk)
 
 	w0 += (ln->idx + j->nlanes - w0 % j->nlanes) % j->nlanes;
 	for (uint64_t w = w0; w < w1; w += j->nlanes) {
-		uint64_t bits = j->bitmap[w];
+		uint64_t end = (w + 1) * 64;
 
-		while (bits) {
-			uint64_t p = w * 64 + (uint64_t)__builtin_ctzll(bits);
-
-			bits &= bits - 1;
+		for (uint64_t p = bitmap_find_next(j->bitmap, end, w * 64); p < end;
+		     p = bitmap_find_next(j->bitmap, end, p + 1)) {
 			ret = page_sender_page(ln->ps, p, ram + p * PAGE, bulk);
 			if (ret < 0)
 				return ret;
+			bitmap_clear(j->bitmap, p);
 			ln->round_pages++;
 		}
-		j->bitmap[w] = 0;
 	}
 	return 0;
 }
@@ -656,12 +646,8 @@ static void drop_holes(struct migrate_job *j, uint64_t first, uint64_t n)
 		bool more = ramwalk_next(vm_ram_fd(j->vm), &pos, end, &run, &len);
 		uint64_t stop = more ? run : end;
 
-		for (uint64_t p = hole; p < stop; p++) {
-			if (j->bitmap[p / 64] & (1ull << (p % 64))) {
-				j->bitmap[p / 64] &= ~(1ull << (p % 64));
-				j->hole_pages++;
-			}
-		}
+		for (uint64_t p = hole; p < stop; p++)
+			j->hole_pages += bitmap_test_and_clear(j->bitmap, p);
 		if (!more)
 			break;
 		hole = run + len;
@@ -683,10 +669,8 @@ static int send_dirty(struct migrate_job *j, bool bulk, bool clear_log, enum lan
 		j->lanes[l].round_pages = 0;
 	for (uint64_t c = 0; c < chunks; c++) {
 		uint64_t first = c * CHUNK_PAGES, n = MIN(CHUNK_PAGES, j->npages - first);
-		bool any = false;
+		bool any = bitmap_any(j->bitmap, first, n);
 
-		for (uint64_t w = first / 64; w < DIV_ROUND_UP(first + n, 64); w++)
-			any |= j->bitmap[w] != 0;
 		/*
 		 * The bulk round clears every chunk, holes included: KVM starts
 		 * with every bit set, and a bit left set would send the page again.
@@ -710,7 +694,7 @@ static int send_dirty(struct migrate_job *j, bool bulk, bool clear_log, enum lan
 			ret = poll_replies(j);
 		if (ret < 0)
 			return ret;
-		update_stats(j, count_bits(j->bitmap, j->npages));
+		update_stats(j, bitmap_count(j->bitmap, 0, j->npages));
 	}
 	j->round_pages = 0;
 	for (unsigned l = 0; l < j->nlanes; l++)
@@ -743,16 +727,14 @@ static long sync_dirty(struct migrate_job *j)
 		j->ring_overflow_run = 0;
 	if (n == -EOVERFLOW) {
 		/* the ring lost entries: the dirty set is unknown, resend all */
-		memset(j->bitmap, 0xff, dirtylog_bitmap_words(j->npages) * 8);
-		if (j->npages % 64)
-			j->bitmap[j->npages / 64] = (1ull << (j->npages % 64)) - 1;
+		bitmap_fill(j->bitmap, j->npages);
 		pr_warn("%s: dirty ring overflowed: resending every page",
 			vm_get_config(j->vm)->name);
 		return (long)j->npages;
 	}
 	if (n < 0)
 		return job_fail(j, (int)n, "reading the dirty log failed: %s", strerror((int)-n));
-	return (long)count_bits(j->bitmap, j->npages);
+	return (long)bitmap_count(j->bitmap, 0, j->npages);
 }
 
 /*
@@ -781,9 +763,7 @@ static int precopy(struct migrate_job *j)
 	char msg[512];
 	int ret;
 
-	memset(j->bitmap, 0xff, dirtylog_bitmap_words(j->npages) * 8);
-	if (j->npages % 64)
-		j->bitmap[j->npages / 64] = (1ull << (j->npages % 64)) - 1;
+	bitmap_fill(j->bitmap, j->npages);
 	for (j->round = 0;; j->round++) {
 		uint64_t t0 = clock_now_ns(), d0 = data_pages(j), data, dt;
 		struct wire_end_round er;
@@ -1155,7 +1135,7 @@ int migrate_start(struct vm *vm, const char *uri, const struct migrate_opts *o,
 	ratelimit_init(&j->rl, o->bandwidth, j->t0_ns);
 	j->ctrl = malloc(CTRL_BUF);
 	j->rbuf = malloc(MIO_FRAME_BUF);
-	j->bitmap = calloc(dirtylog_bitmap_words(j->npages), 8);
+	j->bitmap = calloc(bitmap_words(j->npages), 8);
 	snprintf(j->st.status, sizeof(j->st.status), "setup");
 	j->st.total_bytes = j->npages * PAGE;
 	j->st.parallel = o->parallel;
