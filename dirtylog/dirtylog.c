@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
+#include "common/bitmap.h"
 #include "common/err.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -100,38 +101,6 @@ void dirtylog_stop(struct dirtylog *d)
 	free(d);
 }
 
-static long popcount_new(uint64_t *dst, const uint64_t *src, size_t words)
-{
-	long n = 0;
-
-	for (size_t i = 0; i < words; i++) {
-		uint64_t fresh = src[i] & ~dst[i];
-
-		n += __builtin_popcountll(fresh);
-		dst[i] |= src[i];
-	}
-	return n;
-}
-
-/* OR slot bitmap bits [0, pages) into the RAM bitmap at page offset base. */
-static long merge_slot(uint64_t *bitmap, const uint64_t *slot_bm, uint64_t base, uint64_t pages)
-{
-	long n = 0;
-
-	if (base % 64 == 0)
-		return popcount_new(bitmap + base / 64, slot_bm, dirtylog_bitmap_words(pages));
-	for (uint64_t p = 0; p < pages; p++) {
-		if (slot_bm[p / 64] & (1ull << (p % 64))) {
-			uint64_t q = base + p;
-
-			if (!(bitmap[q / 64] & (1ull << (q % 64))))
-				n++;
-			bitmap[q / 64] |= 1ull << (q % 64);
-		}
-	}
-	return n;
-}
-
 static long sync_bitmap(struct dirtylog *d, uint64_t *bitmap)
 {
 	long total = 0;
@@ -140,14 +109,16 @@ static long sync_bitmap(struct dirtylog *d, uint64_t *bitmap)
 		struct kvm_dirty_log log = { .slot = d->slots[i].slot, .dirty_bitmap = d->slot_bm };
 		uint64_t pages = d->slots[i].bytes / VM_PAGE_SIZE;
 
-		memset(d->slot_bm, 0, dirtylog_bitmap_words(pages) * 8);
+		bitmap_zero(d->slot_bm, pages);
 		if (ioctl(vm_get_fd(d->vm), KVM_GET_DIRTY_LOG, &log) < 0) {
 			int e = errno;
 
 			pr_err("KVM_GET_DIRTY_LOG slot %u: %s", d->slots[i].slot, strerror(e));
 			return -e;
 		}
-		total += merge_slot(bitmap, d->slot_bm, d->slots[i].ram_off / VM_PAGE_SIZE, pages);
+		/* the slot's pages, at their RAM page offset; count the new ones */
+		total += (long)bitmap_or_count(bitmap, d->slots[i].ram_off / VM_PAGE_SIZE, d->slot_bm,
+					       pages);
 	}
 	return total;
 }
@@ -175,20 +146,15 @@ void dirtylog_poll(struct dirtylog *d)
 
 long dirtylog_sync(struct dirtylog *d, uint64_t *bitmap)
 {
-	size_t words = dirtylog_bitmap_words(d->npages);
 	uint64_t now = clock_now_ns(), dt = now - d->last_sync_ns;
 	long n;
 
 	if (d->backend == DIRTYLOG_RING) {
 		dirtylog_poll(d);
-		if (d->overflowed) {
-			for (size_t i = 0; i < words; i++)
-				d->ring_bm[i] = ~0ull;
-			if (d->npages % 64)
-				d->ring_bm[words - 1] = (1ull << (d->npages % 64)) - 1;
-		}
-		n = popcount_new(bitmap, d->ring_bm, words);
-		memset(d->ring_bm, 0, words * 8);
+		if (d->overflowed)
+			bitmap_fill(d->ring_bm, d->npages);
+		n = (long)bitmap_or_count(bitmap, 0, d->ring_bm, d->npages);
+		bitmap_zero(d->ring_bm, d->npages);
 		if (d->overflowed) {
 			d->overflowed = false;
 			d->last_sync_ns = now;

@@ -33,6 +33,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "common/bitmap.h"
 #include "common/err.h"
 #include "common/clock.h"
 #include "common/log.h"
@@ -499,7 +500,7 @@ static void ring_record(const struct vm *vm, const struct kvm_dirty_gfn *e, uint
 	uint64_t page = (e->slot & 0xffff) == 1 ? low_pages + e->offset : e->offset;
 
 	if (page < npages)
-		bm[page / 64] |= 1ull << (page % 64);
+		bitmap_set(bm, page);
 }
 
 static uint32_t ring_entries(const struct vcpu *v)
@@ -783,7 +784,7 @@ static struct vm *vm_alloc(const struct vm_config *cfg)
 	for (unsigned i = 0; i < VM_MAX_VCPUS; i++)
 		vm->vcpus[i].fd = -1;
 	if (cfg->dirty_ring) {
-		vm->ring_bm = calloc((cfg->mem_bytes / VM_PAGE_SIZE + 63) / 64, 8);
+		vm->ring_bm = calloc(bitmap_words(cfg->mem_bytes / VM_PAGE_SIZE), 8);
 		if (!vm->ring_bm) {
 			free(vm);
 			return NULL;
@@ -1660,13 +1661,11 @@ long vm_dirty_ring_harvest(struct vm *vm, unsigned i, uint64_t *bitmap)
 	pthread_mutex_lock(&vm->ring_lock);
 	got = ring_collect(vm, v, bitmap);
 	if (vm->ring_bm_any) {
-		size_t words = (vm->ram.bytes / VM_PAGE_SIZE + 63) / 64;
+		uint64_t npages = vm->ram.bytes / VM_PAGE_SIZE;
 
-		for (size_t w = 0; w < words; w++) {
-			got += vm->ring_bm[w] != 0;
-			bitmap[w] |= vm->ring_bm[w];
-			vm->ring_bm[w] = 0;
-		}
+		got += (long)bitmap_count(vm->ring_bm, 0, npages);
+		(void)bitmap_or_count(bitmap, 0, vm->ring_bm, npages);
+		bitmap_zero(vm->ring_bm, npages);
 		vm->ring_bm_any = false;
 	}
 	overflow = v->ring_overflow;

@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * job.h - the state of one outgoing migration, shared by the parts of the
+ * source side; internal to migrate/ (the public contract is migrate.h).
+ *
+ * The parts: source.c runs the job (migrate_start..migrate_job_free, the
+ * rounds: precopy, stop-and-copy); lanes.h sends the pages of a round on
+ * the N connections of --parallel N; retpath.h reads what the destination
+ * says (HELLO_ACK, ACK, ERROR); handover.h is the READY/GO hand-over and
+ * its commit rule. job.c holds the few helpers they all use.
+ *
+ * Threads: the controller (migrate_start, _get_stats, _cancel, _wait,
+ * _job_free), the job thread (everything else, and lane 0), and the lane
+ * threads 1..N-1 (lanes.h). Each field below says who owns it and which
+ * lock, if any, guards it. "Fixed" means written by migrate_start before
+ * the job thread starts and only read after.
+ */
+#ifndef KVMIG_MIGRATE_JOB_H
+#define KVMIG_MIGRATE_JOB_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/compiler.h"
+#include "migrate/converge.h"
+#include "migrate/lanes.h"
+#include "migrate/migrate.h"
+#include "migrate/mio.h"
+#include "migrate/ratelimit.h"
+
+#define JOB_HANDSHAKE_TIMEOUT_MS 10000	/* connect, and HELLO to HELLO_ACK */
+#define JOB_CTRL_BUF 4096		/* bytes of j->ctrl */
+
+struct migrate_job {
+	struct vm *vm;			/* fixed; only the job thread acts on it */
+	struct migrate_opts o;		/* fixed */
+	char uri[256];			/* fixed: where every lane connects */
+	pthread_t thread;		/* controller: started in _start, joined in _wait/_free */
+	bool thread_started;		/* controller */
+	_Atomic bool cancel;		/* set by migrate_cancel (any thread), read by the job */
+	_Atomic bool finished;		/* set by the job thread as its last act */
+	int result;			/* job thread, before finished; read after the join */
+
+	pthread_mutex_t lock;		/* guards st, each lane's open, and the closing of
+					 * the connections against migrate_cancel's shutdown */
+	struct migrate_stats st;	/* under lock */
+
+	/*
+	 * Channel 0: written and read by the job thread (lane 0); closed
+	 * under lock, shut down under lock by migrate_cancel.
+	 */
+	struct mio io;
+	struct lane lanes[MIGRATE_MAX_PARALLEL]; /* see struct lane for each field */
+	unsigned nlanes;		/* fixed: o.parallel */
+	pthread_mutex_t rl_lock;	/* guards rl: every lane's writes go through it */
+	struct ratelimit rl;		/* under rl_lock (rl.rate itself is fixed) */
+
+	/*
+	 * The lanes' task (lanes.h), all under task_lock: the job thread
+	 * posts task and its arguments and bumps task_gen (task_cond); each
+	 * lane thread takes it, runs it unlocked and counts task_done
+	 * (done_cond). Between two tasks no lane touches the job's state.
+	 */
+	pthread_mutex_t task_lock;
+	pthread_cond_t task_cond, done_cond;
+	enum lane_task task;
+	uint64_t task_first, task_n;	/* the chunk: pages [first, first + n) */
+	bool task_bulk;			/* the bulk round (page_sender_page's bulk) */
+	uint64_t task_gen;		/* bumped for each task */
+	unsigned task_done;		/* lanes 1..N-1 that finished the current task */
+
+	/* job thread only, from here on */
+	uint32_t acked;			/* rounds the destination ACKed (retpath.h) */
+	uint64_t session;		/* fixed: ties the lanes' HELLOs together */
+	struct dirtylog *dl;		/* the dirty log, while the job runs */
+	struct converge cv;		/* the convergence decision's state */
+	/*
+	 * The dirty set, bit = RAM page. The job thread's, except during a
+	 * LANE_PAGES task: then each lane reads and clears its own words
+	 * (lanes.h) and the job thread waits at the barrier.
+	 */
+	uint64_t *bitmap;
+	uint64_t npages;		/* fixed: RAM pages */
+	uint64_t t0_ns, deadline_ns;	/* fixed: the start, and the --timeout (0: none) */
+	uint8_t *ctrl;			/* control frames on channel 0, JOB_CTRL_BUF bytes */
+	uint8_t *rbuf;			/* return-path frames, MIO_FRAME_BUF bytes */
+	bool paused;			/* the job paused the VM */
+	bool was_paused;		/* fixed: the VM was paused before the job: it stays so */
+	bool committed;			/* GO sent: the guest is the destination's (handover.h) */
+	unsigned round;			/* the current round; lanes read it during a task */
+	unsigned ring_overflow_run;	/* precopy syncs in a row the ring overflowed */
+	uint64_t round_pages;		/* pages the last round sent, all lanes */
+	uint64_t hole_pages;		/* untouched RAM skipped by the bulk round */
+	char err[512];			/* the first failure's message (job_fail) */
+};
+
+/*
+ * Record why the job fails, unless a reason is already recorded: the first
+ * failure is the one reported. Job thread. Return: ret, to pass on.
+ */
+int job_fail(struct migrate_job *j, int ret, const char *fmt, ...) PRINTF_FMT(3, 4);
+
+/* Return: -ECANCELED or -ETIMEDOUT (with j->err) when the job must stop, else 0. */
+int job_check_abort(struct migrate_job *j) __must_check;
+
+/*
+ * Send the control frame of n bytes built in j->ctrl on channel 0 (behind
+ * the rate limiter); n < 0 is the frame builder's error. Job thread.
+ * Return: 0, or -errno with j->err set.
+ */
+int job_send_ctrl(struct migrate_job *j, ssize_t n) __must_check;
+
+/* Set st.status (under lock). */
+void job_set_status(struct migrate_job *j, const char *s);
+
+#endif
