@@ -69,14 +69,14 @@ int dirtylog_start(struct vm *vm, enum dirtylog_backend b, struct dirtylog **out
 	d->npages = vm_ram_bytes(vm) / VM_PAGE_SIZE;
 	for (unsigned i = 0; i < d->nslots; i++)
 		max_slot = MAX(max_slot, d->slots[i].bytes / VM_PAGE_SIZE);
-	d->slot_bm = calloc(dirtylog_bitmap_words(max_slot), 8);
-	d->ring_bm = calloc(dirtylog_bitmap_words(d->npages), 8);
-	d->ones = malloc(dirtylog_bitmap_words(d->npages) * 8);
+	d->slot_bm = calloc(bitmap_words(max_slot), 8);
+	d->ring_bm = calloc(bitmap_words(d->npages), 8);
+	d->ones = malloc(bitmap_words(d->npages) * 8);
 	if (!d->slot_bm || !d->ring_bm || !d->ones) {
 		dirtylog_stop(d);
 		return err_set(-ENOMEM, err, errlen, "out of memory for dirty bitmaps");
 	}
-	memset(d->ones, 0xff, dirtylog_bitmap_words(d->npages) * 8);
+	memset(d->ones, 0xff, bitmap_words(d->npages) * 8);
 	d->manual = b == DIRTYLOG_BITMAP && vm_manual_protect(vm);
 	d->first_sync = true;
 	ret = vm_set_dirty_logging(vm, true);

@@ -28,6 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/bitmap.h"
 #include "common/compiler.h"
 #include "vm/vm.h"
 
@@ -78,10 +79,6 @@ uint64_t dirtylog_rate(const struct dirtylog *d);
 uint64_t dirtylog_overflows(const struct dirtylog *d);
 enum dirtylog_backend dirtylog_get_backend(const struct dirtylog *d);
 
-/* Bitmap helpers. */
-static inline size_t dirtylog_bitmap_words(uint64_t npages)
-{
-	return (size_t)((npages + 63) / 64);
-}
+/* Bitmaps: common/bitmap.h (bitmap_words() sizes one). */
 
 #endif

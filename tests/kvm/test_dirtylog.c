@@ -43,7 +43,7 @@ static void sees_writes(enum dirtylog_backend b, uint32_t ring)
 {
 	struct vm *vm = kvmtest_start_vm("dl", "seqdirty", "workset=1M", 64ull << 20, 1, ring);
 	uint64_t npages = vm_ram_bytes(vm) / 4096, ws_off, ws_bytes;
-	size_t words = dirtylog_bitmap_words(npages);
+	size_t words = bitmap_words(npages);
 	uint64_t *bm = calloc(words, 8);
 	struct vm_guest_stats st;
 	struct dirtylog *d;
@@ -96,7 +96,7 @@ static void test_dirtylog_tiny_ring_tracks_or_overflows(void **unused)
 {
 	struct vm *vm = kvmtest_start_vm("dl", "seqdirty", "workset=8M", 64ull << 20, 1, 256);
 	uint64_t npages = vm_ram_bytes(vm) / 4096, ws_off, ws_bytes;
-	size_t words = dirtylog_bitmap_words(npages);
+	size_t words = bitmap_words(npages);
 	uint64_t *bm = calloc(words, 8);
 	unsigned tracked = 0, overflowed = 0;
 	struct vm_guest_stats st;
@@ -150,7 +150,7 @@ static void test_dirtylog_toggling_keeps_guest_sane(void **unused)
 {
 	struct vm *vm = kvmtest_start_vm("dl", "memcheck", "workset=8M", 64ull << 20, 2, 0);
 	uint64_t npages = vm_ram_bytes(vm) / 4096;
-	uint64_t *bm = calloc(dirtylog_bitmap_words(npages), 8);
+	uint64_t *bm = calloc(bitmap_words(npages), 8);
 	struct vm_guest_stats st;
 	char err[256];
 
@@ -191,7 +191,7 @@ static void shadow_copy(enum dirtylog_backend b, uint32_t ring, const char *gues
 {
 	struct vm *vm = kvmtest_start_vm("dl", guest, args, 64ull << 20, 2, ring);
 	uint64_t npages = vm_ram_bytes(vm) / 4096;
-	size_t words = dirtylog_bitmap_words(npages);
+	size_t words = bitmap_words(npages);
 	uint64_t *bm = calloc(words, 8);
 	uint8_t *shadow = calloc(npages, 4096);
 	const uint8_t *ram = vm_ram(vm);

@@ -284,7 +284,7 @@ static void test_vm_save_restore_dirty_ring(void **unused)
 	if (dirtylog_start(vm, DIRTYLOG_RING, &d, err, sizeof(err)))
 		fail_msg("ring tracking on the restored VM: %s", err);
 	npages = vm_ram_bytes(vm) / 4096;
-	words = dirtylog_bitmap_words(npages);
+	words = bitmap_words(npages);
 	bm = calloc(words, 8);
 	assert_non_null(bm);
 	n = dirtylog_sync(d, bm);
