@@ -612,6 +612,24 @@ int channel_sock_accept(int lfd, int timeout_ms, int *fd)
 	return ret;
 }
 
+int channel_sock_accept_open(const struct channel_ops *ops, int lfd, int wait_ms, int timeout_ms,
+			     void (*setup)(int fd), struct channel **out, char *err, size_t errlen)
+{
+	int fd, ret = channel_sock_accept(lfd, wait_ms, &fd);
+
+	if (ret == -EAGAIN)
+		return ret;
+	if (ret == -ETIMEDOUT)
+		return err_set(ret, err, errlen, "no connection within %d ms", wait_ms);
+	if (ret < 0)
+		return err_set(ret, err, errlen, "accept: %s", strerror(-ret));
+	setup(fd);
+	ret = channel_open(ops, fd, NULL, timeout_ms, out);
+	if (ret < 0)
+		return err_set(ret, err, errlen, "accept: out of memory");
+	return 0;
+}
+
 /* ---- connect, listen, accept ------------------------------------------------------ */
 
 struct channel_listener {

@@ -292,6 +292,16 @@ int channel_sock_connect(int family, const void *addr, size_t addrlen, int timeo
  */
 int channel_sock_accept(int lfd, int timeout_ms, int *fd);
 
+/*
+ * The whole accept hook of a socket transport: channel_sock_accept()
+ * within wait_ms, setup (socket options) on the new socket, then a channel
+ * of ops with timeout_ms. Return: 0 and *out; -EAGAIN (wait_ms 0, none
+ * pending) without a message; -errno with one.
+ */
+int channel_sock_accept_open(const struct channel_ops *ops, int lfd, int wait_ms, int timeout_ms,
+			     void (*setup)(int fd), struct channel **out, char *err,
+			     size_t errlen) __must_check;
+
 /* Ask for large socket buffers; the kernel caps them at net.core.[rw]mem_max. */
 void channel_sock_set_buffers(int fd);
 

@@ -188,21 +188,9 @@ static int tcp_listen(struct uri *u, int *fd, void **priv, char *err, size_t err
 static int tcp_accept(int lfd, void *priv, int wait_ms, int timeout_ms, struct channel **out,
 		      char *err, size_t errlen)
 {
-	int fd, ret;
-
 	(void)priv;
-	ret = channel_sock_accept(lfd, wait_ms, &fd);
-	if (ret == -EAGAIN)
-		return ret;
-	if (ret == -ETIMEDOUT)
-		return err_set(ret, err, errlen, "no connection within %d ms", wait_ms);
-	if (ret < 0)
-		return err_set(ret, err, errlen, "accept: %s", strerror(-ret));
-	after_connect(fd);
-	ret = channel_open(&channel_tcp_ops, fd, NULL, timeout_ms, out);
-	if (ret < 0)
-		return err_set(ret, err, errlen, "accept: out of memory");
-	return 0;
+	return channel_sock_accept_open(&channel_tcp_ops, lfd, wait_ms, timeout_ms, after_connect,
+					out, err, errlen);
 }
 
 static void tcp_unlisten(const struct uri *u, int fd, void *priv)

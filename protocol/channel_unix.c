@@ -180,21 +180,9 @@ out:
 static int unix_accept(int lfd, void *priv, int wait_ms, int timeout_ms, struct channel **out,
 		       char *err, size_t errlen)
 {
-	int fd, ret;
-
 	(void)priv;
-	ret = channel_sock_accept(lfd, wait_ms, &fd);
-	if (ret == -EAGAIN)
-		return ret;
-	if (ret == -ETIMEDOUT)
-		return err_set(ret, err, errlen, "no connection within %d ms", wait_ms);
-	if (ret < 0)
-		return err_set(ret, err, errlen, "accept: %s", strerror(-ret));
-	channel_sock_set_buffers(fd);
-	ret = channel_open(&channel_unix_ops, fd, NULL, timeout_ms, out);
-	if (ret < 0)
-		return err_set(ret, err, errlen, "accept: out of memory");
-	return 0;
+	return channel_sock_accept_open(&channel_unix_ops, lfd, wait_ms, timeout_ms,
+					channel_sock_set_buffers, out, err, errlen);
 }
 
 static void unix_unlisten(const struct uri *u, int fd, void *priv)
