@@ -343,17 +343,27 @@ int ctl_check_keys(json_t *obj, const char *const *allowed, char *err, size_t er
 	return 0;
 }
 
+/* The field key of obj: 0 and *v, 1 when it is absent (or null) and optional, or -EINVAL. */
+static int field(const json_t *obj, const char *key, bool required, const json_t **v, char *err,
+		 size_t errlen)
+{
+	*v = json_object_get(obj, key);
+	if (*v && !json_is_null(*v))
+		return 0;
+	if (!required)
+		return 1;
+	snprintf(err, errlen, "missing field '%s'", key);
+	return -EINVAL;
+}
+
 int ctl_get_str(const json_t *obj, const char *key, bool required, const char **out, char *err,
 		size_t errlen)
 {
-	const json_t *v = json_object_get(obj, key);
+	const json_t *v;
+	int ret = field(obj, key, required, &v, err, errlen);
 
-	if (!v || json_is_null(v)) {
-		if (!required)
-			return 1;
-		snprintf(err, errlen, "missing field '%s'", key);
-		return -EINVAL;
-	}
+	if (ret != 0)
+		return ret;
 	if (!json_is_string(v)) {
 		snprintf(err, errlen, "field '%s' must be a string, got %s", key,
 			 json_type_name(v));
@@ -366,14 +376,11 @@ int ctl_get_str(const json_t *obj, const char *key, bool required, const char **
 int ctl_get_u64(const json_t *obj, const char *key, bool required, uint64_t *out, char *err,
 		size_t errlen)
 {
-	const json_t *v = json_object_get(obj, key);
+	const json_t *v;
+	int ret = field(obj, key, required, &v, err, errlen);
 
-	if (!v || json_is_null(v)) {
-		if (!required)
-			return 1;
-		snprintf(err, errlen, "missing field '%s'", key);
-		return -EINVAL;
-	}
+	if (ret != 0)
+		return ret;
 	if (!json_is_integer(v) || json_integer_value(v) < 0) {
 		snprintf(err, errlen, "field '%s' must be a non-negative integer, got %s", key,
 			 json_is_integer(v) ? "a negative number" : json_type_name(v));
@@ -386,14 +393,11 @@ int ctl_get_u64(const json_t *obj, const char *key, bool required, uint64_t *out
 int ctl_get_bool(const json_t *obj, const char *key, bool required, bool *out, char *err,
 		 size_t errlen)
 {
-	const json_t *v = json_object_get(obj, key);
+	const json_t *v;
+	int ret = field(obj, key, required, &v, err, errlen);
 
-	if (!v || json_is_null(v)) {
-		if (!required)
-			return 1;
-		snprintf(err, errlen, "missing field '%s'", key);
-		return -EINVAL;
-	}
+	if (ret != 0)
+		return ret;
 	if (!json_is_boolean(v)) {
 		snprintf(err, errlen, "field '%s' must be true or false, got %s", key,
 			 json_type_name(v));
