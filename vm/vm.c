@@ -1392,16 +1392,18 @@ static int set_msrs(struct vcpu *v, const struct vcpu_state *s)
 	return 0;
 }
 
+/* A vCPU ioctl that must work: on failure *failed names it (the register set). */
 #define TRY(call, what)                                                                      \
 	do {                                                                                 \
 		ret = (call);                                                                \
 		if (ret < 0) {                                                               \
+			*failed = what;                                                      \
 			pr_err("vCPU %u: %s: %s", v->index, what, strerror(-ret));           \
 			return ret;                                                          \
 		}                                                                            \
 	} while (0)
 
-static int vcpu_capture(struct vm *vm, struct vcpu *v, struct vcpu_state *s)
+static int vcpu_capture(struct vm *vm, struct vcpu *v, struct vcpu_state *s, const char **failed)
 {
 	struct kvm_mp_state mp;
 	struct kvm_lapic_state lapic;
@@ -1462,7 +1464,9 @@ int vm_capture(struct vm *vm, struct vm_state *st)
 		return ret;
 	}
 	for (unsigned i = 0; i < vm->nvcpus; i++) {
-		ret = vcpu_capture(vm, &vm->vcpus[i], &st->vcpu[i]);
+		const char *failed = "KVM";	/* logged where it failed */
+
+		ret = vcpu_capture(vm, &vm->vcpus[i], &st->vcpu[i], &failed);
 		if (ret < 0)
 			return ret;
 	}
@@ -1479,17 +1483,6 @@ int vm_capture(struct vm *vm, struct vm_state *st)
 	return 0;
 }
 
-/* As TRY, and *failed names the ioctl (the register set KVM refused). */
-#define TRY_LOAD(call, what)                                                                 \
-	do {                                                                                 \
-		ret = (call);                                                                \
-		if (ret < 0) {                                                               \
-			*failed = what;                                                      \
-			pr_err("vCPU %u: %s: %s", v->index, what, strerror(-ret));           \
-			return ret;                                                          \
-		}                                                                            \
-	} while (0)
-
 static int vcpu_load(struct vcpu *v, const struct vcpu_state *s, const char **failed)
 {
 	struct kvm_mp_state mp = { .mp_state = s->mp_state };
@@ -1499,28 +1492,28 @@ static int vcpu_load(struct vcpu *v, const struct vcpu_state *s, const char **fa
 	struct kvm_xcrs xcrs = s->xcrs;
 	int ret, khz;
 
-	TRY_LOAD(set_cpuid(v, s->cpuid, s->ncpuid), "KVM_SET_CPUID2");
+	TRY(set_cpuid(v, s->cpuid, s->ncpuid), "KVM_SET_CPUID2");
 	khz = ioctl(v->fd, KVM_GET_TSC_KHZ, 0);
 	if (khz > 0 && (uint32_t)khz != s->tsc_khz &&
 	    ioctl(v->fd, KVM_SET_TSC_KHZ, (unsigned long)s->tsc_khz) < 0)
 		pr_warn("vCPU %u: TSC runs at %d kHz here, %u kHz at the source", v->index, khz,
 			s->tsc_khz);
-	TRY_LOAD(xioctl(v->fd, KVM_SET_SREGS, (void *)(uintptr_t)&s->sregs), "KVM_SET_SREGS");
-	TRY_LOAD(xioctl(v->fd, KVM_SET_REGS, (void *)(uintptr_t)&s->regs), "KVM_SET_REGS");
-	TRY_LOAD(xioctl(v->fd, KVM_SET_FPU, (void *)(uintptr_t)&s->fpu), "KVM_SET_FPU");
+	TRY(xioctl(v->fd, KVM_SET_SREGS, (void *)(uintptr_t)&s->sregs), "KVM_SET_SREGS");
+	TRY(xioctl(v->fd, KVM_SET_REGS, (void *)(uintptr_t)&s->regs), "KVM_SET_REGS");
+	TRY(xioctl(v->fd, KVM_SET_FPU, (void *)(uintptr_t)&s->fpu), "KVM_SET_FPU");
 	if (xcrs.nr_xcrs)
-		TRY_LOAD(xioctl(v->fd, KVM_SET_XCRS, &xcrs), "KVM_SET_XCRS");
+		TRY(xioctl(v->fd, KVM_SET_XCRS, &xcrs), "KVM_SET_XCRS");
 	memset(&xsave, 0, sizeof(xsave));
 	memcpy(xsave.region, s->xsave, sizeof(s->xsave));
-	TRY_LOAD(xioctl(v->fd, KVM_SET_XSAVE, &xsave), "KVM_SET_XSAVE");
-	TRY_LOAD(set_msrs(v, s), "KVM_SET_MSRS");
+	TRY(xioctl(v->fd, KVM_SET_XSAVE, &xsave), "KVM_SET_XSAVE");
+	TRY(set_msrs(v, s), "KVM_SET_MSRS");
 	memcpy(lapic.regs, s->lapic, sizeof(lapic.regs));
-	TRY_LOAD(xioctl(v->fd, KVM_SET_LAPIC, &lapic), "KVM_SET_LAPIC");
+	TRY(xioctl(v->fd, KVM_SET_LAPIC, &lapic), "KVM_SET_LAPIC");
 	ev.flags &= ~(uint32_t)KVM_VCPUEVENT_VALID_SMM;
 	ev.flags |= KVM_VCPUEVENT_VALID_NMI_PENDING | KVM_VCPUEVENT_VALID_SIPI_VECTOR;
-	TRY_LOAD(xioctl(v->fd, KVM_SET_VCPU_EVENTS, &ev), "KVM_SET_VCPU_EVENTS");
-	TRY_LOAD(xioctl(v->fd, KVM_SET_MP_STATE, &mp), "KVM_SET_MP_STATE");
-	TRY_LOAD(xioctl(v->fd, KVM_SET_DEBUGREGS, (void *)(uintptr_t)&s->debugregs),
+	TRY(xioctl(v->fd, KVM_SET_VCPU_EVENTS, &ev), "KVM_SET_VCPU_EVENTS");
+	TRY(xioctl(v->fd, KVM_SET_MP_STATE, &mp), "KVM_SET_MP_STATE");
+	TRY(xioctl(v->fd, KVM_SET_DEBUGREGS, (void *)(uintptr_t)&s->debugregs),
 	    "KVM_SET_DEBUGREGS");
 	return 0;
 }
