@@ -48,6 +48,10 @@ while [ $# -gt 0 ]; do
 	esac
 done
 FILTERS=("$@")
+if [ -n "$LIST" ] && [ ! -r "$LIST" ]; then
+	echo "tests/run.sh: cannot read the test list $LIST (a path inside the repository, when run in the VM)" >&2
+	exit 2
+fi
 export KVMIG_BUILD=$B
 pass=0; fail=0; skip=0; retried=0; failed=()
 LOGDIR=$B/test-logs${LIST:+-vm}
