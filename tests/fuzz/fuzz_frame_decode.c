@@ -31,17 +31,9 @@
 #include "protocol/codec.h"
 #include "protocol/frame.h"
 #include "protocol/wire.h"
+#include "tests/fuzz/fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                   \
-	do {                                                                          \
-		if (!(cond)) {                                                        \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, \
-				#cond);                                               \
-			abort();                                                      \
-		}                                                                     \
-	} while (0)
 
 static const uint64_t npages_choice[4] = { 1, 16, 4096, 1ull << 28 };
 

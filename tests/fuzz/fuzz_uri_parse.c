@@ -14,17 +14,9 @@
 #include <string.h>
 
 #include "protocol/uri.h"
+#include "tests/fuzz/fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                   \
-	do {                                                                          \
-		if (!(cond)) {                                                        \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, \
-				#cond);                                               \
-			abort();                                                      \
-		}                                                                     \
-	} while (0)
 
 typedef int (*parse_fn)(const char *s, struct uri *u, char *err, size_t errlen);
 typedef int (*format_fn)(const struct uri *u, char *buf, size_t cap);
