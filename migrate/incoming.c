@@ -137,8 +137,8 @@ static int on_hello_secondary(struct incoming *inc, char *err, size_t errlen)
 	struct session_info si;
 	int ret;
 
-	ret = session_join(inc->sessions, inc->hello.session, inc->hello.channel, inc->hello.channels, inc->in,
-			   JOIN_TIMEOUT_MS, &inc->sess, &si, err, errlen);
+	ret = session_join(inc->sessions, inc->hello.session, inc->hello.channel,
+			   inc->hello.channels, inc->in, JOIN_TIMEOUT_MS, &inc->sess, &si, err, errlen);
 	if (ret < 0)
 		return ret;
 	inc->secondary = true;

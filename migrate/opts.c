@@ -81,15 +81,21 @@ int migrate_opt_check(enum migrate_opt opt, uint64_t v, char *err, size_t errlen
 
 int migrate_opts_check(const struct migrate_opts *o, char *err, size_t errlen)
 {
+	const uint64_t v[MIGRATE_OPT_COUNT] = {
+		[MIGRATE_OPT_MAX_DOWNTIME] = o->max_downtime_ms,
+		[MIGRATE_OPT_BANDWIDTH] = o->bandwidth,
+		[MIGRATE_OPT_XBZRLE_CACHE] = o->xbzrle_cache_bytes,
+		[MIGRATE_OPT_PARALLEL] = o->parallel,
+		[MIGRATE_OPT_MAX_ITERATIONS] = o->max_iterations,
+		[MIGRATE_OPT_TIMEOUT] = o->timeout_ms,
+	};
 	int ret;
 
-	if ((ret = migrate_opt_check(MIGRATE_OPT_MAX_DOWNTIME, o->max_downtime_ms, err, errlen)) < 0 ||
-	    (ret = migrate_opt_check(MIGRATE_OPT_BANDWIDTH, o->bandwidth, err, errlen)) < 0 ||
-	    (ret = migrate_opt_check(MIGRATE_OPT_XBZRLE_CACHE, o->xbzrle_cache_bytes, err, errlen)) < 0 ||
-	    (ret = migrate_opt_check(MIGRATE_OPT_PARALLEL, o->parallel, err, errlen)) < 0 ||
-	    (ret = migrate_opt_check(MIGRATE_OPT_MAX_ITERATIONS, o->max_iterations, err, errlen)) < 0 ||
-	    (ret = migrate_opt_check(MIGRATE_OPT_TIMEOUT, o->timeout_ms, err, errlen)) < 0)
-		return ret;
+	for (int i = 0; i < MIGRATE_OPT_COUNT; i++) {
+		ret = migrate_opt_check((enum migrate_opt)i, v[i], err, errlen);
+		if (ret < 0)
+			return ret;
+	}
 	if (!memchr(o->compress, '\0', sizeof(o->compress))) {
 		snprintf(err, errlen, "compression name too long");
 		return -EINVAL;
