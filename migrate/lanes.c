@@ -209,7 +209,8 @@ int lanes_open(struct migrate_job *j)
 	for (unsigned l = 1; l < j->nlanes; l++) {
 		struct lane *ln = &j->lanes[l];
 
-		ret = mio_connect(&ln->conn, j->uri, JOB_HANDSHAKE_TIMEOUT_MS, msg, sizeof(msg));
+		ret = mio_connect(&ln->conn, j->uri, &j->co, JOB_HANDSHAKE_TIMEOUT_MS, msg,
+				  sizeof(msg));
 		if (ret < 0)
 			return job_fail(j, ret, "parallel channel %u: %s", l, msg);
 		pthread_mutex_lock(&j->lock);

@@ -49,6 +49,11 @@ struct migrate_stats {
 	struct {
 		uint64_t requests, fault_latency_us_p50, fault_latency_us_p99;
 	} postcopy;
+	struct {
+		char kind[16];		/* tcp unix tls ssh ssh+tls */
+		char cipher[64];	/* "" for plain sockets */
+		bool ktls;
+	} transport;
 	/* extensions */
 	unsigned round;
 	unsigned throttle_pct;

@@ -184,14 +184,25 @@ void mio_channel_open(struct mio *io, struct channel *ch)
 	io->priv = ch;
 }
 
-int mio_connect(struct mio *io, const char *uri, int timeout_ms, char *err, size_t errlen)
+int mio_connect(struct mio *io, const char *uri, const struct channel_opts *co, int timeout_ms,
+		char *err, size_t errlen)
 {
 	struct channel *ch;
-	int ret = channel_connect(uri, timeout_ms, &ch, err, errlen);
+	int ret = channel_connect_opts(uri, co, timeout_ms, &ch, err, errlen);
 
 	if (ret < 0)
 		return ret;
 	channel_set_timeout(ch, CHANNEL_IO_TIMEOUT_MS);
 	mio_channel_open(io, ch);
 	return 0;
+}
+
+void mio_get_info(const struct mio *io, struct channel_info *info)
+{
+	if (io->read_frame == ch_read_frame) {
+		channel_get_info(io->priv, info);
+		return;
+	}
+	memset(info, 0, sizeof(*info));
+	snprintf(info->kind, sizeof(info->kind), "file");
 }

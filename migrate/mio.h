@@ -82,13 +82,19 @@ struct channel;
 /* A protocol/channel as a mio; takes ownership of ch (closed by mio_close). */
 void mio_channel_open(struct mio *io, struct channel *ch);
 
+struct channel_opts;
+struct channel_info;
+
 /*
- * Connect to a destination agent through protocol/channel: "tcp://HOST:PORT"
- * or "unix:///PATH".
+ * Connect to a destination agent through protocol/channel (any URI of
+ * uri.h; co the transport's options, NULL for none).
  * Return: 0, or -errno with a message in err.
  */
-int mio_connect(struct mio *io, const char *uri, int timeout_ms, char *err,
-		size_t errlen) __must_check;
+int mio_connect(struct mio *io, const char *uri, const struct channel_opts *co, int timeout_ms,
+		char *err, size_t errlen) __must_check;
+
+/* What carries a channel mio (channel.h); kind "file" for any other. */
+void mio_get_info(const struct mio *io, struct channel_info *info);
 
 /* Wait until a read would not block. Return: 1, 0 on timeout, -errno. */
 static inline int mio_wait_readable(struct mio *io, int timeout_ms)

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/compiler.h"
+#include "protocol/channel.h"
 #include "protocol/codec.h"
 #include "vm/vm.h"
 
@@ -18,6 +19,7 @@ static const struct migrate_limit limits[] = {
 	[MIGRATE_OPT_MAX_ITERATIONS] = { "max_iterations", "--max-iterations", 0, 1000000, false },
 	/* 100 million seconds: the CLI takes seconds, the field milliseconds */
 	[MIGRATE_OPT_TIMEOUT] = { "timeout_ms", "--timeout", 0, 100000000ull * 1000, false },
+	[MIGRATE_OPT_SSH_AGENT_PORT] = { "ssh_agent_port", "--ssh-agent-port", 1, 65535, true },
 };
 _Static_assert(ARRAY_SIZE(limits) == MIGRATE_OPT_COUNT, "a limit for every option");
 
@@ -88,6 +90,7 @@ int migrate_opts_check(const struct migrate_opts *o, char *err, size_t errlen)
 		[MIGRATE_OPT_PARALLEL] = o->parallel,
 		[MIGRATE_OPT_MAX_ITERATIONS] = o->max_iterations,
 		[MIGRATE_OPT_TIMEOUT] = o->timeout_ms,
+		[MIGRATE_OPT_SSH_AGENT_PORT] = o->ssh_agent_port,
 	};
 	int ret;
 
@@ -103,9 +106,23 @@ int migrate_opts_check(const struct migrate_opts *o, char *err, size_t errlen)
 	ret = migrate_check_compress(o->compress, err, errlen);
 	if (ret < 0)
 		return ret;
+	if (!memchr(o->tls_dir, '\0', sizeof(o->tls_dir))) {
+		snprintf(err, errlen, "field 'tls_dir' is longer than %zu bytes",
+			 sizeof(o->tls_dir) - 1);
+		return -EINVAL;
+	}
 	if (o->dirty_track != DIRTYLOG_BITMAP && o->dirty_track != DIRTYLOG_RING) {
 		snprintf(err, errlen, "unknown dirty tracking %d (bitmap, ring)", (int)o->dirty_track);
 		return -EINVAL;
 	}
 	return 0;
+}
+
+void migrate_opts_channel(const struct migrate_opts *o, struct channel_opts *co)
+{
+	memset(co, 0, sizeof(*co));
+	co->tls_dir = o->tls_dir[0] ? o->tls_dir : NULL;
+	co->ssh_accept_new = o->ssh_accept_new;
+	co->ssh_agent_port = (uint16_t)o->ssh_agent_port;
+	co->ssh_exec = o->ssh_exec ? MIGRATE_SSH_EXEC_CMD : NULL;
 }

@@ -35,9 +35,27 @@ struct migrate_opts {
 	uint64_t timeout_ms;		/* --timeout, 0 = none */
 	bool verify;
 	enum dirtylog_backend dirty_track;
+
+	/* the transport (tls://, ssh://): protocol/channel.h's struct channel_opts */
+	char tls_dir[256];		/* --tls-dir; "" = the agent's --tls-dir */
+	bool ssh_accept_new;		/* --ssh-accept-new: record an unknown host key */
+	unsigned ssh_agent_port;	/* --ssh-agent-port, 0 = CHANNEL_AGENT_PORT */
+	bool ssh_exec;			/* --ssh-exec: run kvmigd --incoming stdio there */
+	bool ssh_data_tls;		/* --ssh-data tls: pages over one-time TLS */
 };
 
 void migrate_opts_defaults(struct migrate_opts *o);
+
+/* The remote command --ssh-exec runs (its stdin/stdout carry the stream). */
+#define MIGRATE_SSH_EXEC_CMD "kvmigd --incoming stdio"
+
+struct channel_opts;
+
+/*
+ * The channel options of o's transport fields; the strings point into o,
+ * so co lives no longer than o.
+ */
+void migrate_opts_channel(const struct migrate_opts *o, struct channel_opts *co);
 
 /* The numeric options. */
 enum migrate_opt {
@@ -47,6 +65,7 @@ enum migrate_opt {
 	MIGRATE_OPT_PARALLEL,
 	MIGRATE_OPT_MAX_ITERATIONS,
 	MIGRATE_OPT_TIMEOUT,
+	MIGRATE_OPT_SSH_AGENT_PORT,
 	MIGRATE_OPT_COUNT,
 };
 

@@ -464,6 +464,7 @@ out:
 int migrate_start(struct vm *vm, const char *uri, const struct migrate_opts *o,
 		  struct migrate_job **out, char *err, size_t errlen)
 {
+	struct channel_info info;
 	struct codec_config cc;
 	struct migrate_job *j;
 	int ret;
@@ -493,6 +494,7 @@ int migrate_start(struct vm *vm, const char *uri, const struct migrate_opts *o,
 	j->was_paused = vm_get_run_state(vm) != VM_RUN_RUNNING;
 	j->o = *o;
 	snprintf(j->uri, sizeof(j->uri), "%s", uri);
+	migrate_opts_channel(&j->o, &j->co);
 	pthread_mutex_init(&j->lock, NULL);
 	pthread_mutex_init(&j->rl_lock, NULL);
 	pthread_mutex_init(&j->task_lock, NULL);
@@ -520,9 +522,13 @@ int migrate_start(struct vm *vm, const char *uri, const struct migrate_opts *o,
 		ret = -ENOMEM;
 		goto fail;
 	}
-	ret = mio_connect(&j->io, uri, JOB_HANDSHAKE_TIMEOUT_MS, err, errlen);
+	ret = mio_connect(&j->io, uri, &j->co, JOB_HANDSHAKE_TIMEOUT_MS, err, errlen);
 	if (ret < 0)
 		goto fail;
+	mio_get_info(&j->io, &info);
+	snprintf(j->st.transport.kind, sizeof(j->st.transport.kind), "%s", info.kind);
+	snprintf(j->st.transport.cipher, sizeof(j->st.transport.cipher), "%s", info.cipher);
+	j->st.transport.ktls = info.ktls;
 	ret = -pthread_create(&j->thread, NULL, job_thread, j);
 	if (ret < 0) {
 		snprintf(err, errlen, "cannot start the migration thread: %s", strerror(-ret));

@@ -134,6 +134,19 @@ const char *channel_transport(const struct channel *ch)
 	return ch->ops->name;
 }
 
+int channel_handshake(struct channel *ch, char *err, size_t errlen)
+{
+	return ch->ops->handshake ? ch->ops->handshake(ch, err, errlen) : 0;
+}
+
+void channel_get_info(const struct channel *ch, struct channel_info *info)
+{
+	memset(info, 0, sizeof(*info));
+	snprintf(info->kind, sizeof(info->kind), "%s", ch->ops->name);
+	if (ch->ops->info)
+		ch->ops->info(ch, info);
+}
+
 int channel_fd(const struct channel *ch)
 {
 	return ch->ops->get_fd(ch);
@@ -650,9 +663,10 @@ static const struct channel_ops *transport(const struct uri *u, const char *what
 	return ops;
 }
 
-int channel_connect(const char *uri, int timeout_ms, struct channel **out, char *err,
-		    size_t errlen)
+int channel_connect_opts(const char *uri, const struct channel_opts *o, int timeout_ms,
+			 struct channel **out, char *err, size_t errlen)
 {
+	static const struct channel_opts none;
 	const struct channel_ops *ops;
 	struct uri u;
 	int ret;
@@ -665,11 +679,19 @@ int channel_connect(const char *uri, int timeout_ms, struct channel **out, char 
 	if (!ops || !ops->connect)
 		return ops ? err_set(-EOPNOTSUPP, err, errlen, "%s: cannot connect", uri)
 			   : -EOPNOTSUPP;
-	return ops->connect(&u, timeout_ms, out, err, errlen);
+	return ops->connect(&u, o ? o : &none, timeout_ms, out, err, errlen);
 }
 
-int channel_listen(const char *spec, struct channel_listener **out, char *err, size_t errlen)
+int channel_connect(const char *uri, int timeout_ms, struct channel **out, char *err,
+		    size_t errlen)
 {
+	return channel_connect_opts(uri, NULL, timeout_ms, out, err, errlen);
+}
+
+int channel_listen_opts(const char *spec, const struct channel_opts *o,
+			struct channel_listener **out, char *err, size_t errlen)
+{
+	static const struct channel_opts none;
 	struct channel_listener *l;
 	const struct channel_ops *ops;
 	struct uri u;
@@ -689,13 +711,18 @@ int channel_listen(const char *spec, struct channel_listener **out, char *err, s
 	l->ops = ops;
 	l->uri = u;
 	l->fd = -1;
-	ret = ops->listen(&l->uri, &l->fd, &l->priv, err, errlen);
+	ret = ops->listen(&l->uri, o ? o : &none, &l->fd, &l->priv, err, errlen);
 	if (ret < 0) {
 		free(l);
 		return ret;
 	}
 	*out = l;
 	return 0;
+}
+
+int channel_listen(const char *spec, struct channel_listener **out, char *err, size_t errlen)
+{
+	return channel_listen_opts(spec, NULL, out, err, errlen);
 }
 
 int channel_accept(struct channel_listener *l, int timeout_ms, struct channel **out, char *err,

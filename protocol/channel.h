@@ -4,9 +4,10 @@
  * (protocol/frame.h): stage 6 of the data flow.
  *
  * A channel is a transport, a const struct channel_ops chosen by URI
- * scheme (TCP and unix sockets here in channel_tcp.c and channel_unix.c;
- * TLS and SSH come later through the same table), plus what every
- * transport shares, in channel.c:
+ * scheme (TCP and unix sockets in channel_tcp.c and channel_unix.c, TLS
+ * in channel_tls.c, SSH in channel_ssh.c), configured by a struct
+ * channel_opts (credentials, host keys), plus what every transport
+ * shares, in channel.c:
  *  - an output buffer of CHANNEL_OBUF_BYTES: frames up to CHANNEL_COPY_MAX
  *    bytes are copied into it, larger ones go out straight from the
  *    caller's buffer, gathered with what is buffered into one send
@@ -46,6 +47,7 @@
 #ifndef KVMIG_PROTOCOL_CHANNEL_H
 #define KVMIG_PROTOCOL_CHANNEL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -69,6 +71,56 @@ struct channel;
 struct channel_listener;
 
 /*
+ * What a transport needs beyond the URI. All zero (or a NULL pointer to
+ * the struct) means the defaults; tcp and unix use none of it.
+ *
+ * TLS (tls://, tls:): tls_dir is a credentials directory in the QEMU and
+ * libvirt layout (ca-cert.pem, server-cert.pem, server-key.pem,
+ * client-cert.pem, client-key.pem); both ends present a certificate and
+ * check the other's against ca-cert.pem; the client checks tls_hostname
+ * (default: the URI host) against the server certificate's DNS or IP
+ * SANs. tls_ciphers restricts TLS 1.3 suites (OpenSSL's
+ * SSL_CTX_set_ciphersuites syntax). tls_psk: a one-time pre-shared key
+ * instead of certificates (--ssh-data tls): the connection opens only for
+ * a peer holding the same identity and key.
+ *
+ * SSH (ssh://[USER@]HOST[:PORT]): the host key is checked against
+ * ssh_known_hosts (default ~/.ssh/known_hosts); an unknown key is refused
+ * unless ssh_accept_new (then it is recorded), a changed one always.
+ * Authentication: the user's ssh-agent, then ssh_identity or the default
+ * key files. The channel is a direct-tcpip channel to
+ * 127.0.0.1:ssh_agent_port on the remote host (the destination agent's
+ * listener), or with ssh_exec the stdin/stdout of that remote command.
+ */
+struct channel_opts {
+	const char *tls_dir;
+	const char *tls_hostname;
+	const char *tls_ciphers;
+	const uint8_t *tls_psk;
+	size_t tls_psk_len;
+	const char *tls_psk_identity;
+
+	bool ssh_accept_new;
+	const char *ssh_known_hosts;
+	const char *ssh_identity;
+	uint16_t ssh_agent_port;	/* 0: CHANNEL_AGENT_PORT */
+	const char *ssh_exec;
+};
+
+/* The port a destination agent listens on unless told otherwise. */
+#define CHANNEL_AGENT_PORT 49152u
+
+/* What carries a channel, for the job statistics' transport object. */
+struct channel_info {
+	char kind[16];		/* "tcp", "unix", "tls", "ssh" */
+	char version[16];	/* "TLSv1.3", "SSH-2.0"; "" for plain sockets */
+	char cipher[64];	/* "TLS_AES_256_GCM_SHA384", "aes128-ctr"; "" for none */
+	bool ktls;		/* the kernel encrypts the records (TLS only) */
+	char peer[128];		/* who was authenticated: certificate subject, host key
+				 * fingerprint; "" when nothing was */
+};
+
+/*
  * A transport. Connection ops work on an open channel; constructor hooks
  * make one. A hook a transport lacks is NULL.
  *
@@ -80,13 +132,20 @@ struct channel_listener;
  * connection, callable from any thread. close: free the transport's state
  * and close its fd. get_fd: the socket to poll, -1 if none.
  *
- * connect: open a channel to u. listen: bind and listen at u, updating
- * u->port to the port bound; *fd the listening socket (non-blocking), *priv
- * the transport's listener state. accept: the next connection on a
- * listening fd, waiting up to wait_ms for one (0: only one already
- * pending, else -EAGAIN without a message); timeout_ms is the new
- * channel's I/O timeout (and bounds a handshake, for transports that have
- * one). unlisten: close fd, free priv, remove what listen created.
+ * handshake (optional): finish setting up an accepted connection (a TLS
+ * server handshake), within the channel's timeout; accept never does it,
+ * so an event loop that accepts is never held up by a slow peer. The
+ * connection's own thread calls channel_handshake() before the first
+ * frame. info (optional): fill what carries the channel beyond kind.
+ *
+ * connect: open a channel to u with the options o (never NULL here),
+ * handshake included. listen: bind and listen at u, updating u->port to
+ * the port bound; *fd the listening socket (non-blocking), *priv the
+ * transport's listener state (credentials loaded from o). accept: the
+ * next connection on a listening fd, waiting up to wait_ms for one (0:
+ * only one already pending, else -EAGAIN without a message); timeout_ms
+ * is the new channel's I/O timeout (and bounds its handshake). unlisten:
+ * close fd, free priv, remove what listen created.
  */
 struct channel_ops {
 	const char *name;
@@ -97,10 +156,13 @@ struct channel_ops {
 	int (*shutdown)(struct channel *ch, int how);
 	void (*close)(struct channel *ch);
 	int (*get_fd)(const struct channel *ch);
+	int (*handshake)(struct channel *ch, char *err, size_t errlen);
+	void (*info)(const struct channel *ch, struct channel_info *info);
 
-	int (*connect)(const struct uri *u, int timeout_ms, struct channel **out, char *err,
-		       size_t errlen);
-	int (*listen)(struct uri *u, int *fd, void **priv, char *err, size_t errlen);
+	int (*connect)(const struct uri *u, const struct channel_opts *o, int timeout_ms,
+		       struct channel **out, char *err, size_t errlen);
+	int (*listen)(struct uri *u, const struct channel_opts *o, int *fd, void **priv,
+		      char *err, size_t errlen);
 	int (*accept)(int fd, void *priv, int wait_ms, int timeout_ms, struct channel **out,
 		      char *err, size_t errlen);
 	void (*unlisten)(const struct uri *u, int fd, void *priv);
@@ -135,6 +197,10 @@ struct channel_stats {
 int channel_connect(const char *uri, int timeout_ms, struct channel **out, char *err,
 		    size_t errlen) __must_check;
 
+/* channel_connect with transport options (o may be NULL: the defaults). */
+int channel_connect_opts(const char *uri, const struct channel_opts *o, int timeout_ms,
+			 struct channel **out, char *err, size_t errlen) __must_check;
+
 /*
  * channel_listen - listen at a --listen address (tcp:HOST:PORT, unix:PATH;
  * the URL forms tcp://HOST:PORT and unix:///PATH too, see uri.h). Port 0
@@ -150,6 +216,10 @@ int channel_connect(const char *uri, int timeout_ms, struct channel **out, char 
  */
 int channel_listen(const char *spec, struct channel_listener **out, char *err,
 		   size_t errlen) __must_check;
+
+/* channel_listen with transport options (o may be NULL; a tls: listener needs tls_dir). */
+int channel_listen_opts(const char *spec, const struct channel_opts *o,
+			struct channel_listener **out, char *err, size_t errlen) __must_check;
 
 /*
  * channel_accept - the next connection; timeout_ms bounds the wait and
@@ -259,10 +329,22 @@ void channel_get_stats(const struct channel *ch, struct channel_stats *st);
 /* "tcp", "unix", ... */
 const char *channel_transport(const struct channel *ch);
 
+/*
+ * channel_handshake - finish an accepted connection's setup (TLS: the
+ * server handshake, peer certificate checked). Call once, from the
+ * connection's thread, before the first read; a no-op for transports
+ * without one. Return: 0, or -errno with the reason in words
+ * ("certificate expired", "unknown CA", "no client certificate").
+ */
+int channel_handshake(struct channel *ch, char *err, size_t errlen) __must_check;
+
+/* What carries ch: kind always, the rest where the transport has it. */
+void channel_get_info(const struct channel *ch, struct channel_info *info);
+
 int channel_fd(const struct channel *ch);
 void *channel_priv(const struct channel *ch);
 
-/* ---- for socket transports (channel_tcp.c, channel_unix.c, later tls) ----- */
+/* ---- for socket transports (channel_tcp.c, channel_unix.c, channel_tls.c) -- */
 
 /*
  * Connection ops over a stream socket: sendmsg/recv with MSG_DONTWAIT and
@@ -301,6 +383,18 @@ int channel_sock_accept(int lfd, int timeout_ms, int *fd);
 int channel_sock_accept_open(const struct channel_ops *ops, int lfd, int wait_ms, int timeout_ms,
 			     void (*setup)(int fd), struct channel **out, char *err,
 			     size_t errlen) __must_check;
+
+/*
+ * TCP pieces for transports that run over TCP (tls, ssh): dial u (every
+ * address it resolves to, within timeout_ms) and set the connection's
+ * options (channel_tcp_setup: TCP_NODELAY, keepalive); bind and listen at
+ * u (u->port updated). Return: 0 and *fd; -errno with a message naming
+ * the address.
+ */
+int channel_tcp_dial(const struct uri *u, int timeout_ms, int *fd, char *err,
+		     size_t errlen) __must_check;
+int channel_tcp_bind(struct uri *u, int *fd, char *err, size_t errlen) __must_check;
+void channel_tcp_setup(int fd);
 
 /* Ask for large socket buffers; the kernel caps them at net.core.[rw]mem_max. */
 void channel_sock_set_buffers(int fd);

@@ -49,7 +49,7 @@ static void set_int(int fd, int level, int opt, int v)
 	(void)setsockopt(fd, level, opt, &v, sizeof(v));
 }
 
-static void after_connect(int fd)
+void channel_tcp_setup(int fd)
 {
 	set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
 	set_int(fd, SOL_SOCKET, SO_KEEPALIVE, 1);
@@ -87,8 +87,7 @@ static int resolve(const struct uri *u, bool passive, struct addrinfo **res, con
 	return 0;
 }
 
-static int tcp_connect(const struct uri *u, int timeout_ms, struct channel **out, char *err,
-		       size_t errlen)
+int channel_tcp_dial(const struct uri *u, int timeout_ms, int *fdp, char *err, size_t errlen)
 {
 	uint64_t deadline = timeout_ms >= 0 ? clock_now_ms() + (uint64_t)timeout_ms : 0;
 	struct addrinfo *res = NULL, *ai;
@@ -119,10 +118,23 @@ static int tcp_connect(const struct uri *u, int timeout_ms, struct channel **out
 			       what, timeout_ms);
 	if (ret < 0)
 		return err_set(ret, err, errlen, "cannot connect to %s: %s", what, strerror(-ret));
-	after_connect(fd);
+	channel_tcp_setup(fd);
+	*fdp = fd;
+	return 0;
+}
+
+static int tcp_connect(const struct uri *u, const struct channel_opts *o, int timeout_ms,
+		       struct channel **out, char *err, size_t errlen)
+{
+	int fd, ret;
+
+	(void)o;
+	ret = channel_tcp_dial(u, timeout_ms, &fd, err, errlen);
+	if (ret < 0)
+		return ret;
 	ret = channel_open(&channel_tcp_ops, fd, NULL, timeout_ms, out);
 	if (ret < 0)
-		return err_set(ret, err, errlen, "%s: out of memory", what);
+		return err_set(ret, err, errlen, "out of memory");
 	return 0;
 }
 
@@ -147,7 +159,7 @@ static int bind_one(const struct addrinfo *ai, bool wildcard, int *fd)
 	return ret;
 }
 
-static int tcp_listen(struct uri *u, int *fd, void **priv, char *err, size_t errlen)
+int channel_tcp_bind(struct uri *u, int *fd, char *err, size_t errlen)
 {
 	struct addrinfo *res = NULL, *ai;
 	struct sockaddr_storage ss;
@@ -157,7 +169,6 @@ static int tcp_listen(struct uri *u, int *fd, void **priv, char *err, size_t err
 	int ret = -EADDRNOTAVAIL;
 
 	*fd = -1;
-	*priv = NULL;
 	describe(u, true, what, sizeof(what));
 	ret = resolve(u, true, &res, what, err, errlen);
 	if (ret < 0)
@@ -185,11 +196,19 @@ static int tcp_listen(struct uri *u, int *fd, void **priv, char *err, size_t err
 	return 0;
 }
 
+static int tcp_listen(struct uri *u, const struct channel_opts *o, int *fd, void **priv,
+		      char *err, size_t errlen)
+{
+	(void)o;
+	*priv = NULL;
+	return channel_tcp_bind(u, fd, err, errlen);
+}
+
 static int tcp_accept(int lfd, void *priv, int wait_ms, int timeout_ms, struct channel **out,
 		      char *err, size_t errlen)
 {
 	(void)priv;
-	return channel_sock_accept_open(&channel_tcp_ops, lfd, wait_ms, timeout_ms, after_connect,
+	return channel_sock_accept_open(&channel_tcp_ops, lfd, wait_ms, timeout_ms, channel_tcp_setup,
 					out, err, errlen);
 }
 

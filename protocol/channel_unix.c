@@ -53,13 +53,14 @@ static int before_connect(int fd)
 	return 0;
 }
 
-static int unix_connect(const struct uri *u, int timeout_ms, struct channel **out, char *err,
-			size_t errlen)
+static int unix_connect(const struct uri *u, const struct channel_opts *o, int timeout_ms,
+			struct channel **out, char *err, size_t errlen)
 {
 	struct sockaddr_un sa;
 	size_t len;
 	int fd, ret;
 
+	(void)o;
 	ret = make_addr(u->path, &sa, &len);
 	if (ret < 0)
 		return err_set(ret, err, errlen, "unix socket path too long: %s", u->path);
@@ -111,7 +112,8 @@ static int probe_existing(const struct sockaddr_un *sa, size_t len)
 	return ret == 0 || ret == -EAGAIN || ret == -ETIMEDOUT ? -EADDRINUSE : ret;
 }
 
-static int unix_listen(struct uri *u, int *fd, void **priv, char *err, size_t errlen)
+static int unix_listen(struct uri *u, const struct channel_opts *o, int *fd, void **priv,
+		       char *err, size_t errlen)
 {
 	struct unix_listener *ul = NULL;
 	struct sockaddr_un sa;
@@ -119,6 +121,7 @@ static int unix_listen(struct uri *u, int *fd, void **priv, char *err, size_t er
 	size_t len;
 	int s = -1, ret;
 
+	(void)o;
 	*fd = -1;
 	*priv = NULL;
 	ret = make_addr(u->path, &sa, &len);

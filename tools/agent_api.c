@@ -623,6 +623,37 @@ static int migrate_opts_from(json_t *req, struct migrate_opts *o, char *err, siz
 		snprintf(err, errlen, "unknown dirty tracking '%.40s' (bitmap, ring)", s);
 		return -EINVAL;
 	}
+	if ((ret = ctl_get_str(req, "tls_dir", false, &s, err, errlen)) < 0)
+		return ret;
+	if (ret == 0) {
+		if (!s[0] || strlen(s) >= sizeof(o->tls_dir)) {
+			snprintf(err, errlen, "field 'tls_dir' must be a directory of 1 to %zu bytes",
+				 sizeof(o->tls_dir) - 1);
+			return -EINVAL;
+		}
+		snprintf(o->tls_dir, sizeof(o->tls_dir), "%s", s);
+	}
+	if ((ret = ctl_get_bool(req, "ssh_accept_new", false, &b, err, errlen)) < 0)
+		return ret;
+	if (ret == 0)
+		o->ssh_accept_new = b;
+	if ((ret = opt_u64(req, MIGRATE_OPT_SSH_AGENT_PORT, &v, err, errlen)) < 0)
+		return ret;
+	if (ret == 0)
+		o->ssh_agent_port = (unsigned)v;
+	if ((ret = ctl_get_bool(req, "ssh_exec", false, &b, err, errlen)) < 0)
+		return ret;
+	if (ret == 0)
+		o->ssh_exec = b;
+	if ((ret = ctl_get_str(req, "ssh_data", false, &s, err, errlen)) < 0)
+		return ret;
+	if (ret == 0) {
+		if (strcmp(s, "ssh") && strcmp(s, "tls")) {
+			snprintf(err, errlen, "field 'ssh_data' must be ssh or tls, not '%.40s'", s);
+			return -EINVAL;
+		}
+		o->ssh_data_tls = !strcmp(s, "tls");
+	}
 	/* the same check migrate_start makes, before the VM is looked at */
 	return migrate_opts_check(o, err, errlen);
 }
@@ -653,6 +684,9 @@ static json_t *req_migrate_start(struct agent *a, json_t *req)
 					  JOBS_URI_MAX - 1);
 	if (migrate_opts_from(req, &o, err, sizeof(err)) < 0)
 		return ctl_response_error("migrate.start: %s", err);
+	/* the agent's credentials unless the request names others */
+	if (!o.tls_dir[0] && a->tls_dir)
+		snprintf(o.tls_dir, sizeof(o.tls_dir), "%s", a->tls_dir);
 	e = registry_find(a->reg, name);
 	if (!e)
 		return no_vm(name);
@@ -808,6 +842,11 @@ static const char *const k_migrate[] = {"name",
 					"timeout_ms",
 					"verify",
 					"dirty_track",
+					"tls_dir",
+					"ssh_accept_new",
+					"ssh_agent_port",
+					"ssh_exec",
+					"ssh_data",
 					NULL};
 
 static const struct method methods[] = {

@@ -139,9 +139,15 @@ static void *incoming_thread(void *arg)
 	uint64_t t0 = clock_now_ns();
 	int ret;
 
+	/* a TLS connection proves who it is here, off the event loop */
+	ret = channel_handshake(ic->ch, err, sizeof(err));
+	if (ret < 0)
+		pr_err("incoming connection from %s refused: %s", ic->peer, err);
 	/* takes the channel: mio_close() closes it */
 	mio_channel_open(&io, ic->ch);
 	ic->ch = NULL;
+	if (ret < 0)
+		goto close;
 	ret = incoming_create(&io, &io, NULL, &inc);
 	if (ret == 0)
 		incoming_set_sessions(inc, a->sessions);

@@ -40,8 +40,9 @@ static void help_migrate(FILE *f)
 		"A paused VM migrates too and arrives paused (kvmig vm resume NAME there\n"
 		"runs it); a failure leaves it paused here.\n"
 		"\n"
-		"URI: tcp://HOST:PORT or unix:///PATH (tls:// and ssh:// are not implemented\n"
-		"yet).\n"
+		"URI: tcp://HOST:PORT, unix:///PATH, tls://HOST:PORT (kvmigd --listen\n"
+		"tls:HOST:PORT there; both ends show certificates, see --tls-dir) or\n"
+		"ssh://[USER@]HOST[:PORT] (through the sshd there: no listener is exposed).\n"
 		"\n"
 		"Options:\n"
 		"  --max-downtime MS      longest acceptable pause at switchover (default 300)\n"
@@ -58,6 +59,18 @@ static void help_migrate(FILE *f)
 		"  --verify               compare a digest of all guest RAM on both sides\n"
 		"  --dirty-track bitmap|ring   KVM dirty log (default) or dirty ring (the VM\n"
 		"                         needs vm start --dirty-ring ENTRIES)\n"
+		"  --tls-dir DIR          TLS credentials: ca-cert.pem, client-cert.pem,\n"
+		"                         client-key.pem (default: the agent's --tls-dir)\n"
+		"  --ssh-accept-new       ssh://: trust and record a host key that is not in\n"
+		"                         ~/.ssh/known_hosts (a changed key is always refused)\n"
+		"  --ssh-agent-port PORT  ssh://: the destination agent's TCP port on that host\n"
+		"                         (default %u), reached through an SSH channel\n"
+		"  --ssh-exec             ssh://: run '%s' there instead\n"
+		"                         and carry the stream on its stdin/stdout\n"
+		"  --ssh-data ssh|tls     ssh://: carry the pages on the SSH channel (ssh,\n"
+		"                         default), or only authenticate over SSH and move\n"
+		"                         them on direct TLS connections opened with a\n"
+		"                         one-time key (tls; much faster)\n"
 		"  --detach               start the job and return; follow it with\n"
 		"                         kvmig job info NAME\n"
 		"  --json                 print the final statistics as one JSON object\n"
@@ -77,7 +90,7 @@ static void help_migrate(FILE *f)
 		"Exit status: 0 the VM runs at the destination (and is gone here); 1 the\n"
 		"migration failed or was cancelled ('kvmig: migration of NAME failed:\n"
 		"<reason>' on stderr) or the agent refused it; 2 bad usage.\n",
-		MIGRATE_MAX_PARALLEL);
+		MIGRATE_MAX_PARALLEL, CHANNEL_AGENT_PORT, MIGRATE_SSH_EXEC_CMD);
 }
 
 static void help_job(FILE *f)
@@ -382,6 +395,27 @@ int cmd_migrate(const struct cli *cli)
 					hint, "invalid --dirty-track '%s': expected bitmap or ring",
 					v);
 			cli_req_str(req, "dirty_track", v);
+		} else if (cli_take_opt(cli->argc, cli->argv, &i, "--tls-dir", &v, hint)) {
+			if (!v[0])
+				cli_usage_error(hint, "invalid --tls-dir: empty");
+			cli_req_str(req, "tls_dir", v);
+		} else if (!strcmp(arg, "--ssh-accept-new")) {
+			json_object_set_new(req, "ssh_accept_new", json_true());
+		} else if (cli_take_opt(cli->argc, cli->argv, &i, "--ssh-agent-port", &v, hint)) {
+			if (parse_u64(v, &n) < 0 || !n ||
+			    !migrate_opt_ok(MIGRATE_OPT_SSH_AGENT_PORT, n))
+				cli_usage_error(hint,
+						"invalid --ssh-agent-port '%s': expected a TCP port, "
+						"1 to 65535",
+						v);
+			json_object_set_new(req, "ssh_agent_port", json_integer((json_int_t)n));
+		} else if (!strcmp(arg, "--ssh-exec")) {
+			json_object_set_new(req, "ssh_exec", json_true());
+		} else if (cli_take_opt(cli->argc, cli->argv, &i, "--ssh-data", &v, hint)) {
+			if (strcmp(v, "ssh") && strcmp(v, "tls"))
+				cli_usage_error(hint, "invalid --ssh-data '%s': expected ssh or tls",
+						v);
+			cli_req_str(req, "ssh_data", v);
 		} else if (!strcmp(arg, "--detach")) {
 			detach = true;
 		} else if (!strcmp(arg, "--postcopy")) {

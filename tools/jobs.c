@@ -163,12 +163,14 @@ static void put_real(json_t *o, const char *key, double v)
 json_t *jobs_stats_json(const char *name, const char *uri, const struct migrate_stats *st)
 {
 	json_t *o = json_object(), *x = json_object(), *c = json_object(), *p = json_object();
+	json_t *t = json_object();
 
-	if (!o || !x || !c || !p) {
+	if (!o || !x || !c || !p || !t) {
 		json_decref(o);
 		json_decref(x);
 		json_decref(c);
 		json_decref(p);
+		json_decref(t);
 		return NULL;
 	}
 	if (name)
@@ -206,6 +208,12 @@ json_t *jobs_stats_json(const char *name, const char *uri, const struct migrate_
 	put_u64(p, "p99", st->postcopy.fault_latency_us_p99);
 	put_u64(p, "fault_latency_us_p99", st->postcopy.fault_latency_us_p99);
 	json_object_set_new(o, "postcopy", p);
+
+	/* kind is empty only before the connection exists */
+	json_object_set_new(t, "kind", json_string(st->transport.kind[0] ? st->transport.kind : ""));
+	json_object_set_new(t, "cipher", json_string(st->transport.cipher));
+	json_object_set_new(t, "ktls", json_boolean(st->transport.ktls));
+	json_object_set_new(o, "transport", t);
 
 	/* extensions */
 	put_u64(o, "round", st->round);

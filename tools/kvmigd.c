@@ -188,12 +188,18 @@ static void usage(FILE *f)
 		"                                    empty for every address; PORT 0 lets the\n"
 		"                                    kernel pick one (agent.version shows it)\n"
 		"                     unix:PATH      a unix socket (a stale one is replaced)\n"
-		"                     tls:HOST:PORT  NOT IMPLEMENTED YET: exit status 2\n"
-		"                   tcp://HOST:PORT and unix:///PATH are accepted too. A\n"
-		"                   source migrates here with kvmig migrate NAME --to\n"
-		"                   tcp://HOST:PORT (or unix:///PATH); the VM keeps its name.\n"
-		"  --tls-dir DIR    TLS credentials (ca-cert.pem, server-cert.pem, ...):\n"
-		"                   accepted and shown by agent.version, not used yet.\n"
+		"                     tls:HOST:PORT  TLS over TCP: needs --tls-dir; every\n"
+		"                                    source must show a client certificate\n"
+		"                                    signed by its ca-cert.pem\n"
+		"                   tcp://HOST:PORT, tls://HOST:PORT and unix:///PATH are\n"
+		"                   accepted too. A source migrates here with kvmig migrate\n"
+		"                   NAME --to tcp://HOST:PORT (tls://, unix:///PATH, or\n"
+		"                   ssh://HOST through this host's sshd); the VM keeps its name.\n"
+		"  --tls-dir DIR    TLS credentials, the layout of QEMU and libvirt:\n"
+		"                   ca-cert.pem, server-cert.pem and server-key.pem for a\n"
+		"                   tls: listener; ca-cert.pem, client-cert.pem and\n"
+		"                   client-key.pem for migrations to tls:// (the default\n"
+		"                   of kvmig migrate --tls-dir).\n"
 		"  --state-dir DIR  directory for the agent's state: accepted and shown by\n"
 		"                   agent.version, not used yet.\n"
 		"  -v, --verbose    log every request (like KVMIG_LOG=debug; default: info)\n"
@@ -214,7 +220,8 @@ static void usage(FILE *f)
 		"SIGTERM or SIGINT: close arriving migrations, cancel outgoing ones (their\n"
 		"VMs resume here first), destroy every VM, remove the sockets, exit 0.\n"
 		"Exit status: 0 after a clean shutdown, 1 on an error (such as a --listen\n"
-		"address in use), 2 on bad usage (a malformed --listen URI, tls:).\n",
+		"address in use, TLS credentials that do not load), 2 on bad usage (a\n"
+		"malformed --listen URI).\n",
 		AGENT_MAX_CONNS, AGENT_MAX_INCOMING, REGISTRY_MAX_VMS);
 }
 
@@ -291,7 +298,8 @@ int main(int argc, char **argv)
 	else if (!getenv("KVMIG_LOG"))
 		log_set_level(LOG_INFO);
 	if (a.tls_dir && access(a.tls_dir, R_OK | X_OK) < 0)
-		pr_warn("--tls-dir %s: %s (not used yet)", a.tls_dir, strerror(errno));
+		pr_warn("--tls-dir %s: %s (migrations to tls:// will fail)", a.tls_dir,
+			strerror(errno));
 	if (a.state_dir && access(a.state_dir, R_OK | X_OK) < 0)
 		pr_warn("--state-dir %s: %s (not used yet)", a.state_dir, strerror(errno));
 
@@ -311,9 +319,10 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (a.listen_uri) {
+		struct channel_opts co = {.tls_dir = a.tls_dir};
 		char err[512];
 
-		if (channel_listen(a.listen_uri, &a.ml, err, sizeof(err)) < 0) {
+		if (channel_listen_opts(a.listen_uri, &co, &a.ml, err, sizeof(err)) < 0) {
 			pr_err("%s", err);
 			status = 1;
 			goto out;

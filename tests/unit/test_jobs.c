@@ -62,6 +62,7 @@ static void test_jobs_stats_names(void **state)
 		"xbzrle",
 		"compression",
 		"postcopy",
+		"transport",
 		"round",
 		"throttle_pct",
 		"bandwidth",
@@ -75,6 +76,7 @@ static void test_jobs_stats_names(void **state)
 	static const char *const comp[] = {"ratio", "busy", "pages", NULL};
 	static const char *const post[] = {"requests", "fault_latency_us_p50", "p99",
 					   "fault_latency_us_p99", NULL};
+	static const char *const transport[] = {"kind", "cipher", "ktls", NULL};
 	struct migrate_stats st;
 	json_t *o;
 
@@ -86,12 +88,19 @@ static void test_jobs_stats_names(void **state)
 	st.xbzrle.cache_size = 64 << 20;
 	st.postcopy.fault_latency_us_p99 = 77;
 	st.verified = true;
+	snprintf(st.transport.kind, sizeof(st.transport.kind), "tls");
+	snprintf(st.transport.cipher, sizeof(st.transport.cipher), "TLS_AES_128_GCM_SHA256");
 	o = jobs_stats_json("web1", "tcp://h:1", &st);
 	assert_non_null(o);
 	expect_keys(o, top);
 	expect_keys(json_object_get(o, "xbzrle"), xbzrle);
 	expect_keys(json_object_get(o, "compression"), comp);
 	expect_keys(json_object_get(o, "postcopy"), post);
+	expect_keys(json_object_get(o, "transport"), transport);
+	assert_string_equal(
+		json_string_value(json_object_get(json_object_get(o, "transport"), "cipher")),
+		"TLS_AES_128_GCM_SHA256");
+	assert_false(json_is_true(json_object_get(json_object_get(o, "transport"), "ktls")));
 	assert_string_equal(json_string_value(json_object_get(o, "status")), "active");
 	assert_int_equal(json_integer_value(json_object_get(o, "transferred_bytes")), 123);
 	assert_true(json_is_real(json_object_get(o, "mbps")));
