@@ -106,6 +106,11 @@ int migrate_opts_check(const struct migrate_opts *o, char *err, size_t errlen)
 	ret = migrate_check_compress(o->compress, err, errlen);
 	if (ret < 0)
 		return ret;
+	if (!memchr(o->ssh_exec, '\0', sizeof(o->ssh_exec))) {
+		snprintf(err, errlen, "field 'ssh_exec' is longer than %zu bytes",
+			 sizeof(o->ssh_exec) - 1);
+		return -EINVAL;
+	}
 	if (!memchr(o->tls_dir, '\0', sizeof(o->tls_dir))) {
 		snprintf(err, errlen, "field 'tls_dir' is longer than %zu bytes",
 			 sizeof(o->tls_dir) - 1);
@@ -124,5 +129,5 @@ void migrate_opts_channel(const struct migrate_opts *o, struct channel_opts *co)
 	co->tls_dir = o->tls_dir[0] ? o->tls_dir : NULL;
 	co->ssh_accept_new = o->ssh_accept_new;
 	co->ssh_agent_port = (uint16_t)o->ssh_agent_port;
-	co->ssh_exec = o->ssh_exec ? MIGRATE_SSH_EXEC_CMD : NULL;
+	co->ssh_exec = o->ssh_exec[0] ? o->ssh_exec : NULL;
 }

@@ -40,7 +40,8 @@ struct migrate_opts {
 	char tls_dir[256];		/* --tls-dir; "" = the agent's --tls-dir */
 	bool ssh_accept_new;		/* --ssh-accept-new: record an unknown host key */
 	unsigned ssh_agent_port;	/* --ssh-agent-port, 0 = CHANNEL_AGENT_PORT */
-	bool ssh_exec;			/* --ssh-exec: run kvmigd --incoming stdio there */
+	char ssh_exec[256];		/* --ssh-exec[=CMD]: run CMD there (default
+					 * MIGRATE_SSH_EXEC_CMD) and use its stdio; "" = off */
 	bool ssh_data_tls;		/* --ssh-data tls: pages over one-time TLS */
 };
 

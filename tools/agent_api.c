@@ -641,10 +641,16 @@ static int migrate_opts_from(json_t *req, struct migrate_opts *o, char *err, siz
 		return ret;
 	if (ret == 0)
 		o->ssh_agent_port = (unsigned)v;
-	if ((ret = ctl_get_bool(req, "ssh_exec", false, &b, err, errlen)) < 0)
+	if ((ret = ctl_get_str(req, "ssh_exec", false, &s, err, errlen)) < 0)
 		return ret;
-	if (ret == 0)
-		o->ssh_exec = b;
+	if (ret == 0) {
+		if (strlen(s) >= sizeof(o->ssh_exec)) {
+			snprintf(err, errlen, "field 'ssh_exec' is longer than %zu bytes",
+				 sizeof(o->ssh_exec) - 1);
+			return -EINVAL;
+		}
+		snprintf(o->ssh_exec, sizeof(o->ssh_exec), "%s", s);
+	}
 	if ((ret = ctl_get_str(req, "ssh_data", false, &s, err, errlen)) < 0)
 		return ret;
 	if (ret == 0) {

@@ -65,8 +65,9 @@ static void help_migrate(FILE *f)
 		"                         ~/.ssh/known_hosts (a changed key is always refused)\n"
 		"  --ssh-agent-port PORT  ssh://: the destination agent's TCP port on that host\n"
 		"                         (default %u), reached through an SSH channel\n"
-		"  --ssh-exec             ssh://: run '%s' there instead\n"
-		"                         and carry the stream on its stdin/stdout\n"
+		"  --ssh-exec[=CMD]       ssh://: run CMD there (default '%s',\n"
+		"                         which hands the stream to the agent of that\n"
+		"                         host) and carry the stream on its stdin/stdout\n"
 		"  --ssh-data ssh|tls     ssh://: carry the pages on the SSH channel (ssh,\n"
 		"                         default), or only authenticate over SSH and move\n"
 		"                         them on direct TLS connections opened with a\n"
@@ -410,7 +411,12 @@ int cmd_migrate(const struct cli *cli)
 						v);
 			json_object_set_new(req, "ssh_agent_port", json_integer((json_int_t)n));
 		} else if (!strcmp(arg, "--ssh-exec")) {
-			json_object_set_new(req, "ssh_exec", json_true());
+			cli_req_str(req, "ssh_exec", MIGRATE_SSH_EXEC_CMD);
+		} else if (!strncmp(arg, "--ssh-exec=", 11)) {
+			if (!arg[11] || strlen(arg + 11) > 255)
+				cli_usage_error(hint, "invalid --ssh-exec: expected a command of 1 "
+						      "to 255 bytes");
+			cli_req_str(req, "ssh_exec", arg + 11);
 		} else if (cli_take_opt(cli->argc, cli->argv, &i, "--ssh-data", &v, hint)) {
 			if (strcmp(v, "ssh") && strcmp(v, "tls"))
 				cli_usage_error(hint, "invalid --ssh-data '%s': expected ssh or tls",
