@@ -78,7 +78,8 @@ MODDIR=/lib/modules/$KVER
 
 # ---- initramfs --------------------------------------------------------------
 # Modules in load order: each one's dependencies (from modules.dep) first.
-WANT_MODS="virtio_pci 9pnet_virtio 9p kvm_amd"
+# veth and bridge: the two-host test bed (tests/netbed.sh); tls: kernel TLS for channel_tls.c
+WANT_MODS="virtio_pci 9pnet_virtio 9p kvm_amd veth bridge tls"
 declare -A SEEN=()
 ORDER=()
 add_mod() {	# path relative to $MODDIR
