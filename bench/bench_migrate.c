@@ -220,6 +220,12 @@ static void *dest_thread(void *arg)
 		snprintf(d->err, sizeof(d->err), "accept: %s", msg);
 		return NULL;
 	}
+	d->ret = channel_handshake(ch, msg, sizeof(msg));
+	if (d->ret < 0) {
+		snprintf(d->err, sizeof(d->err), "handshake: %s", msg);
+		channel_close(ch);
+		return NULL;
+	}
 	d->t_accept = clock_now_ns();
 	mio_channel_open(&io, ch);
 	if (d->channels > 1)
@@ -257,14 +263,21 @@ static void dest_init(struct dest *d)
 	atomic_init(&d->running, NULL);
 }
 
-/* After the warm-up: channel_accept's wait is bounded. */
-static void dest_start(struct dest *d)
+/*
+ * After the warm-up: channel_accept's wait is bounded. With tls_dir the
+ * destination listens on TLS (the same credentials directory serves both
+ * ends, as in tests/helpers/mkcerts.sh's layout).
+ */
+static void dest_start(struct dest *d, const char *tls_dir)
 {
+	struct channel_opts co = {.tls_dir = tls_dir};
 	char msg[256];
 
-	if (channel_listen("tcp:127.0.0.1:0", &d->l, msg, sizeof(msg)))
+	if (channel_listen_opts(tls_dir ? "tls:127.0.0.1:0" : "tcp:127.0.0.1:0", &co, &d->l, msg,
+				sizeof(msg)))
 		die("listen: %s", msg);
-	snprintf(d->uri, sizeof(d->uri), "tcp://127.0.0.1:%u", channel_listener_port(d->l));
+	snprintf(d->uri, sizeof(d->uri), "%s://127.0.0.1:%u", tls_dir ? "tls" : "tcp",
+		 channel_listener_port(d->l));
 	if (pthread_create(&d->thread, NULL, dest_thread, d))
 		die("pthread_create: %s", strerror(errno));
 }
@@ -435,6 +448,8 @@ static int cmd_run(int argc, char **argv)
 			o.timeout_ms = parse_size(val);
 		else if (!strcmp(arg, "--max-iterations"))
 			o.max_iterations = (unsigned)parse_size(val);
+		else if (!strcmp(arg, "--tls-dir"))
+			snprintf(o.tls_dir, sizeof(o.tls_dir), "%s", val);
 		else
 			die("unknown option %s", arg);
 	}
@@ -482,7 +497,7 @@ static int cmd_run(int argc, char **argv)
 	usleep(RATE_WINDOW_US);
 	rate = (atomic_load(&w.progress) - rate) * 1000000ull / RATE_WINDOW_US;
 	d.channels = o.parallel;
-	dest_start(&d);
+	dest_start(&d, o.tls_dir[0] ? o.tls_dir : NULL);
 
 	atomic_store(&w.arm, true);
 	usleep(ARM_LEAD_US);
@@ -790,6 +805,7 @@ int main(int argc, char **argv)
 	fprintf(stderr, "usage: bench_migrate run [--mem SIZE] [--workset SIZE] [--vcpus N] "
 			"[--xbzrle SIZE] [--compress C] [--parallel N] [--auto-converge] [--verify] [--max-downtime MS] "
 			"[--bandwidth BYTES_PER_S] [--warm PAGES] [--timeout MS] [--max-iterations N]\n"
+			"                        [--tls-dir DIR]  (TLS with the credentials of DIR, both ends)\n"
 			"       bench_migrate tcp [--mib N]\n"
 			"       bench_migrate watch SRC_FILE DST_FILE\n"
 			"       bench_migrate probe\n");

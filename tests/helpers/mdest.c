@@ -69,6 +69,13 @@ static void *acceptor_thread(void *arg)
 		char msg[256];
 		int ret = channel_accept(m->l, ACCEPT_TIMEOUT_MS, &o->ch, msg, sizeof(msg));
 
+		if (ret == 0) {
+			ret = channel_handshake(o->ch, msg, sizeof(msg));
+			if (ret < 0) {
+				channel_close(o->ch);
+				o->ch = NULL;
+			}
+		}
 		if (ret < 0) {
 			m->ret = ret;
 			snprintf(m->err, sizeof(m->err), "accept of channel %u: %s", i + 1, msg);
