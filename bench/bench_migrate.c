@@ -572,6 +572,10 @@ static int cmd_run(int argc, char **argv)
 	       o.parallel, o.auto_converge ? "true" : "false", THROTTLE_INITIAL_PCT,
 	       THROTTLE_STEP_PCT, VM_MAX_THROTTLE, o.max_iterations,
 	       (unsigned long long)o.timeout_ms, vcpus);
+	printf("\"transport\": {");
+	json_str("kind", ms.transport.kind, true);
+	json_str("cipher", ms.transport.cipher, true);
+	printf("\"ktls\": %s}, ", ms.transport.ktls ? "true" : "false");
 	printf("\"total_ms\": %llu, \"downtime_ms\": %llu, \"setup_ms\": %llu, ",
 	       (unsigned long long)ms.total_ms, (unsigned long long)ms.downtime_ms,
 	       (unsigned long long)ms.setup_ms);

@@ -62,7 +62,9 @@ CMD=${KVMIG_E2E_CMD:-bench/e2e.sh $*}
 [ -n "${KVMIG_E2E_ONLY:-}" ] && CMD="KVMIG_E2E_ONLY=\"$KVMIG_E2E_ONLY\" $CMD"
 
 # label | guest RAM | working set | bandwidth (bytes/s, 0 = unlimited) | xbzrle cache |
-#   channels | compression | auto-converge (1) | timeout s | warm pages (default 2 passes)
+#   channels | compression | auto-converge (1) | timeout s | warm pages (default 2 passes) |
+#   transport (tcp, or tls: both engines on TLS 1.3 with the same certificates, mutual
+#   authentication: kvmig --tls-dir, QEMU tls-creds-x509 verify-peer=on)
 SCENARIOS=(
 	"1G, 16M|1G|16M|0||1|none||120|"
 	"1G, 256M|1G|256M|0||1|none||90|65536"
@@ -71,6 +73,8 @@ SCENARIOS=(
 	"1G, 16M, zstd, 2 channels|1G|16M|0||2|zstd||120|"
 	"1G, 256M, 256 MiB/s, auto-converge|1G|256M|256M||1|none|1|90|65536"
 	"4G, 16M|4G|16M|0||1|none||120|"
+	"1G, 256M, TLS|1G|256M|0||1|none||90|65536|tls"
+	"1G, 256M, TLS, 2 channels|1G|256M|0||2|none||90|65536|tls"
 )
 
 # ---- outside the VM: build what is missing, then go where KVM runs guests ---
@@ -150,7 +154,7 @@ qemu_start() {
 read -r th_init th_step th_max <<<"$THROTTLE"
 i=0
 for sc in "${SCENARIOS[@]}"; do
-	IFS='|' read -r label mem ws bw xbz chans comp ac tmo warm <<<"$sc"
+	IFS='|' read -r label mem ws bw xbz chans comp ac tmo warm transport <<<"$sc"
 	i=$((i + 1))
 	if [ -n "${KVMIG_E2E_ONLY:-}" ] && ! [[ " $KVMIG_E2E_ONLY " == *" $i "* ]]; then
 		echo '{"status": "not run (KVMIG_E2E_ONLY)"}' | tee "$D/k$i.json" >"$D/q$i.json"
@@ -177,6 +181,17 @@ for sc in "${SCENARIOS[@]}"; do
 		kopts+=(--parallel "$chans" --compress "$kc")
 		qopts+=(--multifd "$chans" --compression "$comp" --zstd-level 1)
 	fi
+	qtls_src=() qtls_dst=()
+	if [ "${transport:-tcp}" = tls ]; then
+		if [ ! -f "$D/certs/good/ca-cert.pem" ]; then
+			tests/helpers/mkcerts.sh "$D/certs" >"$D/certs.log" 2>&1 ||
+				{ echo "bench/e2e.sh: tests/helpers/mkcerts.sh failed: $(tail -1 "$D/certs.log")" >&2; exit 1; }
+		fi
+		kopts+=(--tls-dir "$D/certs/good")
+		qtls_src=(-object "tls-creds-x509,id=tls0,dir=$D/certs/good,endpoint=client,verify-peer=on")
+		qtls_dst=(-object "tls-creds-x509,id=tls0,dir=$D/certs/good,endpoint=server,verify-peer=on")
+		qopts+=(--tls-creds tls0 --tls-hostname localhost)
+	fi
 	if [ -n "$ac" ]; then
 		kopts+=(--auto-converge)
 		qopts+=(--auto-converge --throttle-initial "$th_init" --throttle-increment "$th_step"
@@ -191,8 +206,8 @@ for sc in "${SCENARIOS[@]}"; do
 	say "[$i/${#SCENARIOS[@]}] $label: QEMU"
 	rm -f "$D"/src.* "$D"/dst.*
 	PIDS=()
-	qemu_start src "$mem" "$B/bench/qemu/dirty-$ws.img"
-	qemu_start dst "$mem" "$B/bench/qemu/dirty-$ws.img" -incoming defer
+	qemu_start src "$mem" "$B/bench/qemu/dirty-$ws.img" "${qtls_src[@]}"
+	qemu_start dst "$mem" "$B/bench/qemu/dirty-$ws.img" -incoming defer "${qtls_dst[@]}"
 	port=$((20000 + RANDOM % 20000))
 	qargs=(--watcher "$BM" --src "$D/src.qmp" --dst "$D/dst.qmp" --uri "tcp:127.0.0.1:$port"
 		--src-log "$D/src.log" --dst-log "$D/dst.log" "${qopts[@]}")
@@ -218,8 +233,10 @@ import json, os, sys
 
 d, have_qemu, qemu_unlimited = sys.argv[1], sys.argv[2] == "1", int(sys.argv[3])
 scen = [l.rstrip("\n").split("|") for l in open(os.path.join(d, "scenarios"))]
+for sc in scen:
+    sc.extend([""] * (11 - len(sc)))   # warm and transport may be left out
 MiB = 1 << 20
-LABEL, MEM, WS, BW, XBZ, CHANS, COMP, AC, TMO = range(9)
+LABEL, MEM, WS, BW, XBZ, CHANS, COMP, AC, TMO, WARM, TRANSPORT = range(11)
 
 
 def load(name):
@@ -305,6 +322,10 @@ for i in range(n):
                                                       ks["throttle_step_pct"],
                                                       ks["max_throttle_pct"])
                   if ks["auto_converge"] else "off"))
+        kt = k.get("transport") or {}
+        print("    kvmig transport: %s%s%s" % (
+            kt.get("kind", "?"), ", cipher " + kt["cipher"] if kt.get("cipher") else "",
+            ", kernel TLS" if kt.get("ktls") else ""))
     else:
         print("    kvmig: no settings reported (%s)" % k.get("status", "?"))
     if not have_qemu:
@@ -314,6 +335,9 @@ for i in range(n):
         caps = qs.get("capabilities", [])
         s = "downtime-limit %d ms, max-bandwidth %s, capabilities [%s]" % (
             qs["downtime-limit"], rate(qs["max-bandwidth"]), " ".join(caps))
+        if qs.get("tls-creds"):
+            s += ", tls-creds %s (tls-creds-x509 verify-peer=on, tls-hostname %s; GnuTLS" \
+                 " default priority)" % (qs["tls-creds"], qs.get("tls-hostname") or "-")
         if "xbzrle" in caps:
             s += ", xbzrle-cache-size %d MiB" % (qs["xbzrle-cache-size"] // MiB)
         if "multifd" in caps:
@@ -351,7 +375,7 @@ for i in range(n):
                 print("    SETTINGS DIFFER: " + ", ".join(diff))
     else:
         print("    QEMU:  no settings reported (%s)" % q.get("status", "?"))
-print("same for both everywhere: 1 vCPU, TCP loopback, no round limit (both stop at the"
+print("same for both everywhere: 1 vCPU, TCP loopback (TLS on top where the scenario says so), no round limit (both stop at the"
       " scenario's timeout).")
 if mismatch:
     print("WARNING: the engines' settings differ in " + "; ".join(mismatch))

@@ -66,7 +66,8 @@ RATE_WINDOW_S = 0.5
 # the parameters shown under "settings" (query-migrate-parameters)
 SHOWN = ("max-bandwidth", "downtime-limit", "xbzrle-cache-size", "multifd-channels",
          "multifd-compression", "multifd-zstd-level", "cpu-throttle-initial",
-         "cpu-throttle-increment", "max-cpu-throttle", "cpu-throttle-tailslow")
+         "cpu-throttle-increment", "max-cpu-throttle", "cpu-throttle-tailslow", "tls-creds",
+         "tls-hostname")
 
 
 class Qmp:
@@ -139,6 +140,9 @@ def main():
     ap.add_argument("--max-throttle", type=int, default=99)
     ap.add_argument("--timeout", type=float, default=120.0)
     ap.add_argument("--watcher", required=True, metavar="BENCH_MIGRATE")
+    ap.add_argument("--tls-creds", default="", metavar="ID",
+                    help="a tls-creds-x509 object both QEMUs were started with")
+    ap.add_argument("--tls-hostname", default="")
     a = ap.parse_args()
 
     src, dst = Qmp(a.src), Qmp(a.dst)
@@ -156,6 +160,11 @@ def main():
                 capabilities=[{"capability": c, "state": True} for c in caps])
     want = {"downtime-limit": a.downtime, "max-bandwidth": a.max_bandwidth}
     want_dst = {}
+    if a.tls_creds:
+        want["tls-creds"] = a.tls_creds
+        want_dst["tls-creds"] = a.tls_creds
+        if a.tls_hostname:
+            want["tls-hostname"] = a.tls_hostname
     if a.xbzrle:
         want["xbzrle-cache-size"] = a.xbzrle
     if a.multifd:
