@@ -34,18 +34,18 @@ int announce_sched_check(const struct announce_sched *s, char *err, size_t errle
 			       ANNOUNCE_MAX_ROUNDS, s->rounds);
 	if (s->initial_ms < 1 || s->initial_ms > ANNOUNCE_MAX_MS)
 		return err_set(-EINVAL, err, errlen,
-			       "announce_initial must be between 1 and %u ms, not %u", ANNOUNCE_MAX_MS,
+			       "announce_initial_ms must be between 1 and %u ms, not %u", ANNOUNCE_MAX_MS,
 			       s->initial_ms);
 	if (s->step_ms > ANNOUNCE_MAX_MS)
 		return err_set(-EINVAL, err, errlen,
-			       "announce_step must be between 0 and %u ms, not %u", ANNOUNCE_MAX_MS,
+			       "announce_step_ms must be between 0 and %u ms, not %u", ANNOUNCE_MAX_MS,
 			       s->step_ms);
 	if (s->max_ms < 1 || s->max_ms > ANNOUNCE_MAX_MS)
-		return err_set(-EINVAL, err, errlen, "announce_max must be between 1 and %u ms, not %u",
+		return err_set(-EINVAL, err, errlen, "announce_max_ms must be between 1 and %u ms, not %u",
 			       ANNOUNCE_MAX_MS, s->max_ms);
 	if (s->max_ms < s->initial_ms)
 		return err_set(-EINVAL, err, errlen,
-			       "announce_max (%u ms) is shorter than announce_initial (%u ms)",
+			       "announce_max_ms (%u) is shorter than announce_initial_ms (%u)",
 			       s->max_ms, s->initial_ms);
 	return 0;
 }

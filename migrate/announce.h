@@ -60,8 +60,8 @@ void announce_sched_defaults(struct announce_sched *s);
 
 /*
  * Every field of s within its range. Return: 0, or -EINVAL with a message
- * naming the field ("announce_max (40 ms) is shorter than announce_initial
- * (50 ms)").
+ * naming the migrate.start field ("announce_max_ms (40) is shorter than
+ * announce_initial_ms (50)").
  */
 int announce_sched_check(const struct announce_sched *s, char *err, size_t errlen) __must_check;
 

@@ -131,15 +131,15 @@ static void test_sched_bad(void **unused)
 	announce_sched_defaults(&s);
 	s.initial_ms = 0;
 	assert_int_equal(announce_sched_check(&s, msg, sizeof(msg)), -EINVAL);
-	assert_non_null(strstr(msg, "announce_initial"));
+	assert_non_null(strstr(msg, "announce_initial_ms"));
 	announce_sched_defaults(&s);
 	s.step_ms = ANNOUNCE_MAX_MS + 1;
 	assert_int_equal(announce_sched_check(&s, msg, sizeof(msg)), -EINVAL);
-	assert_non_null(strstr(msg, "announce_step"));
+	assert_non_null(strstr(msg, "announce_step_ms"));
 	announce_sched_defaults(&s);
 	s.max_ms = 40;
 	assert_int_equal(announce_sched_check(&s, msg, sizeof(msg)), -EINVAL);
-	assert_non_null(strstr(msg, "shorter than announce_initial"));
+	assert_non_null(strstr(msg, "shorter than announce_initial_ms"));
 	s.max_ms = ANNOUNCE_MAX_MS + 1;
 	assert_int_equal(announce_sched_check(&s, msg, sizeof(msg)), -EINVAL);
 }
