@@ -6,6 +6,7 @@
 #   make            build kvmigd, kvmig and the guests
 #   make test       unit + KVM + end-to-end tests (installs deps when missing)
 #   make demo       the demo of the README
+#   make demo-hosts the same across two namespaced hosts, with --announce
 #   make test-long  make test with the longer matrix (KVMIG_LONG=1)
 #   make asan       everything under ASan+UBSan into build-asan/, then tests
 #   make tsan       everything under TSan into build-tsan/, then the unit and KVM tests
@@ -28,7 +29,7 @@ Q := @
 endif
 
 PKGS := libssh2 openssl liblz4 libzstd jansson
-DEB_PKGS := libssh2-1-dev libssl-dev liblz4-dev libzstd-dev libjansson-dev libcmocka-dev pkg-config jq
+DEB_PKGS := libssh2-1-dev libssl-dev liblz4-dev libzstd-dev libjansson-dev libcmocka-dev pkg-config jq iproute2 tcpdump
 
 WARN := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wmissing-declarations -Wold-style-definition -Wpointer-arith -Wcast-qual \
@@ -110,6 +111,11 @@ demo: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)tools/demo.sh $(O)
 
+# the demo across two hosts: network namespaces on a bridge (tests/netbed.sh), --announce
+demo-hosts: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)tools/demo-hosts.sh $(O)
+
 asan: deps
 	$(Q)$(MAKE) --no-print-directory O=build-asan SANITIZER=address all
 	$(Q)ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
@@ -129,7 +135,7 @@ bench: all
 clean:
 	rm -rf $(O) build-asan build-tsan build-fuzz
 
-.PHONY: all build-all deps test test-long demo asan tsan bench clean
+.PHONY: all build-all deps test test-long demo demo-hosts asan tsan bench clean
 
 -include $(shell find $(O) -name '*.d' 2>/dev/null)
 .SECONDARY:

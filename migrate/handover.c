@@ -4,13 +4,65 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
 
+#include "common/clock.h"
 #include "common/log.h"
+#include "migrate/announce.h"
 #include "migrate/job.h"
 #include "migrate/retpath.h"
 #include "protocol/frame.h"
 
 #define RESUME_TIMEOUT_MS 60000
+#define ANNOUNCED_SLACK_MS 10000	/* beyond the schedule's own length */
+
+/*
+ * After RESUMED, with --announce: the destination reports its RARP rounds
+ * (ANNOUNCED) once they are over. The migration has succeeded whatever
+ * happens here: a missing report only leaves announce.frames at 0.
+ */
+static void wait_announced(struct migrate_job *j)
+{
+	struct announce_sched s = {
+		.rounds = j->o.announce_rounds, .initial_ms = j->o.announce_initial_ms,
+		.step_ms = j->o.announce_step_ms, .max_ms = j->o.announce_max_ms,
+	};
+	uint64_t off[ANNOUNCE_MAX_ROUNDS], deadline;
+	const char *name = vm_get_config(j->vm)->name;
+	int n = announce_offsets(&s, off, ANNOUNCE_MAX_ROUNDS);
+
+	deadline = clock_now_ms() + (n > 0 ? off[n - 1] : 0) + ANNOUNCED_SLACK_MS;
+	for (;;) {
+		struct wire_announced a;
+		struct frame_hdr h;
+		uint64_t now = clock_now_ms();
+		char msg[200];
+		int ret = now < deadline ? retpath_read(j, (int)(deadline - now), &h) : -ETIMEDOUT;
+
+		if (ret == 0 && h.type == WIRE_F_ACK)
+			continue;
+		if (ret == 0 && h.type != WIRE_F_ANNOUNCED)
+			ret = job_fail(j, -EPROTO, "%s instead of ANNOUNCED", frame_type_name(h.type));
+		if (ret == 0 &&
+		    frame_get_announced(j->rbuf + WIRE_HDR_BYTES, h.len, &a, msg, sizeof(msg)) < 0)
+			ret = job_fail(j, -EBADMSG, "bad ANNOUNCED frame: %s", msg);
+		if (ret < 0) {
+			pr_warn("%s: the destination runs the guest, but did not report its RARP "
+				"announce: %s",
+				name, ret == -ETIMEDOUT ? "no ANNOUNCED in time" : j->err);
+			j->err[0] = '\0';	/* the job itself succeeded */
+			return;
+		}
+		pthread_mutex_lock(&j->lock);
+		j->st.announce.frames = a.frames;
+		j->st.announce.first_us = a.first_us;
+		pthread_mutex_unlock(&j->lock);
+		if (a.error)
+			pr_warn("%s: the destination's RARP announce on %s stopped after %u frame(s): %s",
+				name, j->o.announce, a.frames, strerror((int)a.error));
+		return;
+	}
+}
 
 int handover_run(struct migrate_job *j)
 {
@@ -61,6 +113,9 @@ int handover_run(struct migrate_job *j)
 		pthread_mutex_lock(&j->lock);
 		j->st.verified = r.digest_ok;
 		pthread_mutex_unlock(&j->lock);
+		j->resumed_ns = clock_now_ns();
+		if (j->o.announce[0])
+			wait_announced(j);
 		return 0;
 	}
 }

@@ -11,6 +11,7 @@
 #include "common/err.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "migrate/announce.h"
 #include "migrate/digest.h"
 #include "migrate/session.h"
 #include "protocol/codec.h"
@@ -20,8 +21,9 @@
 #define OUT_BUF 2048
 #define JOIN_TIMEOUT_MS 10000		/* a secondary waits this long for channel 0 */
 #define BARRIER_TIMEOUT_MS 120000	/* channel 0 waits this long for the others */
-#define SUPPORTED_CAPS \
-	(WIRE_CAP_XBZRLE | WIRE_CAP_ZSTD | WIRE_CAP_LZ4 | WIRE_CAP_VERIFY | WIRE_CAP_MULTI)
+#define SUPPORTED_CAPS                                                                 \
+	(WIRE_CAP_XBZRLE | WIRE_CAP_ZSTD | WIRE_CAP_LZ4 | WIRE_CAP_VERIFY | WIRE_CAP_MULTI | \
+	 WIRE_CAP_ANNOUNCE)
 
 struct incoming {
 	struct mio *in, *ret;
@@ -46,6 +48,11 @@ struct incoming {
 	bool check_only;
 	incoming_hello_fn hello_fn;
 	void *hello_ctx;
+	/* the RARP announce: what the source asked for (ANNOUNCE), else the default */
+	bool ack_pending;		/* HELLO offered ANNOUNCE: HELLO_ACK waits for it */
+	bool announce_set;		/* iface and sched hold an announce to make */
+	char announce_iface[ANNOUNCE_IFACE_MAX];
+	struct announce_sched announce_sched;
 };
 
 int incoming_create(struct mio *in, struct mio *ret, const char *name, struct incoming **out)
@@ -220,7 +227,52 @@ static int on_hello(struct incoming *inc, const uint8_t *p, size_t len, char *er
 			return err_set(ret, err, errlen, "HELLO: cannot open a session of %u channels: %s",
 				    inc->hello.channels, strerror(-ret));
 	}
+	if (inc->caps & WIRE_CAP_ANNOUNCE) {
+		/* the ANNOUNCE frame comes next: HELLO_ACK once its interface checked out */
+		inc->ack_pending = true;
+		return 0;
+	}
 	ack.caps = inc->caps;
+	return send_ret(inc, frame_put_hello_ack(inc->out, OUT_BUF, &ack));
+}
+
+/*
+ * ANNOUNCE: where and how to announce the guest once it runs here. The
+ * interface must exist on this host and take a packet socket, or the
+ * migration is refused now, before any page moved.
+ */
+static int on_announce(struct incoming *inc, const uint8_t *p, size_t len, char *err,
+		       size_t errlen)
+{
+	struct wire_hello_ack ack = { .version = WIRE_VERSION, .caps = inc->caps };
+	struct wire_announce a;
+	struct announce_sched s;
+	char msg[200];
+	int ret;
+
+	if (!(inc->hello.caps & WIRE_CAP_ANNOUNCE))
+		return err_set(-EPROTO, err, errlen,
+			       "ANNOUNCE frame without the ANNOUNCE capability in HELLO");
+	ret = frame_get_announce(p, len, &a, err, errlen);
+	if (ret < 0)
+		return ret;
+	s = (struct announce_sched){ .rounds = a.rounds, .initial_ms = a.initial_ms,
+				     .step_ms = a.step_ms, .max_ms = a.max_ms };
+	ret = announce_sched_check(&s, msg, sizeof(msg));
+	if (ret < 0)
+		return err_set(-EBADMSG, err, errlen, "ANNOUNCE: %s", msg);
+	if (inc->ret && !inc->check_only) {
+		ret = announce_iface_check(a.iface, msg, sizeof(msg));
+		if (ret < 0)
+			return err_set(ret, err, errlen, "the destination cannot announce the guest: %s",
+				       msg);
+	}
+	snprintf(inc->announce_iface, sizeof(inc->announce_iface), "%s", a.iface);
+	inc->announce_sched = s;
+	inc->announce_set = true;
+	if (!inc->ack_pending)
+		return 0;
+	inc->ack_pending = false;
 	return send_ret(inc, frame_put_hello_ack(inc->out, OUT_BUF, &ack));
 }
 
@@ -399,10 +451,19 @@ int incoming_run(struct incoming *inc, struct vm **vm, char *err, size_t errlen)
 		ret = wire_order_check(&inc->order, h.type, err, errlen);
 		if (ret < 0)
 			goto out;
+		if (inc->ack_pending && h.type != WIRE_F_ANNOUNCE && h.type != WIRE_F_ERROR) {
+			ret = err_set(-EPROTO, err, errlen,
+				      "HELLO offered ANNOUNCE, then came %s instead",
+				      frame_type_name(h.type));
+			goto out;
+		}
 		inc->st.frames++;
 		switch (h.type) {
 		case WIRE_F_HELLO:
 			ret = on_hello(inc, p, h.len, err, errlen);
+			break;
+		case WIRE_F_ANNOUNCE:
+			ret = on_announce(inc, p, h.len, err, errlen);
 			break;
 		case WIRE_F_PAGES:
 			ret = on_pages(inc, p, h.len, err, errlen);
@@ -562,6 +623,41 @@ int incoming_send_resumed(struct incoming *inc)
 	struct wire_resumed r = { .digest_ok = inc->st.digest_ok };
 
 	return send_ret(inc, frame_put_resumed(inc->out, OUT_BUF, &r));
+}
+
+void incoming_set_announce_default(struct incoming *inc, const char *iface,
+				   const struct announce_sched *s)
+{
+	if (inc->announce_set || !iface || !iface[0])
+		return;
+	snprintf(inc->announce_iface, sizeof(inc->announce_iface), "%s", iface);
+	if (s)
+		inc->announce_sched = *s;
+	else
+		announce_sched_defaults(&inc->announce_sched);
+	inc->announce_set = true;
+}
+
+bool incoming_announce(const struct incoming *inc, const char **iface, struct announce_sched *s)
+{
+	if (!inc->announce_set)
+		return false;
+	*iface = inc->announce_iface;
+	*s = inc->announce_sched;
+	return true;
+}
+
+int incoming_send_announced(struct incoming *inc, const struct announce_stats *st)
+{
+	struct wire_announced a = {
+		.frames = st->frames, .error = (uint32_t)-st->error, .first_us = st->first_us,
+	};
+
+	inc->st.announce.frames = st->frames;
+	inc->st.announce.first_us = st->first_us;
+	if (!(inc->caps & WIRE_CAP_ANNOUNCE))
+		return 0;
+	return send_ret(inc, frame_put_announced(inc->out, OUT_BUF, &a));
 }
 
 void incoming_expect_eof(struct incoming *inc)

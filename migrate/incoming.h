@@ -22,6 +22,7 @@
 #ifndef KVMIG_MIGRATE_INCOMING_H
 #define KVMIG_MIGRATE_INCOMING_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,9 +42,15 @@ struct incoming_stats {
 	uint8_t digest_ok;
 	bool stream_ok;		/* the whole stream checked out (a failure is the VM build) */
 	bool paused;		/* SWITCHOVER said the guest was paused: keep it paused */
+	struct {
+		uint32_t frames;	/* RARP frames sent after the resume */
+		uint64_t first_us;	/* the first one left this long after it */
+	} announce;
 };
 
 struct incoming;
+struct announce_sched;
+struct announce_stats;
 
 /*
  * in: the stream; ret: the return path, or NULL (files). name: the VM's
@@ -111,6 +118,25 @@ int incoming_send_error(struct incoming *inc, int code, const char *msg);
 
 /* Tell the source the VM runs (after vm_start). Return: 0 or -errno. */
 int incoming_send_resumed(struct incoming *inc) __must_check;
+
+/*
+ * The RARP announce (migrate/announce.h). A source that offers
+ * WIRE_CAP_ANNOUNCE names the interface and schedule in its ANNOUNCE frame
+ * (checked at the handshake: an interface missing here refuses the
+ * migration); otherwise the agent's default, set before incoming_run (s
+ * NULL: QEMU's schedule; iface NULL or "": none), applies.
+ */
+void incoming_set_announce_default(struct incoming *inc, const char *iface,
+				   const struct announce_sched *s);
+
+/* Whether to announce the guest once it runs, and where and how (*iface points into inc). */
+bool incoming_announce(const struct incoming *inc, const char **iface, struct announce_sched *s);
+
+/*
+ * The rounds are over: record st in the stats and, when the source chose
+ * WIRE_CAP_ANNOUNCE, tell it with ANNOUNCED. Return: 0 or -errno.
+ */
+int incoming_send_announced(struct incoming *inc, const struct announce_stats *st);
 
 void incoming_get_stats(const struct incoming *inc, struct incoming_stats *st);
 

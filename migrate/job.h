@@ -92,6 +92,8 @@ struct migrate_job {
 	bool paused;			/* the job paused the VM */
 	bool was_paused;		/* fixed: the VM was paused before the job: it stays so */
 	bool committed;			/* GO sent: the guest is the destination's (handover.h) */
+	uint64_t resumed_ns;		/* RESUMED arrived (0: not yet); the ends of total_ms
+					 * and downtime_ms, which the announce report follows */
 	unsigned round;			/* the current round; lanes read it during a task */
 	unsigned ring_overflow_run;	/* precopy syncs in a row the ring overflowed */
 	uint64_t round_pages;		/* pages the last round sent, all lanes */

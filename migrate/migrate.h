@@ -54,6 +54,10 @@ struct migrate_stats {
 		char cipher[64];	/* "" for plain sockets */
 		bool ktls;
 	} transport;
+	struct {
+		uint32_t frames;	/* RARP frames the destination sent (--announce) */
+		uint64_t first_us;	/* the first one left this long after the resume */
+	} announce;
 	/* extensions */
 	unsigned round;
 	unsigned throttle_pct;

@@ -3,7 +3,7 @@ LIB_OBJS += $(O)/migrate/mio.o $(O)/migrate/pagesend.o $(O)/migrate/incoming.o \
 	$(O)/migrate/digest.o $(O)/migrate/snapshot.o $(O)/migrate/source.o \
 	$(O)/migrate/converge.o $(O)/migrate/ratelimit.o $(O)/migrate/outgoing.o \
 	$(O)/migrate/session.o $(O)/migrate/opts.o $(O)/migrate/job.o $(O)/migrate/lanes.o \
-	$(O)/migrate/retpath.o $(O)/migrate/handover.o
+	$(O)/migrate/retpath.o $(O)/migrate/handover.o $(O)/migrate/announce.o
 
 UNIT_TESTS += $(O)/tests/unit/test_incoming
 PROGS += $(O)/tests/tools/mksnap
@@ -15,7 +15,7 @@ $(O)/tests/unit/test_incoming: $(O)/tests/unit/test_incoming.o $(O)/tests/helper
 $(O)/tests/tools/mksnap: $(O)/tests/tools/mksnap.o $(O)/tests/helpers/streamgen.o $(LIB)
 	@[ "$(V)" = 1 ] || echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIB) $(LIBS)
-UNIT_TESTS += $(O)/tests/unit/test_converge $(O)/tests/unit/test_opts
+UNIT_TESTS += $(O)/tests/unit/test_converge $(O)/tests/unit/test_opts $(O)/tests/unit/test_announce
 KVM_TESTS += $(O)/tests/kvm/test_migrate
 
 # in-process destinations accept a parallel migration's other channels

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/compiler.h"
+#include "migrate/announce.h"
 #include "protocol/channel.h"
 #include "protocol/codec.h"
 #include "vm/vm.h"
@@ -31,6 +32,10 @@ void migrate_opts_defaults(struct migrate_opts *o)
 	o->parallel = 1;
 	o->max_iterations = 30;
 	o->dirty_track = DIRTYLOG_BITMAP;
+	o->announce_rounds = ANNOUNCE_DEF_ROUNDS;
+	o->announce_initial_ms = ANNOUNCE_DEF_INITIAL_MS;
+	o->announce_step_ms = ANNOUNCE_DEF_STEP_MS;
+	o->announce_max_ms = ANNOUNCE_DEF_MAX_MS;
 }
 
 const struct migrate_limit *migrate_limit(enum migrate_opt opt)
@@ -115,6 +120,23 @@ int migrate_opts_check(const struct migrate_opts *o, char *err, size_t errlen)
 		snprintf(err, errlen, "field 'tls_dir' is longer than %zu bytes",
 			 sizeof(o->tls_dir) - 1);
 		return -EINVAL;
+	}
+	{
+		/* the schedule is checked even without --announce: it is one option set */
+		struct announce_sched as = {
+			.rounds = o->announce_rounds, .initial_ms = o->announce_initial_ms,
+			.step_ms = o->announce_step_ms, .max_ms = o->announce_max_ms,
+		};
+		size_t n = strnlen(o->announce, sizeof(o->announce));
+
+		if (n == sizeof(o->announce) || strchr(o->announce, '/') || strchr(o->announce, ' ')) {
+			snprintf(err, errlen, "field 'announce' must be an interface name of at most "
+				 "%zu bytes", sizeof(o->announce) - 1);
+			return -EINVAL;
+		}
+		ret = announce_sched_check(&as, err, errlen);
+		if (ret < 0)
+			return ret;
 	}
 	if (o->dirty_track != DIRTYLOG_BITMAP && o->dirty_track != DIRTYLOG_RING) {
 		snprintf(err, errlen, "unknown dirty tracking %d (bitmap, ring)", (int)o->dirty_track);

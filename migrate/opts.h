@@ -43,6 +43,13 @@ struct migrate_opts {
 	char ssh_exec[256];		/* --ssh-exec[=CMD]: run CMD there (default
 					 * MIGRATE_SSH_EXEC_CMD) and use its stdio; "" = off */
 	bool ssh_data_tls;		/* --ssh-data tls: pages over one-time TLS */
+
+	/* the RARP announce at the destination (migrate/announce.h) */
+	char announce[16];		/* --announce IFACE there; "" = the agent's default */
+	unsigned announce_rounds;	/* --announce-rounds, default 5 */
+	unsigned announce_initial_ms;	/* --announce-initial, default 50 */
+	unsigned announce_step_ms;	/* --announce-step, default 100 */
+	unsigned announce_max_ms;	/* --announce-max, default 550 */
 };
 
 void migrate_opts_defaults(struct migrate_opts *o);

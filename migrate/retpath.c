@@ -3,6 +3,7 @@
 #include "migrate/retpath.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "common/clock.h"
@@ -123,13 +124,28 @@ int retpath_handshake(struct migrate_job *j, struct lane *ln)
 
 	outgoing_hello(&h, c,
 		       page_sender_caps(ln->ps) | (j->o.verify ? WIRE_CAP_VERIFY : 0) |
-			       (j->nlanes > 1 ? WIRE_CAP_MULTI : 0));
+			       (j->nlanes > 1 ? WIRE_CAP_MULTI : 0) |
+			       (j->o.announce[0] ? WIRE_CAP_ANNOUNCE : 0));
 	h.channel = ln->idx;
 	h.channels = j->nlanes;
 	h.session = j->session;
 	n = frame_put_hello(j->ctrl, JOB_CTRL_BUF, &h);
 	if (n < 0)
 		return job_fail(j, (int)n, "cannot build HELLO: %s", strerror((int)-n));
+	if (j->o.announce[0] && ln->idx == 0) {
+		/* where to announce the guest: the destination checks it before HELLO_ACK */
+		struct wire_announce an = {
+			.rounds = j->o.announce_rounds, .initial_ms = j->o.announce_initial_ms,
+			.step_ms = j->o.announce_step_ms, .max_ms = j->o.announce_max_ms,
+		};
+		ssize_t m;
+
+		snprintf(an.iface, sizeof(an.iface), "%s", j->o.announce);
+		m = frame_put_announce(j->ctrl + n, JOB_CTRL_BUF - (size_t)n, &an);
+		if (m < 0)
+			return job_fail(j, (int)m, "cannot build ANNOUNCE: %s", strerror((int)-m));
+		n += m;
+	}
 	ret = mio_write(ln->io, j->ctrl, (size_t)n);
 	if (!ret)
 		ret = mio_flush(ln->io);
@@ -152,8 +168,8 @@ int retpath_handshake(struct migrate_job *j, struct lane *ln)
 	need = h.caps;
 	if ((a.caps & need) != need)
 		return job_fail(j, -EPROTO,
-				"the destination lacks capabilities 0x%x (compression, XBZRLE or "
-				"verify)",
+				"the destination lacks capabilities 0x%x (compression, XBZRLE, "
+				"verify or announce)",
 				need & ~a.caps);
 	return 0;
 }

@@ -442,9 +442,14 @@ out:
 	j->dl = NULL;
 	update_stats(j, 0);
 	pthread_mutex_lock(&j->lock);
-	j->st.total_ms = (clock_now_ns() - j->t0_ns) / 1000000;
+	{
+		uint64_t end = j->resumed_ns ? j->resumed_ns : clock_now_ns();
+
+		j->st.total_ms = (end - j->t0_ns) / 1000000;
+		if (ret == 0)
+			j->st.downtime_ms = (end - pause_ns) / 1000000;
+	}
 	if (ret == 0) {
-		j->st.downtime_ms = (clock_now_ns() - pause_ns) / 1000000;
 		j->st.remaining_bytes = 0;
 		snprintf(j->st.status, sizeof(j->st.status), "completed");
 	} else {

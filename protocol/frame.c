@@ -40,6 +40,10 @@ const char *frame_type_name(unsigned type)
 		return "RESUMED";
 	case WIRE_F_PAGE_REQ:
 		return "PAGE_REQ";
+	case WIRE_F_ANNOUNCE:
+		return "ANNOUNCE";
+	case WIRE_F_ANNOUNCED:
+		return "ANNOUNCED";
 	default:
 		return "unknown";
 	}
@@ -86,6 +90,12 @@ static int len_limits(unsigned type, uint32_t *min, uint32_t *max)
 		return 0;
 	case WIRE_F_PAGE_REQ:
 		*min = *max = 12;
+		return 0;
+	case WIRE_F_ANNOUNCE:
+		*min = *max = WIRE_ANNOUNCE_BYTES;
+		return 0;
+	case WIRE_F_ANNOUNCED:
+		*min = *max = WIRE_ANNOUNCED_BYTES;
 		return 0;
 	default:
 		return -EBADMSG;
@@ -252,6 +262,30 @@ ssize_t frame_put_go(uint8_t *dst, size_t cap)
 
 	frame_start(&w, dst, cap, WIRE_F_GO);
 	put_le32(&w, 0);
+	return frame_seal(&w);
+}
+
+ssize_t frame_put_announce(uint8_t *dst, size_t cap, const struct wire_announce *a)
+{
+	struct wbuf w;
+
+	frame_start(&w, dst, cap, WIRE_F_ANNOUNCE);
+	put_str(&w, a->iface, WIRE_IFACE_BYTES);
+	put_le32(&w, a->rounds);
+	put_le32(&w, a->initial_ms);
+	put_le32(&w, a->step_ms);
+	put_le32(&w, a->max_ms);
+	return frame_seal(&w);
+}
+
+ssize_t frame_put_announced(uint8_t *dst, size_t cap, const struct wire_announced *a)
+{
+	struct wbuf w;
+
+	frame_start(&w, dst, cap, WIRE_F_ANNOUNCED);
+	put_le32(&w, a->frames);
+	put_le32(&w, a->error);
+	put_le64(&w, a->first_us);
 	return frame_seal(&w);
 }
 
@@ -557,6 +591,40 @@ int frame_get_ready(const uint8_t *p, size_t len, struct wire_resumed *res, char
 	return get_digest_flag(p, len, "READY", res, err, errlen);
 }
 
+int frame_get_announce(const uint8_t *p, size_t len, struct wire_announce *a, char *err,
+		       size_t errlen)
+{
+	struct rbuf r;
+	const uint8_t *name;
+
+	rbuf_init(&r, p, len);
+	name = rbuf_take(&r, WIRE_IFACE_BYTES);
+	a->rounds = get_le32(&r);
+	a->initial_ms = get_le32(&r);
+	a->step_ms = get_le32(&r);
+	a->max_ms = get_le32(&r);
+	FIXED_READER_END("ANNOUNCE");
+	if (!memchr(name, 0, WIRE_IFACE_BYTES))
+		return err_set(-EBADMSG, err, errlen, "ANNOUNCE: iface is not NUL-terminated");
+	if (!name[0])
+		return err_set(-EBADMSG, err, errlen, "ANNOUNCE: empty interface name");
+	memcpy(a->iface, name, WIRE_IFACE_BYTES);
+	return 0;
+}
+
+int frame_get_announced(const uint8_t *p, size_t len, struct wire_announced *a, char *err,
+			size_t errlen)
+{
+	struct rbuf r;
+
+	rbuf_init(&r, p, len);
+	a->frames = get_le32(&r);
+	a->error = get_le32(&r);
+	a->first_us = get_le64(&r);
+	FIXED_READER_END("ANNOUNCED");
+	return 0;
+}
+
 int frame_get_go(const uint8_t *p, size_t len, char *err, size_t errlen)
 {
 	struct rbuf r;
@@ -693,6 +761,8 @@ void wire_order_init(struct wire_order *o, bool pages_only)
 {
 	o->phase = WIRE_PH_START;
 	o->pages_only = pages_only;
+	o->after_hello = false;
+	o->announce_seen = false;
 }
 
 int wire_order_check(struct wire_order *o, unsigned type, char *err, size_t errlen)
@@ -712,6 +782,17 @@ int wire_order_check(struct wire_order *o, unsigned type, char *err, size_t errl
 		o->phase = WIRE_PH_DONE;
 		return 0;
 	}
+	/* ANNOUNCE: once, on channel 0, before anything but HELLO's followers */
+	if (type == WIRE_F_ANNOUNCE) {
+		if (o->phase == WIRE_PH_PRECOPY && o->after_hello && !o->pages_only &&
+		    !o->announce_seen) {
+			o->announce_seen = true;
+			return 0;
+		}
+		return err_set(-EPROTO, err, errlen,
+			       "ANNOUNCE frame out of order: it follows HELLO on channel 0, once");
+	}
+	o->after_hello = o->phase == WIRE_PH_START && type == WIRE_F_HELLO;
 	switch (o->phase) {
 	case WIRE_PH_START:
 		ok = type == WIRE_F_HELLO;

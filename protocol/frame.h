@@ -85,6 +85,17 @@ struct wire_resumed {
 	uint8_t digest_ok;
 };
 
+struct wire_announce {
+	char iface[WIRE_IFACE_BYTES];	/* NUL-terminated, 1..15 bytes */
+	uint32_t rounds, initial_ms, step_ms, max_ms;
+};
+
+struct wire_announced {
+	uint32_t frames;
+	uint32_t error;			/* positive errno, 0 */
+	uint64_t first_us;
+};
+
 struct wire_page_req {
 	uint64_t page;
 	uint32_t count;
@@ -109,6 +120,8 @@ ssize_t frame_put_resumed(uint8_t *dst, size_t cap, const struct wire_resumed *r
 ssize_t frame_put_ready(uint8_t *dst, size_t cap, const struct wire_resumed *r) __must_check;
 ssize_t frame_put_go(uint8_t *dst, size_t cap) __must_check;
 ssize_t frame_put_page_req(uint8_t *dst, size_t cap, const struct wire_page_req *r) __must_check;
+ssize_t frame_put_announce(uint8_t *dst, size_t cap, const struct wire_announce *a) __must_check;
+ssize_t frame_put_announced(uint8_t *dst, size_t cap, const struct wire_announced *a) __must_check;
 
 /*
  * PAGES batch builder. batch_begin() starts a frame in buf (cap bytes, at
@@ -170,6 +183,11 @@ int frame_get_ready(const uint8_t *p, size_t len, struct wire_resumed *r, char *
 int frame_get_go(const uint8_t *p, size_t len, char *err, size_t errlen) __must_check;
 int frame_get_resumed(const uint8_t *p, size_t len, struct wire_resumed *r, char *err,
 		      size_t errlen) __must_check;
+/* ANNOUNCE: the name terminated and not empty; the schedule is the caller's to check */
+int frame_get_announce(const uint8_t *p, size_t len, struct wire_announce *a, char *err,
+		       size_t errlen) __must_check;
+int frame_get_announced(const uint8_t *p, size_t len, struct wire_announced *a, char *err,
+			size_t errlen) __must_check;
 int frame_get_page_req(const uint8_t *p, size_t len, uint64_t npages, struct wire_page_req *r,
 		       char *err, size_t errlen) __must_check;
 
@@ -208,6 +226,8 @@ enum wire_phase {
 struct wire_order {
 	enum wire_phase phase;
 	bool pages_only;	/* a secondary channel: HELLO (PAGES | END_ROUND)* COMPLETE */
+	bool after_hello;	/* nothing but HELLO's own followers yet (ANNOUNCE) */
+	bool announce_seen;
 };
 
 void wire_order_init(struct wire_order *o, bool pages_only);

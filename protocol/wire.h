@@ -39,6 +39,13 @@
  *   ERROR      code u32 (an errno) | msg_len u16 (<= WIRE_MAX_MSG) | msg
  *   GO         reserved u32 (0): the destination may start the VM (sent
  *              only after READY; the source no longer resumes its copy)
+ *   ANNOUNCE   iface[16] | rounds u32 | initial_ms u32 | step_ms u32 |
+ *              max_ms u32: after the guest resumes, the destination sends
+ *              the RARP announce (migrate/announce.h) on its interface
+ *              iface on this schedule. Only with WIRE_CAP_ANNOUNCE offered,
+ *              then right after HELLO on channel 0 (after a CPUID frame if
+ *              one is there); the destination answers HELLO_ACK only after
+ *              it checked the interface, or ERROR (nothing has moved yet).
  *
  * Destination to source (the return path, same framing):
  *
@@ -51,11 +58,16 @@
  *              reserved u8[3] (0): the destination VM runs; the source may
  *              now stop its copy
  *   PAGE_REQ   page u64 | count u32 (1..WIRE_MAX_BATCH) (post-copy)
+ *   ANNOUNCED  frames u32 | error u32 (a positive errno, 0) | first_us u64:
+ *              the announce rounds are over: frames sent, and when the
+ *              first left after the resume. Only when HELLO_ACK chose
+ *              WIRE_CAP_ANNOUNCE, once, after RESUMED; a source that does
+ *              not get it still has a completed migration.
  *   ERROR      as above
  *
  * Legal order on the forward stream (wire_order_check enforces it):
  *
- *   HELLO (PAGES | END_ROUND)* SWITCHOVER PAGES* STATE+ COMPLETE [GO]
+ *   HELLO [ANNOUNCE] (PAGES | END_ROUND)* SWITCHOVER PAGES* STATE+ COMPLETE [GO]
  *
  * with ERROR allowed anywhere after HELLO, and nothing after GO or ERROR.
  * A file ends at COMPLETE; a live migration ends with the exchange
@@ -96,6 +108,9 @@
 #define WIRE_HELLO_BYTES	(8 + 2 + 2 + 4 + 4 + 8 + 4 + 4 + 4 + 8 + WIRE_NAME_BYTES + \
 				 WIRE_GUEST_BYTES + WIRE_ARGS_BYTES + 6)
 #define WIRE_DIGEST_BYTES	32u
+#define WIRE_IFACE_BYTES	16u		/* IFNAMSIZ */
+#define WIRE_ANNOUNCE_BYTES	(WIRE_IFACE_BYTES + 4 * 4)
+#define WIRE_ANNOUNCED_BYTES	16u
 
 /* Frame types: on-wire values, never renumber. */
 enum wire_type {
@@ -107,11 +122,13 @@ enum wire_type {
 	WIRE_F_COMPLETE = 6,
 	WIRE_F_ERROR = 7,
 	WIRE_F_GO = 8,
+	WIRE_F_ANNOUNCE = 10,
 	WIRE_F_HELLO_ACK = 16,
 	WIRE_F_ACK = 17,
 	WIRE_F_RESUMED = 18,
 	WIRE_F_PAGE_REQ = 19,
 	WIRE_F_READY = 20,
+	WIRE_F_ANNOUNCED = 21,
 };
 
 /* Capabilities (HELLO offers, HELLO_ACK chooses). */
@@ -121,7 +138,8 @@ enum wire_type {
 #define WIRE_CAP_POSTCOPY	(1u << 3)
 #define WIRE_CAP_VERIFY		(1u << 4)
 #define WIRE_CAP_MULTI		(1u << 5)
-#define WIRE_CAP_ALL		0x3fu
+#define WIRE_CAP_ANNOUNCE	(1u << 7)	/* ANNOUNCE after HELLO, ANNOUNCED after RESUMED */
+#define WIRE_CAP_ALL		(0x3fu | WIRE_CAP_ANNOUNCE)
 
 /* SWITCHOVER flags. */
 #define WIRE_SWITCHOVER_PAUSED	(1u << 0)	/* keep the guest paused at the destination */

@@ -57,6 +57,7 @@ struct agent {
 	const char *listen_uri;	  /* --listen, or NULL */
 	const char *tls_dir;	  /* --tls-dir, or NULL: shown by agent.version */
 	const char *state_dir;	  /* --state-dir, or NULL: shown by agent.version */
+	const char *announce;	  /* --announce IFACE, or NULL: the incoming VMs' default */
 
 	/* the control socket (main binds and removes it; the loop accepts on it) */
 	int lfd;

@@ -18,6 +18,7 @@
 #include "common/compiler.h"
 #include "common/log.h"
 #include "dirtylog/dirtylog.h"
+#include "migrate/announce.h"
 #include "migrate/snapshot.h"
 #include "tools/control.h"
 #include "tools/jobs.h"
@@ -567,6 +568,46 @@ static int opt_u64(json_t *req, enum migrate_opt opt, uint64_t *out, char *err, 
 	return 0;
 }
 
+/*
+ * The RARP announce fields of migrate.start: announce (an interface name at
+ * the destination), announce_rounds, announce_initial_ms, announce_step_ms,
+ * announce_max_ms (ranges: migrate/announce.h, checked with the rest by
+ * migrate_opts_check). Return: 0 or -EINVAL with err.
+ */
+static int announce_opts_from(json_t *req, struct migrate_opts *o, char *err, size_t errlen)
+{
+	static const char *const f[] = { "announce_rounds", "announce_initial_ms",
+					 "announce_step_ms", "announce_max_ms" };
+	unsigned *dst[] = { &o->announce_rounds, &o->announce_initial_ms, &o->announce_step_ms,
+			    &o->announce_max_ms };
+	const char *s;
+	uint64_t v;
+	int ret;
+
+	if ((ret = ctl_get_str(req, "announce", false, &s, err, errlen)) < 0)
+		return ret;
+	if (ret == 0) {
+		if (!s[0] || strlen(s) >= sizeof(o->announce)) {
+			snprintf(err, errlen, "field 'announce' must be an interface name of 1 to %zu "
+				 "bytes", sizeof(o->announce) - 1);
+			return -EINVAL;
+		}
+		snprintf(o->announce, sizeof(o->announce), "%s", s);
+	}
+	for (size_t k = 0; k < sizeof(f) / sizeof(f[0]); k++) {
+		if ((ret = ctl_get_u64(req, f[k], false, &v, err, errlen)) < 0)
+			return ret;
+		if (ret == 0 && v > ANNOUNCE_MAX_ROUNDS * (uint64_t)ANNOUNCE_MAX_MS) {
+			snprintf(err, errlen, "field '%s' is out of range: %llu", f[k],
+				 (unsigned long long)v);
+			return -EINVAL;
+		}
+		if (ret == 0)
+			*dst[k] = (unsigned)v;
+	}
+	return 0;
+}
+
 /* The job options of a migrate.start request. Return: 0 or -EINVAL with err. */
 static int migrate_opts_from(json_t *req, struct migrate_opts *o, char *err, size_t errlen)
 {
@@ -660,6 +701,8 @@ static int migrate_opts_from(json_t *req, struct migrate_opts *o, char *err, siz
 		}
 		o->ssh_data_tls = !strcmp(s, "tls");
 	}
+	if ((ret = announce_opts_from(req, o, err, errlen)) < 0)
+		return ret;
 	/* the same check migrate_start makes, before the VM is looked at */
 	return migrate_opts_check(o, err, errlen);
 }
@@ -853,6 +896,11 @@ static const char *const k_migrate[] = {"name",
 					"ssh_agent_port",
 					"ssh_exec",
 					"ssh_data",
+					"announce",
+					"announce_rounds",
+					"announce_initial_ms",
+					"announce_step_ms",
+					"announce_max_ms",
 					NULL};
 
 static const struct method methods[] = {

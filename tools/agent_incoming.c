@@ -24,6 +24,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "migrate/announce.h"
 #include "migrate/incoming.h"
 #include "migrate/mio.h"
 #include "protocol/channel.h"
@@ -45,7 +46,60 @@ struct agent_inconn {
 	_Atomic bool done;
 	char peer[384];
 	char name[VM_NAME_MAX]; /* the reserved name, "" until HELLO reserved it */
+	pthread_mutex_t ann_lock; /* guards ann against agent_incoming_shutdown's cancel */
+	struct announcer *ann;	  /* the RARP rounds after the resume, while they run */
 };
+
+/*
+ * The guest runs here since resume_ns: announce its MAC where the
+ * migration (or --announce of this agent) says. Return: the sender, or
+ * NULL (nothing to announce, or it could not start: *st says why).
+ */
+static struct announcer *announce_begin(struct agent_inconn *ic, struct incoming *inc,
+					struct vm *vm, uint64_t resume_ns, struct announce_stats *st)
+{
+	struct announcer *ann = NULL;
+	struct announce_sched s;
+	const char *iface;
+	char err[256];
+	int ret;
+
+	if (!incoming_announce(inc, &iface, &s))
+		return NULL;
+	ret = announce_start(iface, &s, vm_get_config(vm)->mac, resume_ns, &ann, err, sizeof(err));
+	if (ret < 0) {
+		st->error = ret;
+		pr_warn("VM '%s' runs, but its RARP announce on %s failed: %s", ic->name, iface,
+			err);
+		return NULL;
+	}
+	pthread_mutex_lock(&ic->ann_lock);
+	ic->ann = ann;
+	pthread_mutex_unlock(&ic->ann_lock);
+	return ann;
+}
+
+/* The rounds are over (or were cancelled): the stats, here and at the source. */
+static void announce_end(struct agent_inconn *ic, struct incoming *inc, struct announcer *ann,
+			 struct announce_stats *st)
+{
+	const char *iface = "";
+	struct announce_sched s;
+
+	if (ann) {
+		announce_wait(ann, st);
+		pthread_mutex_lock(&ic->ann_lock);
+		ic->ann = NULL;
+		pthread_mutex_unlock(&ic->ann_lock);
+		announce_free(ann);
+		(void)incoming_announce(inc, &iface, &s);
+		pr_info("VM '%s': %u RARP frame(s) on %s, the first %llu.%03llu ms after the resume",
+			ic->name, st->frames, iface, (unsigned long long)(st->first_us / 1000),
+			(unsigned long long)(st->first_us % 1000));
+	}
+	if (incoming_send_announced(inc, st) < 0)
+		pr_warn("VM '%s': the source could not be told about the RARP announce", ic->name);
+}
 
 /*
  * After a refusal: send FIN behind the ERROR frame, then read and drop
@@ -136,7 +190,9 @@ static void *incoming_thread(void *arg)
 	struct vm *vm = NULL;
 	struct mio io;
 	char err[WIRE_MAX_MSG] = "", desc[512];
-	uint64_t t0 = clock_now_ns();
+	uint64_t t0 = clock_now_ns(), resume_ns;
+	struct announcer *ann = NULL;
+	struct announce_stats ast = { 0 };
 	int ret;
 
 	/* a TLS connection proves who it is here, off the event loop */
@@ -157,6 +213,7 @@ static void *incoming_thread(void *arg)
 		goto close;
 	}
 	incoming_set_hello_hook(inc, reserve_name, ic);
+	incoming_set_announce_default(inc, a->announce, NULL);
 	ret = incoming_run(inc, &vm, err, sizeof(err));
 	if (ret < 0) {
 		pr_err("incoming migration %s failed: %s", stream_desc(ic, desc, sizeof(desc)),
@@ -201,6 +258,10 @@ static void *incoming_thread(void *arg)
 		       err);
 		goto drop;
 	}
+	resume_ns = clock_now_ns();
+	/* the first frame leaves now, before RESUMED: the network learns the new port first */
+	if (!ist.paused)
+		ann = announce_begin(ic, inc, vm, resume_ns, &ast);
 	ret = incoming_send_resumed(inc);
 	if (ret < 0) {
 		/* after GO the guest is ours: the source keeps its copy paused */
@@ -220,12 +281,13 @@ static void *incoming_thread(void *arg)
 	}
 	jobs_forget(a->jobs, ic->name);
 	pthread_mutex_unlock(&a->lock);
+	announce_end(ic, inc, ann, &ast);
 	incoming_get_stats(inc, &ist);
 	pr_info("VM '%s' migrated in from %s and %s: %llu bytes, %llu pages in %u rounds, "
-		"%llu ms%s",
+		"%llu ms%s, %u RARP frame(s)",
 		ic->name, ic->peer, ist.paused ? "stays paused, as it left" : "runs", (unsigned long long)ist.bytes, (unsigned long long)ist.pages,
 		ist.rounds, (unsigned long long)((clock_now_ns() - t0) / 1000000),
-		ist.digest_ok ? ", RAM digest verified" : "");
+		ist.digest_ok ? ", RAM digest verified" : "", ist.announce.frames);
 	goto close;
 drop:
 	if (ic->name[0]) {
@@ -317,6 +379,7 @@ void agent_incoming_accept(struct agent *a)
 		}
 		ic->a = a;
 		ic->ch = ch;
+		pthread_mutex_init(&ic->ann_lock, NULL);
 		ic->shut_fd = fcntl(channel_fd(ch), F_DUPFD_CLOEXEC, 0);
 		describe_peer(a, channel_fd(ch), ic->peer, sizeof(ic->peer));
 		ret = ic->shut_fd < 0 ? errno
@@ -327,6 +390,7 @@ void agent_incoming_accept(struct agent *a)
 			if (ic->shut_fd >= 0)
 				close(ic->shut_fd);
 			channel_close(ch);
+			pthread_mutex_destroy(&ic->ann_lock);
 			free(ic);
 			continue;
 		}
@@ -345,6 +409,7 @@ static void reap_incoming(struct agent *a, bool all)
 			continue;
 		pthread_join(ic->thread, NULL);
 		close(ic->shut_fd);
+		pthread_mutex_destroy(&ic->ann_lock);
 		free(ic);
 		a->inc[i] = NULL;
 	}
@@ -361,6 +426,10 @@ void agent_incoming_shutdown(struct agent *a)
 
 	for (unsigned i = 0; i < AGENT_MAX_INCOMING; i++) {
 		if (a->inc[i] && !atomic_load(&a->inc[i]->done)) {
+			pthread_mutex_lock(&a->inc[i]->ann_lock);
+			if (a->inc[i]->ann)
+				announce_cancel(a->inc[i]->ann);
+			pthread_mutex_unlock(&a->inc[i]->ann_lock);
 			shutdown(a->inc[i]->shut_fd, SHUT_RDWR);
 			nin++;
 		}

@@ -17,6 +17,7 @@
 
 #include "common/parse.h"
 #include "dirtylog/dirtylog.h"
+#include "migrate/announce.h"
 #include "migrate/migrate.h"
 #include "protocol/channel.h"
 #include "protocol/uri.h"
@@ -72,11 +73,21 @@ static void help_migrate(FILE *f)
 		"                         default), or only authenticate over SSH and move\n"
 		"                         them on direct TLS connections opened with a\n"
 		"                         one-time key (tls; much faster)\n"
+		, MIGRATE_MAX_PARALLEL, CHANNEL_AGENT_PORT, MIGRATE_SSH_EXEC_CMD);
+	fprintf(f,
 		"  --detach               start the job and return; follow it with\n"
 		"                         kvmig job info NAME\n"
 		"  --json                 print the final statistics as one JSON object\n"
 		"  --postcopy             NOT IMPLEMENTED YET (exit status 2)\n"
-		"  --announce IFACE       NOT IMPLEMENTED YET (exit status 2)\n"
+		"  --announce IFACE       once the guest runs at the destination, send QEMU's\n"
+		"                         RARP announce for its MAC on IFACE there (the\n"
+		"                         destination refuses at the handshake when it has\n"
+		"                         no IFACE; default: its kvmigd --announce)\n"
+		"  --announce-rounds N    frames to send (default 5, 1 to 1000)\n"
+		"  --announce-initial MS  the first gap (default 50, 1 to 100000)\n"
+		"  --announce-step MS     each gap grows by MS (default 100, 0 to 100000)\n"
+		"  --announce-max MS      no gap is longer (default 550): frames at\n"
+		"                         0, 50, 200, 450 and 800 ms with the defaults\n"
 		"\n"
 		"Without --detach, kvmig waits for the end of the job. On a terminal (or\n"
 		"with KVMIG_PROGRESS=1; KVMIG_PROGRESS=0 turns it off) it draws a\n"
@@ -90,8 +101,7 @@ static void help_migrate(FILE *f)
 		"\n"
 		"Exit status: 0 the VM runs at the destination (and is gone here); 1 the\n"
 		"migration failed or was cancelled ('kvmig: migration of NAME failed:\n"
-		"<reason>' on stderr) or the agent refused it; 2 bad usage.\n",
-		MIGRATE_MAX_PARALLEL, CHANNEL_AGENT_PORT, MIGRATE_SSH_EXEC_CMD);
+		"<reason>' on stderr) or the agent refused it; 2 bad usage.\n");
 }
 
 static void help_job(FILE *f)
@@ -107,6 +117,37 @@ static void help_job(FILE *f)
 }
 
 /* ---- migration ---- */
+
+/*
+ * --announce-rounds N, --announce-initial MS, --announce-step MS,
+ * --announce-max MS into the request's announce_* fields. Return: false
+ * when argv[*i] is none of them.
+ */
+static bool announce_num_opt(const struct cli *cli, int *i, json_t *req, const char *hint)
+{
+	static const struct {
+		const char *flag, *field;
+		uint64_t min, max;
+	} o[] = {
+		{ "--announce-rounds", "announce_rounds", 1, ANNOUNCE_MAX_ROUNDS },
+		{ "--announce-initial", "announce_initial_ms", 1, ANNOUNCE_MAX_MS },
+		{ "--announce-step", "announce_step_ms", 0, ANNOUNCE_MAX_MS },
+		{ "--announce-max", "announce_max_ms", 1, ANNOUNCE_MAX_MS },
+	};
+	const char *v;
+	uint64_t n;
+
+	for (size_t k = 0; k < sizeof(o) / sizeof(o[0]); k++) {
+		if (!cli_take_opt(cli->argc, cli->argv, i, o[k].flag, &v, hint))
+			continue;
+		if (parse_u64(v, &n) < 0 || n < o[k].min || n > o[k].max)
+			cli_usage_error(hint, "invalid %s '%s': expected %llu to %llu", o[k].flag, v,
+					(unsigned long long)o[k].min, (unsigned long long)o[k].max);
+		json_object_set_new(req, o[k].field, json_integer((json_int_t)n));
+		return true;
+	}
+	return false;
+}
 
 static volatile sig_atomic_t interrupts;
 
@@ -308,7 +349,7 @@ int cmd_migrate(const struct cli *cli)
 {
 	static const char hint[] = "kvmig migrate --help";
 	static const char syn[] = "migrate NAME --to URI [OPTIONS]";
-	const char *name = NULL, *to = NULL, *announce = NULL, *v;
+	const char *name = NULL, *to = NULL, *v;
 	bool detach = false, postcopy = false;
 	json_t *req, *r;
 
@@ -427,7 +468,14 @@ int cmd_migrate(const struct cli *cli)
 		} else if (!strcmp(arg, "--postcopy")) {
 			postcopy = true;
 		} else if (cli_take_opt(cli->argc, cli->argv, &i, "--announce", &v, hint)) {
-			announce = v;
+			if (!v[0] || strlen(v) > 15 || strchr(v, '/') || strchr(v, ' '))
+				cli_usage_error(hint,
+						"invalid --announce '%s': expected an interface name "
+						"of 1 to 15 bytes",
+						v);
+			cli_req_str(req, "announce", v);
+		} else if (!strncmp(arg, "--announce-", 11) && announce_num_opt(cli, &i, req, hint)) {
+			/* --announce-rounds, -initial, -step, -max */
 		} else if (arg[0] == '-' && arg[1]) {
 			cli_usage_error(hint, "unknown option '%s' for migrate", arg);
 		} else if (!name) {
@@ -439,9 +487,8 @@ int cmd_migrate(const struct cli *cli)
 	}
 	if (!name || !to)
 		cli_usage_error(hint, "usage: kvmig %s", syn);
-	if (postcopy || announce) {
-		fprintf(stderr, "kvmig: %s is not implemented yet\n",
-			postcopy ? "--postcopy" : "--announce");
+	if (postcopy) {
+		fprintf(stderr, "kvmig: --postcopy is not implemented yet\n");
 		exit(CLI_EXIT_USAGE);
 	}
 	check_uri(to);

@@ -215,6 +215,16 @@ json_t *jobs_stats_json(const char *name, const char *uri, const struct migrate_
 	json_object_set_new(t, "ktls", json_boolean(st->transport.ktls));
 	json_object_set_new(o, "transport", t);
 
+	{
+		json_t *an = json_object();
+
+		if (an) {
+			put_u64(an, "frames", st->announce.frames);
+			put_real(an, "first_ms", (double)st->announce.first_us / 1000.0);
+			json_object_set_new(o, "announce", an);
+		}
+	}
+
 	/* extensions */
 	put_u64(o, "round", st->round);
 	put_u64(o, "throttle_pct", st->throttle_pct);

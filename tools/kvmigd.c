@@ -28,6 +28,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "migrate/announce.h"
 #include "migrate/session.h"
 #include "protocol/channel.h"
 #include "protocol/uri.h"
@@ -172,6 +173,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: kvmigd --control PATH [--listen URI] [--tls-dir DIR] [--state-dir DIR]\n"
+		"              [--announce IFACE]\n"
 		"\n"
 		"The kvmig agent. It hosts KVM virtual machines running kvmig's guest\n"
 		"programs and serves the control API on a unix socket: one JSON object\n"
@@ -202,6 +204,10 @@ static void usage(FILE *f)
 		"                   of kvmig migrate --tls-dir).\n"
 		"  --state-dir DIR  directory for the agent's state: accepted and shown by\n"
 		"                   agent.version, not used yet.\n"
+		"  --announce IFACE after an incoming migration, send the RARP announce of\n"
+		"                   the guest's MAC on IFACE (5 frames at 0, 50, 200, 450\n"
+		"                   and 800 ms) when the source named no interface with\n"
+		"                   kvmig migrate --announce; IFACE must exist at start.\n"
 		"  -v, --verbose    log every request (like KVMIG_LOG=debug; default: info)\n"
 		"  -V, --version    print the version and exit\n"
 		"  -h, --help       print this help and exit\n"
@@ -232,6 +238,7 @@ int main(int argc, char **argv)
 		{"listen", required_argument, NULL, 'l'},
 		{"tls-dir", required_argument, NULL, 't'},
 		{"state-dir", required_argument, NULL, 's'},
+		{"announce", required_argument, NULL, 'a'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
@@ -254,6 +261,9 @@ int main(int argc, char **argv)
 			break;
 		case 's':
 			a.state_dir = optarg;
+			break;
+		case 'a':
+			a.announce = optarg;
 			break;
 		case 'v':
 			verbose = true;
@@ -300,6 +310,14 @@ int main(int argc, char **argv)
 	if (a.tls_dir && access(a.tls_dir, R_OK | X_OK) < 0)
 		pr_warn("--tls-dir %s: %s (migrations to tls:// will fail)", a.tls_dir,
 			strerror(errno));
+	if (a.announce) {
+		char err[256];
+
+		if (announce_iface_check(a.announce, err, sizeof(err)) < 0) {
+			fprintf(stderr, "kvmigd: --announce %s: %s\n", a.announce, err);
+			return 1;
+		}
+	}
 	if (a.state_dir && access(a.state_dir, R_OK | X_OK) < 0)
 		pr_warn("--state-dir %s: %s (not used yet)", a.state_dir, strerror(errno));
 

@@ -9,7 +9,7 @@
 #     peer, and kvmig migrate takes its tcp://[::1]:PORT (where ::1 exists);
 #   - kvmig migrate: an unknown VM, bad URIs and option values (found by the
 #     CLI: exit 2; by the agent on raw requests: exit 1), --postcopy and
-#     --announce answered "not implemented yet"; job info/cancel of unknown
+#     bad --announce values refused (exit 2); job info/cancel of unknown
 #     names;
 #   - raw streams sent to the listener: an empty connection, garbage, a
 #     truncated synthetic stream (tests/tools/mksnap), one with a flipped
@@ -34,7 +34,7 @@ log "help texts"
 ok "kvmig migrate --help" "$KVMIG" migrate --help
 for w in "--to URI" "--max-downtime MS" "--bandwidth MiB/s" "--xbzrle\[=CACHE\]" "--compress" \
 	"--parallel N" "--auto-converge" "--max-iterations N" "--timeout SEC" "--verify" \
-	"--dirty-track bitmap\|ring" "--detach" "--postcopy .*NOT IMPLEMENTED" "--announce IFACE .*NOT IMPLEMENTED"; do
+	"--dirty-track bitmap\|ring" "--detach" "--postcopy .*NOT IMPLEMENTED" "--announce IFACE" "--announce-rounds N" "--announce-max MS"; do
 	grep -q -- "$w" "$OUT" || fail "kvmig migrate --help lacks '$w'"
 done
 ok "kvmig migrate x --help" "$KVMIG" migrate x --to tcp://h:1 --help
@@ -138,7 +138,8 @@ bad "--xbzrle=1K" 2 "invalid --xbzrle cache '1K'" kv src migrate a --to "$TCP_UR
 bad "--max-iterations -3" 2 "invalid --max-iterations '-3'" kv src migrate a --to "$TCP_URI" --max-iterations -3
 bad "--timeout x (the migration's)" 2 "invalid --timeout 'x': expected seconds" kv src migrate a --to "$TCP_URI" --timeout x
 bad "--postcopy" 2 "--postcopy is not implemented yet" kv src migrate a --to "$TCP_URI" --postcopy
-bad "--announce eth0" 2 "--announce is not implemented yet" kv src migrate a --to "$TCP_URI" --announce eth0
+bad "--announce a/b" 2 "invalid --announce 'a/b'" kv src migrate a --to "$TCP_URI" --announce a/b
+bad "--announce-rounds 0" 2 "invalid --announce-rounds '0'" kv src migrate a --to "$TCP_URI" --announce-rounds 0
 bad "--announce without value" 2 "needs a value" kv src migrate a --to "$TCP_URI" --announce
 bad "vm start --dirty-ring x" 2 "invalid --dirty-ring 'x'" kv src vm start v --dirty-ring x
 bad "vm start --dirty-ring 100 (agent)" 1 "power of two from [0-9]+ to 65536" kv src vm start v --dirty-ring 100

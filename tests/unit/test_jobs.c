@@ -63,6 +63,7 @@ static void test_jobs_stats_names(void **state)
 		"compression",
 		"postcopy",
 		"transport",
+		"announce",
 		"round",
 		"throttle_pct",
 		"bandwidth",
@@ -77,6 +78,7 @@ static void test_jobs_stats_names(void **state)
 	static const char *const post[] = {"requests", "fault_latency_us_p50", "p99",
 					   "fault_latency_us_p99", NULL};
 	static const char *const transport[] = {"kind", "cipher", "ktls", NULL};
+	static const char *const announce[] = {"frames", "first_ms", NULL};
 	struct migrate_stats st;
 	json_t *o;
 
@@ -88,6 +90,8 @@ static void test_jobs_stats_names(void **state)
 	st.xbzrle.cache_size = 64 << 20;
 	st.postcopy.fault_latency_us_p99 = 77;
 	st.verified = true;
+	st.announce.frames = 5;
+	st.announce.first_us = 1234;
 	snprintf(st.transport.kind, sizeof(st.transport.kind), "tls");
 	snprintf(st.transport.cipher, sizeof(st.transport.cipher), "TLS_AES_128_GCM_SHA256");
 	o = jobs_stats_json("web1", "tcp://h:1", &st);
@@ -97,6 +101,13 @@ static void test_jobs_stats_names(void **state)
 	expect_keys(json_object_get(o, "compression"), comp);
 	expect_keys(json_object_get(o, "postcopy"), post);
 	expect_keys(json_object_get(o, "transport"), transport);
+	expect_keys(json_object_get(o, "announce"), announce);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(o, "announce"), "frames")),
+			 5);
+	assert_true(json_real_value(json_object_get(json_object_get(o, "announce"), "first_ms")) >
+			    1.233 &&
+		    json_real_value(json_object_get(json_object_get(o, "announce"), "first_ms")) <
+			    1.235);
 	assert_string_equal(
 		json_string_value(json_object_get(json_object_get(o, "transport"), "cipher")),
 		"TLS_AES_128_GCM_SHA256");
