@@ -123,7 +123,8 @@ int retpath_handshake(struct migrate_job *j, struct lane *ln)
 
 	outgoing_hello(&h, c,
 		       page_sender_caps(ln->ps) | (j->o.verify ? WIRE_CAP_VERIFY : 0) |
-			       (j->nlanes > 1 ? WIRE_CAP_MULTI : 0));
+			       (j->nlanes > 1 ? WIRE_CAP_MULTI : 0) |
+			       (ln->idx == 0 ? WIRE_CAP_CPUID : 0));
 	h.channel = ln->idx;
 	h.channels = j->nlanes;
 	h.session = j->session;
@@ -131,6 +132,12 @@ int retpath_handshake(struct migrate_job *j, struct lane *ln)
 	if (n < 0)
 		return job_fail(j, (int)n, "cannot build HELLO: %s", strerror((int)-n));
 	ret = mio_write(ln->io, j->ctrl, (size_t)n);
+	/* channel 0: the guest's CPU, which the destination checks before it answers */
+	if (!ret && (h.caps & WIRE_CAP_CPUID)) {
+		ret = outgoing_cpuid(ln->io, j->vm, j->o.strict_cpu ? WIRE_CPUID_STRICT_TSC : 0);
+		if (ret == -ENOMEM || ret == -E2BIG)
+			return job_fail(j, ret, "cannot describe the guest's CPU: %s", strerror(-ret));
+	}
 	if (!ret)
 		ret = mio_flush(ln->io);
 	if (ret < 0)
