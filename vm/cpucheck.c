@@ -246,7 +246,7 @@ size_t cpucheck_list_features(const struct cpucheck_cpu *cpu, char *buf, size_t 
 			    (cpucheck_word_bits(cpu, CPUCHECK_W_1_EDX) & (1u << b)))
 				continue;
 			n = snprintf(len < cap ? buf + len : NULL, len < cap ? cap - len : 0, "%s%s",
-				     len ? " " : "", name);
+				     len ? ", " : "", name);
 			if (n > 0)
 				len += (size_t)n;
 		}

@@ -106,7 +106,7 @@ void cpucheck_mask_entries(struct kvm_cpuid_entry2 *ent, uint32_t n, const struc
 uint32_t cpucheck_word_bits(const struct cpucheck_cpu *cpu, enum cpucheck_word w);
 
 /*
- * Write the names of every feature cpu has, space-separated, into buf
+ * Write the names of every feature cpu has, comma-separated, into buf
  * (what kvmigd --cpu-features prints). Return: the length needed (as
  * snprintf: a result >= cap was truncated).
  */

@@ -141,7 +141,7 @@ static void test_cpucheck_mask_apply(void **state)
 	/* only the word's leaf: 7.1 and the cache leaf are untouched */
 	assert_int_equal(find(&c, 4, 0)->eax, 0x121);
 	cpucheck_list_features(&c, list, sizeof(list));
-	assert_string_equal(list, "sse2 cx16 avx avx2 xsaveopt lm kvmclock");
+	assert_string_equal(list, "sse2, cx16, avx, avx2, xsaveopt, lm, kvmclock");
 }
 
 static void test_cpucheck_same_cpu_passes(void **state)
