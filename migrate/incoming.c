@@ -16,14 +16,15 @@
 #include "migrate/session.h"
 #include "protocol/codec.h"
 #include "protocol/frame.h"
+#include "vm/cpucheck.h"
 #include "vm/state.h"
 
 #define OUT_BUF 2048
 #define JOIN_TIMEOUT_MS 10000		/* a secondary waits this long for channel 0 */
 #define BARRIER_TIMEOUT_MS 120000	/* channel 0 waits this long for the others */
-#define SUPPORTED_CAPS                                                                 \
+#define SUPPORTED_CAPS                                                                  \
 	(WIRE_CAP_XBZRLE | WIRE_CAP_ZSTD | WIRE_CAP_LZ4 | WIRE_CAP_VERIFY | WIRE_CAP_MULTI | \
-	 WIRE_CAP_ANNOUNCE)
+	 WIRE_CAP_CPUID | WIRE_CAP_ANNOUNCE)
 
 struct incoming {
 	struct mio *in, *ret;
@@ -53,6 +54,11 @@ struct incoming {
 	bool announce_set;		/* iface and sched hold an announce to make */
 	char announce_iface[ANNOUNCE_IFACE_MAX];
 	struct announce_sched announce_sched;
+	/* CPU compatibility (vm/cpucheck.h) */
+	const struct cpucheck_cpu *host_cpu;	/* borrowed, or NULL: own_cpu, queried */
+	struct cpucheck_cpu *own_cpu;
+	struct wire_cpuid *cpuid;		/* the CPUID frame, once it came */
+	bool cpuid_pending;			/* HELLO offered it: HELLO_ACK waits for it */
 };
 
 int incoming_create(struct mio *in, struct mio *ret, const char *name, struct incoming **out)
@@ -87,6 +93,8 @@ void incoming_destroy(struct incoming *inc)
 		vm_ram_destroy(&inc->ram);
 	codec_ctx_destroy(inc->zstd);
 	codec_ctx_destroy(inc->lz4);
+	free(inc->own_cpu);
+	free(inc->cpuid);
 	free(inc->state);
 	free(inc->buf);
 	free(inc->out);
@@ -164,9 +172,10 @@ static int on_hello_secondary(struct incoming *inc, char *err, size_t errlen)
 	return send_ret(inc, frame_put_hello_ack(inc->out, OUT_BUF, &ack));
 }
 
+static int finish_hello(struct incoming *inc, char *err, size_t errlen);
+
 static int on_hello(struct incoming *inc, const uint8_t *p, size_t len, char *err, size_t errlen)
 {
-	struct wire_hello_ack ack = { .version = WIRE_VERSION };
 	struct vm_config cfg;
 	char msg[200];
 	int ret;
@@ -198,8 +207,23 @@ static int on_hello(struct incoming *inc, const uint8_t *p, size_t len, char *er
 	ret = vm_config_check(&cfg, msg, sizeof(msg));
 	if (ret < 0)
 		return err_set(-EBADMSG, err, errlen, "HELLO describes a VM this host refuses: %s", msg);
+	if (inc->hello.caps & WIRE_CAP_CPUID) {
+		/* nothing is reserved or allocated before the CPU check */
+		inc->cpuid_pending = true;
+		return 0;
+	}
+	return finish_hello(inc, err, errlen);
+}
+
+/* Channel 0's HELLO is acceptable (and its CPU, when it sent one): take the stream. */
+static int finish_hello(struct incoming *inc, char *err, size_t errlen)
+{
+	struct wire_hello_ack ack = { .version = WIRE_VERSION };
+	int ret;
+
 	if (inc->hello_fn) {
-		ret = inc->hello_fn(inc->hello_ctx, cfg.name, cfg.mem_bytes, err, errlen);
+		ret = inc->hello_fn(inc->hello_ctx, incoming_name(inc), inc->hello.mem_bytes, err,
+				    errlen);
 		if (ret < 0)
 			return ret;
 	}
@@ -214,8 +238,10 @@ static int on_hello(struct incoming *inc, const uint8_t *p, size_t len, char *er
 	inc->ram_base = inc->ram.alias;
 	inc->ram_bytes = inc->ram.bytes;
 	if (inc->hello.channels > 1) {
+		/* the other channels carry pages only: no CPUID on them */
 		struct session_info si = {
-			.ram = inc->ram_base, .ram_bytes = inc->ram_bytes, .caps = inc->caps,
+			.ram = inc->ram_base, .ram_bytes = inc->ram_bytes,
+			.caps = inc->caps & ~WIRE_CAP_CPUID,	/* ANNOUNCE: offered on all */
 		};
 
 		ret = session_open(inc->sessions, inc->hello.session, inc->hello.channels, &si,
@@ -274,6 +300,129 @@ static int on_announce(struct incoming *inc, const uint8_t *p, size_t len, char 
 		return 0;
 	inc->ack_pending = false;
 	return send_ret(inc, frame_put_hello_ack(inc->out, OUT_BUF, &ack));
+}
+
+/*
+ * Can this host run a guest with that CPU? Refuses with a message naming
+ * the missing features (and a TSC difference when strict); a TSC
+ * difference that is not refused is logged. Without a host CPU to compare
+ * with (a check-only decoder), only the frame itself was checked.
+ */
+static int check_cpu(struct incoming *inc, const struct cpucheck_cpu *guest, bool strict_tsc,
+		     char *err, size_t errlen)
+{
+	const struct cpucheck_cpu *host = inc->host_cpu;
+	struct cpucheck_result r;
+	char msg[WIRE_MAX_MSG - 64], why[200];
+	int ret;
+
+	if (!host && inc->check_only)
+		return 0;
+	if (!host) {
+		if (!inc->own_cpu) {
+			inc->own_cpu = calloc(1, sizeof(*inc->own_cpu));
+			if (!inc->own_cpu)
+				return err_set(-ENOMEM, err, errlen, "out of memory");
+			ret = vm_host_cpu(inc->own_cpu, why, sizeof(why));
+			if (ret < 0)
+				return err_set(ret, err, errlen,
+					       "cannot tell whether this host can run the guest: %s",
+					       why);
+		}
+		host = inc->own_cpu;
+	}
+	cpucheck_compare(guest, host, &r);
+	ret = cpucheck_verdict(&r, strict_tsc, inc->ret && !inc->expect_eof, msg, sizeof(msg));
+	if (ret < 0)
+		return err_set(ret, err, errlen, "%s", msg);
+	if (msg[0])
+		pr_warn("VM '%s': %s", incoming_name(inc), msg);
+	return 0;
+}
+
+static void cpu_from_wire(const struct wire_cpuid *c, struct cpucheck_cpu *cpu)
+{
+	memset(cpu, 0, sizeof(*cpu));
+	cpu->n = c->count;
+	cpu->tsc_khz = c->tsc_khz;
+	for (uint32_t i = 0; i < c->count && i < CPUCHECK_MAX_ENTRIES; i++) {
+		struct kvm_cpuid_entry2 *e = &cpu->ent[i];
+
+		e->function = c->ent[i].function;
+		e->index = c->ent[i].index;
+		e->flags = c->ent[i].flags;
+		e->eax = c->ent[i].eax;
+		e->ebx = c->ent[i].ebx;
+		e->ecx = c->ent[i].ecx;
+		e->edx = c->ent[i].edx;
+	}
+}
+
+static int on_cpuid(struct incoming *inc, const uint8_t *p, size_t len, char *err, size_t errlen)
+{
+	struct cpucheck_cpu *guest;
+	int ret;
+
+	if (!inc->cpuid_pending)
+		return err_set(-EPROTO, err, errlen, "CPUID frame without the CPUID capability");
+	inc->cpuid = calloc(1, sizeof(*inc->cpuid));
+	guest = calloc(1, sizeof(*guest));
+	if (!inc->cpuid || !guest) {
+		free(guest);
+		return err_set(-ENOMEM, err, errlen, "out of memory");
+	}
+	ret = frame_get_cpuid(p, len, inc->cpuid, err, errlen);
+	if (ret == 0) {
+		cpu_from_wire(inc->cpuid, guest);
+		ret = check_cpu(inc, guest, inc->cpuid->flags & WIRE_CPUID_STRICT_TSC, err, errlen);
+	}
+	free(guest);
+	if (ret < 0)
+		return ret;
+	inc->cpuid_pending = false;
+	return finish_hello(inc, err, errlen);
+}
+
+/*
+ * At COMPLETE: the vCPUs' CPUID must be the one the CPUID frame announced
+ * (no feature beyond it), and a stream without the frame (an older source
+ * or snapshot) is checked here, from the state, before any VM is built.
+ */
+static int check_state_cpu(struct incoming *inc, char *err, size_t errlen)
+{
+	const struct vcpu_state *v = &inc->state->vcpu[0];
+	struct cpucheck_cpu *st = calloc(1, sizeof(*st)), *sent = NULL;
+	struct cpucheck_result r;
+	char names[128];
+	int ret = 0;
+
+	if (!st)
+		return err_set(-ENOMEM, err, errlen, "out of memory");
+	st->n = v->ncpuid < CPUCHECK_MAX_ENTRIES ? v->ncpuid : CPUCHECK_MAX_ENTRIES;
+	memcpy(st->ent, v->cpuid, st->n * sizeof(st->ent[0]));
+	st->tsc_khz = v->tsc_khz;
+	if (!inc->cpuid) {
+		ret = check_cpu(inc, st, false, err, errlen);
+		goto out;
+	}
+	sent = calloc(1, sizeof(*sent));
+	if (!sent) {
+		ret = err_set(-ENOMEM, err, errlen, "out of memory");
+		goto out;
+	}
+	cpu_from_wire(inc->cpuid, sent);
+	cpucheck_compare(st, sent, &r);
+	if (r.nmissing) {
+		cpucheck_feature_name(r.missing[0], names, sizeof(names));
+		ret = err_set(-EBADMSG, err, errlen,
+			      "STATE: vCPU 0 has CPU feature %s, which the CPUID frame did not "
+			      "announce",
+			      names);
+	}
+out:
+	free(st);
+	free(sent);
+	return ret;
 }
 
 static int on_pages(struct incoming *inc, const uint8_t *p, size_t len, char *err, size_t errlen)
@@ -408,6 +557,9 @@ static int on_complete(struct incoming *inc, const uint8_t *p, size_t len, char 
 		return err_set(-EBADMSG, err, errlen,
 			    "the config section (%llu bytes, %u vCPUs, %s) contradicts HELLO",
 			    (unsigned long long)c->mem_bytes, c->vcpus, c->guest);
+	ret = check_state_cpu(inc, err, errlen);
+	if (ret < 0)
+		return ret;
 	inc->st.digest_alg = inc->complete.digest_alg;
 	if (inc->complete.digest_alg == WIRE_DIGEST_SHA256) {
 		uint8_t d[RAM_DIGEST_BYTES];
@@ -458,12 +610,23 @@ int incoming_run(struct incoming *inc, struct vm **vm, char *err, size_t errlen)
 			goto out;
 		}
 		inc->st.frames++;
+		if (inc->cpuid_pending &&
+		    (h.type == WIRE_F_PAGES || h.type == WIRE_F_END_ROUND ||
+		     h.type == WIRE_F_SWITCHOVER)) {
+			ret = err_set(-EPROTO, err, errlen,
+				      "HELLO offered a CPUID frame, but %s came first",
+				      frame_type_name(h.type));
+			goto out;
+		}
 		switch (h.type) {
 		case WIRE_F_HELLO:
 			ret = on_hello(inc, p, h.len, err, errlen);
 			break;
 		case WIRE_F_ANNOUNCE:
 			ret = on_announce(inc, p, h.len, err, errlen);
+			break;
+		case WIRE_F_CPUID:
+			ret = on_cpuid(inc, p, h.len, err, errlen);
 			break;
 		case WIRE_F_PAGES:
 			ret = on_pages(inc, p, h.len, err, errlen);
@@ -673,6 +836,11 @@ void incoming_set_sessions(struct incoming *inc, struct session_table *t)
 void incoming_check_only(struct incoming *inc)
 {
 	inc->check_only = true;
+}
+
+void incoming_set_host_cpu(struct incoming *inc, const struct cpucheck_cpu *host)
+{
+	inc->host_cpu = host;
 }
 
 void incoming_set_hello_hook(struct incoming *inc, incoming_hello_fn fn, void *ctx)

@@ -79,6 +79,18 @@ typedef int (*incoming_hello_fn)(void *ctx, const char *name, uint64_t mem_bytes
 				 size_t errlen);
 void incoming_set_hello_hook(struct incoming *inc, incoming_hello_fn fn, void *ctx);
 
+struct cpucheck_cpu;
+
+/*
+ * What this host can run (vm/cpucheck.h), borrowed: the guest's CPUID and
+ * TSC rate are checked against it before HELLO_ACK (streams with a CPUID
+ * frame) or at COMPLETE (streams without one), and a missing feature
+ * refuses the stream with an ERROR naming it. Without one, this host's
+ * KVM is asked (vm_host_cpu) when the stream builds a VM; a check-only
+ * decoder then compares nothing.
+ */
+void incoming_set_host_cpu(struct incoming *inc, const struct cpucheck_cpu *host);
+
 struct session_table;
 
 /*

@@ -35,6 +35,7 @@ struct migrate_opts {
 	uint64_t timeout_ms;		/* --timeout, 0 = none */
 	bool verify;
 	enum dirtylog_backend dirty_track;
+	bool strict_cpu;		/* --strict-cpu: a TSC rate difference refuses */
 
 	/* the transport (tls://, ssh://): protocol/channel.h's struct channel_opts */
 	char tls_dir[256];		/* --tls-dir; "" = the agent's --tls-dir */

@@ -8,6 +8,7 @@
 #include <sys/random.h>
 
 #include "common/clock.h"
+#include "vm/cpucheck.h"
 
 void outgoing_hello(struct wire_hello *h, const struct vm_config *c, uint32_t caps)
 {
@@ -25,6 +26,46 @@ void outgoing_hello(struct wire_hello *h, const struct vm_config *c, uint32_t ca
 	snprintf(h->guest, sizeof(h->guest), "%s", c->guest);
 	snprintf(h->guest_args, sizeof(h->guest_args), "%s", c->guest_args);
 	memcpy(h->mac, c->mac, 6);
+}
+
+int outgoing_cpuid(struct mio *io, const struct vm *vm, uint32_t flags)
+{
+	size_t cap = WIRE_HDR_BYTES + 12 + WIRE_MAX_CPUID * WIRE_CPUID_ENTRY_BYTES + WIRE_CRC_BYTES;
+	struct cpucheck_cpu *cpu = malloc(sizeof(*cpu));
+	struct wire_cpuid *c = malloc(sizeof(*c));
+	uint8_t *frame = malloc(cap);
+	ssize_t n;
+	int ret;
+
+	if (!cpu || !c || !frame) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	ret = vm_guest_cpu(vm, cpu);
+	if (ret < 0)
+		goto out;
+	if (cpu->n == 0 || cpu->n > WIRE_MAX_CPUID) {
+		ret = -E2BIG;
+		goto out;
+	}
+	c->flags = flags;
+	c->tsc_khz = cpu->tsc_khz;
+	c->count = cpu->n;
+	for (uint32_t i = 0; i < cpu->n; i++) {
+		const struct kvm_cpuid_entry2 *e = &cpu->ent[i];
+
+		c->ent[i] = (struct wire_cpuid_entry){
+			.function = e->function, .index = e->index, .flags = e->flags,
+			.eax = e->eax, .ebx = e->ebx, .ecx = e->ecx, .edx = e->edx,
+		};
+	}
+	n = frame_put_cpuid(frame, cap, c);
+	ret = n < 0 ? (int)n : mio_write(io, frame, (size_t)n);
+out:
+	free(cpu);
+	free(c);
+	free(frame);
+	return ret;
 }
 
 int outgoing_state(struct mio *io, const struct vm_state *st, uint32_t *nsec)

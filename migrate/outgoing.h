@@ -19,6 +19,13 @@
 void outgoing_hello(struct wire_hello *h, const struct vm_config *cfg, uint32_t caps);
 
 /*
+ * The CPUID frame that follows HELLO when it offers WIRE_CAP_CPUID: the
+ * CPUID vm's vCPUs were given and their TSC rate; flags WIRE_CPUID_*.
+ * Return: 0, -ENOMEM, -E2BIG, or -errno from the stream.
+ */
+int outgoing_cpuid(struct mio *io, const struct vm *vm, uint32_t flags) __must_check;
+
+/*
  * Write every state section of st as a STATE frame: CONFIG, the vCPUs in
  * index order, IRQCHIP, PIT, CLOCK, UART, EVENTS, NIC. *nsec gets how many.
  * Return: 0, -ENOMEM, or -errno from the stream.

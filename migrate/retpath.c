@@ -125,28 +125,34 @@ int retpath_handshake(struct migrate_job *j, struct lane *ln)
 	outgoing_hello(&h, c,
 		       page_sender_caps(ln->ps) | (j->o.verify ? WIRE_CAP_VERIFY : 0) |
 			       (j->nlanes > 1 ? WIRE_CAP_MULTI : 0) |
-			       (j->o.announce[0] ? WIRE_CAP_ANNOUNCE : 0));
+			       (j->o.announce[0] ? WIRE_CAP_ANNOUNCE : 0) |
+			       (ln->idx == 0 ? WIRE_CAP_CPUID : 0));
 	h.channel = ln->idx;
 	h.channels = j->nlanes;
 	h.session = j->session;
 	n = frame_put_hello(j->ctrl, JOB_CTRL_BUF, &h);
 	if (n < 0)
 		return job_fail(j, (int)n, "cannot build HELLO: %s", strerror((int)-n));
-	if (j->o.announce[0] && ln->idx == 0) {
-		/* where to announce the guest: the destination checks it before HELLO_ACK */
+	ret = mio_write(ln->io, j->ctrl, (size_t)n);
+	/* channel 0: the guest's CPU, which the destination checks before it answers */
+	if (!ret && (h.caps & WIRE_CAP_CPUID)) {
+		ret = outgoing_cpuid(ln->io, j->vm, j->o.strict_cpu ? WIRE_CPUID_STRICT_TSC : 0);
+		if (ret == -ENOMEM || ret == -E2BIG)
+			return job_fail(j, ret, "cannot describe the guest's CPU: %s", strerror(-ret));
+	}
+	if (!ret && j->o.announce[0] && ln->idx == 0) {
+		/* where to announce the guest (after CPUID): checked before HELLO_ACK */
 		struct wire_announce an = {
 			.rounds = j->o.announce_rounds, .initial_ms = j->o.announce_initial_ms,
 			.step_ms = j->o.announce_step_ms, .max_ms = j->o.announce_max_ms,
 		};
-		ssize_t m;
 
 		snprintf(an.iface, sizeof(an.iface), "%s", j->o.announce);
-		m = frame_put_announce(j->ctrl + n, JOB_CTRL_BUF - (size_t)n, &an);
-		if (m < 0)
-			return job_fail(j, (int)m, "cannot build ANNOUNCE: %s", strerror((int)-m));
-		n += m;
+		n = frame_put_announce(j->ctrl, JOB_CTRL_BUF, &an);
+		if (n < 0)
+			return job_fail(j, (int)n, "cannot build ANNOUNCE: %s", strerror((int)-n));
+		ret = mio_write(ln->io, j->ctrl, (size_t)n);
 	}
-	ret = mio_write(ln->io, j->ctrl, (size_t)n);
 	if (!ret)
 		ret = mio_flush(ln->io);
 	if (ret < 0)

@@ -66,9 +66,11 @@ static int write_stream(struct vm *vm, bool paused, struct mio *io,
 		err_set(ret, err, errlen, "cannot set up the page encoder: %s", strerror(-ret));
 		goto out;
 	}
-	outgoing_hello(&hello, &state->config, page_sender_caps(ps));
+	outgoing_hello(&hello, &state->config, page_sender_caps(ps) | WIRE_CAP_CPUID);
 	n = frame_put_hello(buf, cap, &hello);
 	ret = n < 0 ? (int)n : mio_write(io, buf, (size_t)n);
+	if (!ret)
+		ret = outgoing_cpuid(io, vm, 0);
 	if (!ret)
 		ret = send_ram(ps, vm_ram_fd(vm), vm_ram(vm), vm_ram_bytes(vm));
 	if (!ret) {

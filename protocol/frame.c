@@ -30,6 +30,8 @@ const char *frame_type_name(unsigned type)
 		return "ERROR";
 	case WIRE_F_GO:
 		return "GO";
+	case WIRE_F_CPUID:
+		return "CPUID";
 	case WIRE_F_READY:
 		return "READY";
 	case WIRE_F_HELLO_ACK:
@@ -62,6 +64,10 @@ static int len_limits(unsigned type, uint32_t *min, uint32_t *max)
 		return 0;
 	case WIRE_F_END_ROUND:
 		*min = *max = 20;
+		return 0;
+	case WIRE_F_CPUID:
+		*min = 12 + WIRE_CPUID_ENTRY_BYTES;
+		*max = 12 + WIRE_MAX_CPUID * WIRE_CPUID_ENTRY_BYTES;
 		return 0;
 	case WIRE_F_SWITCHOVER:
 		*min = *max = 8;
@@ -154,6 +160,30 @@ ssize_t frame_put_hello(uint8_t *dst, size_t cap, const struct wire_hello *h)
 	put_str(&w, h->guest, WIRE_GUEST_BYTES);
 	put_str(&w, h->guest_args, WIRE_ARGS_BYTES);
 	put_bytes(&w, h->mac, 6);
+	return frame_seal(&w);
+}
+
+ssize_t frame_put_cpuid(uint8_t *dst, size_t cap, const struct wire_cpuid *c)
+{
+	struct wbuf w;
+
+	if (c->count == 0 || c->count > WIRE_MAX_CPUID)
+		return -EINVAL;
+	frame_start(&w, dst, cap, WIRE_F_CPUID);
+	put_le32(&w, c->flags);
+	put_le32(&w, c->tsc_khz);
+	put_le32(&w, c->count);
+	for (uint32_t i = 0; i < c->count; i++) {
+		const struct wire_cpuid_entry *e = &c->ent[i];
+
+		put_le32(&w, e->function);
+		put_le32(&w, e->index);
+		put_le32(&w, e->flags);
+		put_le32(&w, e->eax);
+		put_le32(&w, e->ebx);
+		put_le32(&w, e->ecx);
+		put_le32(&w, e->edx);
+	}
 	return frame_seal(&w);
 }
 
@@ -466,6 +496,54 @@ int frame_get_hello(const uint8_t *p, size_t len, struct wire_hello *h, char *er
 			return err_set(-EBADMSG, err, errlen, name ": payload length mismatch"); \
 	} while (0)
 
+int frame_get_cpuid(const uint8_t *p, size_t len, struct wire_cpuid *c, char *err,
+		    size_t errlen)
+{
+	struct rbuf r;
+
+	rbuf_init(&r, p, len);
+	c->flags = get_le32(&r);
+	c->tsc_khz = get_le32(&r);
+	c->count = get_le32(&r);
+	if (!rbuf_ok(&r))
+		return err_set(-EBADMSG, err, errlen, "CPUID: payload of %zu bytes has no header", len);
+	if (c->flags & ~WIRE_CPUID_ALL)
+		return err_set(-EBADMSG, err, errlen, "CPUID: unknown flags 0x%x",
+			       c->flags & ~WIRE_CPUID_ALL);
+	if (c->tsc_khz == 0 || c->tsc_khz > WIRE_MAX_TSC_KHZ)
+		return err_set(-EBADMSG, err, errlen, "CPUID: TSC rate of %u kHz", c->tsc_khz);
+	if (c->count == 0 || c->count > WIRE_MAX_CPUID)
+		return err_set(-EBADMSG, err, errlen, "CPUID: %u entries, must be 1..%u", c->count,
+			       WIRE_MAX_CPUID);
+	if (len != 12 + (size_t)c->count * WIRE_CPUID_ENTRY_BYTES)
+		return err_set(-EBADMSG, err, errlen,
+			       "CPUID: %u entries in a payload of %zu bytes, must be %zu", c->count,
+			       len, 12 + (size_t)c->count * WIRE_CPUID_ENTRY_BYTES);
+	for (uint32_t i = 0; i < c->count; i++) {
+		struct wire_cpuid_entry *e = &c->ent[i];
+
+		e->function = get_le32(&r);
+		e->index = get_le32(&r);
+		e->flags = get_le32(&r);
+		e->eax = get_le32(&r);
+		e->ebx = get_le32(&r);
+		e->ecx = get_le32(&r);
+		e->edx = get_le32(&r);
+		if (e->flags & ~7u)
+			return err_set(-EBADMSG, err, errlen, "CPUID: entry %u: unknown flags 0x%x", i,
+				       e->flags);
+		for (uint32_t j = 0; j < i; j++)
+			if (c->ent[j].function == e->function &&
+			    (c->ent[j].index == e->index || !(e->flags & 1u) ||
+			     !(c->ent[j].flags & 1u)))
+				return err_set(-EBADMSG, err, errlen,
+					       "CPUID: entries %u and %u are both leaf 0x%x.%u", j, i,
+					       e->function, e->index);
+	}
+	FIXED_READER_END("CPUID");
+	return 0;
+}
+
 int frame_get_end_round(const uint8_t *p, size_t len, struct wire_end_round *e, char *err,
 			size_t errlen)
 {
@@ -761,7 +839,8 @@ void wire_order_init(struct wire_order *o, bool pages_only)
 {
 	o->phase = WIRE_PH_START;
 	o->pages_only = pages_only;
-	o->after_hello = false;
+	o->setup = false;
+	o->cpuid_seen = false;
 	o->announce_seen = false;
 }
 
@@ -782,23 +861,28 @@ int wire_order_check(struct wire_order *o, unsigned type, char *err, size_t errl
 		o->phase = WIRE_PH_DONE;
 		return 0;
 	}
-	/* ANNOUNCE: once, on channel 0, before anything but HELLO's followers */
-	if (type == WIRE_F_ANNOUNCE) {
-		if (o->phase == WIRE_PH_PRECOPY && o->after_hello && !o->pages_only &&
-		    !o->announce_seen) {
-			o->announce_seen = true;
-			return 0;
-		}
-		return err_set(-EPROTO, err, errlen,
-			       "ANNOUNCE frame out of order: it follows HELLO on channel 0, once");
+	/* CPUID then ANNOUNCE: each once, on channel 0, between HELLO and the first page */
+	if (type == WIRE_F_CPUID || type == WIRE_F_ANNOUNCE) {
+		bool *seen = type == WIRE_F_CPUID ? &o->cpuid_seen : &o->announce_seen;
+
+		/* CPUID before ANNOUNCE: the destination answers once both are checked */
+		if (o->phase != WIRE_PH_PRECOPY || !o->setup || *seen || o->pages_only ||
+		    (type == WIRE_F_CPUID && o->announce_seen))
+			return err_set(-EPROTO, err, errlen,
+				       "%s frame out of order: it comes once, right after HELLO, "
+				       "before any page",
+				       type == WIRE_F_CPUID ? "CPUID" : "ANNOUNCE");
+		*seen = true;
+		return 0;
 	}
-	o->after_hello = o->phase == WIRE_PH_START && type == WIRE_F_HELLO;
 	switch (o->phase) {
 	case WIRE_PH_START:
 		ok = type == WIRE_F_HELLO;
 		next = WIRE_PH_PRECOPY;
+		o->setup = ok;
 		break;
 	case WIRE_PH_PRECOPY:
+		o->setup = false;
 		ok = type == WIRE_F_PAGES || type == WIRE_F_END_ROUND ||
 		     (o->pages_only ? type == WIRE_F_COMPLETE : type == WIRE_F_SWITCHOVER);
 		if (type == WIRE_F_SWITCHOVER)

@@ -66,6 +66,19 @@ struct wire_complete {
 	uint8_t digest[WIRE_DIGEST_BYTES];
 };
 
+struct wire_cpuid_entry {
+	uint32_t function, index, flags;
+	uint32_t eax, ebx, ecx, edx;
+};
+
+/* CPUID: the guest's CPUID and TSC rate (wire.h). */
+struct wire_cpuid {
+	uint32_t flags;		/* WIRE_CPUID_* */
+	uint32_t tsc_khz;
+	uint32_t count;
+	struct wire_cpuid_entry ent[WIRE_MAX_CPUID];
+};
+
 struct wire_error {
 	uint32_t code;
 	char msg[WIRE_MAX_MSG + 1];
@@ -106,6 +119,8 @@ const char *frame_type_name(unsigned type);
 /* ---- writers: whole frames into dst; Return: bytes or -ENOSPC ---------- */
 
 ssize_t frame_put_hello(uint8_t *dst, size_t cap, const struct wire_hello *h) __must_check;
+/* CPUID: -EINVAL for a count outside 1..WIRE_MAX_CPUID */
+ssize_t frame_put_cpuid(uint8_t *dst, size_t cap, const struct wire_cpuid *c) __must_check;
 ssize_t frame_put_end_round(uint8_t *dst, size_t cap, const struct wire_end_round *e) __must_check;
 /* SWITCHOVER: flags are WIRE_SWITCHOVER_* */
 ssize_t frame_put_switchover(uint8_t *dst, size_t cap, uint32_t round,
@@ -165,6 +180,9 @@ static inline size_t frame_total(const struct frame_hdr *h)
 
 /* Typed payload readers: payload points after the header, len = h->len. */
 int frame_get_hello(const uint8_t *p, size_t len, struct wire_hello *h, char *err,
+		    size_t errlen) __must_check;
+/* CPUID: the length matches count, flags and every entry are checked. */
+int frame_get_cpuid(const uint8_t *p, size_t len, struct wire_cpuid *c, char *err,
 		    size_t errlen) __must_check;
 int frame_get_end_round(const uint8_t *p, size_t len, struct wire_end_round *e, char *err,
 			size_t errlen) __must_check;
@@ -226,8 +244,9 @@ enum wire_phase {
 struct wire_order {
 	enum wire_phase phase;
 	bool pages_only;	/* a secondary channel: HELLO (PAGES | END_ROUND)* COMPLETE */
-	bool after_hello;	/* nothing but HELLO's own followers yet (ANNOUNCE) */
-	bool announce_seen;
+	bool setup;		/* after HELLO, before the first PAGES, END_ROUND or SWITCHOVER */
+	bool cpuid_seen;	/* a CPUID frame came (at most one, in setup) */
+	bool announce_seen;	/* an ANNOUNCE frame came (at most one, in setup) */
 };
 
 void wire_order_init(struct wire_order *o, bool pages_only);

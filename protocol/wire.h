@@ -21,6 +21,19 @@
  *              mem_bytes u64 | vcpus u32 | channel u32 | channels u32 |
  *              session u64 | name[64] | guest[16] | guest_args[256] |
  *              mac[6]     (strings NUL-padded, NUL-terminated)
+ *   CPUID      flags u32 (WIRE_CPUID_*; other bits are rejected) |
+ *              tsc_khz u32 (the guest's TSC rate, 1..WIRE_MAX_TSC_KHZ) |
+ *              count u32 (1..WIRE_MAX_CPUID) |
+ *              count x { function u32 | index u32 | flags u32 (KVM's
+ *              KVM_CPUID_FLAG_*, only bits 0..2) | eax u32 | ebx u32 |
+ *              ecx u32 | edx u32 }   (no two entries the same leaf)
+ *              The CPUID the guest's vCPUs were given (vCPU 0's) and their
+ *              TSC rate, sent with WIRE_CAP_CPUID on channel 0 only, after
+ *              HELLO and before any PAGES, END_ROUND or SWITCHOVER. The
+ *              destination checks it (vm/cpucheck.h) before it answers
+ *              HELLO: HELLO_ACK when its KVM can run the guest, ERROR
+ *              naming the missing features otherwise, so no page moves.
+ *              STRICT_TSC: a TSC rate difference refuses too.
  *   PAGES      count u32 (1..WIRE_MAX_BATCH) | round u32 |
  *              count x { page u64 | codec u8 | len u32 | data[len] }
  *              page: RAM offset / page_size, < mem_bytes / page_size.
@@ -67,9 +80,13 @@
  *
  * Legal order on the forward stream (wire_order_check enforces it):
  *
- *   HELLO [ANNOUNCE] (PAGES | END_ROUND)* SWITCHOVER PAGES* STATE+ COMPLETE [GO]
+ *   HELLO [CPUID] [ANNOUNCE] (PAGES | END_ROUND)* SWITCHOVER PAGES* STATE+ COMPLETE [GO]
  *
  * with ERROR allowed anywhere after HELLO, and nothing after GO or ERROR.
+ * CPUID and ANNOUNCE come at most once each, in this order, before
+ * the first PAGES, END_ROUND or SWITCHOVER; when HELLO offers
+ * WIRE_CAP_CPUID (WIRE_CAP_ANNOUNCE) the frame must come (the destination
+ * waits for it before HELLO_ACK), and without the capability it must not.
  * A file ends at COMPLETE; a live migration ends with the exchange
  * COMPLETE -> READY -> GO -> RESUMED, so that a link lost before GO
  * leaves the VM running at the source only, and one lost after GO at the
@@ -111,6 +128,9 @@
 #define WIRE_IFACE_BYTES	16u		/* IFNAMSIZ */
 #define WIRE_ANNOUNCE_BYTES	(WIRE_IFACE_BYTES + 4 * 4)
 #define WIRE_ANNOUNCED_BYTES	16u
+#define WIRE_MAX_CPUID		128u
+#define WIRE_CPUID_ENTRY_BYTES	28u
+#define WIRE_MAX_TSC_KHZ	100000000u	/* 100 GHz */
 
 /* Frame types: on-wire values, never renumber. */
 enum wire_type {
@@ -122,6 +142,7 @@ enum wire_type {
 	WIRE_F_COMPLETE = 6,
 	WIRE_F_ERROR = 7,
 	WIRE_F_GO = 8,
+	WIRE_F_CPUID = 9,
 	WIRE_F_ANNOUNCE = 10,
 	WIRE_F_HELLO_ACK = 16,
 	WIRE_F_ACK = 17,
@@ -138,12 +159,17 @@ enum wire_type {
 #define WIRE_CAP_POSTCOPY	(1u << 3)
 #define WIRE_CAP_VERIFY		(1u << 4)
 #define WIRE_CAP_MULTI		(1u << 5)
+#define WIRE_CAP_CPUID		(1u << 6)	/* a CPUID frame follows HELLO */
 #define WIRE_CAP_ANNOUNCE	(1u << 7)	/* ANNOUNCE after HELLO, ANNOUNCED after RESUMED */
-#define WIRE_CAP_ALL		(0x3fu | WIRE_CAP_ANNOUNCE)
+#define WIRE_CAP_ALL		0xffu
 
 /* SWITCHOVER flags. */
 #define WIRE_SWITCHOVER_PAUSED	(1u << 0)	/* keep the guest paused at the destination */
 #define WIRE_SWITCHOVER_ALL	0x1u
+
+/* CPUID flags. */
+#define WIRE_CPUID_STRICT_TSC	(1u << 0)	/* refuse a TSC rate difference (--strict-cpu) */
+#define WIRE_CPUID_ALL		0x1u
 
 #define WIRE_DIGEST_NONE	0
 #define WIRE_DIGEST_SHA256	1

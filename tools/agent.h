@@ -48,6 +48,8 @@
 struct agent_conn;   /* one control client (agent_loop.c) */
 struct agent_inconn; /* one arriving migration (agent_incoming.c) */
 struct channel_listener;
+struct cpucheck_cpu;
+struct cpucheck_mask;
 struct jobs;
 struct registry;
 
@@ -58,6 +60,11 @@ struct agent {
 	const char *tls_dir;	  /* --tls-dir, or NULL: shown by agent.version */
 	const char *state_dir;	  /* --state-dir, or NULL: shown by agent.version */
 	const char *announce;	  /* --announce IFACE, or NULL: the incoming VMs' default */
+	/* what this host's KVM can run (vm/cpucheck.h): the supported CPUID
+	 * without --cpu-hide's features, the TSC rate or --tsc-khz; NULL
+	 * without KVM. Incoming migrations are checked against it. */
+	const struct cpucheck_cpu *cpu;
+	const struct cpucheck_mask *cpu_hide; /* --cpu-hide, or NULL: hidden from VMs started here */
 
 	/* the control socket (main binds and removes it; the loop accepts on it) */
 	int lfd;

@@ -258,7 +258,8 @@ static json_t *req_start(struct agent *a, json_t *req)
 	if (ret < 0)
 		return ctl_response_error("cannot start VM '%s': KVM is not available: %s", name,
 					  err[0] ? err : strerror(-ret));
-	ret = vm_create(&cfg, &vm, err, sizeof(err));
+	/* kvmigd --cpu-hide: its VMs never see what it says it lacks */
+	ret = vm_create_hiding(&cfg, a->cpu_hide, &vm, err, sizeof(err));
 	if (ret < 0)
 		return ctl_response_error("cannot create VM '%s': %s", name,
 					  err[0] ? err : strerror(-ret));
@@ -658,6 +659,10 @@ static int migrate_opts_from(json_t *req, struct migrate_opts *o, char *err, siz
 		return ret;
 	if (ret == 0)
 		o->verify = b;
+	if ((ret = ctl_get_bool(req, "strict_cpu", false, &b, err, errlen)) < 0)
+		return ret;
+	if (ret == 0)
+		o->strict_cpu = b;
 	if ((ret = ctl_get_str(req, "dirty_track", false, &s, err, errlen)) < 0)
 		return ret;
 	if (ret == 0 && dirtylog_backend_by_name(s, &o->dirty_track) < 0) {
@@ -890,6 +895,7 @@ static const char *const k_migrate[] = {"name",
 					"max_iterations",
 					"timeout_ms",
 					"verify",
+					"strict_cpu",
 					"dirty_track",
 					"tls_dir",
 					"ssh_accept_new",

@@ -214,6 +214,8 @@ static void *incoming_thread(void *arg)
 	}
 	incoming_set_hello_hook(inc, reserve_name, ic);
 	incoming_set_announce_default(inc, a->announce, NULL);
+	if (a->cpu)
+		incoming_set_host_cpu(inc, a->cpu);
 	ret = incoming_run(inc, &vm, err, sizeof(err));
 	if (ret < 0) {
 		pr_err("incoming migration %s failed: %s", stream_desc(ic, desc, sizeof(desc)),

@@ -58,6 +58,7 @@ static void help_migrate(FILE *f)
 		"  --max-iterations N     give up after N precopy rounds (default 30; 0: never)\n"
 		"  --timeout SEC          give up after SEC seconds (default: never)\n"
 		"  --verify               compare a digest of all guest RAM on both sides\n"
+		"  --strict-cpu           refuse when the destination's TSC rate differs\n"
 		"  --dirty-track bitmap|ring   KVM dirty log (default) or dirty ring (the VM\n"
 		"                         needs vm start --dirty-ring ENTRIES)\n"
 		"  --tls-dir DIR          TLS credentials: ca-cert.pem, client-cert.pem,\n"
@@ -429,6 +430,8 @@ int cmd_migrate(const struct cli *cli)
 					    json_integer((json_int_t)(n * 1000)));
 		} else if (!strcmp(arg, "--verify")) {
 			json_object_set_new(req, "verify", json_true());
+		} else if (!strcmp(arg, "--strict-cpu")) {
+			json_object_set_new(req, "strict_cpu", json_true());
 		} else if (cli_take_opt(cli->argc, cli->argv, &i, "--dirty-track", &v, hint)) {
 			enum dirtylog_backend b;
 

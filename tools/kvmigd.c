@@ -39,6 +39,7 @@
 #include "tools/control.h"
 #include "tools/jobs.h"
 #include "tools/registry.h"
+#include "vm/cpucheck.h"
 #include "vm/vm.h"
 
 /* ---- set-up and tear-down ---- */
@@ -174,6 +175,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"Usage: kvmigd --control PATH [--listen URI] [--tls-dir DIR] [--state-dir DIR]\n"
 		"              [--announce IFACE]\n"
+		"              [--cpu-hide FEATURE[,FEATURE...]] [--tsc-khz KHZ]\n"
+		"       kvmigd --cpu-features [--cpu-hide ...] [--tsc-khz KHZ]\n"
 		"\n"
 		"The kvmig agent. It hosts KVM virtual machines running kvmig's guest\n"
 		"programs and serves the control API on a unix socket: one JSON object\n"
@@ -208,10 +211,24 @@ static void usage(FILE *f)
 		"                   the guest's MAC on IFACE (5 frames at 0, 50, 200, 450\n"
 		"                   and 800 ms) when the source named no interface with\n"
 		"                   kvmig migrate --announce; IFACE must exist at start.\n"
+		"  --cpu-hide FEATURE[,FEATURE...]\n"
+		"                   act as if this host's CPU lacked these features (names\n"
+		"                   of /proc/cpuinfo: avx2,bmi2): VMs started here do not\n"
+		"                   get them, and a migration or restore of a guest that\n"
+		"                   uses one is refused, naming it. An unknown name is an\n"
+		"                   error (exit status 2).\n"
+		"  --tsc-khz KHZ    testing/override: report KHZ as this host's TSC rate to\n"
+		"                   the CPU check of arriving migrations instead of what KVM\n"
+		"                   says (guests still run at the real rate). A guest whose\n"
+		"                   TSC rate differs by more than 250 ppm is logged as a\n"
+		"                   warning, or refused when the source asked --strict-cpu.\n"
+		"  --cpu-features   print the CPU features this host's KVM offers guests\n"
+		"                   (after --cpu-hide) and its TSC rate, then exit.\n"
 		"  -v, --verbose    log every request (like KVMIG_LOG=debug; default: info)\n"
 		"  -V, --version    print the version and exit\n"
 		"  -h, --help       print this help and exit\n"
-		"\n"
+		"\n");
+	fprintf(f,
 		"Requests are served one at a time, in arrival order across clients: a long\n"
 		"request (vm.save of a big VM) delays the others but never mixes replies.\n"
 		"Migrations run on threads of their own, outgoing (migrate.start) and\n"
@@ -239,13 +256,20 @@ int main(int argc, char **argv)
 		{"tls-dir", required_argument, NULL, 't'},
 		{"state-dir", required_argument, NULL, 's'},
 		{"announce", required_argument, NULL, 'a'},
+		{"cpu-hide", required_argument, NULL, 'H'},
+		{"tsc-khz", required_argument, NULL, 'K'},
+		{"cpu-features", no_argument, NULL, 'F'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	struct agent a = {.lfd = -1, .sfd = -1, .epfd = -1, .wakefd = -1};
-	bool verbose = false;
+	static struct cpucheck_cpu host_cpu;
+	static struct cpucheck_mask cpu_hide;
+	bool verbose = false, hiding = false, list_features = false;
+	const char *cpu_hide_arg = NULL;
+	unsigned long tsc_khz = 0;
 	int c, status = 0;
 
 	while ((c = getopt_long(argc, argv, "vVh", opts, NULL)) != -1) {
@@ -265,6 +289,34 @@ int main(int argc, char **argv)
 		case 'a':
 			a.announce = optarg;
 			break;
+		case 'H': {
+			char err[256];
+
+			if (cpucheck_mask_parse(optarg, &cpu_hide, err, sizeof(err)) < 0) {
+				fprintf(stderr, "kvmigd: --cpu-hide: %s\nTry 'kvmigd --help'.\n", err);
+				return 2;
+			}
+			hiding = true;
+			cpu_hide_arg = optarg;
+			break;
+		}
+		case 'K': {
+			char *end;
+
+			errno = 0;
+			tsc_khz = strtoul(optarg, &end, 10);
+			if (errno || end == optarg || *end || tsc_khz == 0 || tsc_khz > 100000000ul) {
+				fprintf(stderr,
+					"kvmigd: invalid --tsc-khz '%s': expected kHz, 1 to 100000000\n"
+					"Try 'kvmigd --help'.\n",
+					optarg);
+				return 2;
+			}
+			break;
+		}
+		case 'F':
+			list_features = true;
+			break;
 		case 'v':
 			verbose = true;
 			break;
@@ -283,6 +335,25 @@ int main(int argc, char **argv)
 		fprintf(stderr, "kvmigd: unexpected argument '%s'\nTry 'kvmigd --help'.\n",
 			argv[optind]);
 		return 2;
+	}
+	if (list_features) {
+		char err[256], *names;
+		size_t need;
+
+		if (vm_host_cpu(&host_cpu, err, sizeof(err)) < 0) {
+			fprintf(stderr, "kvmigd: %s\n", err);
+			return 1;
+		}
+		cpucheck_mask_apply(&host_cpu, &cpu_hide);
+		need = cpucheck_list_features(&host_cpu, NULL, 0) + 1;
+		names = malloc(need);
+		if (!names)
+			return 1;
+		cpucheck_list_features(&host_cpu, names, need);
+		printf("features: %s\ntsc_khz: %lu\n", names,
+		       tsc_khz ? tsc_khz : (unsigned long)host_cpu.tsc_khz);
+		free(names);
+		return 0;
 	}
 	if (!a.control_path || !a.control_path[0]) {
 		fprintf(stderr, "kvmigd: --control PATH is required\nTry 'kvmigd --help'.\n");
@@ -361,8 +432,24 @@ int main(int argc, char **argv)
 	{
 		char err[256] = "";
 
-		if (vm_kvm_available(err, sizeof(err)) < 0)
+		if (vm_kvm_available(err, sizeof(err)) < 0) {
 			pr_warn("KVM is not available (%s): VMs cannot be started", err);
+		} else if (vm_host_cpu(&host_cpu, err, sizeof(err)) < 0) {
+			pr_warn("cannot read this host's CPU (%s): arriving guests are checked "
+				"when they are built", err);
+		} else {
+			cpucheck_mask_apply(&host_cpu, &cpu_hide);
+			if (tsc_khz) {
+				pr_info("reporting a TSC rate of %lu kHz (--tsc-khz; KVM says %u kHz)",
+					tsc_khz, host_cpu.tsc_khz);
+				host_cpu.tsc_khz = (uint32_t)tsc_khz;
+			}
+			a.cpu = &host_cpu;
+		}
+		if (hiding) {
+			a.cpu_hide = &cpu_hide;
+			pr_info("hiding CPU features from guests: %s", cpu_hide_arg);
+		}
 	}
 	pr_info("kvmigd %s serving %s (pid %d)", KVMIG_VERSION, a.control_path, (int)getpid());
 	if (a.ml)

@@ -2,7 +2,7 @@
 # at GUEST_CODE_GPA and embedded through build/vm/guests/blobs.S.
 GUESTS := idle seqdirty randdirty memcheck
 
-LIB_OBJS += $(O)/vm/vm.o $(O)/vm/guest.o $(O)/vm/state.o $(O)/vm/ramwalk.o \
+LIB_OBJS += $(O)/vm/vm.o $(O)/vm/guest.o $(O)/vm/state.o $(O)/vm/ramwalk.o $(O)/vm/cpucheck.o \
 	$(O)/vm/guests/blobs.o $(O)/common/crc32c.o
 
 GUEST_BINS := $(patsubst %,$(O)/vm/guests/%.bin,$(GUESTS))
@@ -30,5 +30,6 @@ $(O)/vm/guests/blobs.S: $(GUEST_BINS) vm/module.mk
 
 $(O)/vm/guests/blobs.o: $(O)/vm/guests/blobs.S
 	$(Q)$(CC) -c -o $@ $<
-UNIT_TESTS += $(O)/tests/unit/test_state $(O)/tests/unit/test_parse $(O)/tests/unit/test_ramwalk
+UNIT_TESTS += $(O)/tests/unit/test_state $(O)/tests/unit/test_parse $(O)/tests/unit/test_ramwalk \
+	$(O)/tests/unit/test_cpucheck
 KVM_TESTS += $(O)/tests/kvm/test_vm

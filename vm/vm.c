@@ -37,6 +37,7 @@
 #include "common/err.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "vm/cpucheck.h"
 #include "vm/guest.h"
 #include "vm/guest_abi.h"
 #include "vm/state.h"
@@ -77,7 +78,9 @@ struct vm {
 	unsigned nvcpus;
 	struct vcpu vcpus[VM_MAX_VCPUS];
 
-	struct kvm_cpuid2 *cpuid;	/* supported CPUID, APIC ids patched per vCPU */
+	struct kvm_cpuid2 *cpuid;	/* the guest's CPUID (supported, or the state's),
+					 * APIC ids patched per vCPU */
+	uint32_t tsc_khz;		/* the vCPUs' TSC rate, 0 if KVM did not say */
 	uint32_t msr_index[STATE_MAX_MSRS];
 	unsigned nmsrs;
 
@@ -1053,6 +1056,12 @@ static int vcpu_boot_regs(struct vm *vm, struct vcpu *v, char *err, size_t errle
 
 int vm_create(const struct vm_config *cfg, struct vm **out, char *err, size_t errlen)
 {
+	return vm_create_hiding(cfg, NULL, out, err, errlen);
+}
+
+int vm_create_hiding(const struct vm_config *cfg, const struct cpucheck_mask *hide, struct vm **out,
+		     char *err, size_t errlen)
+{
 	struct vm *vm = NULL;
 	int ret;
 
@@ -1074,6 +1083,8 @@ int vm_create(const struct vm_config *cfg, struct vm **out, char *err, size_t er
 	if (ret < 0)
 		goto out;
 	guest_write_boot(vm->ram.alias, cfg->mem_bytes, cfg->vcpus, &vm->gp);
+	if (hide)
+		cpucheck_mask_entries(vm->cpuid->entries, vm->cpuid->nent, hide);
 	for (unsigned i = 0; i < cfg->vcpus; i++) {
 		struct kvm_cpuid_entry2 ent[STATE_MAX_CPUID];
 		uint32_t n;
@@ -1081,6 +1092,11 @@ int vm_create(const struct vm_config *cfg, struct vm **out, char *err, size_t er
 		ret = vcpu_open(vm, i, err, errlen);
 		if (ret < 0)
 			goto out;
+		if (i == 0) {
+			int khz = ioctl(vm->vcpus[0].fd, KVM_GET_TSC_KHZ, 0);
+
+			vm->tsc_khz = khz > 0 ? (uint32_t)khz : 0;
+		}
 		cpuid_for_vcpu(vm->cpuid, i, ent, &n);
 		ret = set_cpuid(&vm->vcpus[i], ent, n);
 		if (ret < 0) {
@@ -1590,7 +1606,16 @@ int vm_create_from_state(const struct vm_state *st, struct vm_ram *ram, const ch
 				i, failed, strerror(-ret));
 			goto out;
 		}
+		if (i == 0) {
+			int khz = ioctl(vm->vcpus[0].fd, KVM_GET_TSC_KHZ, 0);
+
+			vm->tsc_khz = khz > 0 ? (uint32_t)khz : 0;
+		}
 	}
+	/* the guest keeps the CPUID it came with, wherever it goes next */
+	vm->cpuid->nent = st->vcpu[0].ncpuid;
+	memcpy(vm->cpuid->entries, st->vcpu[0].cpuid,
+	       st->vcpu[0].ncpuid * sizeof(vm->cpuid->entries[0]));
 	memset(&clock, 0, sizeof(clock));
 	clock.clock = st->clock.clock;
 	ret = xioctl(vm->vm_fd, KVM_SET_CLOCK, &clock);
@@ -1610,6 +1635,68 @@ int vm_create_from_state(const struct vm_state *st, struct vm_ram *ram, const ch
 	return 0;
 out:
 	vm_destroy(vm);
+	return ret;
+}
+
+/* ---- CPU compatibility (vm/cpucheck.h) ---------------------------------- */
+
+int vm_guest_cpu(const struct vm *vm, struct cpucheck_cpu *cpu)
+{
+	memset(cpu, 0, sizeof(*cpu));
+	if (!vm->cpuid || vm->cpuid->nent > CPUCHECK_MAX_ENTRIES)
+		return -E2BIG;
+	cpuid_for_vcpu(vm->cpuid, 0, cpu->ent, &cpu->n);
+	cpu->tsc_khz = vm->tsc_khz;
+	return 0;
+}
+
+int vm_host_cpu(struct cpucheck_cpu *cpu, char *err, size_t errlen)
+{
+	struct kvm_cpuid2 *c = NULL;
+	int kvm_fd, vm_fd = -1, vcpu_fd = -1, khz, ret;
+
+	memset(cpu, 0, sizeof(*cpu));
+	kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (kvm_fd < 0)
+		return err_set(-errno, err, errlen, "cannot open /dev/kvm: %s", strerror(errno));
+	c = calloc(1, sizeof(*c) + CPUCHECK_MAX_ENTRIES * sizeof(c->entries[0]));
+	if (!c) {
+		ret = err_set(-ENOMEM, err, errlen, "out of memory");
+		goto out;
+	}
+	c->nent = CPUCHECK_MAX_ENTRIES;
+	ret = xioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, c);
+	if (ret < 0) {
+		err_set(ret, err, errlen, "KVM_GET_SUPPORTED_CPUID: %s", strerror(-ret));
+		goto out;
+	}
+	cpu->n = c->nent;
+	memcpy(cpu->ent, c->entries, c->nent * sizeof(c->entries[0]));
+	/* the TSC rate of a new guest: the VM fd answers on newer kernels, a vCPU always */
+	vm_fd = xioctl(kvm_fd, KVM_CREATE_VM, 0);
+	if (vm_fd < 0) {
+		ret = err_set(vm_fd, err, errlen, "KVM_CREATE_VM: %s", strerror(-vm_fd));
+		goto out;
+	}
+	khz = ioctl(vm_fd, KVM_GET_TSC_KHZ, 0);
+	if (khz <= 0) {
+		vcpu_fd = xioctl(vm_fd, KVM_CREATE_VCPU, 0);
+		khz = vcpu_fd < 0 ? vcpu_fd : xioctl(vcpu_fd, KVM_GET_TSC_KHZ, 0);
+	}
+	if (khz <= 0) {
+		ret = err_set(khz < 0 ? khz : -EIO, err, errlen, "KVM_GET_TSC_KHZ: %s",
+			      strerror(khz < 0 ? -khz : EIO));
+		goto out;
+	}
+	cpu->tsc_khz = (uint32_t)khz;
+	ret = 0;
+out:
+	if (vcpu_fd >= 0)
+		close(vcpu_fd);
+	if (vm_fd >= 0)
+		close(vm_fd);
+	close(kvm_fd);
+	free(c);
 	return ret;
 }
 

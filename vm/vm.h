@@ -97,6 +97,27 @@ int vm_kvm_available(char *err, size_t errlen) __must_check;
  */
 int vm_create(const struct vm_config *cfg, struct vm **out, char *err, size_t errlen) __must_check;
 
+/*
+ * vm_create() with the CPUID features of hide (vm/cpucheck.h) taken out of
+ * what KVM supports before the vCPUs get it (kvmigd --cpu-hide); hide may
+ * be NULL.
+ */
+struct cpucheck_mask;
+int vm_create_hiding(const struct vm_config *cfg, const struct cpucheck_mask *hide,
+		     struct vm **out, char *err, size_t errlen) __must_check;
+
+/*
+ * CPU compatibility (vm/cpucheck.h). vm_host_cpu: what this host's KVM
+ * offers a new guest: KVM_GET_SUPPORTED_CPUID on /dev/kvm and the TSC rate
+ * (KVM_GET_TSC_KHZ on a scratch VM, or its vCPU). Return: 0 or -errno with
+ * a message. vm_guest_cpu: the CPUID vm's vCPUs were given (vCPU 0's; the
+ * others differ only in APIC ids: kept from vm_create, or from the state
+ * it was built from) and their TSC rate. Return: 0, -E2BIG.
+ */
+struct cpucheck_cpu;
+int vm_host_cpu(struct cpucheck_cpu *cpu, char *err, size_t errlen) __must_check;
+int vm_guest_cpu(const struct vm *vm, struct cpucheck_cpu *cpu) __must_check;
+
 /* Start the vCPU threads (CREATED -> RUNNING). Return: 0 or -errno. */
 int vm_start(struct vm *vm) __must_check;
 

@@ -22,8 +22,8 @@ ok "kvmig vm start --help" "$KVMIG" vm start --help
 grep -q -- "--mem SIZE" "$OUT" || fail "kvmig vm start --help lacks --mem"
 ok "kvmig --version" "$KVMIG" --version
 ok "kvmigd --help" "$KVMIGD" --help
-grep -q -- "--listen URI" "$OUT" && grep -qi "tls:HOST:PORT .*not implemented yet" "$OUT" ||
-	fail "kvmigd --help does not say that --listen tls: is not implemented yet"
+grep -q -- "--listen URI" "$OUT" && grep -qi "tls:HOST:PORT  TLS over TCP: needs --tls-dir" "$OUT" ||
+	fail "kvmigd --help does not explain --listen tls:"
 bad "kvmig without a command" 2 "usage" "$KVMIG"
 bad "unknown command" 2 "unknown command 'frobnicate'" "$KVMIG" frobnicate
 bad "unknown vm command" 2 "unknown vm command 'explode'" "$KVMIG" vm explode
@@ -31,8 +31,9 @@ for c in drain bench demo; do
 	bad "kvmig $c" 2 "'$c' is not implemented yet" "$KVMIG" $c x
 done
 bad "kvmigd without --control" 2 "--control PATH is required" "$KVMIGD"
-bad "kvmigd --listen tls:" 2 "TLS is not implemented yet" "$KVMIGD" --control "$T/l.sock" --listen tls:127.0.0.1:4444
-[ ! -e "$T/l.sock" ] || fail "kvmigd --listen tls: created its socket before refusing"
+bad "kvmigd --listen tls: with no credentials there" 1 "$T/no-such-dir/server-cert.pem|$T/no-such-dir" \
+	"$KVMIGD" --control "$T/l.sock" --listen tls:127.0.0.1:0 --tls-dir "$T/no-such-dir"
+[ ! -e "$T/l.sock" ] || fail "kvmigd --listen tls: left its control socket behind after refusing"
 bad "kvmigd with a stray argument" 2 "unexpected argument" "$KVMIGD" --control "$T/x.sock" extra
 
 log "unreachable agent"

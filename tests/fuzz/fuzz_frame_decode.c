@@ -216,6 +216,20 @@ static void read_typed(struct ctx *c, unsigned type, const uint8_t *p, size_t le
 		}
 		break;
 	}
+	case WIRE_F_CPUID: {
+		static uint8_t big[WIRE_HDR_BYTES + 12 + WIRE_MAX_CPUID * WIRE_CPUID_ENTRY_BYTES +
+				   WIRE_CRC_BYTES];
+		static struct wire_cpuid cp;
+
+		ret = frame_get_cpuid(p, len, &cp, c->err, sizeof(c->err));
+		if (!ret) {
+			CHECK(cp.count >= 1 && cp.count <= WIRE_MAX_CPUID);
+			CHECK(!(cp.flags & ~WIRE_CPUID_ALL) && cp.tsc_khz && cp.tsc_khz <= WIRE_MAX_TSC_KHZ);
+			CHECK(len == 12 + (size_t)cp.count * WIRE_CPUID_ENTRY_BYTES);
+			check_same(big, frame_put_cpuid(big, sizeof(big), &cp), p, len);
+		}
+		break;
+	}
 	case WIRE_F_GO:
 		ret = frame_get_go(p, len, c->err, sizeof(c->err));
 		if (!ret)

@@ -154,8 +154,9 @@ static void test_frame_type_names(void **state)
 		{ WIRE_F_ERROR, "ERROR" },	   { WIRE_F_HELLO_ACK, "HELLO_ACK" },
 		{ WIRE_F_ACK, "ACK" },		   { WIRE_F_RESUMED, "RESUMED" },
 		{ WIRE_F_PAGE_REQ, "PAGE_REQ" },   { WIRE_F_GO, "GO" },
-		{ WIRE_F_READY, "READY" },	   { 0, "unknown" },
-		{ 9, "unknown" },		   { 0xffff, "unknown" },
+		{ WIRE_F_READY, "READY" },	   { WIRE_F_CPUID, "CPUID" },
+		{ 0, "unknown" },		   { 14, "unknown" },
+		{ 0xffff, "unknown" },
 	};
 
 	(void)state;
@@ -740,7 +741,7 @@ static void test_frame_rejects_truncated_header(void **state)
 
 static void test_frame_rejects_unknown_type(void **state)
 {
-	static const uint16_t bad[] = { 0, 9, 15, 22, 0x100, 0x8001, 0xffff };
+	static const uint16_t bad[] = { 0, 14, 15, 22, 0x100, 0x8001, 0xffff };
 	uint8_t f[8] = { 0, 0, 0, 0, 20, 0, 0, 0 };
 	struct frame_hdr h;
 	char want[64];
@@ -939,7 +940,7 @@ static void test_frame_hello_rejects_unknown_caps(void **state)
 
 	(void)state;
 	expect_err(hello_with(H_CAPS, 4, WIRE_CAP_ALL + 1, &out), -EBADMSG,
-		   "HELLO: unknown capability bits 0x40");
+		   "HELLO: unknown capability bits 0x80");
 	expect_err(hello_with(H_CAPS, 4, 0x80000001u, &out), -EBADMSG,
 		   "unknown capability bits 0x80000000");
 	assert_int_equal(hello_with(H_CAPS, 4, 0, &out), 0);
@@ -1583,14 +1584,16 @@ static void test_frame_fixed_readers_reject_length(void **state)
  * channel: HELLO (PAGES | END_ROUND)* COMPLETE with ERROR allowed after
  * HELLO.
  */
-static bool ref_next(enum wire_phase ph, bool pages_only, unsigned t, enum wire_phase *next,
-		     bool after_hello)
+static bool ref_next(enum wire_phase ph, bool pages_only, bool setup, unsigned t,
+		     enum wire_phase *next)
 {
 	*next = ph;
+	if (t == WIRE_F_CPUID)	/* once, right after HELLO, on channel 0 */
+		return ph == WIRE_PH_PRECOPY && setup && !pages_only;
 	if (ph == WIRE_PH_DONE)
 		return false;
 	if (t == WIRE_F_ANNOUNCE)	/* right after HELLO on channel 0 only */
-		return ph == WIRE_PH_PRECOPY && after_hello && !pages_only;
+		return ph == WIRE_PH_PRECOPY && setup && !pages_only;
 	if (ph == WIRE_PH_START) {
 		*next = WIRE_PH_PRECOPY;
 		return t == WIRE_F_HELLO;
@@ -1761,6 +1764,117 @@ static void test_frame_order_rejects_named_cases(void **state)
 		   "unknown frame out of order");
 }
 
+static void fill_cpuid(struct wire_cpuid *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->flags = WIRE_CPUID_STRICT_TSC;
+	c->tsc_khz = 2596150;
+	c->count = 3;
+	c->ent[0] = (struct wire_cpuid_entry){ .function = 1, .ecx = 0x81202000, .edx = 0x078bfbff };
+	c->ent[1] = (struct wire_cpuid_entry){ .function = 7, .flags = 1, .ebx = 0x01800002 };
+	c->ent[2] = (struct wire_cpuid_entry){ .function = 7, .index = 1, .flags = 1, .eax = 5 };
+}
+
+static int cpuid_rt(const struct wire_cpuid *in, struct wire_cpuid *out)
+{
+	static uint8_t f[WIRE_HDR_BYTES + 12 + WIRE_MAX_CPUID * WIRE_CPUID_ENTRY_BYTES +
+			 WIRE_CRC_BYTES];
+	struct frame_hdr h;
+	ssize_t n = frame_put_cpuid(f, sizeof(f), in);
+
+	assert_true(n > 0);
+	assert_int_equal(frame_check_header(f, (size_t)n, &h, err, sizeof(err)), 0);
+	assert_int_equal(h.type, WIRE_F_CPUID);
+	assert_int_equal(frame_check_crc(f, (size_t)n, err, sizeof(err)), 0);
+	return frame_get_cpuid(f + WIRE_HDR_BYTES, h.len, out, err, sizeof(err));
+}
+
+static void test_frame_cpuid_roundtrip_and_rejects(void **state)
+{
+	static struct wire_cpuid in, out;
+	uint8_t small[64];
+
+	(void)state;
+	fill_cpuid(&in);
+	assert_int_equal(cpuid_rt(&in, &out), 0);
+	assert_int_equal(out.flags, WIRE_CPUID_STRICT_TSC);
+	assert_int_equal(out.tsc_khz, 2596150);
+	assert_int_equal(out.count, 3);
+	assert_memory_equal(out.ent, in.ent, 3 * sizeof(in.ent[0]));
+	/* the largest, and the writer's own limits */
+	in.count = WIRE_MAX_CPUID;
+	for (uint32_t i = 3; i < WIRE_MAX_CPUID; i++)
+		in.ent[i] = (struct wire_cpuid_entry){ .function = 0x80000000u + i };
+	assert_int_equal(cpuid_rt(&in, &out), 0);
+	assert_int_equal(out.ent[WIRE_MAX_CPUID - 1].function, 0x80000000u + WIRE_MAX_CPUID - 1);
+	in.count = 0;
+	assert_int_equal(frame_put_cpuid(small, sizeof(small), &in), -EINVAL);
+	in.count = 3;
+	assert_int_equal(frame_put_cpuid(small, sizeof(small), &in), -ENOSPC);
+	/* what a reader refuses */
+	fill_cpuid(&in);
+	in.flags = 2;
+	expect_err(cpuid_rt(&in, &out), -EBADMSG, "CPUID: unknown flags 0x2");
+	fill_cpuid(&in);
+	in.tsc_khz = 0;
+	expect_err(cpuid_rt(&in, &out), -EBADMSG, "CPUID: TSC rate of 0 kHz");
+	fill_cpuid(&in);
+	in.ent[2].flags = 8;
+	expect_err(cpuid_rt(&in, &out), -EBADMSG, "CPUID: entry 2: unknown flags 0x8");
+	fill_cpuid(&in);
+	in.ent[2].index = 0;
+	expect_err(cpuid_rt(&in, &out), -EBADMSG, "CPUID: entries 1 and 2 are both leaf 0x7.0");
+	fill_cpuid(&in);
+	in.ent[2] = (struct wire_cpuid_entry){ .function = 1, .index = 3 }; /* index not significant */
+	expect_err(cpuid_rt(&in, &out), -EBADMSG, "CPUID: entries 0 and 2 are both leaf 0x1.3");
+}
+
+static void test_frame_cpuid_count_must_match_length(void **state)
+{
+	static struct wire_cpuid in, out;
+	static uint8_t f[WIRE_HDR_BYTES + 12 + 4 * WIRE_CPUID_ENTRY_BYTES + WIRE_CRC_BYTES];
+	ssize_t n;
+
+	(void)state;
+	fill_cpuid(&in);
+	n = frame_put_cpuid(f, sizeof(f), &in);
+	assert_true(n > 0);
+	set_le(f + WIRE_HDR_BYTES + 8, 4, 2);
+	expect_err(frame_get_cpuid(f + WIRE_HDR_BYTES, (size_t)n - WIRE_HDR_BYTES - WIRE_CRC_BYTES,
+				   &out, err, sizeof(err)),
+		   -EBADMSG, "CPUID: 2 entries in a payload of 96 bytes, must be 68");
+	set_le(f + WIRE_HDR_BYTES + 8, 4, 0);
+	expect_err(frame_get_cpuid(f + WIRE_HDR_BYTES, 96, &out, err, sizeof(err)), -EBADMSG,
+		   "CPUID: 0 entries, must be 1..128");
+}
+
+static void test_frame_order_cpuid(void **state)
+{
+	struct wire_order o;
+
+	(void)state;
+	/* HELLO CPUID PAGES ... is legal, once */
+	wire_order_init(&o, false);
+	assert_int_equal(wire_order_check(&o, WIRE_F_HELLO, err, sizeof(err)), 0);
+	assert_int_equal(wire_order_check(&o, WIRE_F_CPUID, err, sizeof(err)), 0);
+	expect_err(wire_order_check(&o, WIRE_F_CPUID, err, sizeof(err)), -EPROTO,
+		   "CPUID frame out of order");
+	wire_order_init(&o, false);
+	assert_int_equal(wire_order_check(&o, WIRE_F_HELLO, err, sizeof(err)), 0);
+	assert_int_equal(wire_order_check(&o, WIRE_F_CPUID, err, sizeof(err)), 0);
+	assert_int_equal(wire_order_check(&o, WIRE_F_PAGES, err, sizeof(err)), 0);
+	/* not after a page, not before HELLO, not on a secondary channel */
+	expect_err(wire_order_check(&o, WIRE_F_CPUID, err, sizeof(err)), -EPROTO,
+		   "CPUID frame out of order");
+	wire_order_init(&o, false);
+	expect_err(wire_order_check(&o, WIRE_F_CPUID, err, sizeof(err)), -EPROTO,
+		   "CPUID frame out of order");
+	wire_order_init(&o, true);
+	assert_int_equal(wire_order_check(&o, WIRE_F_HELLO, err, sizeof(err)), 0);
+	expect_err(wire_order_check(&o, WIRE_F_CPUID, err, sizeof(err)), -EPROTO,
+		   "CPUID frame out of order");
+}
+
 static void test_frame_order_every_transition(void **state)
 {
 	/* one prefix per phase, for a full and a pages-only channel */
@@ -1794,7 +1908,7 @@ static void test_frame_order_every_transition(void **state)
 				wire_order_init(&o, po);
 				feed(&o, prefix[k], plen[k]);
 				assert_int_equal(o.phase, pphase[k]);
-				legal = ref_next(o.phase, po, t, &want_next, k == 1);
+				legal = ref_next(o.phase, po, k == 1, t, &want_next);
 				err[0] = '\0';
 				ret = wire_order_check(&o, t, err, sizeof(err));
 				if (legal) {
@@ -2018,6 +2132,9 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_frame_order_legal_sequences),
 		cmocka_unit_test(test_frame_order_rejects_named_cases),
 		cmocka_unit_test(test_frame_order_every_transition),
+		cmocka_unit_test(test_frame_order_cpuid),
+		cmocka_unit_test(test_frame_cpuid_roundtrip_and_rejects),
+		cmocka_unit_test(test_frame_cpuid_count_must_match_length),
 	};
 
 	if (argc == 3 && !strcmp(argv[1], "--write-corpus"))
