@@ -940,7 +940,7 @@ static void test_frame_hello_rejects_unknown_caps(void **state)
 
 	(void)state;
 	expect_err(hello_with(H_CAPS, 4, WIRE_CAP_ALL + 1, &out), -EBADMSG,
-		   "HELLO: unknown capability bits 0x80");
+		   "HELLO: unknown capability bits 0x100");
 	expect_err(hello_with(H_CAPS, 4, 0x80000001u, &out), -EBADMSG,
 		   "unknown capability bits 0x80000000");
 	assert_int_equal(hello_with(H_CAPS, 4, 0, &out), 0);
