@@ -58,7 +58,7 @@ static void count(_Atomic uint64_t *c, uint64_t n)
 
 static const struct channel_ops *const transports[] = {
 	[URI_TCP] = &channel_tcp_ops,
-	[URI_TLS] = NULL,	/* later: channel_tls.c */
+	[URI_TLS] = &channel_tls_ops,
 	[URI_UNIX] = &channel_unix_ops,
 	[URI_SSH] = NULL,	/* later: channel_ssh.c */
 };
@@ -776,6 +776,20 @@ int channel_listener_uri(const struct channel_listener *l, char *buf, size_t cap
 	else if (!strcmp(u.host, "::"))
 		snprintf(u.host, sizeof(u.host), "::1");
 	return uri_format(&u, buf, cap);
+}
+
+int channel_listener_add_psk(struct channel_listener *l, const char *identity, const uint8_t *key,
+			     size_t len, uint64_t expires_ms)
+{
+	if (l->ops != &channel_tls_ops)
+		return -EOPNOTSUPP;
+	return channel_tls_add_psk(l->priv, identity, key, len, expires_ms);
+}
+
+void channel_listener_remove_psk(struct channel_listener *l, const char *identity)
+{
+	if (l->ops == &channel_tls_ops)
+		channel_tls_remove_psk(l->priv, identity);
 }
 
 void channel_listener_close(struct channel_listener *l)

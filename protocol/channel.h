@@ -170,8 +170,9 @@ struct channel_ops {
 
 extern const struct channel_ops channel_tcp_ops;
 extern const struct channel_ops channel_unix_ops;
+extern const struct channel_ops channel_tls_ops;
 
-/* The transport for a scheme, or NULL when this build has none (tls, ssh). */
+/* The transport for a scheme, or NULL when this build has none (ssh). */
 const struct channel_ops *channel_ops_for(enum uri_scheme scheme);
 
 struct channel_stats {
@@ -211,13 +212,14 @@ int channel_connect_opts(const char *uri, const struct channel_opts *o, int time
  * one with a live listener is not (-EADDRINUSE, "another process listens
  * there"), nor any other kind of file (-EEXIST).
  * Return: 0 and *out; -EINVAL (malformed: the message is uri.h's),
- * -EOPNOTSUPP (a scheme this build cannot listen on: tls), -EADDRINUSE,
+ * -EOPNOTSUPP (a scheme this build cannot listen on), -EADDRINUSE,
  * -EEXIST, -EHOSTUNREACH (name not resolved), other -errno; err says which.
  */
 int channel_listen(const char *spec, struct channel_listener **out, char *err,
 		   size_t errlen) __must_check;
 
-/* channel_listen with transport options (o may be NULL; a tls: listener needs tls_dir). */
+/* channel_listen with transport options (o may be NULL; a tls: listener without tls_dir
+ * serves only pre-shared-key connections: channel_listener_add_psk). */
 int channel_listen_opts(const char *spec, const struct channel_opts *o,
 			struct channel_listener **out, char *err, size_t errlen) __must_check;
 
@@ -263,6 +265,22 @@ int channel_listener_uri(const struct channel_listener *l, char *buf, size_t cap
  * channel_accept_pending() has a connection to take.
  */
 int channel_listener_fd(const struct channel_listener *l);
+
+/*
+ * channel_listener_add_psk - let a tls: listener accept TLS 1.3
+ * connections that prove they hold key (16..48 bytes, 32 recommended)
+ * under identity (1..128 bytes), until clock_now_ms() reaches expires_ms
+ * (checked at each handshake: a key opens only connections made before it
+ * expires). The same identity again replaces its key. An unknown identity
+ * is refused. A tls: listener without tls_dir serves only such keys.
+ * Thread-safe: call it while another thread accepts.
+ * Return: 0; -EOPNOTSUPP (not a tls: listener), -EINVAL, -ENOMEM.
+ */
+int channel_listener_add_psk(struct channel_listener *l, const char *identity, const uint8_t *key,
+			     size_t len, uint64_t expires_ms) __must_check;
+
+/* Forget identity's key (no-op when absent, or not a tls: listener). Thread-safe. */
+void channel_listener_remove_psk(struct channel_listener *l, const char *identity);
 
 /* Stop listening: close the socket, remove a unix socket file. NULL is fine. */
 void channel_listener_close(struct channel_listener *l);
@@ -395,6 +413,11 @@ int channel_tcp_dial(const struct uri *u, int timeout_ms, int *fd, char *err,
 		     size_t errlen) __must_check;
 int channel_tcp_bind(struct uri *u, int *fd, char *err, size_t errlen) __must_check;
 void channel_tcp_setup(int fd);
+
+/* channel_tls.c's half of channel_listener_add_psk/remove_psk (priv: its listener state). */
+int channel_tls_add_psk(void *priv, const char *identity, const uint8_t *key, size_t len,
+			uint64_t expires_ms);
+void channel_tls_remove_psk(void *priv, const char *identity);
 
 /* Ask for large socket buffers; the kernel caps them at net.core.[rw]mem_max. */
 void channel_sock_set_buffers(int fd);

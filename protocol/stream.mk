@@ -1,7 +1,8 @@
 # protocol/: the stream (frames, order), channel addresses and the channels.
 LIB_OBJS += $(O)/protocol/frame.o $(O)/protocol/uri.o $(O)/protocol/channel.o \
-	$(O)/protocol/channel_tcp.o $(O)/protocol/channel_unix.o
-UNIT_TESTS += $(O)/tests/unit/test_frame $(O)/tests/unit/test_channel
+	$(O)/protocol/channel_tcp.o $(O)/protocol/channel_unix.o $(O)/protocol/channel_tls.o
+UNIT_TESTS += $(O)/tests/unit/test_frame $(O)/tests/unit/test_channel \
+	$(O)/tests/unit/test_channel_tls
 FUZZ_TARGETS += fuzz_frame_decode fuzz_uri_parse
 
 # bench/bench_channel: channel throughput against a plain socket pump.
