@@ -23,7 +23,10 @@
 #                             $(netbed_sock H), --listen tcp:<its eth0
 #                             address>:0, log $NB_DIR/H.log; waits until it
 #                             answers. NB_URI_<H> holds its migrate URI
-#                             (tcp://10.77.0.2:PORT).
+#                             (tcp://10.77.0.2:PORT). NB_SCHEME=tls makes it
+#                             --listen tls:... (give --tls-dir DIR too);
+#                             the agent inherits the caller's environment
+#                             (HOME=DIR netbed_agent src: its ~/.ssh).
 #   netbed_kv src|dst ARGS... kvmig --agent $(netbed_sock H) ARGS...
 #   netbed_exec src|dst|sw CMD...   run CMD in that namespace
 #   netbed_sock src|dst       the agent's control socket path
@@ -150,7 +153,7 @@ netbed_agent() {
 	shift
 	sock=$(netbed_sock "$h")
 	(cd / && exec ip netns exec "$(netbed_ns "$h")" "$KVMIGD" --control "$sock" \
-		--listen "tcp:$(netbed_addr "$h"):0" "$@") >"$NB_DIR/$h.log" 2>&1 &
+		--listen "${NB_SCHEME:-tcp}:$(netbed_addr "$h"):0" "$@") >"$NB_DIR/$h.log" 2>&1 &
 	NB_PID[$h]=$!
 	for i in $(seq 100); do
 		netbed_kv "$h" agent ping >/dev/null 2>&1 && break

@@ -1,0 +1,90 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# hosts_transports: live migration between two hosts (tests/netbed.sh:
+# namespaces src 10.77.0.1 and dst 10.77.0.2 on a bridge) over the
+# authenticated transports. Needs root (namespaces), /dev/kvm and the
+# openssl CLI; the ssh moves also need sshd (tests/helpers/sshd.sh), else
+# they say SKIPPED for that part with the reason and the rest still runs.
+#
+#   tls://10.77.0.2: a memcheck guest moved with --verify, then back and
+#     forth with --parallel 2 --compress zstd (every --parallel channel its
+#     own TLS connection). After each move: the job completed and verified,
+#     transport.kind "tls" with a cipher, the guest runs at the other host
+#     with its progress growing and 0 errors.
+#   ssh://root@10.77.0.2 (an sshd in the dst host, started here with its
+#     own keys and config; the source agent's HOME is a test directory, so
+#     its known_hosts is this test's): direct-tcpip to the dst agent's port
+#     with --ssh-accept-new (the key is recorded), then without it (the
+#     recorded key is accepted); --ssh-exec (kvmigd --incoming stdio on the
+#     dst host); --ssh-data tls (SSH authenticates, the pages run over TLS
+#     opened with a one-time key). Each with --verify, zstd and --parallel 2
+#     where the transport takes them; transport.kind says which path carried
+#     the pages.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../netbed.sh"
+
+command -v openssl >/dev/null || skip "the openssl CLI is not installed (certificates)"
+netbed_up "ht$$"
+C=$NB_DIR/certs
+sh "$(dirname "$0")/../helpers/mkcerts.sh" "$C" >"$NB_DIR/mkcerts.log" 2>&1 ||
+	fail "mkcerts.sh failed: $(tail -n 3 "$NB_DIR/mkcerts.log")"
+TIMEOUT=${KVMIG_E2E_TIMEOUT:-120}
+DT=${KVMIG_E2E_DOWNTIME:-2000}
+
+NB_SCHEME=tls netbed_agent src --tls-dir "$C/good"
+v=$(netbed_kv src agent version --json) || fail "agent version on src"
+[ "$(jq -r .kvm.available <<<"$v")" = true ] ||
+	skip "migrations between hosts need /dev/kvm: $(jq -r '.kvm.error // "unknown"' <<<"$v")"
+NB_SCHEME=tls netbed_agent dst --tls-dir "$C/good"
+[[ $NB_URI_dst == tls://10.77.0.2:* ]] || fail "dst's migrate_uri is '$NB_URI_dst'"
+[[ $NB_URI_src == tls://10.77.0.1:* ]] || fail "src's migrate_uri is '$NB_URI_src'"
+
+counter() {	# HOST VM FIELD
+	netbed_kv "$1" vm info "$2" --json 2>/dev/null | jq -er ".guest_stats.$3"
+}
+grows() {	# HOST VM FIELD FLOOR
+	local c
+	c=$(counter "$1" "$2" "$3") && [ "$c" -gt "$4" ]
+}
+runs_at() { [ "$(netbed_kv "$1" vm info "$2" --json 2>/dev/null | jq -r .state)" = running ]; }
+gone() { ! netbed_kv "$1" vm list --json | jq -e --arg n "$2" '.vms[] | select(.name == $n)' >/dev/null; }
+
+# move VM FROM TO KIND URI [migrate options...]: completed, verified, carried by KIND, runs at TO
+move() {
+	local vm=$1 from=$2 to=$3 kind=$4 uri=$5 p
+	shift 5
+	ok "$vm: $from -> $to over $uri $*" netbed_kv "$from" migrate "$vm" --to "$uri" --verify \
+		--max-downtime "$DT" --json "$@"
+	jq -e '.status == "completed" and .verified == true' "$OUT" >/dev/null ||
+		fail "$vm: job did not complete verified: $(head -c 800 "$OUT")"
+	jq -e --arg k "$kind" '.transport.kind == $k and (.transport.cipher | length > 0)' "$OUT" \
+		>/dev/null || fail "$vm: transport is $(jq -c .transport "$OUT"), expected kind $kind"
+	echo "   transport $(jq -c .transport "$OUT")"
+	gone "$from" "$vm" || fail "$vm: $from still has it"
+	wait_until "$TIMEOUT" "$vm to run at $to" runs_at "$to" "$vm"
+	p=$(counter "$to" "$vm" progress)
+	wait_until "$TIMEOUT" "$vm progress > $p at $to" grows "$to" "$vm" progress "$p"
+	[ "$(counter "$to" "$vm" errors)" = 0 ] || fail "$vm: guest errors at $to"
+	echo "   $vm runs at $to: progress $(counter "$to" "$vm" progress), errors 0"
+}
+
+ok "g1: start" netbed_kv src vm start g1 --mem 64M --vcpus 2 --guest memcheck,workset=8M
+wait_until "$TIMEOUT" "g1 progress > 0" grows src g1 progress 0
+
+log "TLS between the hosts"
+move g1 src dst tls "$NB_URI_dst"
+move g1 dst src tls "$NB_URI_src" --parallel 2 --compress zstd
+move g1 src dst tls "$NB_URI_dst" --parallel 2 --compress zstd
+move g1 dst src tls "$NB_URI_src"
+
+log "SSH between the hosts"
+SSHD_LIB=$(dirname "$0")/../helpers/sshd.sh
+if [ ! -r "$SSHD_LIB" ]; then
+	echo "SKIPPED (part): ssh moves: tests/helpers/sshd.sh is not in this tree"
+elif [ ! -x /usr/sbin/sshd ]; then
+	echo "SKIPPED (part): ssh moves: /usr/sbin/sshd is not installed (apt-get install openssh-server)"
+else
+	. "$SSHD_LIB"
+	ssh_moves
+fi
+echo "PASS: hosts_transports"
