@@ -1,6 +1,9 @@
 # protocol/: the stream (frames, order), channel addresses and the channels.
 LIB_OBJS += $(O)/protocol/frame.o $(O)/protocol/uri.o $(O)/protocol/channel.o \
 	$(O)/protocol/channel_tcp.o $(O)/protocol/channel_unix.o
+# SSH (libssh2): protocol/channel_ssh.c
+LIB_OBJS += $(O)/protocol/channel_ssh.o
+UNIT_TESTS += $(O)/tests/unit/test_channel_ssh
 UNIT_TESTS += $(O)/tests/unit/test_frame $(O)/tests/unit/test_channel
 FUZZ_TARGETS += fuzz_frame_decode fuzz_uri_parse
 

@@ -944,8 +944,8 @@ static void test_channel_connect_errors(void **state)
 		   -EHOSTUNREACH, "cannot resolve 'no-such-host.invalid'");
 	expect_err(channel_connect("tls://127.0.0.1:4444", 2000, &ch, err, sizeof(err)),
 		   -EOPNOTSUPP, "the tls transport is not in this build yet");
-	expect_err(channel_connect("ssh://user@host", 2000, &ch, err, sizeof(err)), -EOPNOTSUPP,
-		   "the ssh transport");
+	expect_err(channel_connect("ssh://user@no-such-host.invalid", 2000, &ch, err, sizeof(err)),
+		   -EHOSTUNREACH, "cannot resolve 'no-such-host.invalid'");
 	expect_err(channel_connect("foo://x:1", 2000, &ch, err, sizeof(err)), -EINVAL,
 		   "unsupported scheme 'foo' in 'foo://x:1' (tcp, unix, tls, ssh)");
 	expect_err(channel_listen("tls:127.0.0.1:0", &l, err, sizeof(err)), -EOPNOTSUPP,
