@@ -12,3 +12,9 @@ BENCHES += $(O)/bench/bench_channel
 $(O)/bench/bench_channel: $(O)/bench/bench_channel.o $(O)/libkvmig.a
 	@[ "$(V)" = 1 ] || echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LIBS)
+
+# bench/bench_ssh: the SSH channel against a bare libssh2 direct-tcpip pump.
+BENCHES += $(O)/bench/bench_ssh
+$(O)/bench/bench_ssh: $(O)/bench/bench_ssh.o $(O)/libkvmig.a
+	@[ "$(V)" = 1 ] || echo "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LIBS)
