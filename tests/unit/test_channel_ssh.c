@@ -43,7 +43,7 @@ static char dir[64];		/* sshd's directory; HOME is dir/home */
 static char known[160];		/* dir/home/.ssh/known_hosts */
 static unsigned sshd_port;
 static char ssh_uri[96];	/* ssh://root@127.0.0.1:PORT */
-static char fingerprint[128];	/* "ssh-ed25519 SHA256:..." of the host key */
+static char fingerprint[300];	/* "ssh-ed25519 SHA256:..." of the host key */
 
 static void expect_err_at(int ret, int want, const char *substr, const char *file, int line)
 {
@@ -287,7 +287,7 @@ static void test_ssh_host_key_unknown_then_accepted(void **state)
 	struct channel_opts o;
 	struct channel_info info;
 	struct channel *ch, *peer;
-	char want[300], line[512];
+	char want[700], line[512];
 	struct stat st;
 	uint16_t port;
 	FILE *f;
