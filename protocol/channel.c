@@ -60,7 +60,7 @@ static const struct channel_ops *const transports[] = {
 	[URI_TCP] = &channel_tcp_ops,
 	[URI_TLS] = &channel_tls_ops,
 	[URI_UNIX] = &channel_unix_ops,
-	[URI_SSH] = NULL,	/* later: channel_ssh.c */
+	[URI_SSH] = &channel_ssh_ops,
 };
 _Static_assert(sizeof(transports) / sizeof(transports[0]) == URI_SCHEME_COUNT,
 	       "one transport slot per URI scheme");
@@ -377,6 +377,8 @@ int channel_wait(struct channel *ch, int timeout_ms)
 
 	if (ch->rerr || ch->ilen > ch->ipos)
 		return 1;
+	if (ch->ops->wait)
+		return ch->ops->wait(ch, timeout_ms);
 	do
 		n = poll(&p, 1, timeout_ms);
 	while (n < 0 && errno == EINTR);

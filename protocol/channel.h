@@ -158,6 +158,12 @@ struct channel_ops {
 	int (*get_fd)(const struct channel *ch);
 	int (*handshake)(struct channel *ch, char *err, size_t errlen);
 	void (*info)(const struct channel *ch, struct channel_info *info);
+	/*
+	 * wait (optional): channel_wait()'s work for a transport that buffers
+	 * data the socket no longer shows (ssh: libssh2 reads packets for both
+	 * directions). Same contract as channel_wait(); NULL: poll get_fd.
+	 */
+	int (*wait)(struct channel *ch, int timeout_ms);
 
 	int (*connect)(const struct uri *u, const struct channel_opts *o, int timeout_ms,
 		       struct channel **out, char *err, size_t errlen);
@@ -171,6 +177,7 @@ struct channel_ops {
 extern const struct channel_ops channel_tcp_ops;
 extern const struct channel_ops channel_unix_ops;
 extern const struct channel_ops channel_tls_ops;
+extern const struct channel_ops channel_ssh_ops;
 
 /* The transport for a scheme, or NULL when this build has none (ssh). */
 const struct channel_ops *channel_ops_for(enum uri_scheme scheme);

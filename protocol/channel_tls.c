@@ -790,6 +790,27 @@ static void tls_close(struct channel *ch)
 		close(fd);
 }
 
+/*
+ * channel_wait(): a record OpenSSL already decrypted (a recv that asked for
+ * less than the record held) is readable although the socket is quiet.
+ */
+static int tls_wait(struct channel *ch, int timeout_ms)
+{
+	struct tls_conn *c = channel_priv(ch);
+	struct pollfd p = {.fd = c->fd, .events = POLLIN};
+	int pending, n;
+
+	pthread_mutex_lock(&c->mu);
+	pending = atomic_load(&c->hs_done) ? SSL_pending(c->ssl) : 0;
+	pthread_mutex_unlock(&c->mu);
+	if (pending > 0)
+		return 1;
+	do
+		n = poll(&p, 1, timeout_ms);
+	while (n < 0 && errno == EINTR);
+	return n < 0 ? -errno : n > 0;
+}
+
 static int tls_get_fd(const struct channel *ch)
 {
 	const struct tls_conn *c = channel_priv(ch);
@@ -1110,6 +1131,7 @@ const struct channel_ops channel_tls_ops = {
 	.name = "tls",
 	.send = tls_send,
 	.recv = tls_recv,
+	.wait = tls_wait,
 	.shutdown = tls_shutdown,
 	.close = tls_close,
 	.get_fd = tls_get_fd,
