@@ -44,6 +44,7 @@
 
 #define AGENT_MAX_CONNS	   64 /* control clients connected at once */
 #define AGENT_MAX_INCOMING 16 /* migration streams arriving at once */
+#define AGENT_MAX_LISTEN   4  /* --listen addresses */
 
 struct agent_conn;   /* one control client (agent_loop.c) */
 struct agent_inconn; /* one arriving migration (agent_incoming.c) */
@@ -56,7 +57,8 @@ struct registry;
 struct agent {
 	/* the options (main; read-only once the loop runs) */
 	const char *control_path; /* --control: the unix socket served */
-	const char *listen_uri;	  /* --listen, or NULL */
+	const char *listen_uri[AGENT_MAX_LISTEN]; /* each --listen, in order */
+	unsigned nlisten;
 	const char *tls_dir;	  /* --tls-dir, or NULL: shown by agent.version */
 	const char *state_dir;	  /* --state-dir, or NULL: shown by agent.version */
 	const char *announce;	  /* --announce IFACE, or NULL: the incoming VMs' default */
@@ -78,10 +80,14 @@ struct agent {
 
 	struct agent_conn *conns[AGENT_MAX_CONNS]; /* controller: the control clients */
 
-	/* the migration listener (protocol/channel.h); NULL without --listen */
-	struct channel_listener *ml; /* main opens and closes it; the controller accepts */
-	char ml_addr[URI_HOST_MAX + 64]; /* what it listens on: "tcp:127.0.0.1:40213", "unix:m.sock" */
-	char ml_uri[URI_HOST_MAX + 64];	 /* the URI a source migrates to: "tcp://127.0.0.1:40213" */
+	/*
+	 * The migration listeners (protocol/channel.h), one per --listen
+	 * (nlisten of them; e.g. tls: for other hosts and tcp:127.0.0.1 for
+	 * ssh:// tunnels): main opens and closes them; the controller accepts.
+	 */
+	struct channel_listener *ml[AGENT_MAX_LISTEN];
+	char ml_addr[AGENT_MAX_LISTEN][URI_HOST_MAX + 64]; /* "tcp:127.0.0.1:40213", "unix:m.sock" */
+	char ml_uri[AGENT_MAX_LISTEN][URI_HOST_MAX + 64];  /* "tcp://127.0.0.1:40213" */
 	struct agent_inconn *inc[AGENT_MAX_INCOMING]; /* controller: arriving migrations */
 
 	uint64_t start_ns; /* main: when the agent started (agent.ping's uptime) */

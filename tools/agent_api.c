@@ -176,15 +176,27 @@ static json_t *req_version(struct agent *a, json_t *req)
 	json_object_set_new(r, "state_dir", a->state_dir ? json_string(a->state_dir) : json_null());
 	set_u64(r, "max_vms", REGISTRY_MAX_VMS);
 	set_u64(r, "pid", (uint64_t)getpid());
-	if (a->ml) {
-		set_str(r, "listen", a->ml_addr);
-		if (a->ml_uri[0])
-			set_str(r, "migrate_uri", a->ml_uri);
+	/* the first --listen as before; every one in listens / migrate_uris */
+	if (a->nlisten) {
+		json_t *ls = json_array(), *us = json_array();
+
+		set_str(r, "listen", a->ml_addr[0]);
+		if (a->ml_uri[0][0])
+			set_str(r, "migrate_uri", a->ml_uri[0]);
 		else
 			json_object_set_new(r, "migrate_uri", json_null());
+		for (unsigned i = 0; i < a->nlisten; i++) {
+			json_array_append_new(ls, json_string(a->ml_addr[i]));
+			json_array_append_new(us, a->ml_uri[i][0] ? json_string(a->ml_uri[i])
+								 : json_null());
+		}
+		json_object_set_new(r, "listens", ls);
+		json_object_set_new(r, "migrate_uris", us);
 	} else {
 		json_object_set_new(r, "listen", json_null());
 		json_object_set_new(r, "migrate_uri", json_null());
+		json_object_set_new(r, "listens", json_array());
+		json_object_set_new(r, "migrate_uris", json_array());
 	}
 	return r;
 }

@@ -310,14 +310,14 @@ close:
 }
 
 /* "tcp:10.0.0.2:51234", "tcp:[::1]:40000" or "unix:/run/kvmig/mig.sock (pid 4242)". */
-static void describe_peer(const struct agent *a, int fd, char *out, size_t cap)
+static void describe_peer(const char *ml_addr, int fd, char *out, size_t cap)
 {
 	char host[NI_MAXHOST], port[NI_MAXSERV];
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
 
 	if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0) {
-		snprintf(out, cap, "a peer of %s", a->ml_addr);
+		snprintf(out, cap, "a peer of %s", ml_addr);
 		return;
 	}
 	if (ss.ss_family == AF_UNIX) {
@@ -325,9 +325,9 @@ static void describe_peer(const struct agent *a, int fd, char *out, size_t cap)
 		socklen_t cl = sizeof(cr);
 
 		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) == 0)
-			snprintf(out, cap, "%s (pid %d)", a->ml_addr, (int)cr.pid);
+			snprintf(out, cap, "%s (pid %d)", ml_addr, (int)cr.pid);
 		else
-			snprintf(out, cap, "%s", a->ml_addr);
+			snprintf(out, cap, "%s", ml_addr);
 		return;
 	}
 	if (ss.ss_family == AF_INET6 &&
@@ -353,8 +353,10 @@ static void describe_peer(const struct agent *a, int fd, char *out, size_t cap)
  * The migration listener is readable: take every connection that waits
  * (channel_accept_pending never blocks the loop) and give each a thread.
  */
-void agent_incoming_accept(struct agent *a)
+void agent_incoming_accept(struct agent *a, unsigned listener)
 {
+	const char *ml_addr = a->ml_addr[listener];
+
 	for (;;) {
 		struct channel *ch;
 		struct agent_inconn *ic;
@@ -362,18 +364,19 @@ void agent_incoming_accept(struct agent *a)
 		unsigned slot;
 		int ret;
 
-		ret = channel_accept_pending(a->ml, INCOMING_IO_TIMEOUT_MS, &ch, err, sizeof(err));
+		ret = channel_accept_pending(a->ml[listener], INCOMING_IO_TIMEOUT_MS, &ch, err,
+					     sizeof(err));
 		if (ret == -EAGAIN)
 			return;
 		if (ret < 0) {
-			pr_warn("accepting on %s: %s", a->ml_addr, err);
+			pr_warn("accepting on %s: %s", ml_addr, err);
 			return;
 		}
 		for (slot = 0; slot < AGENT_MAX_INCOMING && a->inc[slot]; slot++)
 			;
 		ic = slot < AGENT_MAX_INCOMING ? calloc(1, sizeof(*ic)) : NULL;
 		if (!ic) {
-			pr_warn("refusing a migration connection on %s: %s", a->ml_addr,
+			pr_warn("refusing a migration connection on %s: %s", ml_addr,
 				slot < AGENT_MAX_INCOMING ? "out of memory"
 						    : "too many migrations arriving at once");
 			channel_close(ch);
@@ -383,7 +386,7 @@ void agent_incoming_accept(struct agent *a)
 		ic->ch = ch;
 		pthread_mutex_init(&ic->ann_lock, NULL);
 		ic->shut_fd = fcntl(channel_fd(ch), F_DUPFD_CLOEXEC, 0);
-		describe_peer(a, channel_fd(ch), ic->peer, sizeof(ic->peer));
+		describe_peer(ml_addr, channel_fd(ch), ic->peer, sizeof(ic->peer));
 		ret = ic->shut_fd < 0 ? errno
 				      : pthread_create(&ic->thread, NULL, incoming_thread, ic);
 		if (ret) {

@@ -27,7 +27,7 @@
  * (never blocks the loop) and give each a thread. A connection beyond
  * AGENT_MAX_INCOMING, or one whose thread cannot start, is closed (logged).
  */
-void agent_incoming_accept(struct agent *a);
+void agent_incoming_accept(struct agent *a, unsigned listener);
 
 /* Join the incoming threads that are done and free their records. */
 void agent_incoming_reap(struct agent *a);

@@ -30,9 +30,9 @@
 #define JOB_POLL_MS  100  /* how often the loop looks at running jobs */
 #define EV_LISTEN    0
 #define EV_SIGNAL    1
-#define EV_MIGLISTEN 2
 #define EV_WAKE	     3
 #define EV_CONN0     4
+#define EV_MIGLISTEN0 1000	/* + the listener's index */
 
 /* One control client, in a->conns[slot]; the controller's alone. */
 struct agent_conn {
@@ -241,9 +241,9 @@ int agent_loop_init(struct agent *a)
 	ev.data.u64 = EV_WAKE;
 	if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, a->wakefd, &ev) < 0)
 		return -errno;
-	if (a->ml) {
-		ev.data.u64 = EV_MIGLISTEN;
-		if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, channel_listener_fd(a->ml), &ev) < 0)
+	for (unsigned i = 0; i < a->nlisten; i++) {
+		ev.data.u64 = EV_MIGLISTEN0 + i;
+		if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, channel_listener_fd(a->ml[i]), &ev) < 0)
 			return -errno;
 	}
 	ev.data.u64 = EV_SIGNAL;
@@ -279,8 +279,8 @@ void agent_loop_run(struct agent *a)
 
 			if (k == EV_LISTEN) {
 				accept_clients(a);
-			} else if (k == EV_MIGLISTEN) {
-				agent_incoming_accept(a);
+			} else if (k >= EV_MIGLISTEN0 && k < EV_MIGLISTEN0 + a->nlisten) {
+				agent_incoming_accept(a, (unsigned)(k - EV_MIGLISTEN0));
 			} else if (k == EV_WAKE) {
 				uint64_t v;
 

@@ -147,8 +147,10 @@ static void shutdown_agent(struct agent *a)
 	pthread_mutex_lock(&a->lock);
 	a->closing = true;
 	pthread_mutex_unlock(&a->lock);
-	channel_listener_close(a->ml);
-	a->ml = NULL;
+	for (unsigned i = 0; i < a->nlisten; i++) {
+		channel_listener_close(a->ml[i]);
+		a->ml[i] = NULL;
+	}
 	agent_incoming_shutdown(a);
 	session_table_destroy(a->sessions);	/* no stream is left to meet in it */
 	a->sessions = NULL;
@@ -173,7 +175,7 @@ static void shutdown_agent(struct agent *a)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: kvmigd --control PATH [--listen URI] [--tls-dir DIR] [--state-dir DIR]\n"
+		"Usage: kvmigd --control PATH [--listen URI]... [--tls-dir DIR] [--state-dir DIR]\n"
 		"              [--announce IFACE]\n"
 		"              [--cpu-hide FEATURE[,FEATURE...]] [--tsc-khz KHZ]\n"
 		"       kvmigd --cpu-features [--cpu-hide ...] [--tsc-khz KHZ]\n"
@@ -200,6 +202,11 @@ static void usage(FILE *f)
 		"                   accepted too. A source migrates here with kvmig migrate\n"
 		"                   NAME --to tcp://HOST:PORT (tls://, unix:///PATH, or\n"
 		"                   ssh://HOST through this host's sshd); the VM keeps its name.\n"
+		"                   Up to %d --listen options: e.g. tls:0.0.0.0:49152 for\n"
+		"                   other hosts and tcp:127.0.0.1:49153 for ssh:// tunnels\n"
+		"                   (kvmig migrate --ssh-agent-port 49153). A tls: listener\n"
+		"                   without --tls-dir takes only connections opened with a\n"
+		"                   one-time key handed over SSH (--ssh-data tls).\n"
 		"  --tls-dir DIR    TLS credentials, the layout of QEMU and libvirt:\n"
 		"                   ca-cert.pem, server-cert.pem and server-key.pem for a\n"
 		"                   tls: listener; ca-cert.pem, client-cert.pem and\n"
@@ -227,7 +234,8 @@ static void usage(FILE *f)
 		"  -v, --verbose    log every request (like KVMIG_LOG=debug; default: info)\n"
 		"  -V, --version    print the version and exit\n"
 		"  -h, --help       print this help and exit\n"
-		"\n");
+		"\n",
+		AGENT_MAX_LISTEN);
 	fprintf(f,
 		"Requests are served one at a time, in arrival order across clients: a long\n"
 		"request (vm.save of a big VM) delays the others but never mixes replies.\n"
@@ -278,7 +286,12 @@ int main(int argc, char **argv)
 			a.control_path = optarg;
 			break;
 		case 'l':
-			a.listen_uri = optarg;
+			if (a.nlisten == AGENT_MAX_LISTEN) {
+				fprintf(stderr, "kvmigd: at most %d --listen addresses\n",
+					AGENT_MAX_LISTEN);
+				return 2;
+			}
+			a.listen_uri[a.nlisten++] = optarg;
 			break;
 		case 't':
 			a.tls_dir = optarg;
@@ -359,18 +372,18 @@ int main(int argc, char **argv)
 		fprintf(stderr, "kvmigd: --control PATH is required\nTry 'kvmigd --help'.\n");
 		return 2;
 	}
-	if (a.listen_uri) {
+	for (unsigned i = 0; i < a.nlisten; i++) {
 		struct uri u;
 		char err[512];
 
 		/* malformed, or a transport not built: refused before any socket exists */
-		if (uri_parse_listen(a.listen_uri, &u, err, sizeof(err)) < 0) {
+		if (uri_parse_listen(a.listen_uri[i], &u, err, sizeof(err)) < 0) {
 			fprintf(stderr, "kvmigd: invalid --listen: %s\nTry 'kvmigd --help'.\n", err);
 			return 2;
 		}
 		if (!channel_ops_for(u.scheme)) {
-			fprintf(stderr, "kvmigd: --listen %s: %s is not implemented yet\n",
-				a.listen_uri, u.scheme == URI_TLS ? "TLS" : uri_scheme_name(u.scheme));
+			fprintf(stderr, "kvmigd: --listen %s: %s is not in this build\n",
+				a.listen_uri[i], uri_scheme_name(u.scheme));
 			return 2;
 		}
 	}
@@ -407,22 +420,22 @@ int main(int argc, char **argv)
 		status = 1;
 		goto out;
 	}
-	if (a.listen_uri) {
+	for (unsigned i = 0; i < a.nlisten; i++) {
 		struct channel_opts co = {.tls_dir = a.tls_dir};
 		char err[512];
 
-		if (channel_listen_opts(a.listen_uri, &co, &a.ml, err, sizeof(err)) < 0) {
+		if (channel_listen_opts(a.listen_uri[i], &co, &a.ml[i], err, sizeof(err)) < 0) {
 			pr_err("%s", err);
 			status = 1;
 			goto out;
 		}
-		if (channel_listener_addr(a.ml, a.ml_addr, sizeof(a.ml_addr)) < 0)
-			snprintf(a.ml_addr, sizeof(a.ml_addr), "%s", a.listen_uri);
+		if (channel_listener_addr(a.ml[i], a.ml_addr[i], sizeof(a.ml_addr[i])) < 0)
+			snprintf(a.ml_addr[i], sizeof(a.ml_addr[i]), "%s", a.listen_uri[i]);
 		/* a relative unix path is made absolute here: the agent never changes directory */
-		if (channel_listener_uri(a.ml, a.ml_uri, sizeof(a.ml_uri)) < 0) {
-			a.ml_uri[0] = '\0';
+		if (channel_listener_uri(a.ml[i], a.ml_uri[i], sizeof(a.ml_uri[i])) < 0) {
+			a.ml_uri[i][0] = '\0';
 			pr_warn("--listen %s: no URI a source could reach it by (path too long?)",
-				a.listen_uri);
+				a.listen_uri[i]);
 		}
 	}
 	if (agent_loop_init(&a) < 0) {
@@ -452,8 +465,8 @@ int main(int argc, char **argv)
 		}
 	}
 	pr_info("kvmigd %s serving %s (pid %d)", KVMIG_VERSION, a.control_path, (int)getpid());
-	if (a.ml)
-		pr_info("accepting migrations on %s", a.ml_addr);
+	for (unsigned i = 0; i < a.nlisten; i++)
+		pr_info("accepting migrations on %s", a.ml_addr[i]);
 	agent_loop_run(&a);
 	if (!a.quit)
 		status = 1;
