@@ -47,6 +47,9 @@ struct incoming {
 	struct wire_complete complete;
 	bool expect_eof;
 	bool check_only;
+	incoming_key_fn key_fn;
+	void *key_ctx;
+	bool key_done;
 	incoming_hello_fn hello_fn;
 	void *hello_ctx;
 	/* the RARP announce: what the source asked for (ANNOUNCE), else the default */
@@ -425,6 +428,27 @@ out:
 	return ret;
 }
 
+/* KEY: a one-time TLS key for the pages of a migration that comes next. */
+static int on_key(struct incoming *inc, const uint8_t *p, size_t len, char *err, size_t errlen)
+{
+	struct wire_key k;
+	struct wire_key_ack a = {0};
+	int ret;
+
+	if (!inc->ret || inc->expect_eof)
+		return err_set(-EPROTO, err, errlen, "KEY frame in a stream file");
+	if (!inc->key_fn)
+		return err_set(-EPROTO, err, errlen, "KEY frame: this receiver takes no keys");
+	ret = frame_get_key(p, len, &k, err, errlen);
+	if (ret == 0)
+		ret = inc->key_fn(inc->key_ctx, &k, &a.port, err, errlen);
+	explicit_bzero(&k, sizeof(k));
+	if (ret < 0)
+		return ret;
+	inc->key_done = true;
+	return send_ret(inc, frame_put_key_ack(inc->out, OUT_BUF, &a));
+}
+
 static int on_pages(struct incoming *inc, const uint8_t *p, size_t len, char *err, size_t errlen)
 {
 	uint64_t npages = inc->ram_bytes / WIRE_PAGE_SIZE;
@@ -622,6 +646,10 @@ int incoming_run(struct incoming *inc, struct vm **vm, char *err, size_t errlen)
 		case WIRE_F_HELLO:
 			ret = on_hello(inc, p, h.len, err, errlen);
 			break;
+		case WIRE_F_KEY:
+			ret = on_key(inc, p, h.len, err, errlen);
+			done = true;
+			break;
 		case WIRE_F_ANNOUNCE:
 			ret = on_announce(inc, p, h.len, err, errlen);
 			break;
@@ -693,6 +721,10 @@ int incoming_run(struct incoming *inc, struct vm **vm, char *err, size_t errlen)
 	if (inc->secondary) {
 		inc->st.stream_ok = true;
 		ret = 1;
+		goto out;
+	}
+	if (inc->key_done) {
+		ret = 2;
 		goto out;
 	}
 	/* the other channels left after their COMPLETE: the RAM is ours alone */
@@ -841,6 +873,12 @@ void incoming_check_only(struct incoming *inc)
 void incoming_set_host_cpu(struct incoming *inc, const struct cpucheck_cpu *host)
 {
 	inc->host_cpu = host;
+}
+
+void incoming_set_key_hook(struct incoming *inc, incoming_key_fn fn, void *ctx)
+{
+	inc->key_fn = fn;
+	inc->key_ctx = ctx;
 }
 
 void incoming_set_hello_hook(struct incoming *inc, incoming_hello_fn fn, void *ctx)

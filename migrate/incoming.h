@@ -79,6 +79,17 @@ typedef int (*incoming_hello_fn)(void *ctx, const char *name, uint64_t mem_bytes
 				 size_t errlen);
 void incoming_set_hello_hook(struct incoming *inc, incoming_hello_fn fn, void *ctx);
 
+/*
+ * A key exchange (--ssh-data tls, protocol/wire.h: KEY): the stream is a
+ * single KEY frame. The hook registers the key where TLS connections
+ * arrive and gives that listener's port, answered with KEY_ACK; then
+ * incoming_run() returns 2 (no VM). Without a hook, KEY is refused.
+ */
+struct wire_key;
+typedef int (*incoming_key_fn)(void *ctx, const struct wire_key *k, uint16_t *port, char *err,
+			       size_t errlen);
+void incoming_set_key_hook(struct incoming *inc, incoming_key_fn fn, void *ctx);
+
 struct cpucheck_cpu;
 
 /*

@@ -30,6 +30,7 @@
 #include "migrate/migrate.h"
 #include "migrate/mio.h"
 #include "migrate/ratelimit.h"
+#include "migrate/sshtls.h"
 #include "protocol/channel.h"
 
 #define JOB_HANDSHAKE_TIMEOUT_MS 10000	/* connect, and HELLO to HELLO_ACK */
@@ -40,6 +41,7 @@ struct migrate_job {
 	struct migrate_opts o;		/* fixed */
 	char uri[256];			/* fixed: where every lane connects */
 	struct channel_opts co;		/* fixed: how (migrate_opts_channel of o) */
+	struct sshtls sshtls;		/* fixed: --ssh-data tls's key (co points into it) */
 	pthread_t thread;		/* controller: started in _start, joined in _wait/_free */
 	bool thread_started;		/* controller */
 	_Atomic bool cancel;		/* set by migrate_cancel (any thread), read by the job */

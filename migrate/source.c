@@ -527,11 +527,20 @@ int migrate_start(struct vm *vm, const char *uri, const struct migrate_opts *o,
 		ret = -ENOMEM;
 		goto fail;
 	}
-	ret = mio_connect(&j->io, uri, &j->co, JOB_HANDSHAKE_TIMEOUT_MS, err, errlen);
+	if (o->ssh_data_tls) {
+		/* SSH proves who both ends are and hands over a key; TLS carries the pages */
+		ret = sshtls_exchange(uri, &j->co, JOB_HANDSHAKE_TIMEOUT_MS, &j->sshtls, err, errlen);
+		if (ret < 0)
+			goto fail;
+		snprintf(j->uri, sizeof(j->uri), "%s", j->sshtls.tls_uri);
+		sshtls_channel_opts(&j->sshtls, &j->co);
+	}
+	ret = mio_connect(&j->io, j->uri, &j->co, JOB_HANDSHAKE_TIMEOUT_MS, err, errlen);
 	if (ret < 0)
 		goto fail;
 	mio_get_info(&j->io, &info);
-	snprintf(j->st.transport.kind, sizeof(j->st.transport.kind), "%s", info.kind);
+	snprintf(j->st.transport.kind, sizeof(j->st.transport.kind), "%s",
+		 o->ssh_data_tls ? "ssh+tls" : info.kind);
 	snprintf(j->st.transport.cipher, sizeof(j->st.transport.cipher), "%s", info.cipher);
 	j->st.transport.ktls = info.ktls;
 	ret = -pthread_create(&j->thread, NULL, job_thread, j);
@@ -608,5 +617,6 @@ void migrate_job_free(struct migrate_job *j)
 	free(j->rbuf);
 	free(j->bitmap);
 	pthread_mutex_destroy(&j->lock);
+	explicit_bzero(&j->sshtls, sizeof(j->sshtls));
 	free(j);
 }

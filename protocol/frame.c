@@ -46,6 +46,10 @@ const char *frame_type_name(unsigned type)
 		return "ANNOUNCE";
 	case WIRE_F_ANNOUNCED:
 		return "ANNOUNCED";
+	case WIRE_F_KEY:
+		return "KEY";
+	case WIRE_F_KEY_ACK:
+		return "KEY_ACK";
 	default:
 		return "unknown";
 	}
@@ -102,6 +106,12 @@ static int len_limits(unsigned type, uint32_t *min, uint32_t *max)
 		return 0;
 	case WIRE_F_ANNOUNCED:
 		*min = *max = WIRE_ANNOUNCED_BYTES;
+		return 0;
+	case WIRE_F_KEY:
+		*min = *max = WIRE_KEY_BYTES;
+		return 0;
+	case WIRE_F_KEY_ACK:
+		*min = *max = 4;
 		return 0;
 	default:
 		return -EBADMSG;
@@ -305,6 +315,28 @@ ssize_t frame_put_announce(uint8_t *dst, size_t cap, const struct wire_announce 
 	put_le32(&w, a->initial_ms);
 	put_le32(&w, a->step_ms);
 	put_le32(&w, a->max_ms);
+	return frame_seal(&w);
+}
+
+ssize_t frame_put_key(uint8_t *dst, size_t cap, const struct wire_key *k)
+{
+	struct wbuf w;
+
+	frame_start(&w, dst, cap, WIRE_F_KEY);
+	put_str(&w, k->identity, WIRE_KEY_ID_BYTES);
+	put_bytes(&w, k->key, WIRE_KEY_MAX);
+	put_le32(&w, k->key_len);
+	put_le32(&w, k->lifetime_ms);
+	return frame_seal(&w);
+}
+
+ssize_t frame_put_key_ack(uint8_t *dst, size_t cap, const struct wire_key_ack *a)
+{
+	struct wbuf w;
+
+	frame_start(&w, dst, cap, WIRE_F_KEY_ACK);
+	put_le16(&w, a->port);
+	put_le16(&w, 0);
 	return frame_seal(&w);
 }
 
@@ -690,6 +722,54 @@ int frame_get_announce(const uint8_t *p, size_t len, struct wire_announce *a, ch
 	return 0;
 }
 
+int frame_get_key(const uint8_t *p, size_t len, struct wire_key *k, char *err, size_t errlen)
+{
+	struct rbuf r;
+	const uint8_t *id, *key;
+	size_t n;
+
+	rbuf_init(&r, p, len);
+	id = rbuf_take(&r, WIRE_KEY_ID_BYTES);
+	key = rbuf_take(&r, WIRE_KEY_MAX);
+	k->key_len = get_le32(&r);
+	k->lifetime_ms = get_le32(&r);
+	FIXED_READER_END("KEY");
+	n = strnlen((const char *)id, WIRE_KEY_ID_BYTES);
+	if (n == 0 || n == WIRE_KEY_ID_BYTES)
+		return err_set(-EBADMSG, err, errlen, "KEY: identity empty or not NUL-terminated");
+	for (size_t i = 0; i < WIRE_KEY_ID_BYTES; i++) {
+		bool hex = (id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f');
+
+		if (i < n ? !hex : id[i] != 0)
+			return err_set(-EBADMSG, err, errlen,
+				       "KEY: identity byte %zu is not hex or padding", i);
+	}
+	if (k->key_len < WIRE_KEY_MIN_LEN || k->key_len > WIRE_KEY_MAX)
+		return err_set(-EBADMSG, err, errlen, "KEY: key of %u bytes, must be %u..%u",
+			       k->key_len, WIRE_KEY_MIN_LEN, WIRE_KEY_MAX);
+	if (k->lifetime_ms == 0 || k->lifetime_ms > WIRE_KEY_MAX_LIFETIME_MS)
+		return err_set(-EBADMSG, err, errlen, "KEY: lifetime %u ms, must be 1..%u",
+			       k->lifetime_ms, WIRE_KEY_MAX_LIFETIME_MS);
+	memcpy(k->identity, id, WIRE_KEY_ID_BYTES);
+	memcpy(k->key, key, WIRE_KEY_MAX);
+	return 0;
+}
+
+int frame_get_key_ack(const uint8_t *p, size_t len, struct wire_key_ack *a, char *err,
+		      size_t errlen)
+{
+	struct rbuf r;
+
+	rbuf_init(&r, p, len);
+	a->port = get_le16(&r);
+	if (get_le16(&r))
+		return err_set(-EBADMSG, err, errlen, "KEY_ACK: reserved field not zero");
+	FIXED_READER_END("KEY_ACK");
+	if (a->port == 0)
+		return err_set(-EBADMSG, err, errlen, "KEY_ACK: port 0");
+	return 0;
+}
+
 int frame_get_announced(const uint8_t *p, size_t len, struct wire_announced *a, char *err,
 			size_t errlen)
 {
@@ -877,9 +957,10 @@ int wire_order_check(struct wire_order *o, unsigned type, char *err, size_t errl
 	}
 	switch (o->phase) {
 	case WIRE_PH_START:
-		ok = type == WIRE_F_HELLO;
-		next = WIRE_PH_PRECOPY;
-		o->setup = ok;
+		/* a key exchange (KEY) is a stream of its own: nothing follows */
+		ok = type == WIRE_F_HELLO || (type == WIRE_F_KEY && !o->pages_only);
+		next = type == WIRE_F_KEY ? WIRE_PH_DONE : WIRE_PH_PRECOPY;
+		o->setup = type == WIRE_F_HELLO;
 		break;
 	case WIRE_PH_PRECOPY:
 		o->setup = false;

@@ -109,6 +109,16 @@ struct wire_announced {
 	uint64_t first_us;
 };
 
+struct wire_key {
+	char identity[WIRE_KEY_ID_BYTES];	/* NUL-terminated hex */
+	uint8_t key[WIRE_KEY_MAX];
+	uint32_t key_len, lifetime_ms;
+};
+
+struct wire_key_ack {
+	uint16_t port;
+};
+
 struct wire_page_req {
 	uint64_t page;
 	uint32_t count;
@@ -136,6 +146,8 @@ ssize_t frame_put_ready(uint8_t *dst, size_t cap, const struct wire_resumed *r) 
 ssize_t frame_put_go(uint8_t *dst, size_t cap) __must_check;
 ssize_t frame_put_page_req(uint8_t *dst, size_t cap, const struct wire_page_req *r) __must_check;
 ssize_t frame_put_announce(uint8_t *dst, size_t cap, const struct wire_announce *a) __must_check;
+ssize_t frame_put_key(uint8_t *dst, size_t cap, const struct wire_key *k) __must_check;
+ssize_t frame_put_key_ack(uint8_t *dst, size_t cap, const struct wire_key_ack *a) __must_check;
 ssize_t frame_put_announced(uint8_t *dst, size_t cap, const struct wire_announced *a) __must_check;
 
 /*
@@ -202,6 +214,10 @@ int frame_get_go(const uint8_t *p, size_t len, char *err, size_t errlen) __must_
 int frame_get_resumed(const uint8_t *p, size_t len, struct wire_resumed *r, char *err,
 		      size_t errlen) __must_check;
 /* ANNOUNCE: the name terminated and not empty; the schedule is the caller's to check */
+int frame_get_key(const uint8_t *p, size_t len, struct wire_key *k, char *err,
+		  size_t errlen) __must_check;
+int frame_get_key_ack(const uint8_t *p, size_t len, struct wire_key_ack *a, char *err,
+		      size_t errlen) __must_check;
 int frame_get_announce(const uint8_t *p, size_t len, struct wire_announce *a, char *err,
 		       size_t errlen) __must_check;
 int frame_get_announced(const uint8_t *p, size_t len, struct wire_announced *a, char *err,

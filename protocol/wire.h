@@ -78,6 +78,20 @@
  *              not get it still has a completed migration.
  *   ERROR      as above
  *
+ * A key exchange (--ssh-data tls) is a stream of its own, one frame each
+ * way, on a connection the source opened through SSH:
+ *
+ *   KEY        identity[32] (1..31 bytes of [0-9a-f], NUL-padded) |
+ *              key[32] | key_len u32 (16..32: the first key_len bytes of
+ *              key count) | lifetime_ms u32 (1..600000): the destination
+ *              lets its tls: listener accept TLS 1.3 connections that hold
+ *              this pre-shared key, for lifetime_ms (and until the
+ *              migration they carry ends), then the source connects there
+ *   KEY_ACK    port u16 (the tls: listener's) | reserved u16 (0)
+ *
+ * or ERROR instead of KEY_ACK (no tls: listener there). Nothing else
+ * follows on that connection.
+ *
  * Legal order on the forward stream (wire_order_check enforces it):
  *
  *   HELLO [CPUID] [ANNOUNCE] (PAGES | END_ROUND)* SWITCHOVER PAGES* STATE+ COMPLETE [GO]
@@ -128,6 +142,11 @@
 #define WIRE_IFACE_BYTES	16u		/* IFNAMSIZ */
 #define WIRE_ANNOUNCE_BYTES	(WIRE_IFACE_BYTES + 4 * 4)
 #define WIRE_ANNOUNCED_BYTES	16u
+#define WIRE_KEY_ID_BYTES	32u		/* identity, NUL-padded */
+#define WIRE_KEY_MAX		32u
+#define WIRE_KEY_BYTES		(WIRE_KEY_ID_BYTES + WIRE_KEY_MAX + 4 + 4)
+#define WIRE_KEY_MIN_LEN	16u
+#define WIRE_KEY_MAX_LIFETIME_MS 600000u
 #define WIRE_MAX_CPUID		128u
 #define WIRE_CPUID_ENTRY_BYTES	28u
 #define WIRE_MAX_TSC_KHZ	100000000u	/* 100 GHz */
@@ -144,12 +163,14 @@ enum wire_type {
 	WIRE_F_GO = 8,
 	WIRE_F_CPUID = 9,
 	WIRE_F_ANNOUNCE = 10,
+	WIRE_F_KEY = 11,
 	WIRE_F_HELLO_ACK = 16,
 	WIRE_F_ACK = 17,
 	WIRE_F_RESUMED = 18,
 	WIRE_F_PAGE_REQ = 19,
 	WIRE_F_READY = 20,
 	WIRE_F_ANNOUNCED = 21,
+	WIRE_F_KEY_ACK = 22,
 };
 
 /* Capabilities (HELLO offers, HELLO_ACK chooses). */

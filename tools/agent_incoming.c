@@ -165,6 +165,52 @@ static int reserve_name(void *ctx, const char *name, uint64_t mem_bytes, char *e
 	return ret;
 }
 
+/*
+ * The key hook (--ssh-data tls): the source, authenticated by this host's
+ * sshd, hands over a one-time key; the first tls: listener takes TLS
+ * connections that hold it, until it expires or the migration it opened
+ * ends (forget_key).
+ */
+static int take_key(void *ctx, const struct wire_key *k, uint16_t *port, char *err,
+		    size_t errlen)
+{
+	struct agent_inconn *ic = ctx;
+	struct agent *a = ic->a;
+
+	for (unsigned i = 0; i < a->nlisten; i++) {
+		int ret = channel_listener_add_psk(a->ml[i], k->identity, k->key, k->key_len,
+						   clock_now_ms() + k->lifetime_ms);
+
+		if (ret == -EOPNOTSUPP)
+			continue;
+		if (ret < 0) {
+			snprintf(err, errlen, "the destination cannot take the key: %s",
+				 strerror(-ret));
+			return ret;
+		}
+		*port = channel_listener_port(a->ml[i]);
+		pr_info("one-time TLS key '%.8s...' from %s for %s (%u ms)", k->identity, ic->peer,
+			a->ml_addr[i], k->lifetime_ms);
+		return 0;
+	}
+	snprintf(err, errlen,
+		 "the destination agent has no tls: listener for --ssh-data tls (kvmigd --listen "
+		 "tls:HOST:PORT)");
+	return -EOPNOTSUPP;
+}
+
+/* A connection opened with a one-time key: the key goes with the migration. */
+static void forget_key(struct agent *a, struct mio *io)
+{
+	struct channel_info info;
+
+	mio_get_info(io, &info);
+	if (strncmp(info.peer, "psk:", 4))
+		return;
+	for (unsigned i = 0; i < a->nlisten; i++)
+		channel_listener_remove_psk(a->ml[i], info.peer + 4);
+}
+
 /* What the log calls the stream: "of VM 'web1' from tcp:..." or "from ...". */
 static const char *stream_desc(const struct agent_inconn *ic, char *buf, size_t cap)
 {
@@ -213,6 +259,7 @@ static void *incoming_thread(void *arg)
 		goto close;
 	}
 	incoming_set_hello_hook(inc, reserve_name, ic);
+	incoming_set_key_hook(inc, take_key, ic);
 	incoming_set_announce_default(inc, a->announce, NULL);
 	if (a->cpu)
 		incoming_set_host_cpu(inc, a->cpu);
@@ -221,6 +268,10 @@ static void *incoming_thread(void *arg)
 		pr_err("incoming migration %s failed: %s", stream_desc(ic, desc, sizeof(desc)),
 		       err[0] ? err : strerror(-ret));
 		goto drop;
+	}
+	if (ret == 2) {
+		pr_debug("key exchange with %s done", ic->peer);
+		goto close;
 	}
 	if (ret > 0) {
 		/* a parallel channel: its pages are in; channel 0's thread builds the VM */
@@ -303,6 +354,7 @@ drop:
 	linger_close(ic->shut_fd);
 close:
 	incoming_destroy(inc);
+	forget_key(a, &io);
 	mio_close(&io);
 	atomic_store(&ic->done, true);
 	agent_loop_wake(a);

@@ -31,13 +31,33 @@ sh "$(dirname "$0")/../helpers/mkcerts.sh" "$C" >"$NB_DIR/mkcerts.log" 2>&1 ||
 TIMEOUT=${KVMIG_E2E_TIMEOUT:-120}
 DT=${KVMIG_E2E_DOWNTIME:-2000}
 
-NB_SCHEME=tls netbed_agent src --tls-dir "$C/good"
+# an sshd in the dst host, with its own keys; the source agent's HOME holds
+# the client key it accepts and this test's known_hosts
+SSHD=$(dirname "$0")/../helpers/sshd.sh
+SSH_WHY=
+if [ ! -r "$SSHD" ]; then
+	SSH_WHY="tests/helpers/sshd.sh is not in this tree"
+elif ! SSHPORT=$(netbed_exec dst "$SSHD" start "$NB_DIR/sshd" "$(netbed_addr dst)" 2>"$NB_DIR/sshd.err"); then
+	SSH_WHY=$(tail -n 1 "$NB_DIR/sshd.err")
+else
+	NETBED_PREV_TRAP2=$(trap -p EXIT | sed -e "s/^trap -- '//" -e "s/' EXIT\$//")
+	trap '"$SSHD" stop "$NB_DIR/sshd"; eval "$NETBED_PREV_TRAP2"' EXIT
+	echo "ok: sshd in the dst host on $(netbed_addr dst):$SSHPORT"
+fi
+
+HOME=$NB_DIR/sshd/home NB_SCHEME=tls netbed_agent src --tls-dir "$C/good"
 v=$(netbed_kv src agent version --json) || fail "agent version on src"
 [ "$(jq -r .kvm.available <<<"$v")" = true ] ||
 	skip "migrations between hosts need /dev/kvm: $(jq -r '.kvm.error // "unknown"' <<<"$v")"
-NB_SCHEME=tls netbed_agent dst --tls-dir "$C/good"
+# dst: TLS for the other host, plain TCP on its loopback for ssh:// tunnels
+NB_SCHEME=tls netbed_agent dst --tls-dir "$C/good" --listen tcp:127.0.0.1:0
 [[ $NB_URI_dst == tls://10.77.0.2:* ]] || fail "dst's migrate_uri is '$NB_URI_dst'"
 [[ $NB_URI_src == tls://10.77.0.1:* ]] || fail "src's migrate_uri is '$NB_URI_src'"
+v=$(netbed_kv dst agent version --json)
+TUNNEL=$(jq -r '.migrate_uris[1]' <<<"$v")
+[[ $TUNNEL == tcp://127.0.0.1:* ]] || fail "dst's second listener: $(jq -c .migrate_uris <<<"$v")"
+TPORT=${TUNNEL##*:}
+echo "ok: dst listens on $(jq -c .listens <<<"$v")"
 
 counter() {	# HOST VM FIELD
 	netbed_kv "$1" vm info "$2" --json 2>/dev/null | jq -er ".guest_stats.$3"
@@ -78,13 +98,27 @@ move g1 src dst tls "$NB_URI_dst" --parallel 2 --compress zstd
 move g1 dst src tls "$NB_URI_src"
 
 log "SSH between the hosts"
-SSHD_LIB=$(dirname "$0")/../helpers/sshd.sh
-if [ ! -r "$SSHD_LIB" ]; then
-	echo "SKIPPED (part): ssh moves: tests/helpers/sshd.sh is not in this tree"
-elif [ ! -x /usr/sbin/sshd ]; then
-	echo "SKIPPED (part): ssh moves: /usr/sbin/sshd is not installed (apt-get install openssh-server)"
+if [ -n "$SSH_WHY" ]; then
+	echo "SKIPPED (part): the ssh moves: $SSH_WHY"
 else
-	. "$SSHD_LIB"
-	ssh_moves
+	SSHURI=ssh://root@$(netbed_addr dst):$SSHPORT
+	KNOWN=$NB_DIR/sshd/home/.ssh/known_hosts
+	[ ! -s "$KNOWN" ] || fail "known_hosts is not empty before the first ssh move"
+	move g1 src dst ssh "$SSHURI" --ssh-agent-port "$TPORT" --ssh-accept-new --compress zstd
+	grep -q "ssh-ed25519" "$KNOWN" || fail "--ssh-accept-new recorded no host key in $KNOWN"
+	move g1 dst src tls "$NB_URI_src"
+	# the recorded key is trusted now, without --ssh-accept-new
+	move g1 src dst ssh "$SSHURI" --ssh-agent-port "$TPORT" --parallel 2
+	move g1 dst src tls "$NB_URI_src"
+	if "$KVMIG" migrate --help | grep -q -- "--ssh-exec" && "$KVMIGD" --help | grep -q -- "--incoming stdio"; then
+		move g1 src dst ssh "$SSHURI" --ssh-exec="$(cd "$(dirname "$KVMIGD")" && pwd)/kvmigd --incoming stdio --control $(netbed_sock dst)"
+		move g1 dst src tls "$NB_URI_src"
+	else
+		echo "SKIPPED (part): --ssh-exec: this kvmigd has no --incoming stdio"
+	fi
+	if "$KVMIGD" --help | grep -q -- "--ssh-data tls\|one-time key"; then
+		move g1 src dst ssh+tls "$SSHURI" --ssh-agent-port "$TPORT" --ssh-data tls --parallel 2 --compress zstd
+		move g1 dst src tls "$NB_URI_src"
+	fi
 fi
 echo "PASS: hosts_transports"

@@ -230,6 +230,28 @@ static void read_typed(struct ctx *c, unsigned type, const uint8_t *p, size_t le
 		}
 		break;
 	}
+	case WIRE_F_KEY: {
+		struct wire_key k;
+
+		ret = frame_get_key(p, len, &k, c->err, sizeof(c->err));
+		if (!ret) {
+			CHECK(k.key_len >= WIRE_KEY_MIN_LEN && k.key_len <= WIRE_KEY_MAX);
+			CHECK(k.lifetime_ms && k.lifetime_ms <= WIRE_KEY_MAX_LIFETIME_MS);
+			CHECK(k.identity[0] && memchr(k.identity, 0, WIRE_KEY_ID_BYTES));
+			check_same(out, frame_put_key(out, sizeof(out), &k), p, len);
+		}
+		break;
+	}
+	case WIRE_F_KEY_ACK: {
+		struct wire_key_ack a;
+
+		ret = frame_get_key_ack(p, len, &a, c->err, sizeof(c->err));
+		if (!ret) {
+			CHECK(a.port != 0);
+			check_same(out, frame_put_key_ack(out, sizeof(out), &a), p, len);
+		}
+		break;
+	}
 	case WIRE_F_GO:
 		ret = frame_get_go(p, len, c->err, sizeof(c->err));
 		if (!ret)

@@ -741,7 +741,7 @@ static void test_frame_rejects_truncated_header(void **state)
 
 static void test_frame_rejects_unknown_type(void **state)
 {
-	static const uint16_t bad[] = { 0, 14, 15, 22, 0x100, 0x8001, 0xffff };
+	static const uint16_t bad[] = { 0, 14, 15, 23, 0x100, 0x8001, 0xffff };
 	uint8_t f[8] = { 0, 0, 0, 0, 20, 0, 0, 0 };
 	struct frame_hdr h;
 	char want[64];
@@ -770,6 +770,59 @@ static void test_frame_rejects_flags(void **state)
 	assert_non_null(strstr(err, "0x8000"));
 }
 
+/* KEY / KEY_ACK (--ssh-data tls): round trip, and every field checked. */
+static void test_frame_key(void **state)
+{
+	uint8_t f[WIRE_HDR_BYTES + WIRE_KEY_BYTES + WIRE_CRC_BYTES];
+	struct wire_key k = {.key_len = 32, .lifetime_ms = 60000}, out;
+	struct wire_key_ack a = {.port = 49153}, aout;
+	uint8_t *p = f + WIRE_HDR_BYTES;
+	ssize_t n;
+
+	(void)state;
+	snprintf(k.identity, sizeof(k.identity), "0123456789abcdef0123456789abcde");
+	for (unsigned i = 0; i < WIRE_KEY_MAX; i++)
+		k.key[i] = (uint8_t)(i * 7 + 1);
+	n = frame_put_key(f, sizeof(f), &k);
+	assert_int_equal(n, (ssize_t)sizeof(f));
+	assert_int_equal(frame_get_key(p, WIRE_KEY_BYTES, &out, err, sizeof(err)), 0);
+	assert_string_equal(out.identity, k.identity);
+	assert_memory_equal(out.key, k.key, WIRE_KEY_MAX);
+	assert_int_equal(out.key_len, 32);
+	assert_int_equal(out.lifetime_ms, 60000);
+	/* an identity byte that is not hex */
+	p[3] = 'G';
+	expect_err(frame_get_key(p, WIRE_KEY_BYTES, &out, err, sizeof(err)), -EBADMSG,
+		   "identity byte 3 is not hex");
+	p[3] = '3';
+	/* no NUL within the field */
+	p[31] = 'f';
+	expect_err(frame_get_key(p, WIRE_KEY_BYTES, &out, err, sizeof(err)), -EBADMSG,
+		   "not NUL-terminated");
+	p[31] = 0;
+	/* key length and lifetime limits */
+	k.key_len = 15;
+	n = frame_put_key(f, sizeof(f), &k);
+	assert_true(n > 0);
+	expect_err(frame_get_key(p, WIRE_KEY_BYTES, &out, err, sizeof(err)), -EBADMSG,
+		   "key of 15 bytes");
+	k.key_len = 16;
+	k.lifetime_ms = WIRE_KEY_MAX_LIFETIME_MS + 1;
+	n = frame_put_key(f, sizeof(f), &k);
+	assert_true(n > 0);
+	expect_err(frame_get_key(p, WIRE_KEY_BYTES, &out, err, sizeof(err)), -EBADMSG, "lifetime");
+	/* KEY_ACK */
+	n = frame_put_key_ack(f, sizeof(f), &a);
+	assert_int_equal(n, WIRE_HDR_BYTES + 4 + WIRE_CRC_BYTES);
+	assert_int_equal(frame_get_key_ack(p, 4, &aout, err, sizeof(err)), 0);
+	assert_int_equal(aout.port, 49153);
+	p[2] = 1;
+	expect_err(frame_get_key_ack(p, 4, &aout, err, sizeof(err)), -EBADMSG, "reserved");
+	p[2] = 0;
+	p[0] = p[1] = 0;
+	expect_err(frame_get_key_ack(p, 4, &aout, err, sizeof(err)), -EBADMSG, "port 0");
+}
+
 static void test_frame_rejects_length_per_type(void **state)
 {
 	static const struct {
@@ -788,6 +841,8 @@ static void test_frame_rejects_length_per_type(void **state)
 		{ WIRE_F_ACK, 12, 12, "ACK" },
 		{ WIRE_F_RESUMED, 4, 4, "RESUMED" },
 		{ WIRE_F_PAGE_REQ, 12, 12, "PAGE_REQ" },
+		{ WIRE_F_KEY, WIRE_KEY_BYTES, WIRE_KEY_BYTES, "KEY" },
+		{ WIRE_F_KEY_ACK, 4, 4, "KEY_ACK" },
 	};
 	uint8_t f[8];
 	struct frame_hdr h;
@@ -1595,8 +1650,9 @@ static bool ref_next(enum wire_phase ph, bool pages_only, bool setup, unsigned t
 	if (t == WIRE_F_ANNOUNCE)	/* right after HELLO on channel 0 only */
 		return ph == WIRE_PH_PRECOPY && setup && !pages_only;
 	if (ph == WIRE_PH_START) {
-		*next = WIRE_PH_PRECOPY;
-		return t == WIRE_F_HELLO;
+		/* KEY: a key exchange, a stream of its own (channel 0 kind only) */
+		*next = t == WIRE_F_KEY ? WIRE_PH_DONE : WIRE_PH_PRECOPY;
+		return t == WIRE_F_HELLO || (t == WIRE_F_KEY && !pages_only);
 	}
 	if (t == WIRE_F_ERROR) {
 		*next = WIRE_PH_DONE;
@@ -1899,7 +1955,7 @@ static void test_frame_order_every_transition(void **state)
 		for (size_t k = 0; k < sizeof(plen) / sizeof(plen[0]); k++) {
 			if (po && (k == 2 || k == 3 || k == 4 || k == 6))
 				continue;	/* unreachable on a pages-only channel */
-			for (unsigned t = 0; t <= 21; t++) {
+			for (unsigned t = 0; t <= 22; t++) {
 				struct wire_order o;
 				enum wire_phase want_next;
 				bool legal;
@@ -1927,7 +1983,7 @@ static void test_frame_order_every_transition(void **state)
 			}
 		}
 	}
-	assert_int_equal(checked, 2 * 7 * 22 - 4 * 22);
+	assert_int_equal(checked, 2 * 7 * 23 - 4 * 23);
 	assert_true(illegal > 100);
 }
 
@@ -2099,6 +2155,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_frame_rejects_unknown_type),
 		cmocka_unit_test(test_frame_rejects_flags),
 		cmocka_unit_test(test_frame_rejects_length_per_type),
+		cmocka_unit_test(test_frame_key),
 		cmocka_unit_test(test_frame_rejects_any_flipped_byte),
 		cmocka_unit_test(test_frame_hello_rejects_bad_magic),
 		cmocka_unit_test(test_frame_hello_rejects_wrong_version),
