@@ -301,6 +301,15 @@ void channel_listener_close(struct channel_listener *l);
 int channel_open(const struct channel_ops *ops, int fd, void *priv, int timeout_ms,
 		 struct channel **out) __must_check;
 
+/*
+ * channel_pipe_open - a channel over two fds (channel_pipe.c): frames are
+ * read from rfd and written to wfd (the same fd is fine: a socket), e.g.
+ * the stdin and stdout sshd gives `kvmigd --incoming stdio`. Takes
+ * ownership of both (made non-blocking). kind "stdio". Return: 0 and *out,
+ * -errno (the fds are closed).
+ */
+int channel_pipe_open(int rfd, int wfd, int timeout_ms, struct channel **out) __must_check;
+
 /* Close without flushing (flush first to keep buffered frames). NULL is fine. */
 void channel_close(struct channel *ch);
 

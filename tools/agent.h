@@ -89,6 +89,12 @@ struct agent {
 	char ml_addr[AGENT_MAX_LISTEN][URI_HOST_MAX + 64]; /* "tcp:127.0.0.1:40213", "unix:m.sock" */
 	char ml_uri[AGENT_MAX_LISTEN][URI_HOST_MAX + 64];  /* "tcp://127.0.0.1:40213" */
 	struct agent_inconn *inc[AGENT_MAX_INCOMING]; /* controller: arriving migrations */
+	/* controller, during one request: the descriptors that came with it
+	 * (a request that keeps them sets *req_nfds to 0) and the client's
+	 * connection (incoming.adopt answers on it again at the end) */
+	int *req_fds;
+	unsigned *req_nfds;
+	int req_conn_fd;
 
 	uint64_t start_ns; /* main: when the agent started (agent.ping's uptime) */
 	uint64_t requests; /* controller: requests served, logged at exit */

@@ -7,6 +7,7 @@
 #include "tools/agent_api.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -20,6 +21,8 @@
 #include "dirtylog/dirtylog.h"
 #include "migrate/announce.h"
 #include "migrate/snapshot.h"
+#include "protocol/channel.h"
+#include "tools/agent_incoming.h"
 #include "tools/control.h"
 #include "tools/jobs.h"
 #include "tools/registry.h"
@@ -369,6 +372,46 @@ static json_t *check_pause_resume(const struct registry_entry *e, enum vm_run_st
 	return ctl_response_error("cannot %s VM '%s': its guest stopped for good (vm stop "
 				  "removes it)",
 				  want == VM_RUN_PAUSED ? "pause" : "resume", e->name);
+}
+
+/*
+ * incoming.adopt: `kvmigd --incoming stdio` (run by sshd for kvmig migrate
+ * --ssh-exec) hands over its stdin and stdout (SCM_RIGHTS) and the agent
+ * runs the migration arriving on them as if its listener had accepted it.
+ */
+static json_t *req_adopt(struct agent *a, json_t *req)
+{
+	const char *peer = "kvmigd --incoming stdio";
+	struct channel *ch;
+	char err[256], desc[300];
+	int rfd, wfd, notify, ret;
+
+	if (ctl_get_str(req, "peer", false, &peer, err, sizeof(err)) < 0)
+		return ctl_response_error("incoming.adopt: %s", err);
+	if (!a->req_nfds || *a->req_nfds == 0)
+		return ctl_response_error("incoming.adopt: no file descriptors came with the "
+					  "request (send the stream's read and write ends with "
+					  "SCM_RIGHTS)");
+	if (a->closing)
+		return ctl_response_error("incoming.adopt: the agent is shutting down");
+	/* ours now: one fd is a socket used both ways, two are read and write ends */
+	rfd = a->req_fds[0];
+	wfd = *a->req_nfds > 1 ? a->req_fds[1] : a->req_fds[0];
+	*a->req_nfds = 0;
+	ret = channel_pipe_open(rfd, wfd, AGENT_INCOMING_IO_TIMEOUT_MS, &ch);
+	if (ret < 0)
+		return ctl_response_error("incoming.adopt: %s", strerror(-ret));
+	snprintf(desc, sizeof(desc), "stdio of %.200s", peer);
+	/* the requester hears on this connection when the stream ends */
+	notify = fcntl(a->req_conn_fd, F_DUPFD_CLOEXEC, 0);
+	ret = agent_incoming_start(a, ch, desc, notify, err, sizeof(err));
+	if (ret < 0) {
+		if (notify >= 0)
+			close(notify);
+		return ctl_response_error("incoming.adopt: %s", err);
+	}
+	pr_info("incoming migration on the stdio of %s", peer);
+	return ctl_response_ok();
 }
 
 static json_t *req_pause(struct agent *a, json_t *req)
@@ -892,6 +935,7 @@ struct method {
 
 static const char *const k_none[] = {NULL};
 static const char *const k_name[] = {"name", NULL};
+static const char *const k_peer[] = {"peer", NULL};
 static const char *const k_save[] = {"name", "path", "compress", NULL};
 static const char *const k_restore[] = {"path", "name", NULL};
 static const char *const k_start[] = {"name",	    "mem_bytes", "vcpus",      "guest",
@@ -929,6 +973,7 @@ static const struct method methods[] = {
 	{"vm.restore", req_restore, k_restore}, {"migrate.start", req_migrate_start, k_migrate},
 	{"job.info", req_job_info, k_name},	{"job.cancel", req_job_cancel, k_name},
 	{"vm.pause", req_pause, k_name},	{"vm.resume", req_resume, k_name},
+	{"incoming.adopt", req_adopt, k_peer},
 };
 
 json_t *agent_api_handle_request(struct agent *a, const char *line, size_t len)

@@ -30,12 +30,12 @@
 #include "protocol/channel.h"
 #include "protocol/frame.h"
 #include "tools/agent_loop.h"
+#include "tools/control.h"
 #include "tools/jobs.h"
 #include "tools/registry.h"
 #include "vm/vm.h"
 
 #define LINGER_MS    2000 /* a refused stream's input is drained this long */
-#define INCOMING_IO_TIMEOUT_MS 30000 /* a silent source fails its stream (the channel's I/O timeout) */
 
 /* One accepted migration connection and the thread that receives it. */
 struct agent_inconn {
@@ -48,7 +48,35 @@ struct agent_inconn {
 	char name[VM_NAME_MAX]; /* the reserved name, "" until HELLO reserved it */
 	pthread_mutex_t ann_lock; /* guards ann against agent_incoming_shutdown's cancel */
 	struct announcer *ann;	  /* the RARP rounds after the resume, while they run */
+	int notify_fd;		  /* incoming.adopt: told the outcome at the end, or -1 */
+	bool ok;		  /* the thread: the VM arrived and runs (or stays paused) */
 };
+
+/*
+ * The end of an adopted stream: `kvmigd --incoming stdio` waits for this
+ * line on its control connection (it must outlive the stream: sshd stops
+ * feeding its stdin once it exits).
+ */
+static void notify_end(struct agent_inconn *ic, const char *err)
+{
+	json_t *o;
+	char *line;
+	size_t len;
+
+	if (ic->notify_fd < 0)
+		return;
+	o = json_pack("{s:s, s:b}", "event", "incoming.end", "ok", ic->ok);
+	if (o && !ic->ok)
+		json_object_set_new(o, "error", ctl_string_lossy(err, strlen(err)));
+	line = o ? ctl_encode(o, &len) : NULL;
+	/* one short line into an idle socket: the non-blocking send does not fail for room */
+	if (line && send(ic->notify_fd, line, len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+		pr_debug("incoming.adopt: the stdio process is gone: %s", strerror(errno));
+	free(line);
+	json_decref(o);
+	close(ic->notify_fd);
+	ic->notify_fd = -1;
+}
 
 /*
  * The guest runs here since resume_ns: announce its MAC where the
@@ -341,6 +369,7 @@ static void *incoming_thread(void *arg)
 		ic->name, ic->peer, ist.paused ? "stays paused, as it left" : "runs", (unsigned long long)ist.bytes, (unsigned long long)ist.pages,
 		ist.rounds, (unsigned long long)((clock_now_ns() - t0) / 1000000),
 		ist.digest_ok ? ", RAM digest verified" : "", ist.announce.frames);
+	ic->ok = true;
 	goto close;
 drop:
 	if (ic->name[0]) {
@@ -356,6 +385,7 @@ close:
 	incoming_destroy(inc);
 	forget_key(a, &io);
 	mio_close(&io);
+	notify_end(ic, err[0] ? err : "the migration failed");
 	atomic_store(&ic->done, true);
 	agent_loop_wake(a);
 	return NULL;
@@ -405,18 +435,54 @@ static void describe_peer(const char *ml_addr, int fd, char *out, size_t cap)
  * The migration listener is readable: take every connection that waits
  * (channel_accept_pending never blocks the loop) and give each a thread.
  */
+int agent_incoming_start(struct agent *a, struct channel *ch, const char *peer, int notify_fd,
+			 char *err, size_t errlen)
+{
+	struct agent_inconn *ic;
+	unsigned slot;
+	int ret;
+
+	for (slot = 0; slot < AGENT_MAX_INCOMING && a->inc[slot]; slot++)
+		;
+	ic = slot < AGENT_MAX_INCOMING ? calloc(1, sizeof(*ic)) : NULL;
+	if (!ic) {
+		snprintf(err, errlen, "%s", slot < AGENT_MAX_INCOMING
+						    ? "out of memory"
+						    : "too many migrations arriving at once");
+		channel_close(ch);
+		return slot < AGENT_MAX_INCOMING ? -ENOMEM : -EBUSY;
+	}
+	ic->a = a;
+	ic->ch = ch;
+	ic->notify_fd = notify_fd;
+	pthread_mutex_init(&ic->ann_lock, NULL);
+	ic->shut_fd = fcntl(channel_fd(ch), F_DUPFD_CLOEXEC, 0);
+	snprintf(ic->peer, sizeof(ic->peer), "%s", peer);
+	ret = ic->shut_fd < 0 ? errno : pthread_create(&ic->thread, NULL, incoming_thread, ic);
+	if (ret) {
+		snprintf(err, errlen, "%s", strerror(ret));
+		if (ic->shut_fd >= 0)
+			close(ic->shut_fd);
+		channel_close(ch);
+		pthread_mutex_destroy(&ic->ann_lock);
+		free(ic);
+		return -ret;
+	}
+	pr_debug("migration connection from %s", ic->peer);
+	a->inc[slot] = ic;
+	return 0;
+}
+
 void agent_incoming_accept(struct agent *a, unsigned listener)
 {
 	const char *ml_addr = a->ml_addr[listener];
 
 	for (;;) {
 		struct channel *ch;
-		struct agent_inconn *ic;
-		char err[256];
-		unsigned slot;
+		char err[256], peer[256];
 		int ret;
 
-		ret = channel_accept_pending(a->ml[listener], INCOMING_IO_TIMEOUT_MS, &ch, err,
+		ret = channel_accept_pending(a->ml[listener], AGENT_INCOMING_IO_TIMEOUT_MS, &ch, err,
 					     sizeof(err));
 		if (ret == -EAGAIN)
 			return;
@@ -424,35 +490,10 @@ void agent_incoming_accept(struct agent *a, unsigned listener)
 			pr_warn("accepting on %s: %s", ml_addr, err);
 			return;
 		}
-		for (slot = 0; slot < AGENT_MAX_INCOMING && a->inc[slot]; slot++)
-			;
-		ic = slot < AGENT_MAX_INCOMING ? calloc(1, sizeof(*ic)) : NULL;
-		if (!ic) {
-			pr_warn("refusing a migration connection on %s: %s", ml_addr,
-				slot < AGENT_MAX_INCOMING ? "out of memory"
-						    : "too many migrations arriving at once");
-			channel_close(ch);
-			continue;
-		}
-		ic->a = a;
-		ic->ch = ch;
-		pthread_mutex_init(&ic->ann_lock, NULL);
-		ic->shut_fd = fcntl(channel_fd(ch), F_DUPFD_CLOEXEC, 0);
-		describe_peer(ml_addr, channel_fd(ch), ic->peer, sizeof(ic->peer));
-		ret = ic->shut_fd < 0 ? errno
-				      : pthread_create(&ic->thread, NULL, incoming_thread, ic);
-		if (ret) {
-			pr_warn("refusing a migration connection from %s: %s", ic->peer,
-				strerror(ret));
-			if (ic->shut_fd >= 0)
-				close(ic->shut_fd);
-			channel_close(ch);
-			pthread_mutex_destroy(&ic->ann_lock);
-			free(ic);
-			continue;
-		}
-		pr_debug("migration connection from %s", ic->peer);
-		a->inc[slot] = ic;
+		describe_peer(ml_addr, channel_fd(ch), peer, sizeof(peer));
+		if (agent_incoming_start(a, ch, peer, -1, err, sizeof(err)) < 0)
+			pr_warn("refusing a migration connection from %s on %s: %s", peer, ml_addr,
+				err);
 	}
 }
 

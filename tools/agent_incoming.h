@@ -29,6 +29,19 @@
  */
 void agent_incoming_accept(struct agent *a, unsigned listener);
 
+/*
+ * Run one incoming migration on ch (taken, closed on failure too), as if
+ * accepted: a stream handed over by `kvmigd --incoming stdio`
+ * (incoming.adopt). peer names it in the log. notify_fd (taken; -1 for
+ * none) gets one line at the end, {"event":"incoming.end","ok":BOOL
+ * [,"error":TEXT]}. Return: 0, -EBUSY (too many arriving), -errno; err
+ * says why (notify_fd is then the caller's again).
+ */
+struct channel;
+#define AGENT_INCOMING_IO_TIMEOUT_MS 30000 /* a silent source fails its stream */
+int agent_incoming_start(struct agent *a, struct channel *ch, const char *peer, int notify_fd,
+			 char *err, size_t errlen) __must_check;
+
 /* Join the incoming threads that are done and free their records. */
 void agent_incoming_reap(struct agent *a);
 

@@ -43,7 +43,15 @@ struct agent_conn {
 	size_t out_len, out_off, out_cap;
 	bool eof;  /* the client shut down its side */
 	bool dead; /* write error: close without further work */
+	int fds[CTL_MAX_FDS]; /* descriptors that came with the bytes (SCM_RIGHTS), */
+	unsigned nfds;	      /* for the next request: incoming.adopt takes them */
 };
+
+static void conn_drop_fds(struct agent_conn *c)
+{
+	while (c->nfds)
+		close(c->fds[--c->nfds]);
+}
 
 /* ---- connections ---- */
 
@@ -51,6 +59,7 @@ static void conn_close(struct agent *a, struct agent_conn *c)
 {
 	epoll_ctl(a->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
+	conn_drop_fds(c);
 	ctl_linebuf_free(&c->in);
 	free(c->out);
 	a->conns[c->slot] = NULL;
@@ -130,9 +139,17 @@ static void conn_process(struct agent *a, struct agent_conn *c)
 						  CTL_REQUEST_MAX);
 		} else {
 			pthread_mutex_lock(&a->lock);
+			a->req_fds = c->fds;
+			a->req_nfds = &c->nfds;
+			a->req_conn_fd = c->fd;
 			resp = agent_api_handle_request(a, line, len);
+			a->req_fds = NULL;
+			a->req_nfds = NULL;
+			a->req_conn_fd = -1;
 			pthread_mutex_unlock(&a->lock);
 		}
+		/* descriptors belong to the request they came with: what it left is closed */
+		conn_drop_fds(c);
 		if (conn_queue(c, resp) < 0)
 			c->dead = true;
 	}
@@ -144,8 +161,15 @@ static void conn_event(struct agent *a, struct agent_conn *c, uint32_t events)
 	struct epoll_event ev = {0};
 
 	if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && !c->eof && c->out_len == c->out_off) {
-		ssize_t n = ctl_linebuf_read(&c->in, c->fd);
+		int fds[CTL_MAX_FDS];
+		unsigned nfds;
+		ssize_t n = ctl_linebuf_read_fds(&c->in, c->fd, fds, &nfds);
 
+		if (nfds) {
+			conn_drop_fds(c);
+			memcpy(c->fds, fds, nfds * sizeof(int));
+			c->nfds = nfds;
+		}
 		if (n == 0)
 			c->eof = true;
 		else if (n < 0 && n != -EAGAIN)

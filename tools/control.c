@@ -99,6 +99,56 @@ ssize_t ctl_linebuf_read(struct ctl_linebuf *lb, int fd)
 	return n;
 }
 
+ssize_t ctl_linebuf_read_fds(struct ctl_linebuf *lb, int fd, int fds[CTL_MAX_FDS],
+			     unsigned *nfds)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int) * (CTL_MAX_FDS + 2))];
+	} cm;
+	char chunk[READ_CHUNK];
+	struct iovec iov = {.iov_base = chunk, .iov_len = sizeof(chunk)};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
+			    .msg_controllen = sizeof(cm.buf)};
+	bool bad = false;
+	ssize_t n;
+	int ret;
+
+	*nfds = 0;
+	do {
+		n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+		size_t k;
+
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < k; i++) {
+			int f;
+
+			memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+			if (*nfds < CTL_MAX_FDS) {
+				fds[(*nfds)++] = f;
+			} else {
+				close(f);
+				bad = true;
+			}
+		}
+	}
+	if (bad || (mh.msg_flags & MSG_CTRUNC)) {
+		while (*nfds)
+			close(fds[--*nfds]);
+		return -EBADMSG;
+	}
+	ret = ctl_linebuf_feed(lb, chunk, (size_t)n);
+	if (ret < 0)
+		return ret;
+	return n;
+}
+
 static bool is_blank(const char *s, size_t len)
 {
 	for (size_t i = 0; i < len; i++)
@@ -612,6 +662,56 @@ int ctl_call_line(int fd, const char *line, size_t len, json_t **resp, int timeo
 		return ret;
 	}
 	return read_response(fd, resp, timeout_ms, err, errlen);
+}
+
+int ctl_call_fds(int fd, const json_t *req, const int *fds, unsigned nfds, json_t **resp,
+		 int timeout_ms, char *err, size_t errlen)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int) * CTL_MAX_FDS)];
+	} cm;
+	struct msghdr mh = {0};
+	struct iovec iov;
+	size_t len;
+	char *line;
+	ssize_t n;
+
+	*resp = NULL;
+	if (nfds < 1 || nfds > CTL_MAX_FDS) {
+		snprintf(err, errlen, "%u file descriptors (1 to %d)", nfds, CTL_MAX_FDS);
+		return -EINVAL;
+	}
+	line = ctl_encode(req, &len);
+	if (!line) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	/* the descriptors ride on the first byte; the rest of the line follows */
+	memset(&cm, 0, sizeof(cm));
+	iov.iov_base = line;
+	iov.iov_len = 1;
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	mh.msg_control = cm.buf;
+	mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+	CMSG_FIRSTHDR(&mh)->cmsg_level = SOL_SOCKET;
+	CMSG_FIRSTHDR(&mh)->cmsg_type = SCM_RIGHTS;
+	CMSG_FIRSTHDR(&mh)->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+	memcpy(CMSG_DATA(CMSG_FIRSTHDR(&mh)), fds, sizeof(int) * nfds);
+	do {
+		n = sendmsg(fd, &mh, MSG_NOSIGNAL);
+	} while (n < 0 && errno == EINTR);
+	if (n != 1) {
+		int e = n < 0 ? errno : EIO;
+
+		free(line);
+		snprintf(err, errlen, "sending request to agent: %s", strerror(e));
+		return -e;
+	}
+	n = ctl_call_line(fd, line + 1, len - 1, resp, timeout_ms, err, errlen);
+	free(line);
+	return (int)n;
 }
 
 int ctl_call(int fd, const json_t *req, json_t **resp, int timeout_ms, char *err, size_t errlen)

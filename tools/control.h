@@ -63,6 +63,16 @@ int ctl_linebuf_feed(struct ctl_linebuf *lb, const void *data, size_t len) __mus
 ssize_t ctl_linebuf_read(struct ctl_linebuf *lb, int fd) __must_check;
 
 /*
+ * ctl_linebuf_read() that also takes file descriptors sent with the bytes
+ * (SCM_RIGHTS, at most CTL_MAX_FDS): *nfds of them land in fds
+ * (close-on-exec; the caller owns them). More than CTL_MAX_FDS, or a
+ * truncated control message: the extra ones are closed and -EBADMSG.
+ */
+#define CTL_MAX_FDS 2
+ssize_t ctl_linebuf_read_fds(struct ctl_linebuf *lb, int fd, int fds[CTL_MAX_FDS],
+			     unsigned *nfds) __must_check;
+
+/*
  * Take the next complete line. *line points into lb, NUL-terminated, and
  * stays valid until the next call on lb.
  * Return: 1 and *line, *len; 0 when no complete line is buffered;
@@ -167,6 +177,18 @@ int ctl_connect(const char *path, char *err, size_t errlen) __must_check;
  */
 int ctl_call_line(int fd, const char *line, size_t len, json_t **resp, int timeout_ms, char *err,
 		  size_t errlen) __must_check;
+
+/*
+ * ctl_call_line() that sends nfds (1..CTL_MAX_FDS) file descriptors with
+ * the request (SCM_RIGHTS): agent methods such as incoming.adopt take
+ * them. Same return values.
+ */
+int ctl_call_fds(int fd, const json_t *req, const int *fds, unsigned nfds, json_t **resp,
+		 int timeout_ms, char *err, size_t errlen) __must_check;
+
+/* The control socket the CLI and kvmigd --incoming stdio use without --agent/--control
+ * and $KVMIG_AGENT. */
+#define CTL_DEFAULT_AGENT "/run/kvmig/kvmigd.sock"
 
 /* ctl_call_line() with req encoded by ctl_encode(). Same return values. */
 int ctl_call(int fd, const json_t *req, json_t **resp, int timeout_ms, char *err,

@@ -33,7 +33,7 @@
 #include "tools/cmd_vm.h"
 #include "tools/control.h"
 
-#define DEFAULT_AGENT	  "/run/kvmig/kvmigd.sock"
+
 #define DEFAULT_TIMEOUT_S 600
 
 static void help_main(FILE *f)
@@ -66,7 +66,7 @@ static void help_main(FILE *f)
 		"\n"
 		"Options (anywhere on the command line):\n"
 		"  --agent PATH    the agent's control socket; default $KVMIG_AGENT,\n"
-		"                  else " DEFAULT_AGENT "\n"
+		"                  else " CTL_DEFAULT_AGENT "\n"
 		"  --json          print the agent's reply as one JSON object on stdout\n"
 		"  --timeout SEC   wait at most SEC seconds for a reply (default %d; 0: forever);\n"
 		"                  after 'migrate' it is the migration's own --timeout\n"
@@ -87,7 +87,7 @@ static void parse_globals(struct cli *cli, int argc, char **argv)
 	const char *env = getenv("KVMIG_AGENT");
 	bool dashdash = false;
 
-	cli->agent = env && env[0] ? env : DEFAULT_AGENT;
+	cli->agent = env && env[0] ? env : CTL_DEFAULT_AGENT;
 	cli->timeout_ms = DEFAULT_TIMEOUT_S * 1000;
 	cli->argv = calloc((size_t)argc + 1, sizeof(char *));
 	if (!cli->argv)

@@ -179,6 +179,7 @@ static void usage(FILE *f)
 		"              [--announce IFACE]\n"
 		"              [--cpu-hide FEATURE[,FEATURE...]] [--tsc-khz KHZ]\n"
 		"       kvmigd --cpu-features [--cpu-hide ...] [--tsc-khz KHZ]\n"
+		"       kvmigd --incoming stdio [--control PATH]\n"
 		"\n"
 		"The kvmig agent. It hosts KVM virtual machines running kvmig's guest\n"
 		"programs and serves the control API on a unix socket: one JSON object\n"
@@ -211,7 +212,9 @@ static void usage(FILE *f)
 		"                   ca-cert.pem, server-cert.pem and server-key.pem for a\n"
 		"                   tls: listener; ca-cert.pem, client-cert.pem and\n"
 		"                   client-key.pem for migrations to tls:// (the default\n"
-		"                   of kvmig migrate --tls-dir).\n"
+		"                   of kvmig migrate --tls-dir).\n",
+		AGENT_MAX_LISTEN);
+	fprintf(f,
 		"  --state-dir DIR  directory for the agent's state: accepted and shown by\n"
 		"                   agent.version, not used yet.\n"
 		"  --announce IFACE after an incoming migration, send the RARP announce of\n"
@@ -229,13 +232,17 @@ static void usage(FILE *f)
 		"                   says (guests still run at the real rate). A guest whose\n"
 		"                   TSC rate differs by more than 250 ppm is logged as a\n"
 		"                   warning, or refused when the source asked --strict-cpu.\n"
+		"  --incoming stdio hand the migration stream on stdin/stdout to the agent\n"
+		"                   at --control PATH (default $KVMIG_AGENT, else\n"
+		"                   " CTL_DEFAULT_AGENT ") and exit: what kvmig migrate\n"
+		"                   --ssh-exec runs through sshd, so a host needs no\n"
+		"                   listener for ssh:// migrations.\n"
 		"  --cpu-features   print the CPU features this host's KVM offers guests\n"
 		"                   (after --cpu-hide) and its TSC rate, then exit.\n"
 		"  -v, --verbose    log every request (like KVMIG_LOG=debug; default: info)\n"
 		"  -V, --version    print the version and exit\n"
 		"  -h, --help       print this help and exit\n"
-		"\n",
-		AGENT_MAX_LISTEN);
+		"\n");
 	fprintf(f,
 		"Requests are served one at a time, in arrival order across clients: a long\n"
 		"request (vm.save of a big VM) delays the others but never mixes replies.\n"
@@ -256,6 +263,89 @@ static void usage(FILE *f)
 		AGENT_MAX_CONNS, AGENT_MAX_INCOMING, REGISTRY_MAX_VMS);
 }
 
+/*
+ * kvmigd --incoming stdio: started by sshd for kvmig migrate --ssh-exec.
+ * The migration stream is on stdin/stdout: hand both to the running agent
+ * (incoming.adopt, SCM_RIGHTS), which runs the migration; sshd keeps the
+ * SSH channel open for as long as the agent holds them. Exit 0 once the
+ * agent took them; 1 with the reason on stderr (which ssh carries back to
+ * the source) when there is no agent or it refused.
+ */
+static int incoming_stdio(const char *control)
+{
+	const char *env = getenv("KVMIG_AGENT"), *client = getenv("SSH_CLIENT");
+	const int fds[2] = {STDIN_FILENO, STDOUT_FILENO};
+	char err[512], peer[256];
+	json_t *req, *resp = NULL;
+	struct ctl_linebuf lb;
+	int fd, ret;
+
+	if (!control)
+		control = env && env[0] ? env : CTL_DEFAULT_AGENT;
+	fd = ctl_connect(control, err, sizeof(err));
+	if (fd < 0) {
+		fprintf(stderr, "kvmigd --incoming stdio: %s (is kvmigd running with --control "
+				"%s here?)\n",
+			err, control);
+		return 1;
+	}
+	snprintf(peer, sizeof(peer), "ssh from %.64s (kvmigd --incoming stdio, pid %d)",
+		 client && client[0] ? client : "an unknown host", (int)getpid());
+	req = json_pack("{s:s, s:i, s:s}", "method", "incoming.adopt", "id", 1, "peer", peer);
+	ret = req ? ctl_call_fds(fd, req, fds, 2, &resp, 30000, err, sizeof(err)) : -ENOMEM;
+	json_decref(req);
+	if (ret < 0) {
+		fprintf(stderr, "kvmigd --incoming stdio: %s\n", ret == -ENOMEM ? "out of memory" : err);
+		close(fd);
+		return 1;
+	}
+	/*
+	 * Stay until the agent says the stream ended: sshd stops feeding our
+	 * stdin (the agent's copy too) as soon as we exit. The end may even
+	 * come before the answer to the request.
+	 */
+	ret = ctl_linebuf_init(&lb, CTL_REQUEST_MAX);
+	while (ret == 0 && !json_object_get(resp, "event")) {
+		char *line;
+		size_t len;
+		ssize_t n;
+
+		if (!json_is_true(json_object_get(resp, "ok"))) {
+			const char *e = json_string_value(json_object_get(resp, "error"));
+
+			fprintf(stderr, "kvmigd --incoming stdio: the agent at %s refused: %s\n",
+				control, e ? e : "no reason given");
+			ret = -EPERM;
+			break;
+		}
+		json_decref(resp);
+		resp = NULL;
+		while ((ret = ctl_linebuf_next(&lb, &line, &len)) == 0) {
+			n = ctl_linebuf_read(&lb, fd);
+			if (n <= 0) {
+				fprintf(stderr, "kvmigd --incoming stdio: the agent closed the "
+						"connection before the migration ended\n");
+				ret = -ECONNRESET;
+				break;
+			}
+		}
+		if (ret < 0)
+			break;
+		ret = ctl_parse_object(line, len, &resp, err, sizeof(err));
+	}
+	if (ret == 0 && !json_is_true(json_object_get(resp, "ok"))) {
+		const char *e = json_string_value(json_object_get(resp, "error"));
+
+		fprintf(stderr, "kvmigd --incoming stdio: the migration failed: %s\n",
+			e ? e : "no reason given");
+		ret = -EIO;
+	}
+	json_decref(resp);
+	ctl_linebuf_free(&lb);
+	close(fd);
+	return ret < 0 ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -267,6 +357,7 @@ int main(int argc, char **argv)
 		{"cpu-hide", required_argument, NULL, 'H'},
 		{"tsc-khz", required_argument, NULL, 'K'},
 		{"cpu-features", no_argument, NULL, 'F'},
+		{"incoming", required_argument, NULL, 'i'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
@@ -275,7 +366,7 @@ int main(int argc, char **argv)
 	struct agent a = {.lfd = -1, .sfd = -1, .epfd = -1, .wakefd = -1};
 	static struct cpucheck_cpu host_cpu;
 	static struct cpucheck_mask cpu_hide;
-	bool verbose = false, hiding = false, list_features = false;
+	bool verbose = false, hiding = false, list_features = false, stdio_mode = false;
 	const char *cpu_hide_arg = NULL;
 	unsigned long tsc_khz = 0;
 	int c, status = 0;
@@ -330,6 +421,15 @@ int main(int argc, char **argv)
 		case 'F':
 			list_features = true;
 			break;
+		case 'i':
+			if (strcmp(optarg, "stdio")) {
+				fprintf(stderr, "kvmigd: --incoming takes only 'stdio', not '%s'\n"
+						"Try 'kvmigd --help'.\n",
+					optarg);
+				return 2;
+			}
+			stdio_mode = true;
+			break;
 		case 'v':
 			verbose = true;
 			break;
@@ -368,6 +468,8 @@ int main(int argc, char **argv)
 		free(names);
 		return 0;
 	}
+	if (stdio_mode)
+		return incoming_stdio(a.control_path);
 	if (!a.control_path || !a.control_path[0]) {
 		fprintf(stderr, "kvmigd: --control PATH is required\nTry 'kvmigd --help'.\n");
 		return 2;

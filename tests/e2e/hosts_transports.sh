@@ -110,15 +110,24 @@ else
 	# the recorded key is trusted now, without --ssh-accept-new
 	move g1 src dst ssh "$SSHURI" --ssh-agent-port "$TPORT" --parallel 2
 	move g1 dst src tls "$NB_URI_src"
-	if "$KVMIG" migrate --help | grep -q -- "--ssh-exec" && "$KVMIGD" --help | grep -q -- "--incoming stdio"; then
-		move g1 src dst ssh "$SSHURI" --ssh-exec="$(cd "$(dirname "$KVMIGD")" && pwd)/kvmigd --incoming stdio --control $(netbed_sock dst)"
-		move g1 dst src tls "$NB_URI_src"
-	else
-		echo "SKIPPED (part): --ssh-exec: this kvmigd has no --incoming stdio"
-	fi
-	if "$KVMIGD" --help | grep -q -- "--ssh-data tls\|one-time key"; then
-		move g1 src dst ssh+tls "$SSHURI" --ssh-agent-port "$TPORT" --ssh-data tls --parallel 2 --compress zstd
-		move g1 dst src tls "$NB_URI_src"
-	fi
+	# --ssh-exec: sshd runs kvmigd --incoming stdio there, which hands the stream to dst's agent
+	KD=$(cd "$(dirname "$KVMIGD")" && pwd)/kvmigd
+	move g1 src dst ssh "$SSHURI" --ssh-exec="$KD --incoming stdio --control $(netbed_sock dst)"
+	move g1 dst src tls "$NB_URI_src"
+	# no agent behind that control socket: the reason comes back through ssh
+	p=$(counter src g1 progress)
+	run netbed_kv src migrate g1 --to "$SSHURI" --ssh-exec="$KD --incoming stdio --control $NB_DIR/none.sock"
+	[ "$RC" = 1 ] || fail "--ssh-exec to no agent: exit status $RC, expected 1"
+	grep -q "exited with status 1: kvmigd --incoming stdio: cannot reach agent at" "$ERR" ||
+		fail "--ssh-exec to no agent: stderr does not say why: $(head -c 600 "$ERR")"
+	echo "ok: --ssh-exec to no agent -> $(head -n 1 "$ERR")"
+	runs_at src g1 || fail "g1 does not run at src after the refused --ssh-exec"
+	wait_until "$TIMEOUT" "g1 progress at src > $p" grows src g1 progress "$p"
+	gone dst g1 || fail "dst has g1 after the refused --ssh-exec"
+	# --ssh-data tls: SSH authenticates and hands over a one-time key; the pages run on TLS
+	move g1 src dst ssh+tls "$SSHURI" --ssh-agent-port "$TPORT" --ssh-data tls --parallel 2 \
+		--compress zstd
+	grep -q "one-time TLS key" "$NB_DIR/dst.log" || fail "dst's log does not show the key exchange"
+	move g1 dst src tls "$NB_URI_src"
 fi
 echo "PASS: hosts_transports"

@@ -1,0 +1,233 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * channel_pipe.c - a channel over two file descriptors, one read and one
+ * written: the stdin and stdout that sshd gives `kvmigd --incoming stdio`
+ * (pipes or a socket pair, whichever the sshd chose), handed to the agent.
+ *
+ * Both fds are made non-blocking; every wait polls the fd and an eventfd
+ * that channel_shutdown() signals, since pipes have no shutdown(2) to wake
+ * a blocked poll. EOF on the read side is the peer closing the stream;
+ * EPIPE on the write side the peer gone (SIGPIPE is never raised: the
+ * write end is written with writev only where SIGPIPE is ignored, and the
+ * agent ignores it).
+ */
+#include "protocol/channel.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "common/err.h"
+
+struct pipe_conn {
+	int rfd, wfd, efd;
+	atomic_bool shut_rd, shut_wr;
+};
+
+/* Wait for events on fd or a shutdown. Return: 0, -ECANCELED, -ETIMEDOUT, -errno. */
+static int wait_io(struct pipe_conn *c, int fd, short events, int timeout_ms, bool rd)
+{
+	struct pollfd p[2] = {{.fd = fd, .events = events}, {.fd = c->efd, .events = POLLIN}};
+	int n;
+
+	for (;;) {
+		if (atomic_load(rd ? &c->shut_rd : &c->shut_wr))
+			return -ECANCELED;
+		n = poll(p, 2, timeout_ms);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -ETIMEDOUT;
+		if (atomic_load(rd ? &c->shut_rd : &c->shut_wr))
+			return -ECANCELED;
+		if (p[0].revents)
+			return 0;
+		/* the eventfd woke us for the other direction: keep waiting */
+	}
+}
+
+static int pipe_send(struct channel *ch, const struct iovec *iov, int iovcnt, char *err,
+		     size_t errlen)
+{
+	struct pipe_conn *c = channel_priv(ch);
+	struct iovec v[CHANNEL_IOV_MAX];
+	int i = 0, ret;
+
+	if (iovcnt < 0 || iovcnt > CHANNEL_IOV_MAX)
+		return err_set(-EINVAL, err, errlen, "send: %d iovecs", iovcnt);
+	memcpy(v, iov, (size_t)iovcnt * sizeof(*v));
+	while (i < iovcnt) {
+		ssize_t n;
+		size_t done;
+
+		if (!v[i].iov_len) {
+			i++;
+			continue;
+		}
+		n = writev(c->wfd, v + i, iovcnt - i);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EPIPE || errno == ECONNRESET)
+				return err_set(-ECONNRESET, err, errlen, "the peer closed its end");
+			if (errno != EAGAIN)
+				return err_set(-errno, err, errlen, "write: %s", strerror(errno));
+			ret = wait_io(c, c->wfd, POLLOUT, channel_timeout(ch), false);
+			if (ret == -ETIMEDOUT)
+				return err_set(ret, err, errlen, "the peer accepted no data for %d ms",
+					       channel_timeout(ch));
+			if (ret < 0)
+				return err_set(ret, err, errlen, "%s",
+					       ret == -ECANCELED ? "shut down" : strerror(-ret));
+			continue;
+		}
+		for (done = (size_t)n; done && i < iovcnt;) {
+			if (done >= v[i].iov_len) {
+				done -= v[i].iov_len;
+				i++;
+			} else {
+				v[i].iov_base = (uint8_t *)v[i].iov_base + done;
+				v[i].iov_len -= done;
+				done = 0;
+			}
+		}
+	}
+	return 0;
+}
+
+static ssize_t pipe_recv(struct channel *ch, void *buf, size_t min, size_t max, char *err,
+			 size_t errlen)
+{
+	struct pipe_conn *c = channel_priv(ch);
+	size_t got = 0;
+	int ret;
+
+	if (min == 0 || min > max)
+		return err_set(-EINVAL, err, errlen, "recv: min %zu, max %zu", min, max);
+	while (got < min) {
+		ssize_t n = read(c->rfd, (uint8_t *)buf + got, max - got);
+
+		if (n > 0) {
+			got += (size_t)n;
+			continue;
+		}
+		if (n == 0) {
+			if (got)
+				return err_set(-ECONNRESET, err, errlen,
+					       "the peer closed the stream inside a frame");
+			return err_set(-ENODATA, err, errlen, "the peer closed the stream");
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN)
+			return err_set(-errno, err, errlen, "read: %s", strerror(errno));
+		ret = wait_io(c, c->rfd, POLLIN, channel_timeout(ch), true);
+		if (ret == -ETIMEDOUT)
+			return err_set(ret, err, errlen, "no data from the peer for %d ms",
+				       channel_timeout(ch));
+		if (ret < 0)
+			return err_set(ret, err, errlen, "%s",
+				       ret == -ECANCELED ? "shut down" : strerror(-ret));
+	}
+	return (ssize_t)got;
+}
+
+static int pipe_wait(struct channel *ch, int timeout_ms)
+{
+	struct pipe_conn *c = channel_priv(ch);
+	int ret = wait_io(c, c->rfd, POLLIN, timeout_ms, true);
+
+	if (ret == -ETIMEDOUT)
+		return 0;
+	/* a shutdown is reported by the read that follows */
+	return ret == -ECANCELED ? 1 : ret < 0 ? ret : 1;
+}
+
+static int pipe_shutdown(struct channel *ch, int how)
+{
+	struct pipe_conn *c = channel_priv(ch);
+	uint64_t one = 1;
+
+	if (how == SHUT_RD || how == SHUT_RDWR)
+		atomic_store(&c->shut_rd, true);
+	if (how == SHUT_WR || how == SHUT_RDWR) {
+		atomic_store(&c->shut_wr, true);
+		/* the peer sees EOF once every copy of the write end is closed */
+		(void)shutdown(c->wfd, SHUT_WR);
+	}
+	if (write(c->efd, &one, sizeof(one)) < 0)
+		return -errno;
+	return 0;
+}
+
+static void pipe_close(struct channel *ch)
+{
+	struct pipe_conn *c = channel_priv(ch);
+
+	if (!c)
+		return;
+	close(c->rfd);
+	if (c->wfd != c->rfd)
+		close(c->wfd);
+	close(c->efd);
+	free(c);
+}
+
+static int pipe_get_fd(const struct channel *ch)
+{
+	const struct pipe_conn *c = channel_priv(ch);
+
+	return c ? c->rfd : -1;
+}
+
+static const struct channel_ops channel_pipe_ops = {
+	.name = "stdio",
+	.send = pipe_send,
+	.recv = pipe_recv,
+	.wait = pipe_wait,
+	.shutdown = pipe_shutdown,
+	.close = pipe_close,
+	.get_fd = pipe_get_fd,
+};
+
+int channel_pipe_open(int rfd, int wfd, int timeout_ms, struct channel **out)
+{
+	struct pipe_conn *c = calloc(1, sizeof(*c));
+
+	*out = NULL;
+	if (!c) {
+		close(rfd);
+		if (wfd != rfd)
+			close(wfd);
+		return -ENOMEM;
+	}
+	c->rfd = rfd;
+	c->wfd = wfd;
+	c->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	atomic_init(&c->shut_rd, false);
+	atomic_init(&c->shut_wr, false);
+	if (c->efd < 0 || fcntl(rfd, F_SETFL, fcntl(rfd, F_GETFL) | O_NONBLOCK) < 0 ||
+	    fcntl(wfd, F_SETFL, fcntl(wfd, F_GETFL) | O_NONBLOCK) < 0) {
+		int e = errno;
+
+		if (c->efd >= 0)
+			close(c->efd);
+		close(rfd);
+		if (wfd != rfd)
+			close(wfd);
+		free(c);
+		return -e;
+	}
+	return channel_open(&channel_pipe_ops, rfd, c, timeout_ms, out);
+}
