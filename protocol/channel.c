@@ -440,6 +440,21 @@ static int sock_error(struct channel *ch, int e, bool sending, char *err, size_t
 	}
 }
 
+int channel_iov_advance(struct iovec *v, int i, int iovcnt, size_t done)
+{
+	while (done && i < iovcnt) {
+		if (done >= v[i].iov_len) {
+			done -= v[i].iov_len;
+			i++;
+		} else {
+			v[i].iov_base = (uint8_t *)v[i].iov_base + done;
+			v[i].iov_len -= done;
+			done = 0;
+		}
+	}
+	return i;
+}
+
 int channel_sock_send(struct channel *ch, const struct iovec *iov, int iovcnt, char *err,
 		      size_t errlen)
 {
@@ -451,7 +466,6 @@ int channel_sock_send(struct channel *ch, const struct iovec *iov, int iovcnt, c
 	memcpy(v, iov, (size_t)iovcnt * sizeof(*v));
 	while (i < iovcnt) {
 		struct msghdr mh;
-		size_t done;
 		ssize_t n;
 
 		if (!v[i].iov_len) {
@@ -476,16 +490,7 @@ int channel_sock_send(struct channel *ch, const struct iovec *iov, int iovcnt, c
 				return err_set(ret, err, errlen, "poll: %s", strerror(-ret));
 			continue;
 		}
-		for (done = (size_t)n; done && i < iovcnt;) {
-			if (done >= v[i].iov_len) {
-				done -= v[i].iov_len;
-				i++;
-			} else {
-				v[i].iov_base = (uint8_t *)v[i].iov_base + done;
-				v[i].iov_len -= done;
-				done = 0;
-			}
-		}
+		i = channel_iov_advance(v, i, iovcnt, (size_t)n);
 	}
 	return 0;
 }
@@ -627,10 +632,10 @@ int channel_sock_accept(int lfd, int timeout_ms, int *fd)
 	return ret;
 }
 
-int channel_sock_accept_open(const struct channel_ops *ops, int lfd, int wait_ms, int timeout_ms,
-			     void (*setup)(int fd), struct channel **out, char *err, size_t errlen)
+int channel_sock_accept_setup(int lfd, int wait_ms, void (*setup)(int fd), int *fd, char *err,
+			      size_t errlen)
 {
-	int fd, ret = channel_sock_accept(lfd, wait_ms, &fd);
+	int ret = channel_sock_accept(lfd, wait_ms, fd);
 
 	if (ret == -EAGAIN)
 		return ret;
@@ -638,7 +643,17 @@ int channel_sock_accept_open(const struct channel_ops *ops, int lfd, int wait_ms
 		return err_set(ret, err, errlen, "no connection within %d ms", wait_ms);
 	if (ret < 0)
 		return err_set(ret, err, errlen, "accept: %s", strerror(-ret));
-	setup(fd);
+	setup(*fd);
+	return 0;
+}
+
+int channel_sock_accept_open(const struct channel_ops *ops, int lfd, int wait_ms, int timeout_ms,
+			     void (*setup)(int fd), struct channel **out, char *err, size_t errlen)
+{
+	int fd, ret = channel_sock_accept_setup(lfd, wait_ms, setup, &fd, err, errlen);
+
+	if (ret < 0)
+		return ret;
 	ret = channel_open(ops, fd, NULL, timeout_ms, out);
 	if (ret < 0)
 		return err_set(ret, err, errlen, "accept: out of memory");

@@ -409,6 +409,20 @@ int channel_sock_connect(int family, const void *addr, size_t addrlen, int timeo
 int channel_sock_accept(int lfd, int timeout_ms, int *fd);
 
 /*
+ * channel_sock_accept() within wait_ms, then setup (socket options) on the
+ * new socket. Return: 0 and *fd; -EAGAIN (wait_ms 0, none pending) without
+ * a message; -errno with one.
+ */
+int channel_sock_accept_setup(int lfd, int wait_ms, void (*setup)(int fd), int *fd, char *err,
+			      size_t errlen) __must_check;
+
+/*
+ * After a send of done bytes from v[i..iovcnt): skip what went, trim the
+ * iovec it stopped in. Return: the index of the first iovec left.
+ */
+int channel_iov_advance(struct iovec *v, int i, int iovcnt, size_t done);
+
+/*
  * The whole accept hook of a socket transport: channel_sock_accept()
  * within wait_ms, setup (socket options) on the new socket, then a channel
  * of ops with timeout_ms. Return: 0 and *out; -EAGAIN (wait_ms 0, none

@@ -69,7 +69,6 @@ static int pipe_send(struct channel *ch, const struct iovec *iov, int iovcnt, ch
 	memcpy(v, iov, (size_t)iovcnt * sizeof(*v));
 	while (i < iovcnt) {
 		ssize_t n;
-		size_t done;
 
 		if (!v[i].iov_len) {
 			i++;
@@ -92,16 +91,7 @@ static int pipe_send(struct channel *ch, const struct iovec *iov, int iovcnt, ch
 					       ret == -ECANCELED ? "shut down" : strerror(-ret));
 			continue;
 		}
-		for (done = (size_t)n; done && i < iovcnt;) {
-			if (done >= v[i].iov_len) {
-				done -= v[i].iov_len;
-				i++;
-			} else {
-				v[i].iov_base = (uint8_t *)v[i].iov_base + done;
-				v[i].iov_len -= done;
-				done = 0;
-			}
-		}
+		i = channel_iov_advance(v, i, iovcnt, (size_t)n);
 	}
 	return 0;
 }

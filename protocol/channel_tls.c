@@ -1096,15 +1096,10 @@ static int tls_accept(int lfd, void *priv, int wait_ms, int timeout_ms, struct c
 {
 	struct tls_listener *l = priv;
 	struct tls_conn *c;
-	int fd, ret = channel_sock_accept(lfd, wait_ms, &fd);
+	int fd, ret = channel_sock_accept_setup(lfd, wait_ms, channel_tcp_setup, &fd, err, errlen);
 
-	if (ret == -EAGAIN)
-		return ret;
-	if (ret == -ETIMEDOUT)
-		return err_set(ret, err, errlen, "no connection within %d ms", wait_ms);
 	if (ret < 0)
-		return err_set(ret, err, errlen, "accept: %s", strerror(-ret));
-	channel_tcp_setup(fd);
+		return ret;
 	c = conn_new(l->ctx, fd, true, err, errlen);
 	if (!c) {
 		close(fd);
