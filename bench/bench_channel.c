@@ -21,8 +21,12 @@
  * 0.90), and channel over raw TCP's bare pump with the same streams.
  * MB is 10^6 bytes. TLS certificates: --tls-dir DIR (design.md's layout),
  * else made with tests/helpers/mkcerts.sh in a temporary directory.
+ * tls-psk: the channel of --ssh-data tls (a TLS 1.3 external pre-shared
+ * key, no certificates, a listener without --tls-dir), beside the same
+ * certificate-based bare pump as tls: its channel/bare against tls's says
+ * what the one-time key costs (nothing after the handshake).
  *
- * Usage: bench_channel [--gib N] [--repeat R] [--transport tcp|unix|tls]
+ * Usage: bench_channel [--gib N] [--repeat R] [--transport tcp|unix|tls|tls-psk]
  *                      [--cipher aes128gcm|chacha20] [--streams N] [--tls-dir DIR]
  */
 #include <errno.h>
@@ -65,7 +69,8 @@ static void *xmalloc(size_t n)
 /* What a run moves and over what. */
 struct setup {
 	const char *spec;		/* listen spec */
-	struct channel_opts o;		/* tls: credentials, cipher */
+	struct channel_opts o;		/* tls: credentials, cipher (tls-psk: the key) */
+	const char *bare_dir;		/* tls: the bare pump's credentials */
 	const char *suite;		/* tls: the TLS 1.3 suite name */
 	uint64_t bytes;			/* per stream */
 	uint8_t *frames[NFRAMES];
@@ -99,6 +104,11 @@ static void connect_pair(const char *spec, const struct channel_opts *o, struct 
 
 	if (channel_listen_opts(spec, o, &a.l, err, sizeof(err)))
 		die(spec, err);
+	/* tls-psk: what --ssh-data tls does, the listener takes the one-time key */
+	if (o && o->tls_psk &&
+	    channel_listener_add_psk(a.l, o->tls_psk_identity, o->tls_psk, o->tls_psk_len,
+				     clock_now_ms() + 60000) < 0)
+		die(spec, "cannot add the pre-shared key");
 	if (channel_listener_uri(a.l, uri, sizeof(uri)) < 0)
 		die(spec, "no URI");
 	if (pthread_create(&t, NULL, accept_main, &a))
@@ -155,9 +165,9 @@ static SSL_CTX *bare_ctx(const struct setup *su, bool server)
 	char ca[600], cert[600], key[600];
 	const char *role = server ? "server" : "client";
 
-	snprintf(ca, sizeof(ca), "%s/ca-cert.pem", su->o.tls_dir);
-	snprintf(cert, sizeof(cert), "%s/%s-cert.pem", su->o.tls_dir, role);
-	snprintf(key, sizeof(key), "%s/%s-key.pem", su->o.tls_dir, role);
+	snprintf(ca, sizeof(ca), "%s/ca-cert.pem", su->bare_dir);
+	snprintf(cert, sizeof(cert), "%s/%s-cert.pem", su->bare_dir, role);
+	snprintf(key, sizeof(key), "%s/%s-key.pem", su->bare_dir, role);
 	if (!ctx || SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1 ||
 	    SSL_CTX_set_ciphersuites(ctx, su->suite) != 1 ||
 	    SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1 ||
@@ -372,6 +382,7 @@ int main(int argc, char **argv)
 		{ "tcp", "tcp:127.0.0.1:0" },
 		{ "unix", NULL },
 		{ "tls", "tls:127.0.0.1:0" },
+		{ "tls-psk", "tls:127.0.0.1:0" },	/* the --ssh-data tls path */
 	};
 	static const struct {
 		const char *name, *suite;
@@ -406,7 +417,7 @@ int main(int argc, char **argv)
 				die("--cipher", "aes128gcm or chacha20");
 		} else {
 			fprintf(stderr,
-				"usage: %s [--gib N] [--repeat R] [--transport tcp|unix|tls] "
+				"usage: %s [--gib N] [--repeat R] [--transport tcp|unix|tls|tls-psk] "
 				"[--cipher aes128gcm|chacha20] [--streams N] [--tls-dir DIR]\n",
 				argv[0]);
 			return 2;
@@ -424,7 +435,7 @@ int main(int argc, char **argv)
 	if (!mkdtemp(dir))
 		die("mkdtemp", strerror(errno));
 	snprintf(unix_spec, sizeof(unix_spec), "unix:%s/bench.sock", dir);
-	if (!tls_dir && (!only || !strcmp(only, "tls"))) {
+	if (!tls_dir && (!only || !strncmp(only, "tls", 3))) {
 		char cmd[400];
 
 		snprintf(cmd, sizeof(cmd), "sh tests/helpers/mkcerts.sh %s/certs", dir);
@@ -457,7 +468,8 @@ int main(int argc, char **argv)
 	printf("%-9s %-28s %7s %14s %12s %13s %11s\n", "transport", "cipher", "streams",
 	       "MB/s channel", "MB/s bare", "channel/bare", "channel/tcp");
 	for (size_t k = 0; k < sizeof(transports) / sizeof(transports[0]); k++) {
-		bool tls = !strcmp(transports[k].name, "tls");
+		bool psk = !strcmp(transports[k].name, "tls-psk");
+		bool tls = psk || !strcmp(transports[k].name, "tls");
 		double raw[50], chan[50], bare[50];
 
 		if (only ? strcmp(only, transports[k].name) != 0 : tls && cipher < 0)
@@ -469,8 +481,16 @@ int main(int argc, char **argv)
 			su.o = (struct channel_opts){ 0 };
 			su.suite = ciphers[c].suite;
 			if (tls) {
-				su.o.tls_dir = tls_dir;
+				static const uint8_t key[32] = "kvmig bench one-time key 0123456";
+
+				su.o.tls_dir = psk ? NULL : tls_dir;
+				su.bare_dir = tls_dir;
 				su.o.tls_ciphers = ciphers[c].suite;
+				if (psk) {
+					su.o.tls_psk = key;
+					su.o.tls_psk_len = sizeof(key);
+					su.o.tls_psk_identity = "bench";
+				}
 			}
 			for (int r = 0; r < repeat; r++) {
 				struct setup tcp = su;
