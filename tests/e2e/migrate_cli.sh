@@ -4,7 +4,7 @@
 # VM needed (so no KVM):
 #   - help texts; kvmigd --listen: tcp on 127.0.0.1 with a kernel-chosen
 #     port and a unix socket work and the agents still answer; malformed
-#     URIs (exit 2, uri_parse's reason), tls: (not implemented, exit 2), a
+#     URIs (exit 2, uri_parse's reason), --incoming other than stdio (exit 2), a
 #     port in use (exit 1); tcp:[::1]:0 takes a stream and names its IPv6
 #     peer, and kvmig migrate takes its tcp://[::1]:PORT (where ::1 exists);
 #   - kvmig migrate: an unknown VM, bad URIs and option values (found by the
@@ -48,7 +48,7 @@ ok "kvmigd --help" "$KVMIGD" --help
 grep -q "tcp:HOST:PORT" "$OUT" && grep -q "unix:PATH" "$OUT" || fail "kvmigd --help lacks the listen URIs"
 
 log "kvmigd --listen: refused URIs"
-bad "--listen tls:" 2 "TLS is not implemented yet" "$KVMIGD" --control "$T/x.sock" --listen tls:127.0.0.1:4444
+bad "--incoming tcp" 2 "--incoming takes only 'stdio', not 'tcp'" "$KVMIGD" --incoming tcp
 while IFS='|' read -r u why; do
 	bad "--listen '$u'" 2 "invalid --listen: .*$why" "$KVMIGD" --control "$T/x.sock" --listen "$u"
 done <<'EOF'
@@ -117,8 +117,10 @@ unix://relative.sock|'unix://relative\.sock': a unix URI is unix:///ABSOLUTE/PAT
 unix://|a unix URI is unix:///ABSOLUTE/PATH
 http://h:1|unsupported scheme 'http' in 'http://h:1'
 EOF
-bad "--to tls://" 2 "tls migration is not implemented yet" kv src migrate a --to tls://127.0.0.1:4444
-bad "--to ssh://" 2 "ssh migration is not implemented yet" kv src migrate a --to ssh://root@h
+bad "--ssh-data foo" 2 "invalid --ssh-data 'foo': expected ssh or tls" kv src migrate a --to ssh://root@h --ssh-data foo
+bad "--ssh-agent-port 0" 2 "invalid --ssh-agent-port '0': expected a TCP port" kv src migrate a --to ssh://root@h --ssh-agent-port 0
+bad "--ssh-agent-port 65536" 2 "invalid --ssh-agent-port '65536'" kv src migrate a --to ssh://root@h --ssh-agent-port 65536
+bad "--tls-dir ''" 2 "invalid --tls-dir: empty" kv src migrate a --to tls://127.0.0.1:4444 --tls-dir ""
 bad "--parallel 0" 2 "invalid --parallel '0': expected 1 to 8" kv src migrate a --to "$TCP_URI" --parallel 0
 bad "--parallel 9" 2 "invalid --parallel '9'" kv src migrate a --to "$TCP_URI" --parallel 9
 bad "--parallel x" 2 "invalid --parallel 'x'" kv src migrate a --to "$TCP_URI" --parallel x
