@@ -24,7 +24,12 @@
 #     left;
 #   the destination agent stopped while a slow (--bandwidth 1) migration
 #     arrives on an adopted stream: it exits promptly with status 0, the
-#     source's job fails, the guest runs on at the source.
+#     source's job fails, the guest runs on at the source;
+#   --ssh-data tls through --ssh-exec: dst restarted with --listen
+#     tls:127.0.0.1:0 and no --tls-dir (one-time keys only): the KEY frame
+#     goes through the helper, --parallel 2 lanes run over TLS with it
+#     (transport.kind "ssh+tls", a TLS cipher, verified); back to src, which
+#     has no tls: listener: refused in words, the guest runs on at dst.
 #
 # KVMIG_E2E_TIMEOUT (default 120) bounds each wait, in seconds.
 . "$(dirname "$0")/lib.sh"
@@ -143,4 +148,25 @@ wait "$SLOW"
 echo "ok: the source's job failed: $(head -n 1 "$T/slow.err")"
 runs_at src s
 wait_until "$TIMEOUT" "the helper to exit" no_helpers
+
+log "--ssh-data tls over --ssh-exec: the key goes through the helper, the pages over TLS"
+# dst again, now with a tls: listener and no --tls-dir: it serves one-time keys only
+start_agent dst --listen tls:127.0.0.1:0
+ok "s: src -> dst --ssh-exec --ssh-data tls" kv src migrate s --to "$SSH_URI" \
+	--ssh-exec="$(exec_for dst)" --ssh-data tls --parallel 2 --verify --max-downtime "$DT" --json
+jq_out '.status == "completed" and .verified == true and .transport.kind == "ssh+tls" and
+	(.transport.cipher | startswith("TLS_"))'
+echo "   transport $(jq -c .transport "$OUT")"
+gone src s || fail "s: still at src"
+runs_at dst s
+grep -q "one-time TLS key" "$T/dst.log" || fail "dst's log does not show the key exchange"
+wait_until "$TIMEOUT" "the helpers to exit" no_helpers
+# back to src, which has no tls: listener: refused in words, s runs on at dst
+run kv dst migrate s --to "$SSH_URI" --ssh-exec="$(exec_for src)" --ssh-data tls
+[ "$RC" != 0 ] || fail "--ssh-data tls to an agent without a tls: listener succeeded"
+grep -q "no tls: listener" "$ERR" || fail "--ssh-data tls refusal does not say why: $(head -c 600 "$ERR")"
+echo "ok: --ssh-data tls to src (no tls: listener) -> $(head -n 1 "$ERR")"
+runs_at dst s
+gone src s || fail "src has s after the refused --ssh-data tls"
+wait_until "$TIMEOUT" "the helpers to exit" no_helpers
 echo "PASS: migrate_ssh_exec"
