@@ -3,7 +3,7 @@ LIB_OBJS += $(O)/protocol/frame.o $(O)/protocol/uri.o $(O)/protocol/channel.o \
 	$(O)/protocol/channel_tcp.o $(O)/protocol/channel_unix.o $(O)/protocol/channel_tls.o
 # SSH (libssh2): protocol/channel_ssh.c
 LIB_OBJS += $(O)/protocol/channel_ssh.o $(O)/protocol/channel_pipe.o
-UNIT_TESTS += $(O)/tests/unit/test_channel_ssh
+UNIT_TESTS += $(O)/tests/unit/test_channel_ssh $(O)/tests/unit/test_channel_pipe
 UNIT_TESTS += $(O)/tests/unit/test_frame $(O)/tests/unit/test_channel \
 	$(O)/tests/unit/test_channel_tls
 FUZZ_TARGETS += fuzz_frame_decode fuzz_uri_parse

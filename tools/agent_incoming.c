@@ -46,8 +46,10 @@ struct agent_inconn {
 	_Atomic bool done;
 	char peer[384];
 	char name[VM_NAME_MAX]; /* the reserved name, "" until HELLO reserved it */
-	pthread_mutex_t ann_lock; /* guards ann against agent_incoming_shutdown's cancel */
+	pthread_mutex_t ann_lock; /* guards ann and live against agent_incoming_shutdown */
 	struct announcer *ann;	  /* the RARP rounds after the resume, while they run */
+	struct channel *live;	  /* the channel until the thread closes it: shutdown wakes
+				   * it where shut_fd cannot (an adopted pipe pair) */
 	int notify_fd;		  /* incoming.adopt: told the outcome at the end, or -1 */
 	bool ok;		  /* the thread: the VM arrived and runs (or stays paused) */
 };
@@ -384,6 +386,9 @@ drop:
 close:
 	incoming_destroy(inc);
 	forget_key(a, &io);
+	pthread_mutex_lock(&ic->ann_lock);
+	ic->live = NULL;
+	pthread_mutex_unlock(&ic->ann_lock);
 	mio_close(&io);
 	notify_end(ic, err[0] ? err : "the migration failed");
 	atomic_store(&ic->done, true);
@@ -454,6 +459,7 @@ int agent_incoming_start(struct agent *a, struct channel *ch, const char *peer, 
 	}
 	ic->a = a;
 	ic->ch = ch;
+	ic->live = ch;
 	ic->notify_fd = notify_fd;
 	pthread_mutex_init(&ic->ann_lock, NULL);
 	ic->shut_fd = fcntl(channel_fd(ch), F_DUPFD_CLOEXEC, 0);
@@ -527,6 +533,9 @@ void agent_incoming_shutdown(struct agent *a)
 			pthread_mutex_lock(&a->inc[i]->ann_lock);
 			if (a->inc[i]->ann)
 				announce_cancel(a->inc[i]->ann);
+			/* a socket's shutdown(2) through shut_fd; a pipe pair has none */
+			if (a->inc[i]->live)
+				channel_shutdown(a->inc[i]->live, SHUT_RDWR);
 			pthread_mutex_unlock(&a->inc[i]->ann_lock);
 			shutdown(a->inc[i]->shut_fd, SHUT_RDWR);
 			nin++;

@@ -664,20 +664,21 @@ int ctl_call_line(int fd, const char *line, size_t len, json_t **resp, int timeo
 	return read_response(fd, resp, timeout_ms, err, errlen);
 }
 
-int ctl_call_fds(int fd, const json_t *req, const int *fds, unsigned nfds, json_t **resp,
-		 int timeout_ms, char *err, size_t errlen)
+int ctl_send_fds(int fd, const json_t *req, const int *fds, unsigned nfds, char *err,
+		 size_t errlen)
 {
 	union {
 		struct cmsghdr h;
 		char buf[CMSG_SPACE(sizeof(int) * CTL_MAX_FDS)];
 	} cm;
 	struct msghdr mh = {0};
+	struct cmsghdr *c;
 	struct iovec iov;
 	size_t len;
 	char *line;
 	ssize_t n;
+	int ret;
 
-	*resp = NULL;
 	if (nfds < 1 || nfds > CTL_MAX_FDS) {
 		snprintf(err, errlen, "%u file descriptors (1 to %d)", nfds, CTL_MAX_FDS);
 		return -EINVAL;
@@ -695,23 +696,29 @@ int ctl_call_fds(int fd, const json_t *req, const int *fds, unsigned nfds, json_
 	mh.msg_iovlen = 1;
 	mh.msg_control = cm.buf;
 	mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-	CMSG_FIRSTHDR(&mh)->cmsg_level = SOL_SOCKET;
-	CMSG_FIRSTHDR(&mh)->cmsg_type = SCM_RIGHTS;
-	CMSG_FIRSTHDR(&mh)->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-	memcpy(CMSG_DATA(CMSG_FIRSTHDR(&mh)), fds, sizeof(int) * nfds);
+	c = CMSG_FIRSTHDR(&mh);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+	memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
 	do {
 		n = sendmsg(fd, &mh, MSG_NOSIGNAL);
 	} while (n < 0 && errno == EINTR);
-	if (n != 1) {
-		int e = n < 0 ? errno : EIO;
-
-		free(line);
-		snprintf(err, errlen, "sending request to agent: %s", strerror(e));
-		return -e;
-	}
-	n = ctl_call_line(fd, line + 1, len - 1, resp, timeout_ms, err, errlen);
+	ret = n == 1 ? send_all(fd, line + 1, len - 1) : n < 0 ? -errno : -EIO;
 	free(line);
-	return (int)n;
+	if (ret < 0)
+		snprintf(err, errlen, "sending request to agent: %s", strerror(-ret));
+	return ret;
+}
+
+int ctl_call_fds(int fd, const json_t *req, const int *fds, unsigned nfds, json_t **resp,
+		 int timeout_ms, char *err, size_t errlen)
+{
+	int ret;
+
+	*resp = NULL;
+	ret = ctl_send_fds(fd, req, fds, nfds, err, errlen);
+	return ret < 0 ? ret : read_response(fd, resp, timeout_ms, err, errlen);
 }
 
 int ctl_call(int fd, const json_t *req, json_t **resp, int timeout_ms, char *err, size_t errlen)

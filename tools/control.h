@@ -186,6 +186,17 @@ int ctl_call_line(int fd, const char *line, size_t len, json_t **resp, int timeo
 int ctl_call_fds(int fd, const json_t *req, const int *fds, unsigned nfds, json_t **resp,
 		 int timeout_ms, char *err, size_t errlen) __must_check;
 
+/*
+ * The sending half of ctl_call_fds(): req as one line with the nfds
+ * descriptors, no wait for the response. For a client that reads the
+ * response and the lines after it with one ctl_linebuf (kvmigd --incoming
+ * stdio: the agent's incoming.end line may arrive in the same read as the
+ * response, and ctl_call_fds() would drop what follows the response).
+ * Return: 0, -EINVAL (nfds), -errno; err says why.
+ */
+int ctl_send_fds(int fd, const json_t *req, const int *fds, unsigned nfds, char *err,
+		 size_t errlen) __must_check;
+
 /* The control socket the CLI and kvmigd --incoming stdio use without --agent/--control
  * and $KVMIG_AGENT. */
 #define CTL_DEFAULT_AGENT "/run/kvmig/kvmigd.sock"

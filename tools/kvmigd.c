@@ -15,6 +15,7 @@
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -266,17 +267,62 @@ static void usage(FILE *f)
 /*
  * kvmigd --incoming stdio: started by sshd for kvmig migrate --ssh-exec.
  * The migration stream is on stdin/stdout: hand both to the running agent
- * (incoming.adopt, SCM_RIGHTS), which runs the migration; sshd keeps the
- * SSH channel open for as long as the agent holds them. Exit 0 once the
- * agent took them; 1 with the reason on stderr (which ssh carries back to
- * the source) when there is no agent or it refused.
+ * (incoming.adopt, SCM_RIGHTS), which runs the migration. Stay until the
+ * agent says the stream ended (its incoming.end line on the control
+ * connection): sshd stops feeding our stdin (the agent's copy too) as soon
+ * as we exit. Exit 0 when the migration arrived; 1 with the reason on
+ * stderr (which ssh carries back to the source) when there is no agent,
+ * it refused, or the migration failed.
  */
+#define STDIO_ANSWER_MS 30000 /* for the answer to incoming.adopt; the end may take hours */
+
+/* The next line from the agent into *o (lb keeps what came after it). */
+static int stdio_next(struct ctl_linebuf *lb, int fd, uint64_t deadline, json_t **o, char *err,
+		      size_t errlen)
+{
+	char *line;
+	size_t len;
+	int ret;
+
+	while ((ret = ctl_linebuf_next(lb, &line, &len)) == 0) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		uint64_t now = clock_now_ms();
+		ssize_t n;
+
+		if (deadline) {
+			ret = now >= deadline ? 0 : poll(&p, 1, (int)(deadline - now));
+			if (ret < 0 && errno == EINTR)
+				continue;
+			if (ret == 0) {
+				snprintf(err, errlen, "no answer from the agent within %d s",
+					 STDIO_ANSWER_MS / 1000);
+				return -ETIMEDOUT;
+			}
+		}
+		n = ctl_linebuf_read(lb, fd);
+		if (n == -EAGAIN || n == -EINTR)
+			continue;
+		if (n <= 0) {
+			snprintf(err, errlen, "the agent closed the connection before the "
+					      "migration ended");
+			return n < 0 ? (int)n : -ECONNRESET;
+		}
+	}
+	if (ret < 0) {
+		snprintf(err, errlen, "a line from the agent longer than %u bytes",
+			 CTL_REQUEST_MAX);
+		return ret;
+	}
+	return ctl_parse_object(line, len, o, err, errlen);
+}
+
 static int incoming_stdio(const char *control)
 {
 	const char *env = getenv("KVMIG_AGENT"), *client = getenv("SSH_CLIENT");
 	const int fds[2] = {STDIN_FILENO, STDOUT_FILENO};
+	uint64_t deadline = clock_now_ms() + STDIO_ANSWER_MS;
 	char err[512], peer[256];
-	json_t *req, *resp = NULL;
+	json_t *req, *o = NULL;
 	struct ctl_linebuf lb;
 	int fd, ret;
 
@@ -284,63 +330,55 @@ static int incoming_stdio(const char *control)
 		control = env && env[0] ? env : CTL_DEFAULT_AGENT;
 	fd = ctl_connect(control, err, sizeof(err));
 	if (fd < 0) {
-		fprintf(stderr, "kvmigd --incoming stdio: %s (is kvmigd running with --control "
-				"%s here?)\n",
-			err, control);
+		fprintf(stderr, "kvmigd --incoming stdio: %s\n", err);
 		return 1;
 	}
 	snprintf(peer, sizeof(peer), "ssh from %.64s (kvmigd --incoming stdio, pid %d)",
 		 client && client[0] ? client : "an unknown host", (int)getpid());
 	req = json_pack("{s:s, s:i, s:s}", "method", "incoming.adopt", "id", 1, "peer", peer);
-	ret = req ? ctl_call_fds(fd, req, fds, 2, &resp, 30000, err, sizeof(err)) : -ENOMEM;
+	ret = req ? ctl_send_fds(fd, req, fds, 2, err, sizeof(err)) : -ENOMEM;
 	json_decref(req);
+	if (ret == 0)
+		ret = ctl_linebuf_init(&lb, CTL_REQUEST_MAX);
 	if (ret < 0) {
 		fprintf(stderr, "kvmigd --incoming stdio: %s\n", ret == -ENOMEM ? "out of memory" : err);
 		close(fd);
 		return 1;
 	}
 	/*
-	 * Stay until the agent says the stream ended: sshd stops feeding our
-	 * stdin (the agent's copy too) as soon as we exit. The end may even
-	 * come before the answer to the request.
+	 * Two lines come: the answer to the request and, once the stream is
+	 * over, incoming.end; the end may come first (a stream that fails at
+	 * once) and both may arrive in one read (hence one line buffer).
 	 */
-	ret = ctl_linebuf_init(&lb, CTL_REQUEST_MAX);
-	while (ret == 0 && !json_object_get(resp, "event")) {
-		char *line;
-		size_t len;
-		ssize_t n;
+	for (;;) {
+		const char *e;
 
-		if (!json_is_true(json_object_get(resp, "ok"))) {
-			const char *e = json_string_value(json_object_get(resp, "error"));
-
+		ret = stdio_next(&lb, fd, deadline, &o, err, sizeof(err));
+		if (ret < 0) {
+			fprintf(stderr, "kvmigd --incoming stdio: %s\n", err);
+			break;
+		}
+		e = json_string_value(json_object_get(o, "error"));
+		if (json_object_get(o, "event")) {
+			if (!json_is_true(json_object_get(o, "ok"))) {
+				fprintf(stderr, "kvmigd --incoming stdio: the migration failed: %s\n",
+					e ? e : "no reason given");
+				ret = -EIO;
+			}
+			break;
+		}
+		if (!json_is_true(json_object_get(o, "ok"))) {
 			fprintf(stderr, "kvmigd --incoming stdio: the agent at %s refused: %s\n",
 				control, e ? e : "no reason given");
 			ret = -EPERM;
 			break;
 		}
-		json_decref(resp);
-		resp = NULL;
-		while ((ret = ctl_linebuf_next(&lb, &line, &len)) == 0) {
-			n = ctl_linebuf_read(&lb, fd);
-			if (n <= 0) {
-				fprintf(stderr, "kvmigd --incoming stdio: the agent closed the "
-						"connection before the migration ended\n");
-				ret = -ECONNRESET;
-				break;
-			}
-		}
-		if (ret < 0)
-			break;
-		ret = ctl_parse_object(line, len, &resp, err, sizeof(err));
+		/* taken: now wait for the end, however long the migration runs */
+		deadline = 0;
+		json_decref(o);
+		o = NULL;
 	}
-	if (ret == 0 && !json_is_true(json_object_get(resp, "ok"))) {
-		const char *e = json_string_value(json_object_get(resp, "error"));
-
-		fprintf(stderr, "kvmigd --incoming stdio: the migration failed: %s\n",
-			e ? e : "no reason given");
-		ret = -EIO;
-	}
-	json_decref(resp);
+	json_decref(o);
 	ctl_linebuf_free(&lb);
 	close(fd);
 	return ret < 0 ? 1 : 0;

@@ -19,8 +19,9 @@
 #     --compress zstd. Each: completed, verified, transport.kind "ssh" and
 #     a cipher, the guest runs at the destination with 0 errors and its
 #     progress grows there.
-#   TODO --ssh-exec end to end needs `kvmigd --incoming stdio` (another
-#     branch); tests/unit/test_channel_ssh covers the exec channel itself.
+#   --ssh-exec end to end (kvmigd --incoming stdio, no listener at all):
+#     tests/e2e/migrate_ssh_exec.sh; tests/unit/test_channel_ssh covers the
+#     exec channel itself.
 #
 # KVMIG_E2E_TIMEOUT (default 120) bounds each wait, in seconds.
 . "$(dirname "$0")/lib.sh"

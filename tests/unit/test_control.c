@@ -3,6 +3,11 @@
  * test_control.c - the control API framing (tools/control.h): line
  * splitting, oversize lines, JSON parsing and encoding, field helpers,
  * MAC parsing, and a client call over a socketpair against a scripted peer.
+ * File descriptors with a request (SCM_RIGHTS, incoming.adopt): what
+ * ctl_call_fds() sends arrives with the line in ctl_linebuf_read_fds(),
+ * close-on-exec and working; a count outside 1..CTL_MAX_FDS is refused
+ * before anything is sent; more than CTL_MAX_FDS arriving is -EBADMSG with
+ * none of them left open.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -18,6 +23,9 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include <dirent.h>
+#include <fcntl.h>
 
 #include "tools/control.h"
 
@@ -485,6 +493,166 @@ static void test_control_connect_missing(void **state)
 	assert_int_equal(ctl_connect(longpath, err, sizeof(err)), -ENAMETOOLONG);
 }
 
+/* ---- file descriptors with a request ------------------------------------------- */
+
+static int open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	assert_non_null(d);
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+/* Read from fd until a whole line is in lb, collecting the fds that came. */
+static void read_line_fds(struct ctl_linebuf *lb, int fd, int *fds, unsigned *nfds, char **line,
+			  size_t *len)
+{
+	*nfds = 0;
+	while (ctl_linebuf_next(lb, line, len) == 0) {
+		int got[CTL_MAX_FDS];
+		unsigned n;
+
+		assert_true(ctl_linebuf_read_fds(lb, fd, got, &n) > 0);
+		for (unsigned i = 0; i < n; i++)
+			fds[(*nfds)++] = got[i];
+	}
+}
+
+static void test_control_call_fds(void **state)
+{
+	static const char reply[] = "{\"ok\":true}\n";
+	json_t *req = json_pack("{s:s, s:i, s:s}", "method", "incoming.adopt", "id", 1, "peer",
+				"test"),
+	       *resp = NULL;
+	struct ctl_linebuf lb;
+	int sv[2], p[2], fds[CTL_MAX_FDS];
+	unsigned nfds;
+	char err[256], buf[8], *line, *want;
+	size_t len, wlen;
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	assert_int_equal(write(sv[1], reply, strlen(reply)), (ssize_t)strlen(reply));
+	assert_int_equal(ctl_call_fds(sv[0], req, p, 2, &resp, 1000, err, sizeof(err)), 0);
+	assert_true(json_is_true(json_object_get(resp, "ok")));
+	/* the agent's side: the whole line, and both descriptors with it */
+	assert_int_equal(ctl_linebuf_init(&lb, CTL_REQUEST_MAX), 0);
+	read_line_fds(&lb, sv[1], fds, &nfds, &line, &len);
+	want = ctl_encode(req, &wlen);
+	assert_non_null(want);
+	assert_int_equal(len + 1, wlen); /* the line without its newline */
+	assert_memory_equal(line, want, len);
+	assert_int_equal(nfds, 2);
+	for (unsigned i = 0; i < nfds; i++)
+		assert_true(fcntl(fds[i], F_GETFD) & FD_CLOEXEC);
+	/* they are the pipe's two ends: what goes in one comes out of the other */
+	assert_int_equal(write(fds[1], "hi", 2), 2);
+	assert_int_equal(read(p[0], buf, sizeof(buf)), 2);
+	assert_int_equal(write(p[1], "yo", 2), 2);
+	assert_int_equal(read(fds[0], buf, sizeof(buf)), 2);
+	assert_memory_equal(buf, "yo", 2);
+	for (unsigned i = 0; i < nfds; i++)
+		close(fds[i]);
+	free(want);
+	ctl_linebuf_free(&lb);
+	json_decref(resp);
+	json_decref(req);
+	close(p[0]);
+	close(p[1]);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+static void test_control_call_fds_bounds(void **state)
+{
+	json_t *req = json_pack("{s:s}", "method", "incoming.adopt"), *resp = (json_t *)1;
+	int sv[2], fds[CTL_MAX_FDS + 1] = {0, 1, 2};
+	char err[256], c;
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	assert_int_equal(ctl_call_fds(sv[0], req, fds, 0, &resp, 1000, err, sizeof(err)), -EINVAL);
+	assert_null(resp);
+	assert_non_null(strstr(err, "0 file descriptors"));
+	assert_int_equal(ctl_call_fds(sv[0], req, fds, CTL_MAX_FDS + 1, &resp, 1000, err,
+				      sizeof(err)),
+			 -EINVAL);
+	/* nothing went out */
+	assert_int_equal(recv(sv[1], &c, 1, MSG_DONTWAIT), -1);
+	assert_int_equal(errno, EAGAIN);
+	json_decref(req);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+/* Send line with nfds copies of fd in one SCM_RIGHTS message. */
+static void send_with_fds(int sock, const char *line, int fd, unsigned nfds)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int) * 8)];
+	} cm;
+	struct iovec iov = {.iov_base = (void *)(uintptr_t)line, .iov_len = strlen(line)};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf,
+			    .msg_controllen = CMSG_SPACE(sizeof(int) * nfds)};
+	struct cmsghdr *c;
+
+	assert_true(nfds <= 8);
+	memset(&cm, 0, sizeof(cm));
+	c = CMSG_FIRSTHDR(&mh);
+	assert_non_null(c);
+	if (!c)
+		return;
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+	for (unsigned i = 0; i < nfds; i++)
+		memcpy(CMSG_DATA(c) + i * sizeof(int), &fd, sizeof(int));
+	assert_int_equal(sendmsg(sock, &mh, 0), (ssize_t)strlen(line));
+}
+
+static void test_control_read_fds_too_many(void **state)
+{
+	struct ctl_linebuf lb;
+	int sv[2], p[2], fds[CTL_MAX_FDS], before;
+	unsigned nfds = 99;
+	char *line;
+	size_t len;
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	assert_int_equal(ctl_linebuf_init(&lb, 64), 0);
+	before = open_fds();
+	send_with_fds(sv[1], "{\"x\":1}\n", p[0], CTL_MAX_FDS + 1);
+	assert_int_equal(ctl_linebuf_read_fds(&lb, sv[0], fds, &nfds), -EBADMSG);
+	assert_int_equal(nfds, 0);
+	assert_int_equal(open_fds(), before); /* every one that came was closed */
+	/* a plain line after it reads as before, without descriptors */
+	assert_int_equal(write(sv[1], "{\"y\":2}\n", 8), 8);
+	assert_int_equal(ctl_linebuf_read_fds(&lb, sv[0], fds, &nfds), 8);
+	assert_int_equal(nfds, 0);
+	assert_int_equal(ctl_linebuf_next(&lb, &line, &len), 1);
+	assert_string_equal(line, "{\"y\":2}");
+	/* one descriptor is fine too (a socket used both ways) */
+	send_with_fds(sv[1], "{\"z\":3}\n", p[0], 1);
+	assert_int_equal(ctl_linebuf_read_fds(&lb, sv[0], fds, &nfds), 8);
+	assert_int_equal(nfds, 1);
+	assert_int_equal(open_fds(), before + 1);
+	close(fds[0]);
+	close(sv[1]);
+	assert_int_equal(ctl_linebuf_read_fds(&lb, sv[0], fds, &nfds), 0); /* EOF */
+	ctl_linebuf_free(&lb);
+	close(sv[0]);
+	close(p[0]);
+	close(p[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -506,6 +674,9 @@ int main(void)
 		cmocka_unit_test(test_control_call_bad_responses),
 		cmocka_unit_test(test_control_call_oversize_response),
 		cmocka_unit_test(test_control_connect_missing),
+		cmocka_unit_test(test_control_call_fds),
+		cmocka_unit_test(test_control_call_fds_bounds),
+		cmocka_unit_test(test_control_read_fds_too_many),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
