@@ -474,6 +474,11 @@ int main(int argc, char **argv)
 
 		if (only ? strcmp(only, transports[k].name) != 0 : tls && cipher < 0)
 			continue;
+		if (!transports[k].spec && nstreams > 1) {
+			/* the streams would all listen at the same path */
+			printf("%-9s (one stream only)\n", transports[k].name);
+			continue;
+		}
 		for (int c = 0; c < (tls ? 2 : 1); c++) {
 			if (tls && cipher >= 0 && c != cipher)
 				continue;

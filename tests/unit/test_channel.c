@@ -853,45 +853,6 @@ static void test_channel_shutdown_cancels(void **state)
 	channel_close(b);
 }
 
-/* Two channels joined by two pipes, as sshd's stdin/stdout would join them. */
-static void pipe_pair(struct channel **a, struct channel **b, int timeout_ms)
-{
-	int ab[2], ba[2];
-
-	assert_int_equal(pipe2(ab, O_CLOEXEC), 0);
-	assert_int_equal(pipe2(ba, O_CLOEXEC), 0);
-	assert_int_equal(channel_pipe_open(ba[0], ab[1], timeout_ms, a), 0);
-	assert_int_equal(channel_pipe_open(ab[0], ba[1], timeout_ms, b), 0);
-}
-
-static void test_channel_pipe(void **state)
-{
-	struct blocked_reader r = { 0 };
-	struct channel *a, *b;
-	uint8_t buf[64];
-	struct frame_hdr h;
-	pthread_t t;
-
-	(void)state;
-	pipe_pair(&a, &b, 5000);
-	assert_string_equal(channel_transport(a), "stdio");
-	roundtrip(a, b);
-	roundtrip(b, a);
-	/* a shutdown wakes a reader blocked on an empty pipe */
-	channel_set_timeout(a, CHANNEL_NO_TIMEOUT);
-	r.ch = a;
-	assert_int_equal(pthread_create(&t, NULL, blocked_read, &r), 0);
-	usleep(50 * 1000);
-	assert_int_equal(channel_shutdown(a, SHUT_RDWR), 0);
-	assert_int_equal(pthread_join(t, NULL), 0);
-	assert_int_equal(r.ret, -ECANCELED);
-	/* closing one end is the end of the other's stream, between frames */
-	channel_close(a);
-	expect_err(channel_read_frame(b, buf, sizeof(buf), &h, err, sizeof(err)), -ENODATA,
-		   "peer closed");
-	channel_close(b);
-}
-
 /* ---- bad frames ----------------------------------------------------------------------- */
 
 static void test_channel_rejects_corrupt_frame(void **state)
@@ -1311,7 +1272,6 @@ int main(void)
 		cmocka_unit_test(test_channel_peer_closes),
 		cmocka_unit_test(test_channel_send_to_closed_peer),
 		cmocka_unit_test(test_channel_shutdown_cancels),
-		cmocka_unit_test(test_channel_pipe),
 		cmocka_unit_test(test_channel_rejects_corrupt_frame),
 		cmocka_unit_test(test_channel_connect_errors),
 		cmocka_unit_test(test_channel_unix_stale_and_busy),
