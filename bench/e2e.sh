@@ -212,7 +212,8 @@ for sc in "${SCENARIOS[@]}"; do
 	qargs=(--watcher "$BM" --src "$D/src.qmp" --dst "$D/dst.qmp" --uri "tcp:127.0.0.1:$port"
 		--src-log "$D/src.log" --dst-log "$D/dst.log" "${qopts[@]}")
 	echo "python3 bench/qemu/qmp.py ${qopts[*]}" >"$D/q$i.cmd"
-	if ! python3 bench/qemu/qmp.py "${qargs[@]}" >"$D/q$i.json" 2>"$D/q$i.err"; then
+	# bounded: warm-up (300 s) + the move (tmo) + slack; QEMU 7.2 multifd over TLS was seen to hang here
+	if ! timeout $((tmo + 420)) python3 bench/qemu/qmp.py "${qargs[@]}" >"$D/q$i.json" 2>"$D/q$i.err"; then
 		printf '{"status": "error: %s"}\n' \
 			"$(cat "$D/q$i.err" "$D/src.err" "$D/dst.err" | grep -v warning: | grep . |
 				tail -1 | tr -d '"\\')" >"$D/q$i.json"
