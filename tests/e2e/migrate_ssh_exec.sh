@@ -38,15 +38,7 @@
 TIMEOUT=${KVMIG_E2E_TIMEOUT:-120}
 DT=${KVMIG_E2E_DOWNTIME:-2000}
 
-sshd_start "$T/sshd" 127.0.0.1 2>"$T/sshd-start.err"
-case $? in
-0) ;;
-77) skip "$(cat "$T/sshd-start.err")" ;;
-*) fail "sshd did not start: $(cat "$T/sshd-start.err")" ;;
-esac
-trap 'sshd_stop; cleanup' EXIT
-sshd_home
-echo "ok: sshd on 127.0.0.1:$SSHD_PORT (pid $SSHD_PID), HOME=$HOME"
+sshd_e2e
 
 start_agent src
 need_kvm src "live migration over ssh --ssh-exec"

@@ -17,6 +17,7 @@
 #       then the test's own, never the real user's (call it in the process
 #       that connects, or pass HOME= to it)
 #   sshd_stop      kill the sshd by its PID and wait for it
+#   sshd_e2e       in tests/e2e: sshd_start on 127.0.0.1 (or skip), sshd_stop on exit, sshd_home
 # Run:       tests/helpers/sshd.sh start DIR [LISTEN_ADDR]   prints the port
 #            tests/helpers/sshd.sh stop DIR                  (for C tests)
 #
@@ -118,6 +119,22 @@ sshd_stop() {
 	wait "$pid" 2>/dev/null
 	SSHD_PID=
 	return 0
+}
+
+# sshd_e2e: for tests/e2e scripts (after lib.sh: T, skip, fail, cleanup):
+# an sshd on 127.0.0.1, or SKIPPED with its reason; stopped on exit; HOME
+# is the test's own (sshd_home) from here on.
+sshd_e2e() {
+	local rc=0
+	sshd_start "$T/sshd" 127.0.0.1 2>"$T/sshd-start.err" || rc=$?
+	case $rc in
+	0) ;;
+	77) skip "$(cat "$T/sshd-start.err")" ;;
+	*) fail "sshd did not start: $(cat "$T/sshd-start.err")" ;;
+	esac
+	trap 'sshd_stop; cleanup' EXIT
+	sshd_home
+	echo "ok: sshd on 127.0.0.1:$SSHD_PORT (pid $SSHD_PID), HOME=$HOME"
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
