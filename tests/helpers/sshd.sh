@@ -146,13 +146,8 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
 		;;
 	stop)
 		[ -r "${2:-}/sshd.mypid" ] || exit 0
-		pid=$(cat "$2/sshd.mypid")
-		kill "$pid" 2>/dev/null
-		for i in $(seq 50); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -KILL "$pid" 2>/dev/null
+		SSHD_PID=$(cat "$2/sshd.mypid")
+		sshd_stop
 		rm -f "$2/sshd.mypid"
 		;;
 	*)

@@ -32,6 +32,8 @@
 
 #include <cmocka.h>
 
+#include "tests/helpers/expect_err.h"
+
 #include "common/clock.h"
 #include "common/crc32c.h"
 #include "common/xio.h"
@@ -46,16 +48,6 @@
 static char err[256];
 static char tmpdir[64];	/* made by the group setup */
 
-static void expect_err_at(int ret, int want, const char *substr, const char *file, int line)
-{
-	if (ret != want || !strstr(err, substr)) {
-		print_error("got %d \"%s\", want %d with \"%s\"\n", ret, err, want, substr);
-		_fail(file, line);
-	}
-}
-
-#define expect_err(ret, want, substr) \
-	expect_err_at((int)(ret), (want), (substr), __FILE__, __LINE__)
 
 /* ---- helpers ------------------------------------------------------------------- */
 

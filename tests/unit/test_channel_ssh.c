@@ -34,6 +34,8 @@
 
 #include <cmocka.h>
 
+#include "tests/helpers/expect_err.h"
+
 #include "protocol/channel.h"
 #include "protocol/frame.h"
 #include "protocol/wire.h"
@@ -45,16 +47,6 @@ static unsigned sshd_port;
 static char ssh_uri[96];	/* ssh://root@127.0.0.1:PORT */
 static char fingerprint[300];	/* "ssh-ed25519 SHA256:..." of the host key */
 
-static void expect_err_at(int ret, int want, const char *substr, const char *file, int line)
-{
-	if (ret != want || !strstr(err, substr)) {
-		print_error("got %d \"%s\", want %d with \"%s\"\n", ret, err, want, substr);
-		_fail(file, line);
-	}
-}
-
-#define expect_err(ret, want, substr) \
-	expect_err_at((int)(ret), (want), (substr), __FILE__, __LINE__)
 
 static void run(const char *fmt, ...) PRINTF_FMT(1, 2);
 static void run(const char *fmt, ...)

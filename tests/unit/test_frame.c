@@ -21,6 +21,7 @@
 
 #include <cmocka.h>
 
+#include "tests/helpers/expect_err.h"
 #include "tests/helpers/prng.h"
 
 #include "common/buf.h"
@@ -38,16 +39,6 @@ static char err[256];
 
 /* ---- helpers --------------------------------------------------------------- */
 
-static void expect_err_at(int ret, int want, const char *substr, const char *file, int line)
-{
-	if (ret != want || !strstr(err, substr)) {
-		print_error("got %d \"%s\", want %d with \"%s\"\n", ret, err, want, substr);
-		_fail(file, line);
-	}
-}
-
-/* ret must be the errno want, and err must contain substr */
-#define expect_err(ret, want, substr) expect_err_at((ret), (want), (substr), __FILE__, __LINE__)
 
 static void set_le(uint8_t *p, unsigned bytes, uint64_t v)
 {
