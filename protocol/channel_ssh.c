@@ -355,6 +355,16 @@ static int io_error(struct ssh *p, int side, int rc, const char *what, char *err
 	}
 }
 
+/* What an SSH_LOOP wait that ended in werr means: "IDLE for N ms", shut down, poll failed. */
+static int wait_error(struct channel *ch, int werr, const char *idle, char *err, size_t errlen)
+{
+	if (werr == -ETIMEDOUT)
+		return err_set(werr, err, errlen, "%s for %d ms", idle, channel_timeout(ch));
+	if (werr == -ECANCELED)
+		return err_set(werr, err, errlen, "the channel was shut down");
+	return err_set(werr, err, errlen, "poll: %s", strerror(-werr));
+}
+
 static int ssh_send(struct channel *ch, const struct iovec *iov, int iovcnt, char *err,
 		    size_t errlen)
 {
@@ -373,14 +383,8 @@ static int ssh_send(struct channel *ch, const struct iovec *iov, int iovcnt, cha
 
 			SSH_LOOP(p, TX, deadline, werr, n == LIBSSH2_ERROR_EAGAIN || n == 0,
 				 n = libssh2_channel_write(p->c, base + off, iov[i].iov_len - off));
-			if (werr == -ETIMEDOUT)
-				return err_set(werr, err, errlen,
-					       "the peer accepted no data for %d ms",
-					       channel_timeout(ch));
-			if (werr == -ECANCELED)
-				return err_set(werr, err, errlen, "the channel was shut down");
 			if (werr)
-				return err_set(werr, err, errlen, "poll: %s", strerror(-werr));
+				return wait_error(ch, werr, "the peer accepted no data", err, errlen);
 			if (n < 0)
 				return io_error(p, TX, (int)n, "send", err, errlen);
 			off += (size_t)n;
@@ -430,13 +434,8 @@ static ssize_t ssh_recv(struct channel *ch, void *buf, size_t min, size_t max, c
 				 n = libssh2_channel_read(p->c, (char *)out + got, max - got);
 				 eof = n == 0 && libssh2_channel_eof(p->c);
 			 });
-		if (werr == -ETIMEDOUT)
-			return err_set(werr, err, errlen, "no data from the peer for %d ms",
-				       channel_timeout(ch));
-		if (werr == -ECANCELED)
-			return err_set(werr, err, errlen, "the channel was shut down");
 		if (werr)
-			return err_set(werr, err, errlen, "poll: %s", strerror(-werr));
+			return wait_error(ch, werr, "no data from the peer", err, errlen);
 		if (n < 0)
 			return io_error(p, RX, (int)n, "recv", err, errlen);
 		if (eof)
