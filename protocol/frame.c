@@ -42,6 +42,12 @@ const char *frame_type_name(unsigned type)
 		return "RESUMED";
 	case WIRE_F_PAGE_REQ:
 		return "PAGE_REQ";
+	case WIRE_F_NEEDED:
+		return "NEEDED";
+	case WIRE_F_WANT:
+		return "WANT";
+	case WIRE_F_PC_DONE:
+		return "PC_DONE";
 	case WIRE_F_ANNOUNCE:
 		return "ANNOUNCE";
 	case WIRE_F_ANNOUNCED:
@@ -113,6 +119,14 @@ static int len_limits(unsigned type, uint32_t *min, uint32_t *max)
 	case WIRE_F_KEY_ACK:
 		*min = *max = 4;
 		return 0;
+	case WIRE_F_NEEDED:
+	case WIRE_F_WANT:
+		*min = WIRE_BITMAP_HDR + 8;
+		*max = WIRE_BITMAP_HDR + WIRE_MAX_BITMAP / 8;
+		return 0;
+	case WIRE_F_PC_DONE:
+		*min = *max = WIRE_PC_DONE_BYTES;
+		return 0;
 	default:
 		return -EBADMSG;
 	}
@@ -158,7 +172,7 @@ ssize_t frame_put_hello(uint8_t *dst, size_t cap, const struct wire_hello *h)
 	frame_start(&w, dst, cap, WIRE_F_HELLO);
 	put_le64(&w, WIRE_MAGIC);
 	put_le16(&w, h->version);
-	put_le16(&w, 0);
+	put_le16(&w, h->flags);
 	put_le32(&w, h->caps);
 	put_le32(&w, h->page_size);
 	put_le64(&w, h->mem_bytes);
@@ -361,6 +375,44 @@ ssize_t frame_put_page_req(uint8_t *dst, size_t cap, const struct wire_page_req 
 	return frame_seal(&w);
 }
 
+ssize_t frame_put_bitmap(uint8_t *dst, size_t cap, unsigned type, uint64_t first, uint32_t count,
+			 uint32_t flags, const uint64_t *words)
+{
+	uint32_t nw = (count + 63) / 64;
+	struct wbuf w;
+
+	if (type != WIRE_F_NEEDED && type != WIRE_F_WANT)
+		return -EINVAL;
+	frame_start(&w, dst, cap, type);
+	put_le64(&w, first);
+	put_le32(&w, count);
+	put_le32(&w, flags);
+	for (uint32_t i = 0; i < nw; i++) {
+		uint64_t v = words[i];
+
+		if (i == nw - 1 && count % 64)
+			v &= (1ull << (count % 64)) - 1;
+		put_le64(&w, v);
+	}
+	return frame_seal(&w);
+}
+
+ssize_t frame_put_pc_done(uint8_t *dst, size_t cap, const struct wire_pc_done *d)
+{
+	struct wbuf w;
+
+	frame_start(&w, dst, cap, WIRE_F_PC_DONE);
+	put_le64(&w, d->pages);
+	put_le64(&w, d->requests);
+	put_le64(&w, d->blocked_us);
+	put_le32(&w, d->p50_us);
+	put_le32(&w, d->p99_us);
+	put_u8(&w, d->digest_ok);
+	put_u8(&w, 0);
+	put_le16(&w, 0);
+	return frame_seal(&w);
+}
+
 /* ---- PAGES batch builder ------------------------------------------------- */
 
 void batch_begin(struct page_batch *b, uint8_t *buf, size_t cap, uint32_t round)
@@ -486,8 +538,7 @@ int frame_get_hello(const uint8_t *p, size_t len, struct wire_hello *h, char *er
 	if (h->version != WIRE_VERSION)
 		return err_set(-EPROTO, err, errlen, "HELLO: stream version %u, this build speaks %u",
 			    h->version, WIRE_VERSION);
-	if (get_le16(&r))
-		return err_set(-EBADMSG, err, errlen, "HELLO: reserved field not zero");
+	h->flags = get_le16(&r);
 	h->caps = get_le32(&r);
 	h->page_size = get_le32(&r);
 	h->mem_bytes = get_le64(&r);
@@ -519,6 +570,18 @@ int frame_get_hello(const uint8_t *p, size_t len, struct wire_hello *h, char *er
 	if (h->channels == 0 || h->channels > 64 || h->channel >= h->channels)
 		return err_set(-EBADMSG, err, errlen, "HELLO: channel %u of %u", h->channel,
 			    h->channels);
+	if (h->flags & ~WIRE_HELLO_ALL)
+		return err_set(-EBADMSG, err, errlen, "HELLO: unknown flags 0x%x",
+			       h->flags & ~WIRE_HELLO_ALL);
+	if (h->flags == (WIRE_HELLO_FAULT | WIRE_HELLO_RESUME))
+		return err_set(-EBADMSG, err, errlen, "HELLO: FAULT and RESUME at once");
+	if (h->flags && !(h->caps & WIRE_CAP_POSTCOPY))
+		return err_set(-EBADMSG, err, errlen,
+			       "HELLO: a %s connection without the POSTCOPY capability",
+			       h->flags & WIRE_HELLO_FAULT ? "FAULT" : "RESUME");
+	if (h->flags && h->channel != 0)
+		return err_set(-EBADMSG, err, errlen, "HELLO: a %s connection on channel %u",
+			       h->flags & WIRE_HELLO_FAULT ? "FAULT" : "RESUME", h->channel);
 	return 0;
 }
 
@@ -615,7 +678,7 @@ int frame_get_complete(const uint8_t *p, size_t len, struct wire_complete *c, ch
 	c->digest_alg = get_u8(&r);
 	get_bytes(&r, c->digest, WIRE_DIGEST_BYTES);
 	FIXED_READER_END("COMPLETE");
-	if (c->digest_alg > WIRE_DIGEST_SHA256)
+	if (c->digest_alg > WIRE_DIGEST_PAGES)
 		return err_set(-EBADMSG, err, errlen, "COMPLETE: unknown digest algorithm %u",
 			    c->digest_alg);
 	return 0;
@@ -813,6 +876,74 @@ int frame_get_page_req(const uint8_t *p, size_t len, uint64_t npages, struct wir
 	return 0;
 }
 
+uint64_t wire_bitmap_word(const struct wire_bitmap *b, uint32_t w)
+{
+	const uint8_t *q = b->bits + 8 * (size_t)w;
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | q[i];
+	return v;
+}
+
+int frame_get_bitmap(const uint8_t *p, size_t len, unsigned type, uint64_t npages,
+		     struct wire_bitmap *b, char *err, size_t errlen)
+{
+	const char *name = frame_type_name(type);
+	uint32_t nw;
+	struct rbuf r;
+
+	if (type != WIRE_F_NEEDED && type != WIRE_F_WANT)
+		return err_set(-EINVAL, err, errlen, "%s is not a bitmap frame", name);
+	rbuf_init(&r, p, len);
+	b->first = get_le64(&r);
+	b->count = get_le32(&r);
+	b->flags = get_le32(&r);
+	if (!rbuf_ok(&r))
+		return err_set(-EBADMSG, err, errlen, "%s: payload length mismatch", name);
+	if (b->count == 0 || b->count > WIRE_MAX_BITMAP)
+		return err_set(-EBADMSG, err, errlen, "%s: count %u, must be 1..%u", name, b->count,
+			       WIRE_MAX_BITMAP);
+	nw = (b->count + 63) / 64;
+	if (rbuf_left(&r) != 8 * (size_t)nw)
+		return err_set(-EBADMSG, err, errlen, "%s: %zu bitmap bytes for %u pages, must be %u",
+			       name, rbuf_left(&r), b->count, 8 * nw);
+	if (b->first % 64)
+		return err_set(-EBADMSG, err, errlen, "%s: first page %llu is not a multiple of 64",
+			       name, (unsigned long long)b->first);
+	if (b->first >= npages || b->count > npages - b->first)
+		return err_set(-ERANGE, err, errlen,
+			       "%s: pages %llu..+%u lie outside the %llu pages of guest RAM", name,
+			       (unsigned long long)b->first, b->count, (unsigned long long)npages);
+	if (b->flags & ~(type == WIRE_F_WANT ? WIRE_WANT_LAST : 0u))
+		return err_set(-EBADMSG, err, errlen, "%s: unknown flags 0x%x", name, b->flags);
+	b->bits = p + WIRE_BITMAP_HDR;
+	if (b->count % 64 && wire_bitmap_word(b, nw - 1) >> (b->count % 64))
+		return err_set(-EBADMSG, err, errlen, "%s: bits set past the %u pages it covers",
+			       name, b->count);
+	return 0;
+}
+
+int frame_get_pc_done(const uint8_t *p, size_t len, struct wire_pc_done *d, char *err,
+		      size_t errlen)
+{
+	struct rbuf r;
+
+	rbuf_init(&r, p, len);
+	d->pages = get_le64(&r);
+	d->requests = get_le64(&r);
+	d->blocked_us = get_le64(&r);
+	d->p50_us = get_le32(&r);
+	d->p99_us = get_le32(&r);
+	d->digest_ok = get_u8(&r);
+	if (get_u8(&r) || get_le16(&r))
+		return err_set(-EBADMSG, err, errlen, "PC_DONE: reserved field not zero");
+	FIXED_READER_END("PC_DONE");
+	if (d->digest_ok > 1)
+		return err_set(-EBADMSG, err, errlen, "PC_DONE: digest_ok %u", d->digest_ok);
+	return 0;
+}
+
 /* ---- PAGES iterator ---------------------------------------------------- */
 
 int pages_begin(struct page_iter *it, const uint8_t *payload, size_t len, uint64_t npages,
@@ -922,6 +1053,18 @@ void wire_order_init(struct wire_order *o, bool pages_only)
 	o->setup = false;
 	o->cpuid_seen = false;
 	o->announce_seen = false;
+	o->postcopy = false;
+}
+
+void wire_order_postcopy(struct wire_order *o)
+{
+	o->postcopy = true;
+}
+
+void wire_order_pages_stream(struct wire_order *o)
+{
+	o->phase = WIRE_PH_POSTCOPY;
+	o->setup = false;
 }
 
 int wire_order_check(struct wire_order *o, unsigned type, char *err, size_t errlen)
@@ -933,6 +1076,7 @@ int wire_order_check(struct wire_order *o, unsigned type, char *err, size_t errl
 		[WIRE_PH_STATE] = "STATE or COMPLETE",
 		[WIRE_PH_COMPLETE] = "GO",
 		[WIRE_PH_DONE] = "nothing",
+		[WIRE_PH_POSTCOPY] = "PAGES",
 	};
 	enum wire_phase next = o->phase;
 	bool ok = false;
@@ -972,7 +1116,9 @@ int wire_order_check(struct wire_order *o, unsigned type, char *err, size_t errl
 			next = WIRE_PH_DONE;
 		break;
 	case WIRE_PH_STOPCOPY:
-		ok = type == WIRE_F_PAGES || type == WIRE_F_STATE;
+		/* post-copy: the pages come after GO; NEEDED says which */
+		ok = (o->postcopy ? type == WIRE_F_NEEDED : type == WIRE_F_PAGES) ||
+		     type == WIRE_F_STATE;
 		if (type == WIRE_F_STATE)
 			next = WIRE_PH_STATE;
 		break;
@@ -983,7 +1129,10 @@ int wire_order_check(struct wire_order *o, unsigned type, char *err, size_t errl
 		break;
 	case WIRE_PH_COMPLETE:
 		ok = type == WIRE_F_GO;
-		next = WIRE_PH_DONE;
+		next = o->postcopy ? WIRE_PH_POSTCOPY : WIRE_PH_DONE;
+		break;
+	case WIRE_PH_POSTCOPY:
+		ok = type == WIRE_F_PAGES;
 		break;
 	case WIRE_PH_DONE:
 		ok = false;
@@ -993,7 +1142,8 @@ int wire_order_check(struct wire_order *o, unsigned type, char *err, size_t errl
 		return err_set(-EPROTO, err, errlen, "%s frame out of order: expected %s",
 			    frame_type_name(type),
 			    o->pages_only && o->phase == WIRE_PH_PRECOPY ? "PAGES, END_ROUND or COMPLETE"
-								       : expect[o->phase]);
+			    : o->postcopy && o->phase == WIRE_PH_STOPCOPY ? "NEEDED or STATE"
+									   : expect[o->phase]);
 	o->phase = next;
 	return 0;
 }

@@ -34,6 +34,7 @@ struct frame_hdr {
 
 struct wire_hello {
 	uint16_t version;
+	uint16_t flags;		/* WIRE_HELLO_* (0 on a migration's first connections) */
 	uint32_t caps;
 	uint32_t page_size;
 	uint64_t mem_bytes;
@@ -124,6 +125,25 @@ struct wire_page_req {
 	uint32_t count;
 };
 
+/* NEEDED and WANT: a slice of a page bitmap. */
+struct wire_bitmap {
+	uint64_t first;		/* a multiple of 64 */
+	uint32_t count;		/* pages, 1..WIRE_MAX_BITMAP */
+	uint32_t flags;		/* WANT: WIRE_WANT_LAST; NEEDED: 0 */
+	const uint8_t *bits;	/* points into the frame: ceil(count / 64) LE u64 words */
+};
+
+/* Word w (0 .. ceil(count / 64) - 1) of a bitmap slice, in host order. */
+uint64_t wire_bitmap_word(const struct wire_bitmap *b, uint32_t w);
+
+struct wire_pc_done {
+	uint64_t pages;		/* placed from the streams after the switchover */
+	uint64_t requests;	/* PAGE_REQ sent */
+	uint64_t blocked_us;	/* vCPU time spent waiting on faults */
+	uint32_t p50_us, p99_us; /* fault latency: request sent to page in place */
+	uint8_t digest_ok;	/* 1: COMPLETE's digest matched the RAM as it arrived */
+};
+
 const char *frame_type_name(unsigned type);
 
 /* ---- writers: whole frames into dst; Return: bytes or -ENOSPC ---------- */
@@ -149,6 +169,15 @@ ssize_t frame_put_announce(uint8_t *dst, size_t cap, const struct wire_announce 
 ssize_t frame_put_key(uint8_t *dst, size_t cap, const struct wire_key *k) __must_check;
 ssize_t frame_put_key_ack(uint8_t *dst, size_t cap, const struct wire_key_ack *a) __must_check;
 ssize_t frame_put_announced(uint8_t *dst, size_t cap, const struct wire_announced *a) __must_check;
+/*
+ * NEEDED or WANT (type): pages [first, first + count) of the bitmap words
+ * (host-order u64, bit = page; words[0] holds pages first..first+63;
+ * first a multiple of 64, count 1..WIRE_MAX_BITMAP; bits past count are
+ * written as zero whatever words holds).
+ */
+ssize_t frame_put_bitmap(uint8_t *dst, size_t cap, unsigned type, uint64_t first, uint32_t count,
+			 uint32_t flags, const uint64_t *words) __must_check;
+ssize_t frame_put_pc_done(uint8_t *dst, size_t cap, const struct wire_pc_done *d) __must_check;
 
 /*
  * PAGES batch builder. batch_begin() starts a frame in buf (cap bytes, at
@@ -224,6 +253,16 @@ int frame_get_announced(const uint8_t *p, size_t len, struct wire_announced *a, 
 			size_t errlen) __must_check;
 int frame_get_page_req(const uint8_t *p, size_t len, uint64_t npages, struct wire_page_req *r,
 		       char *err, size_t errlen) __must_check;
+/*
+ * NEEDED or WANT (type): first a multiple of 64, count 1..WIRE_MAX_BITMAP,
+ * the length exactly WIRE_BITMAP_HDR + 8 x ceil(count / 64), the range
+ * inside npages (-ERANGE), flags (NEEDED: 0; WANT: WIRE_WANT_LAST only),
+ * bits past count zero.
+ */
+int frame_get_bitmap(const uint8_t *p, size_t len, unsigned type, uint64_t npages,
+		     struct wire_bitmap *b, char *err, size_t errlen) __must_check;
+int frame_get_pc_done(const uint8_t *p, size_t len, struct wire_pc_done *d, char *err,
+		      size_t errlen) __must_check;
 
 /*
  * PAGES iterator. npages bounds page numbers; caps says which codecs were
@@ -255,6 +294,7 @@ enum wire_phase {
 	WIRE_PH_STATE,		/* STATE, COMPLETE */
 	WIRE_PH_COMPLETE,	/* COMPLETE seen: GO (live migrations) */
 	WIRE_PH_DONE,		/* GO, a secondary's COMPLETE or ERROR seen: nothing more */
+	WIRE_PH_POSTCOPY,	/* post-copy pages: after GO, or on a FAULT/RESUME stream */
 };
 
 struct wire_order {
@@ -263,9 +303,18 @@ struct wire_order {
 	bool setup;		/* after HELLO, before the first PAGES, END_ROUND or SWITCHOVER */
 	bool cpuid_seen;	/* a CPUID frame came (at most one, in setup) */
 	bool announce_seen;	/* an ANNOUNCE frame came (at most one, in setup) */
+	bool postcopy;		/* SWITCHOVER said POSTCOPY: NEEDED, no PAGES, until GO */
 };
 
 void wire_order_init(struct wire_order *o, bool pages_only);
+/*
+ * The receiver read a SWITCHOVER with WIRE_SWITCHOVER_POSTCOPY (call right
+ * after it): NEEDED frames may come before the state, PAGES may not, and
+ * GO opens WIRE_PH_POSTCOPY (PAGES until the stream ends).
+ */
+void wire_order_postcopy(struct wire_order *o);
+/* A FAULT or RESUME HELLO was read: the stream carries PAGES only from now on. */
+void wire_order_pages_stream(struct wire_order *o);
 int wire_order_check(struct wire_order *o, unsigned type, char *err, size_t errlen) __must_check;
 
 #endif

@@ -16,11 +16,17 @@
  *
  * Source to destination (the forward stream):
  *
- *   HELLO      magic u64 "KVMIGSTR" | version u16 | reserved u16 (0) |
+ *   HELLO      magic u64 "KVMIGSTR" | version u16 | flags u16 (WIRE_HELLO_*) |
  *              caps u32 (WIRE_CAP_* offered) | page_size u32 (4096) |
  *              mem_bytes u64 | vcpus u32 | channel u32 | channels u32 |
  *              session u64 | name[64] | guest[16] | guest_args[256] |
  *              mac[6]     (strings NUL-padded, NUL-terminated)
+ *              flags (post-copy, only with WIRE_CAP_POSTCOPY offered, channel
+ *              0, at most one bit): FAULT, this connection is the fault
+ *              channel of `session` (PAGE_REQ back, the PAGES that answer
+ *              them forward); RESUME, it takes over channel 0 of
+ *              `session`'s post-copy after the link broke (the destination
+ *              answers HELLO_ACK and WANT frames: the pages it still lacks).
  *   CPUID      flags u32 (WIRE_CPUID_*; other bits are rejected) |
  *              tsc_khz u32 (the guest's TSC rate, 1..WIRE_MAX_TSC_KHZ) |
  *              count u32 (1..WIRE_MAX_CPUID) |
@@ -46,9 +52,22 @@
  *              rejected): the source guest is paused; the last PAGES
  *              frames and the state follow. PAUSED: the guest was paused
  *              before the migration (or save) began, and arrives paused.
+ *              POSTCOPY (only with WIRE_CAP_POSTCOPY chosen): no page
+ *              follows before the state; NEEDED frames name the pages the
+ *              destination must drop and fetch, and the pages come after
+ *              GO, pushed on channel 0 and asked for on the fault channel.
+ *   NEEDED     first u64 (a multiple of 64) | count u32 (1..WIRE_MAX_BITMAP)
+ *              | flags u32 (0) | ceil(count / 64) x u64 bitmap words: bit i
+ *              of word w is page first + 64 w + i, bits past count zero;
+ *              [first, first + count) inside RAM. Post-copy, between
+ *              SWITCHOVER and the first STATE: these pages are stale or
+ *              missing at the destination.
  *   STATE      one vm/state.h section, opaque here (1..WIRE_MAX_STATE bytes)
  *   COMPLETE   pages u64 (pages sent in all) | state_sections u32 |
- *              digest_alg u8 (0 none, 1 SHA-256) | digest[32]
+ *              digest_alg u8 (0 none, 1 SHA-256, 2 PAGES) | digest[32]
+ *              PAGES (post-copy): the XOR over every non-zero page of
+ *              SHA-256(page number u64 | the page's bytes): it does not
+ *              depend on the order in which pages arrive.
  *   ERROR      code u32 (an errno) | msg_len u16 (<= WIRE_MAX_MSG) | msg
  *   GO         reserved u32 (0): the destination may start the VM (sent
  *              only after READY; the source no longer resumes its copy)
@@ -70,7 +89,17 @@
  *   RESUMED    digest_ok u8 (1 when a digest was sent and matched) |
  *              reserved u8[3] (0): the destination VM runs; the source may
  *              now stop its copy
- *   PAGE_REQ   page u64 | count u32 (1..WIRE_MAX_BATCH) (post-copy)
+ *   PAGE_REQ   page u64 | count u32 (1..WIRE_MAX_BATCH): post-copy, on the
+ *              fault channel: a vCPU waits for these pages
+ *   WANT       as NEEDED; flags bit 0 LAST: the answer to a RESUME HELLO,
+ *              the pages the destination still lacks (every WANT frame
+ *              but the last has flags 0)
+ *   PC_DONE    pages u64 (placed after the switchover) | requests u64
+ *              (PAGE_REQ sent) | blocked_us u64 (vCPU time waiting on
+ *              faults) | p50_us u32 | p99_us u32 (fault latency: request
+ *              sent to page in place) | digest_ok u8 | reserved u8[3] (0):
+ *              post-copy, on channel 0: every page is in place; the source
+ *              may drop its copy
  *   ANNOUNCED  frames u32 | error u32 (a positive errno, 0) | first_us u64:
  *              the announce rounds are over: frames sent, and when the
  *              first left after the resume. Only when HELLO_ACK chose
@@ -95,6 +124,9 @@
  * Legal order on the forward stream (wire_order_check enforces it):
  *
  *   HELLO [CPUID] [ANNOUNCE] (PAGES | END_ROUND)* SWITCHOVER PAGES* STATE+ COMPLETE [GO]
+ *   HELLO [CPUID] [ANNOUNCE] (PAGES | END_ROUND)* SWITCHOVER(POSTCOPY) NEEDED* STATE+
+ *         COMPLETE GO PAGES*                            (post-copy)
+ *   HELLO(FAULT) PAGES*   HELLO(RESUME) PAGES*          (post-copy's other streams)
  *
  * with ERROR allowed anywhere after HELLO, and nothing after GO or ERROR.
  * CPUID and ANNOUNCE come at most once each, in this order, before
@@ -147,6 +179,9 @@
 #define WIRE_KEY_BYTES		(WIRE_KEY_ID_BYTES + WIRE_KEY_MAX + 4 + 4)
 #define WIRE_KEY_MIN_LEN	16u
 #define WIRE_KEY_MAX_LIFETIME_MS 600000u
+#define WIRE_MAX_BITMAP		(1u << 18)	/* pages per NEEDED/WANT frame (1 GiB) */
+#define WIRE_BITMAP_HDR		16u		/* first u64, count u32, flags u32 */
+#define WIRE_PC_DONE_BYTES	36u
 #define WIRE_MAX_CPUID		128u
 #define WIRE_CPUID_ENTRY_BYTES	28u
 #define WIRE_MAX_TSC_KHZ	100000000u	/* 100 GHz */
@@ -164,6 +199,7 @@ enum wire_type {
 	WIRE_F_CPUID = 9,
 	WIRE_F_ANNOUNCE = 10,
 	WIRE_F_KEY = 11,
+	WIRE_F_NEEDED = 12,
 	WIRE_F_HELLO_ACK = 16,
 	WIRE_F_ACK = 17,
 	WIRE_F_RESUMED = 18,
@@ -171,7 +207,17 @@ enum wire_type {
 	WIRE_F_READY = 20,
 	WIRE_F_ANNOUNCED = 21,
 	WIRE_F_KEY_ACK = 22,
+	WIRE_F_WANT = 23,
+	WIRE_F_PC_DONE = 24,
 };
+
+/* HELLO flags (post-copy's other connections; WIRE_CAP_POSTCOPY only). */
+#define WIRE_HELLO_FAULT	(1u << 0)	/* the fault channel of the session */
+#define WIRE_HELLO_RESUME	(1u << 1)	/* channel 0 again, after a broken link */
+#define WIRE_HELLO_ALL		0x3u
+
+/* WANT flags. */
+#define WIRE_WANT_LAST		(1u << 0)
 
 /* Capabilities (HELLO offers, HELLO_ACK chooses). */
 #define WIRE_CAP_XBZRLE		(1u << 0)
@@ -186,7 +232,8 @@ enum wire_type {
 
 /* SWITCHOVER flags. */
 #define WIRE_SWITCHOVER_PAUSED	(1u << 0)	/* keep the guest paused at the destination */
-#define WIRE_SWITCHOVER_ALL	0x1u
+#define WIRE_SWITCHOVER_POSTCOPY (1u << 1)	/* the pages follow after GO (post-copy) */
+#define WIRE_SWITCHOVER_ALL	0x3u
 
 /* CPUID flags. */
 #define WIRE_CPUID_STRICT_TSC	(1u << 0)	/* refuse a TSC rate difference (--strict-cpu) */
@@ -194,5 +241,6 @@ enum wire_type {
 
 #define WIRE_DIGEST_NONE	0
 #define WIRE_DIGEST_SHA256	1
+#define WIRE_DIGEST_PAGES	2	/* XOR of SHA-256(page u64 | page), non-zero pages */
 
 #endif

@@ -1670,6 +1670,8 @@ static bool ref_next(enum wire_phase ph, bool pages_only, bool setup, unsigned t
 	case WIRE_PH_COMPLETE:
 		*next = WIRE_PH_DONE;
 		return t == WIRE_F_GO;
+	case WIRE_PH_POSTCOPY:
+		return t == WIRE_F_PAGES;
 	case WIRE_PH_START:
 	case WIRE_PH_DONE:
 		break;
