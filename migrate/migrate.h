@@ -32,7 +32,8 @@
 
 /* Job statistics, named as virsh domjobinfo / QEMU query-migrate. */
 struct migrate_stats {
-	char status[16];		/* setup active device completed failed cancelled */
+	char status[16];		/* setup active device postcopy postcopy-paused
+					 * completed failed cancelled */
 	char error[512];
 	uint64_t total_ms, downtime_ms, setup_ms, expected_downtime_ms;
 	uint64_t transferred_bytes, total_bytes, remaining_bytes;
@@ -47,7 +48,16 @@ struct migrate_stats {
 		uint64_t pages;
 	} compression;
 	struct {
-		uint64_t requests, fault_latency_us_p50, fault_latency_us_p99;
+		uint64_t requests;		/* pages the destination asked for (PAGE_REQ) */
+		uint64_t pages_pushed;		/* pages the background stream sent after switchover */
+		uint64_t fault_latency_us_p50;	/* request sent to page in place (destination's */
+		uint64_t fault_latency_us_p99;	/*   figures, known once it has every page) */
+		uint64_t blocked_ms;		/* vCPU time the guest waited on faults (same) */
+		uint64_t bytes_after_switchover; /* stream bytes sent after the switchover */
+		/* extensions */
+		uint64_t pages_missing;		/* pages the destination still lacks */
+		unsigned reconnects;		/* the link broke and was resumed this often */
+		bool active;			/* the job switched to post-copy */
 	} postcopy;
 	struct {
 		char kind[16];		/* tcp unix tls ssh ssh+tls */
@@ -79,6 +89,23 @@ int migrate_start(struct vm *vm, const char *uri, const struct migrate_opts *o,
 		  struct migrate_job **out, char *err, size_t errlen) __must_check;
 
 void migrate_get_stats(struct migrate_job *j, struct migrate_stats *st);
+
+/*
+ * `kvmig job postcopy`: switch a running pre-copy job to post-copy now.
+ * Return: 0 (the job switches at its next chunk), or -errno with a
+ * message: -EINVAL (started without --postcopy: the destination was not
+ * prepared for it), -EALREADY (it is in post-copy already), -EBUSY (past
+ * pre-copy: stop-and-copy, or finished).
+ */
+int migrate_postcopy(struct migrate_job *j, char *err, size_t errlen) __must_check;
+
+/*
+ * `kvmig job resume`: reconnect a post-copy whose link broke
+ * (status postcopy-paused), to uri or, when uri is NULL or "", where it
+ * went first. Return: 0 (the job reconnects), or -errno with a message:
+ * -EINVAL (not paused in post-copy), -EINVAL (a bad uri).
+ */
+int migrate_resume(struct migrate_job *j, const char *uri, char *err, size_t errlen) __must_check;
 void migrate_cancel(struct migrate_job *j);
 bool migrate_finished(struct migrate_job *j);
 

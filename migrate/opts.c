@@ -20,6 +20,8 @@ static const struct migrate_limit limits[] = {
 	[MIGRATE_OPT_MAX_ITERATIONS] = { "max_iterations", "--max-iterations", 0, 1000000, false },
 	/* 100 million seconds: the CLI takes seconds, the field milliseconds */
 	[MIGRATE_OPT_TIMEOUT] = { "timeout_ms", "--timeout", 0, 100000000ull * 1000, false },
+	[MIGRATE_OPT_POSTCOPY_RECONNECT] = { "postcopy_reconnect_ms", "--postcopy-reconnect", 0,
+					     86400000ull, false },
 	[MIGRATE_OPT_SSH_AGENT_PORT] = { "ssh_agent_port", "--ssh-agent-port", 1, 65535, true },
 };
 _Static_assert(ARRAY_SIZE(limits) == MIGRATE_OPT_COUNT, "a limit for every option");
@@ -86,6 +88,29 @@ int migrate_opt_check(enum migrate_opt opt, uint64_t v, char *err, size_t errlen
 	return -EINVAL;
 }
 
+static const char *const postcopy_names[] = {
+	[MIGRATE_POSTCOPY_OFF] = "off",
+	[MIGRATE_POSTCOPY_AUTO] = "auto",
+	[MIGRATE_POSTCOPY_NOW] = "now",
+	[MIGRATE_POSTCOPY_MANUAL] = "manual",
+};
+
+const char *migrate_postcopy_name(enum migrate_postcopy m)
+{
+	return (unsigned)m < ARRAY_SIZE(postcopy_names) ? postcopy_names[m] : "?";
+}
+
+int migrate_postcopy_parse(const char *s, enum migrate_postcopy *m)
+{
+	for (unsigned i = 0; i < ARRAY_SIZE(postcopy_names); i++) {
+		if (!strcmp(s, postcopy_names[i])) {
+			*m = (enum migrate_postcopy)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
 int migrate_opts_check(const struct migrate_opts *o, char *err, size_t errlen)
 {
 	const uint64_t v[MIGRATE_OPT_COUNT] = {
@@ -96,6 +121,7 @@ int migrate_opts_check(const struct migrate_opts *o, char *err, size_t errlen)
 		[MIGRATE_OPT_MAX_ITERATIONS] = o->max_iterations,
 		[MIGRATE_OPT_TIMEOUT] = o->timeout_ms,
 		[MIGRATE_OPT_SSH_AGENT_PORT] = o->ssh_agent_port,
+		[MIGRATE_OPT_POSTCOPY_RECONNECT] = o->postcopy_reconnect_ms,
 	};
 	int ret;
 
@@ -103,6 +129,10 @@ int migrate_opts_check(const struct migrate_opts *o, char *err, size_t errlen)
 		ret = migrate_opt_check((enum migrate_opt)i, v[i], err, errlen);
 		if (ret < 0)
 			return ret;
+	}
+	if ((unsigned)o->postcopy >= ARRAY_SIZE(postcopy_names)) {
+		snprintf(err, errlen, "unknown post-copy mode %u", (unsigned)o->postcopy);
+		return -EINVAL;
 	}
 	if (!memchr(o->compress, '\0', sizeof(o->compress))) {
 		snprintf(err, errlen, "compression name too long");

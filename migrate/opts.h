@@ -24,6 +24,15 @@
 
 #define MIGRATE_MAX_PARALLEL 8
 
+/* When a job switches to post-copy (--postcopy[=MODE]). */
+enum migrate_postcopy {
+	MIGRATE_POSTCOPY_OFF,		/* never: pre-copy only (the default) */
+	MIGRATE_POSTCOPY_AUTO,		/* --postcopy: after the first full round, or as soon
+					 * as pre-copy stops converging */
+	MIGRATE_POSTCOPY_NOW,		/* --postcopy=now: at once, before any pre-copy round */
+	MIGRATE_POSTCOPY_MANUAL,	/* --postcopy=manual: only on `kvmig job postcopy` */
+};
+
 struct migrate_opts {
 	uint64_t max_downtime_ms;	/* --max-downtime, default 300 */
 	uint64_t bandwidth;		/* --bandwidth in bytes/s, 0 = unlimited */
@@ -36,6 +45,10 @@ struct migrate_opts {
 	bool verify;
 	enum dirtylog_backend dirty_track;
 	bool strict_cpu;		/* --strict-cpu: a TSC rate difference refuses */
+	enum migrate_postcopy postcopy;	/* --postcopy[=now|manual] */
+	uint64_t postcopy_reconnect_ms;	/* --postcopy-reconnect SECONDS (in ms): after a
+					 * broken link in post-copy, reconnect by itself
+					 * for this long; 0 = wait for `job resume` */
 
 	/* the transport (tls://, ssh://): protocol/channel.h's struct channel_opts */
 	char tls_dir[256];		/* --tls-dir; "" = the agent's --tls-dir */
@@ -54,6 +67,10 @@ struct migrate_opts {
 };
 
 void migrate_opts_defaults(struct migrate_opts *o);
+
+/* "off", "auto", "now", "manual"; and back (-EINVAL for another name). */
+const char *migrate_postcopy_name(enum migrate_postcopy m);
+int migrate_postcopy_parse(const char *s, enum migrate_postcopy *m) __must_check;
 
 /* The remote command --ssh-exec runs (its stdin/stdout carry the stream). */
 #define MIGRATE_SSH_EXEC_CMD "kvmigd --incoming stdio"
@@ -75,6 +92,7 @@ enum migrate_opt {
 	MIGRATE_OPT_MAX_ITERATIONS,
 	MIGRATE_OPT_TIMEOUT,
 	MIGRATE_OPT_SSH_AGENT_PORT,
+	MIGRATE_OPT_POSTCOPY_RECONNECT,
 	MIGRATE_OPT_COUNT,
 };
 

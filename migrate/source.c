@@ -586,6 +586,21 @@ void migrate_cancel(struct migrate_job *j)
 	pthread_mutex_unlock(&j->lock);
 }
 
+int migrate_postcopy(struct migrate_job *j, char *err, size_t errlen)
+{
+	(void)j;
+	snprintf(err, errlen, "post-copy is not implemented yet");
+	return -ENOSYS;
+}
+
+int migrate_resume(struct migrate_job *j, const char *uri, char *err, size_t errlen)
+{
+	(void)j;
+	(void)uri;
+	snprintf(err, errlen, "post-copy is not implemented yet");
+	return -ENOSYS;
+}
+
 bool migrate_finished(struct migrate_job *j)
 {
 	return atomic_load(&j->finished);
