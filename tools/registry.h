@@ -36,6 +36,8 @@
 
 #define REGISTRY_MAX_VMS 64
 
+struct pcdest;
+
 enum registry_phase {
 	REG_PHASE_NONE,	     /* no job: the state is the VM's run state */
 	REG_PHASE_MIGRATING, /* pre-copy or stop-and-copy in progress */
@@ -57,6 +59,12 @@ struct registry_entry {
 	enum registry_origin origin;
 	char source[PATH_MAX]; /* snapshot path or peer URI, or "" */
 	enum registry_phase phase;
+	/*
+	 * An incoming post-copy (phase REG_PHASE_POSTCOPY at the destination):
+	 * its receiver, for pcdest_get_stats() (thread-safe), or NULL. Set and
+	 * cleared under the agent lock by the incoming thread.
+	 */
+	struct pcdest *pc;
 };
 
 struct registry;
