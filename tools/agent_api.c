@@ -20,6 +20,7 @@
 #include "common/log.h"
 #include "dirtylog/dirtylog.h"
 #include "migrate/announce.h"
+#include "migrate/pcdest.h"
 #include "migrate/snapshot.h"
 #include "protocol/channel.h"
 #include "tools/agent_incoming.h"
@@ -77,19 +78,60 @@ static const char *origin_name(enum registry_origin o)
 }
 
 /*
+ * The API state of an entry: registry_state_name(), except that at the
+ * source a migrating VM whose job switched to post-copy is "postcopy"
+ * (the destination runs it; its pages leave from here on demand).
+ */
+static const char *entry_state(struct agent *a, const struct registry_entry *e)
+{
+	struct migrate_job *job;
+	struct migrate_stats st;
+
+	if (e->phase == REG_PHASE_MIGRATING && (job = jobs_running(a->jobs, e->name))) {
+		migrate_get_stats(job, &st);
+		if (st.postcopy.active)
+			return "postcopy";
+	}
+	return registry_state_name(e);
+}
+
+/*
+ * The destination's view of an incoming post-copy (vm.info "postcopy"):
+ * what the receiver reports while the pages still arrive.
+ */
+static json_t *pcdest_json(struct pcdest *pd)
+{
+	struct pcdest_stats ps;
+	json_t *o = json_object();
+
+	pcdest_get_stats(pd, &ps);
+	set_u64(o, "pages_missing", ps.pages_missing);
+	set_u64(o, "pages_placed", ps.pages_placed);
+	set_u64(o, "requests", ps.requests);
+	set_u64(o, "faults", ps.faults);
+	set_ms(o, "blocked_ms", ps.blocked_us * 1000);
+	set_u64(o, "fault_latency_us_p50", ps.p50_us);
+	set_u64(o, "fault_latency_us_p99", ps.p99_us);
+	set_str(o, "link", ps.link_up ? "up" : "lost");
+	set_u64(o, "link_down_ms", ps.link_up ? 0 : ps.link_down_ms);
+	set_u64(o, "reconnects", ps.reconnects);
+	return o;
+}
+
+/*
  * The vm.list entry (full == false) or the vm.info object (full). An entry
  * another thread owns (phase != NONE) is described without touching the
  * VM's non-atomic state: an incoming one by what HELLO announced, a
  * migrating one without its pause statistics (the job pauses it).
  */
-static json_t *vm_json(const struct registry_entry *e, bool full)
+static json_t *vm_json(struct agent *a, const struct registry_entry *e, bool full)
 {
 	const struct vm_config *cfg;
 	char mac[CTL_MAC_STRLEN];
 	json_t *o = json_object();
 
 	set_str(o, "name", e->name);
-	set_str(o, "state", registry_state_name(e));
+	set_str(o, "state", entry_state(a, e));
 	if (e->phase == REG_PHASE_INCOMING) {
 		set_u64(o, "mem_bytes", e->mem_bytes);
 		if (full) {
@@ -131,6 +173,9 @@ static json_t *vm_json(const struct registry_entry *e, bool full)
 		set_str(o, "origin", origin_name(e->origin));
 		if (e->source[0])
 			set_str(o, "source", e->source);
+		/* under the agent lock: the incoming thread clears pc under it too */
+		if (e->phase == REG_PHASE_POSTCOPY && e->pc)
+			json_object_set_new(o, "postcopy", pcdest_json(e->pc));
 	}
 	return o;
 }
@@ -294,7 +339,7 @@ static json_t *req_start(struct agent *a, json_t *req)
 	{
 		json_t *r = ctl_response_ok();
 
-		merge(r, vm_json(registry_find(a->reg, name), true));
+		merge(r, vm_json(a, registry_find(a->reg, name), true));
 		return r;
 	}
 }
@@ -318,9 +363,9 @@ static struct registry_entry *find_named(struct agent *a, json_t *req, const cha
 }
 
 /* A job or an incoming stream owns the VM: refuse what would touch it. */
-static json_t *busy(const struct registry_entry *e)
+static json_t *busy(struct agent *a, const struct registry_entry *e)
 {
-	return ctl_response_error("VM '%s' is busy (%s)", e->name, registry_state_name(e));
+	return ctl_response_error("VM '%s' is busy (%s)", e->name, entry_state(a, e));
 }
 
 static json_t *req_stop(struct agent *a, json_t *req)
@@ -333,7 +378,7 @@ static json_t *req_stop(struct agent *a, json_t *req)
 	if (!e)
 		return r;
 	if (e->phase != REG_PHASE_NONE)
-		return busy(e);
+		return busy(a, e);
 	snprintf(name, sizeof(name), "%s", e->name);
 	stats = guest_stats_json(e->vm);
 	vm = registry_remove(a->reg, name);
@@ -352,10 +397,11 @@ static json_t *req_stop(struct agent *a, json_t *req)
  * the request leaves (VM_RUN_PAUSED or VM_RUN_RUNNING); being in it
  * already is an error too, so that a script learns it did nothing.
  */
-static json_t *check_pause_resume(const struct registry_entry *e, enum vm_run_state want)
+static json_t *check_pause_resume(struct agent *a, const struct registry_entry *e,
+				   enum vm_run_state want)
 {
 	if (e->phase != REG_PHASE_NONE)
-		return busy(e);
+		return busy(a, e);
 	switch (vm_get_run_state(e->vm)) {
 	case VM_RUN_RUNNING:
 		return want == VM_RUN_RUNNING
@@ -423,7 +469,7 @@ static json_t *req_pause(struct agent *a, json_t *req)
 
 	if (!e)
 		return r;
-	r = check_pause_resume(e, VM_RUN_PAUSED);
+	r = check_pause_resume(a, e, VM_RUN_PAUSED);
 	if (r)
 		return r;
 	ret = vm_pause(e->vm, &latency_ns);
@@ -431,7 +477,7 @@ static json_t *req_pause(struct agent *a, json_t *req)
 		return ctl_response_error("cannot pause VM '%s': %s", e->name, strerror(-ret));
 	pr_info("paused VM '%s' (in %llu us)", e->name, (unsigned long long)(latency_ns / 1000));
 	r = ctl_response_ok();
-	merge(r, vm_json(e, true));
+	merge(r, vm_json(a, e, true));
 	return r;
 }
 
@@ -443,7 +489,7 @@ static json_t *req_resume(struct agent *a, json_t *req)
 
 	if (!e)
 		return r;
-	r = check_pause_resume(e, VM_RUN_RUNNING);
+	r = check_pause_resume(a, e, VM_RUN_RUNNING);
 	if (r)
 		return r;
 	ret = vm_resume(e->vm);
@@ -451,7 +497,7 @@ static json_t *req_resume(struct agent *a, json_t *req)
 		return ctl_response_error("cannot resume VM '%s': %s", e->name, strerror(-ret));
 	pr_info("resumed VM '%s'", e->name);
 	r = ctl_response_ok();
-	merge(r, vm_json(e, true));
+	merge(r, vm_json(a, e, true));
 	return r;
 }
 
@@ -461,7 +507,7 @@ static json_t *req_list(struct agent *a, json_t *req)
 
 	(void)req;
 	for (size_t i = 0; i < registry_count(a->reg); i++)
-		json_array_append_new(arr, vm_json(registry_at(a->reg, i), false));
+		json_array_append_new(arr, vm_json(a, registry_at(a->reg, i), false));
 	json_object_set_new(r, "vms", arr);
 	return r;
 }
@@ -474,7 +520,7 @@ static json_t *req_info(struct agent *a, json_t *req)
 	if (!e)
 		return r;
 	r = ctl_response_ok();
-	merge(r, vm_json(e, true));
+	merge(r, vm_json(a, e, true));
 	return r;
 }
 
@@ -488,7 +534,7 @@ static json_t *req_console(struct agent *a, json_t *req)
 	if (!e)
 		return r;
 	if (e->phase == REG_PHASE_INCOMING)
-		return busy(e);
+		return busy(a, e);
 	buf = malloc(VM_CONSOLE_BYTES + 1);
 	if (!buf)
 		return ctl_response_error("out of memory");
@@ -519,7 +565,7 @@ static json_t *req_save(struct agent *a, json_t *req)
 	if (ctl_get_str(req, "compress", false, &compress, err, sizeof(err)) < 0)
 		return ctl_response_error("vm.save: %s", err);
 	if (e->phase != REG_PHASE_NONE)
-		return busy(e);
+		return busy(a, e);
 	ret = snapshot_save_compressed(e->vm, path, compress, &st, err, sizeof(err));
 	if (ret < 0)
 		return ctl_response_error("cannot save VM '%s' to %s: %s", e->name, path,
@@ -593,7 +639,7 @@ static json_t *req_restore(struct agent *a, json_t *req)
 	jobs_forget(a->jobs, vname);
 	pr_info("restored VM '%s' from %s%s", vname, path, st.paused ? " (paused, as saved)" : "");
 	r = ctl_response_ok();
-	merge(r, vm_json(registry_find(a->reg, vname), true));
+	merge(r, vm_json(a, registry_find(a->reg, vname), true));
 	set_str(r, "path", path);
 	set_u64(r, "file_bytes", st.file_bytes);
 	set_u64(r, "ram_pages", st.ram_pages);
@@ -661,6 +707,41 @@ static int announce_opts_from(json_t *req, struct migrate_opts *o, char *err, si
 		if (ret == 0)
 			*dst[k] = (unsigned)v;
 	}
+	return 0;
+}
+
+/*
+ * migrate.start's "postcopy": a mode name (off, auto, now, manual) or a
+ * boolean (true = auto, false = off), and "postcopy_reconnect_ms".
+ * Return: 0 or -EINVAL with err.
+ */
+static int postcopy_opts_from(json_t *req, struct migrate_opts *o, char *err, size_t errlen)
+{
+	static const char allowed[] = "off, auto, now or manual (or true = auto, false = off)";
+	const json_t *v = json_object_get(req, "postcopy");
+	uint64_t ms;
+	int ret;
+
+	if (json_is_boolean(v)) {
+		o->postcopy = json_is_true(v) ? MIGRATE_POSTCOPY_AUTO : MIGRATE_POSTCOPY_OFF;
+	} else if (json_is_string(v)) {
+		if (migrate_postcopy_parse(json_string_value(v), &o->postcopy) < 0) {
+			snprintf(err, errlen, "field 'postcopy' must be %s, not '%.40s'", allowed,
+				 json_string_value(v));
+			return -EINVAL;
+		}
+	} else if (v) {
+		snprintf(err, errlen, "field 'postcopy' must be %s, got %s", allowed,
+			 json_is_null(v)	? "null"
+			 : json_is_number(v) ? "a number"
+			 : json_is_array(v)  ? "an array"
+					      : "an object");
+		return -EINVAL;
+	}
+	if ((ret = opt_u64(req, MIGRATE_OPT_POSTCOPY_RECONNECT, &ms, err, errlen)) < 0)
+		return ret;
+	if (ret == 0)
+		o->postcopy_reconnect_ms = ms;
 	return 0;
 }
 
@@ -763,6 +844,8 @@ static int migrate_opts_from(json_t *req, struct migrate_opts *o, char *err, siz
 	}
 	if ((ret = announce_opts_from(req, o, err, errlen)) < 0)
 		return ret;
+	if ((ret = postcopy_opts_from(req, o, err, errlen)) < 0)
+		return ret;
 	/* the same check migrate_start makes, before the VM is looked at */
 	return migrate_opts_check(o, err, errlen);
 }
@@ -800,7 +883,7 @@ static json_t *req_migrate_start(struct agent *a, json_t *req)
 	if (!e)
 		return no_vm(name);
 	if (e->phase != REG_PHASE_NONE)
-		return busy(e);
+		return busy(a, e);
 	if (o.dirty_track == DIRTYLOG_RING && !vm_get_config(e->vm)->dirty_ring)
 		return ctl_response_error(
 			"cannot migrate VM '%s' with dirty ring tracking: it was started without "
@@ -823,10 +906,12 @@ static json_t *req_migrate_start(struct agent *a, json_t *req)
 	}
 	e->phase = REG_PHASE_MIGRATING;
 	pr_info("migrating VM '%s' to %s (compress %s, xbzrle %zu bytes, bandwidth %llu B/s, "
-		"max downtime %llu ms, %s tracking%s%s)",
+		"max downtime %llu ms, %s tracking%s%s%s%s)",
 		e->name, uri, o.compress, o.xbzrle_cache_bytes, (unsigned long long)o.bandwidth,
 		(unsigned long long)o.max_downtime_ms, dirtylog_backend_name(o.dirty_track),
-		o.auto_converge ? ", auto-converge" : "", o.verify ? ", verify" : "");
+		o.auto_converge ? ", auto-converge" : "", o.verify ? ", verify" : "",
+		o.postcopy != MIGRATE_POSTCOPY_OFF ? ", post-copy " : "",
+		o.postcopy != MIGRATE_POSTCOPY_OFF ? migrate_postcopy_name(o.postcopy) : "");
 	migrate_get_stats(job, &st);
 	r = ctl_response_ok();
 	set_str(r, "name", e->name);
@@ -899,6 +984,85 @@ static json_t *req_job_cancel(struct agent *a, json_t *req)
 	return r;
 }
 
+/*
+ * The running job of a job.* request, or NULL with *resp set: no job, or
+ * one that already ended (as job.cancel answers).
+ */
+static struct migrate_job *running_job(struct agent *a, const char *name, json_t **resp)
+{
+	struct migrate_job *job = jobs_running(a->jobs, name);
+	struct migrate_stats st;
+
+	if (job)
+		return job;
+	if (jobs_get(a->jobs, name, &st, NULL, NULL) == 0)
+		*resp = ctl_response_error("the migration of '%s' already ended (%s)", name,
+					   st.status);
+	else
+		*resp = no_job(a, name);
+	return NULL;
+}
+
+/* job.postcopy: switch a running pre-copy job to post-copy (`kvmig job postcopy`). */
+static json_t *req_job_postcopy(struct agent *a, json_t *req)
+{
+	json_t *r = NULL;
+	const char *name = job_name(req, "job.postcopy", &r);
+	struct migrate_job *job;
+	char err[512] = "";
+	int ret;
+
+	if (!name || !(job = running_job(a, name, &r)))
+		return r;
+	ret = migrate_postcopy(job, err, sizeof(err));
+	if (ret < 0)
+		return ctl_response_error("cannot switch the migration of '%s' to post-copy: %s",
+					  name, err[0] ? err : strerror(-ret));
+	pr_info("switching the migration of VM '%s' to post-copy", name);
+	r = ctl_response_ok();
+	set_str(r, "name", name);
+	set_str(r, "status", "switching");
+	return r;
+}
+
+/*
+ * job.resume: reconnect a post-copy whose link broke (`kvmig job resume
+ * NAME [--to URI]`), to uri or where it went first.
+ */
+static json_t *req_job_resume(struct agent *a, json_t *req)
+{
+	json_t *r = NULL;
+	const char *name = job_name(req, "job.resume", &r), *uri = NULL;
+	struct migrate_job *job;
+	struct migrate_stats st;
+	char err[512] = "", cur[JOBS_URI_MAX];
+	int ret;
+
+	if (!name)
+		return r;
+	if (ctl_get_str(req, "uri", false, &uri, err, sizeof(err)) < 0)
+		return ctl_response_error("job.resume: %s", err);
+	if (uri && strlen(uri) >= JOBS_URI_MAX)
+		return ctl_response_error("job.resume: field 'uri' is longer than %d bytes",
+					  JOBS_URI_MAX - 1);
+	if (!(job = running_job(a, name, &r)))
+		return r;
+	ret = migrate_resume(job, uri && uri[0] ? uri : NULL, err, sizeof(err));
+	if (ret < 0)
+		return ctl_response_error("cannot resume the migration of '%s': %s", name,
+					  err[0] ? err : strerror(-ret));
+	if (uri && uri[0] && jobs_set_uri(a->jobs, name, uri) < 0)
+		pr_warn("the job of '%s' is not in the table any more", name);
+	if (jobs_get(a->jobs, name, &st, cur, NULL) < 0)
+		snprintf(cur, sizeof(cur), "%s", uri ? uri : "");
+	pr_info("resuming the migration of VM '%s' to %s", name, cur);
+	r = ctl_response_ok();
+	set_str(r, "name", name);
+	set_str(r, "uri", cur);
+	set_str(r, "status", "resuming");
+	return r;
+}
+
 /* A job ended (called by jobs_reap/jobs_shutdown under the lock). */
 void agent_api_job_done(void *ctx, const char *name, int result, const struct migrate_stats *st)
 {
@@ -963,7 +1127,10 @@ static const char *const k_migrate[] = {"name",
 					"announce_initial_ms",
 					"announce_step_ms",
 					"announce_max_ms",
+					"postcopy",
+					"postcopy_reconnect_ms",
 					NULL};
+static const char *const k_resume[] = {"name", "uri", NULL};
 
 static const struct method methods[] = {
 	{"agent.ping", req_ping, k_none},	{"agent.version", req_version, k_none},
@@ -973,7 +1140,8 @@ static const struct method methods[] = {
 	{"vm.restore", req_restore, k_restore}, {"migrate.start", req_migrate_start, k_migrate},
 	{"job.info", req_job_info, k_name},	{"job.cancel", req_job_cancel, k_name},
 	{"vm.pause", req_pause, k_name},	{"vm.resume", req_resume, k_name},
-	{"incoming.adopt", req_adopt, k_peer},
+	{"incoming.adopt", req_adopt, k_peer},	{"job.postcopy", req_job_postcopy, k_name},
+	{"job.resume", req_job_resume, k_resume},
 };
 
 json_t *agent_api_handle_request(struct agent *a, const char *line, size_t len)

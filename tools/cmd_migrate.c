@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * cmd_migrate.c - kvmig migrate, and kvmig job info|cancel
+ * cmd_migrate.c - kvmig migrate, and kvmig job info|cancel|postcopy|resume
  * (tools/cmd_migrate.h).
  */
 #include "tools/cmd_migrate.h"
@@ -79,7 +79,23 @@ static void help_migrate(FILE *f)
 		"  --detach               start the job and return; follow it with\n"
 		"                         kvmig job info NAME\n"
 		"  --json                 print the final statistics as one JSON object\n"
-		"  --postcopy             NOT IMPLEMENTED YET (exit status 2)\n"
+		"  --postcopy[=MODE]      move the guest first and its memory after: at the\n"
+		"                         switchover the destination runs it and fetches each\n"
+		"                         page it touches from here while the rest streams\n"
+		"                         on. MODE auto (plain --postcopy): after the first\n"
+		"                         full round, or as soon as pre-copy stops\n"
+		"                         converging; now: at once, before any round;\n"
+		"                         manual: only on kvmig job postcopy NAME; off: never\n"
+		"                         (the default). From the switchover on, the\n"
+		"                         destination owns the guest: when the link breaks,\n"
+		"                         its vCPUs wait there for the pages they lack\n"
+		"                         (nothing is lost) until kvmig job resume NAME\n"
+		"                         [--to URI] or --postcopy-reconnect; only kvmig job\n"
+		"                         cancel NAME gives up, and the pages not yet there\n"
+		"                         are lost\n"
+		"  --postcopy-reconnect SEC  after a broken link in post-copy, reconnect by\n"
+		"                         itself for up to SEC seconds (0 to %llu; default 0:\n"
+		"                         wait for kvmig job resume)\n"
 		"  --announce IFACE       once the guest runs at the destination, send QEMU's\n"
 		"                         RARP announce for its MAC on IFACE there (the\n"
 		"                         destination refuses at the handshake when it has\n"
@@ -94,25 +110,44 @@ static void help_migrate(FILE *f)
 		"with KVMIG_PROGRESS=1; KVMIG_PROGRESS=0 turns it off) it draws a\n"
 		"progress line on stderr: the share of the stream sent (bytes\n"
 		"sent against what is still dirty), the rate, the dirty memory left, the\n"
-		"round, the expected downtime and the vCPU throttle. Ctrl-C cancels the\n"
-		"migration (the guest stays here); a second Ctrl-C stops waiting.\n"
+		"round, the expected downtime and the vCPU throttle; in post-copy the\n"
+		"pages still missing at the destination and the requests it made. If\n"
+		"the link breaks in post-copy (status postcopy-paused), it says so and\n"
+		"keeps waiting. Ctrl-C cancels the migration (the guest stays here); a\n"
+		"second Ctrl-C stops waiting. In post-copy, Ctrl-C only stops waiting:\n"
+		"the job goes on (kvmig job cancel NAME gives up).\n"
 		"At the end it prints the job statistics (the names of virsh domjobinfo\n"
 		"and QEMU query-migrate; with --json one JSON object), also when the\n"
 		"migration failed.\n"
 		"\n"
 		"Exit status: 0 the VM runs at the destination (and is gone here); 1 the\n"
 		"migration failed or was cancelled ('kvmig: migration of NAME failed:\n"
-		"<reason>' on stderr) or the agent refused it; 2 bad usage.\n");
+		"<reason>' on stderr) or the agent refused it; 2 bad usage.\n",
+		(unsigned long long)(migrate_limit(MIGRATE_OPT_POSTCOPY_RECONNECT)->max / 1000));
 }
+
+#define JOB_USAGE                                                                                \
+	"usage: kvmig job info NAME | job cancel NAME | job postcopy NAME | job resume NAME "     \
+	"[--to URI]"
 
 static void help_job(FILE *f)
 {
-	fprintf(f, "Usage: kvmig job info NAME | job cancel NAME\n"
+	fprintf(f, "Usage: kvmig job info NAME | job cancel NAME | job postcopy NAME\n"
+		   "       kvmig job resume NAME [--to URI]\n"
 		   "\n"
 		   "  job info NAME     statistics of the migration job of VM NAME: live while\n"
 		   "                    it runs, final after it ended (kept until a new job\n"
 		   "                    starts or another VM takes the name)\n"
-		   "  job cancel NAME   cancel the running job; the VM runs on at the source\n"
+		   "  job cancel NAME   cancel the running job; before the switchover the VM\n"
+		   "                    runs on at the source; in post-copy this gives up the\n"
+		   "                    guest, and the pages the destination lacks are lost\n"
+		   "  job postcopy NAME switch a job in pre-copy to post-copy now (it must have\n"
+		   "                    been started with --postcopy[=MODE], e.g. =manual): the\n"
+		   "                    guest runs at the destination, its pages follow\n"
+		   "  job resume NAME [--to URI]\n"
+		   "                    reconnect a post-copy whose link broke (job info says\n"
+		   "                    postcopy-paused; the guest waits at the destination,\n"
+		   "                    nothing is lost), to URI or to where it went first\n"
 		   "\n"
 		   "Every command takes --json.\n");
 }
@@ -164,9 +199,8 @@ static void on_sigint(int sig)
  * unix:///PATH; tls:// and ssh:// are the contract's too, but their
  * transports are not in this build yet (exit 2).
  */
-static void check_uri(const char *uri)
+static void check_uri(const char *uri, const char *hint)
 {
-	static const char hint[] = "kvmig migrate --help";
 	struct uri u;
 	char err[512];
 
@@ -208,6 +242,12 @@ static bool job_over(const char *status)
 	       !strcmp(status, "cancelled");
 }
 
+/* The guest runs at the destination and its pages still come from here. */
+static bool in_postcopy(const char *status)
+{
+	return !strcmp(status, "postcopy") || !strcmp(status, "postcopy-paused");
+}
+
 /* One progress line on stderr, redrawn in place. */
 static void draw_progress(const json_t *st, double rate_bs)
 {
@@ -221,6 +261,19 @@ static void draw_progress(const json_t *st, double rate_bs)
 
 	if (!strcmp(status, "setup")) {
 		fprintf(stderr, "\r%s: setting up\033[K", status);
+		return;
+	}
+	if (in_postcopy(status)) {
+		const json_t *pc = json_object_get(st, "postcopy");
+
+		fprintf(stderr,
+			"\r%s: %lld pages missing at the destination, %lld requests, %lld pushed, "
+			"fault p50 %lld us  %.1f MiB/s",
+			!strcmp(status, "postcopy") ? "post-copy" : "post-copy PAUSED (link lost)",
+			cli_json_num(pc, "pages_missing"), cli_json_num(pc, "requests"),
+			cli_json_num(pc, "pages_pushed"), cli_json_num(pc, "fault_latency_us_p50"),
+			rate_bs / 1048576.0);
+		fprintf(stderr, "\033[K");
 		return;
 	}
 	for (size_t i = 0; i < sizeof(bar) - 1; i++)
@@ -262,12 +315,44 @@ static void print_stats(const struct cli *cli, json_t *st)
 	cli_print_kv(st);
 }
 
-/* Poll the job until it ends; print its statistics. Return: exit status. */
-static int follow_job(const struct cli *cli, const char *name)
+/*
+ * A post-copy's link went down or came back (status postcopy-paused, and
+ * back to postcopy): one line on stderr, terminal or not, since the user
+ * may have to act. reconnect_ms: --postcopy-reconnect (0: by hand).
+ */
+static void postcopy_link_notice(const char *name, const json_t *st, bool paused,
+				 uint64_t reconnect_ms, bool drawn)
+{
+	const char *nl = drawn ? "\n" : "";
+
+	if (!paused) {
+		fprintf(stderr, "%skvmig: the link to the destination is back; post-copy of %s goes on\n",
+			nl, name);
+		return;
+	}
+	fprintf(stderr,
+		"%skvmig: post-copy of %s: the link to the destination is lost; the guest waits "
+		"there for its %lld missing pages (nothing is lost). ",
+		nl, name, cli_json_num(json_object_get(st, "postcopy"), "pages_missing"));
+	if (reconnect_ms)
+		fprintf(stderr,
+			"It reconnects by itself for up to %llu s (--postcopy-reconnect); or run "
+			"'kvmig job resume %s [--to URI]'\n",
+			(unsigned long long)(reconnect_ms / 1000), name);
+	else
+		fprintf(stderr, "Run 'kvmig job resume %s [--to URI]' to go on\n", name);
+}
+
+/*
+ * Poll the job until it ends; print its statistics. reconnect_ms is the
+ * job's --postcopy-reconnect, for the message when its link breaks.
+ * Return: exit status.
+ */
+static int follow_job(const struct cli *cli, const char *name, uint64_t reconnect_ms)
 {
 	const char *force = getenv("KVMIG_PROGRESS");
 	bool tty = force && force[0] ? strcmp(force, "0") != 0 : isatty(STDERR_FILENO);
-	bool cancel_sent = false, drawn = false;
+	bool cancel_sent = false, drawn = false, postcopy = false, paused = false;
 	uint64_t last_bytes = 0;
 	long long last_ms = -1;
 	double rate = 0.0;
@@ -283,6 +368,15 @@ static int follow_job(const struct cli *cli, const char *name)
 				"%skvmig: stopped waiting; the job goes on in the agent (kvmig job "
 				"info %s)\n",
 				drawn ? "\n" : "", name);
+			exit(130);
+		}
+		if (interrupts >= 1 && postcopy) {
+			/* cancelling now would give the guest up: only stop waiting */
+			fprintf(stderr,
+				"%skvmig: stopped waiting; the migration of %s is in post-copy (the "
+				"guest runs at the destination) and goes on in the agent: kvmig job "
+				"info %s follows it, kvmig job cancel %s gives it up\n",
+				drawn ? "\n" : "", name, name, name);
 			exit(130);
 		}
 		if (interrupts == 1 && !cancel_sent) {
@@ -305,6 +399,17 @@ static int follow_job(const struct cli *cli, const char *name)
 		s = cli_json_str(st, "status");
 		if (job_over(s))
 			break;
+		if (in_postcopy(s)) {
+			bool now_paused = !strcmp(s, "postcopy-paused");
+
+			if (now_paused != paused)
+				postcopy_link_notice(name, st, now_paused, reconnect_ms,
+						     tty && drawn);
+			if (now_paused != paused)
+				drawn = false;
+			paused = now_paused;
+			postcopy = true;
+		}
 		if (tty) {
 			uint64_t bytes = (uint64_t)cli_json_num(st, "transferred_bytes");
 			long long ms = cli_json_num(st, "total_ms");
@@ -351,7 +456,9 @@ int cmd_migrate(const struct cli *cli)
 	static const char hint[] = "kvmig migrate --help";
 	static const char syn[] = "migrate NAME --to URI [OPTIONS]";
 	const char *name = NULL, *to = NULL, *v;
-	bool detach = false, postcopy = false;
+	enum migrate_postcopy postcopy = MIGRATE_POSTCOPY_OFF;
+	bool detach = false, reconnect_given = false;
+	uint64_t reconnect_ms = 0;
 	json_t *req, *r;
 
 	for (int i = 1; i < cli->argc; i++) {
@@ -469,7 +576,30 @@ int cmd_migrate(const struct cli *cli)
 		} else if (!strcmp(arg, "--detach")) {
 			detach = true;
 		} else if (!strcmp(arg, "--postcopy")) {
-			postcopy = true;
+			postcopy = MIGRATE_POSTCOPY_AUTO;
+			cli_req_str(req, "postcopy", migrate_postcopy_name(postcopy));
+		} else if (!strncmp(arg, "--postcopy=", 11)) {
+			if (migrate_postcopy_parse(arg + 11, &postcopy) < 0)
+				cli_usage_error(hint,
+						"invalid --postcopy '%s': expected auto, now, manual "
+						"or off",
+						arg + 11);
+			cli_req_str(req, "postcopy", migrate_postcopy_name(postcopy));
+		} else if (cli_take_opt(cli->argc, cli->argv, &i, "--postcopy-reconnect", &v, hint)) {
+			const uint64_t max_s = LIMIT_MAX(MIGRATE_OPT_POSTCOPY_RECONNECT) / 1000;
+
+			if (parse_u64(v, &n) < 0 || n > max_s ||
+			    !migrate_opt_ok(MIGRATE_OPT_POSTCOPY_RECONNECT, n * 1000))
+				cli_usage_error(hint,
+						"invalid %s '%s': expected seconds, %llu to %llu (0: "
+						"wait for kvmig job resume)",
+						migrate_limit(MIGRATE_OPT_POSTCOPY_RECONNECT)->flag, v,
+						LIMIT_MIN(MIGRATE_OPT_POSTCOPY_RECONNECT) / 1000,
+						(unsigned long long)max_s);
+			reconnect_ms = n * 1000;
+			reconnect_given = true;
+			json_object_set_new(req, migrate_limit(MIGRATE_OPT_POSTCOPY_RECONNECT)->field,
+					    json_integer((json_int_t)reconnect_ms));
 		} else if (cli_take_opt(cli->argc, cli->argv, &i, "--announce", &v, hint)) {
 			if (!v[0] || strlen(v) > 15 || strchr(v, '/') || strchr(v, ' '))
 				cli_usage_error(hint,
@@ -490,11 +620,9 @@ int cmd_migrate(const struct cli *cli)
 	}
 	if (!name || !to)
 		cli_usage_error(hint, "usage: kvmig %s", syn);
-	if (postcopy) {
-		fprintf(stderr, "kvmig: --postcopy is not implemented yet\n");
-		exit(CLI_EXIT_USAGE);
-	}
-	check_uri(to);
+	if (reconnect_given && postcopy == MIGRATE_POSTCOPY_OFF)
+		cli_usage_error(hint, "--postcopy-reconnect needs --postcopy[=MODE]");
+	check_uri(to, hint);
 	cli_req_str(req, "name", name);
 	cli_req_str(req, "uri", to);
 	if (!detach) {
@@ -518,14 +646,36 @@ int cmd_migrate(const struct cli *cli)
 		return 0;
 	}
 	json_decref(r);
-	return follow_job(cli, name);
+	return follow_job(cli, name, reconnect_ms);
 }
 
 /* ---- job commands ---- */
 
+/* Print a job request's answer: the JSON object, or what happens now. */
+static void print_job_answer(const struct cli *cli, const char *sub, json_t *r)
+{
+	const char *name = cli_json_str(r, "name");
+
+	if (cli->json) {
+		cli_print_json(r);
+	} else if (!strcmp(sub, "cancel")) {
+		printf("cancelling the migration of %s; 'kvmig job info %s' shows when it stopped\n",
+		       name, name);
+	} else if (!strcmp(sub, "postcopy")) {
+		printf("switching the migration of %s to post-copy; 'kvmig job info %s' shows when "
+		       "it did (status postcopy)\n",
+		       name, name);
+	} else {
+		printf("resuming the post-copy of %s to %s; 'kvmig job info %s' shows when it goes "
+		       "on (status postcopy)\n",
+		       name, cli_json_str(r, "uri"), name);
+	}
+}
+
 int cmd_job(const struct cli *cli)
 {
-	const char *sub = cli->argc > 1 ? cli->argv[1] : "";
+	static const char hint[] = "kvmig job --help";
+	const char *sub = cli->argc > 1 ? cli->argv[1] : "", *name = NULL, *to = NULL, *v;
 	json_t *req, *r;
 
 	for (int i = 1; i < cli->argc; i++) {
@@ -535,28 +685,45 @@ int cmd_job(const struct cli *cli)
 			return 0;
 		}
 	}
-	if (cli->argc != 3 || (strcmp(sub, "info") && strcmp(sub, "cancel")))
-		cli_usage_error("kvmig job --help", "usage: kvmig job info NAME | job cancel NAME");
-	if (cli->argv[2][0] == '-' && cli->argv[2][1])
-		cli_usage_error("kvmig job --help", "unknown option '%s'; usage: kvmig job %s NAME",
-				cli->argv[2], sub);
+	if (strcmp(sub, "info") && strcmp(sub, "cancel") && strcmp(sub, "postcopy") &&
+	    strcmp(sub, "resume"))
+		cli_usage_error(hint, JOB_USAGE);
+	for (int i = 2; i < cli->argc; i++) {
+		const char *arg = cli->argv[i];
+
+		if (!strcmp(sub, "resume") &&
+		    cli_take_opt(cli->argc, cli->argv, &i, "--to", &v, hint)) {
+			to = v;
+		} else if (arg[0] == '-' && arg[1]) {
+			cli_usage_error(hint, "unknown option '%s'; usage: kvmig job %s NAME%s", arg,
+					sub, strcmp(sub, "resume") ? "" : " [--to URI]");
+		} else if (!name) {
+			name = arg;
+		} else {
+			cli_usage_error(hint, JOB_USAGE);
+		}
+	}
+	if (!name)
+		cli_usage_error(hint, JOB_USAGE);
+	if (to)
+		check_uri(to, hint);
 	if (!strcmp(sub, "info")) {
-		r = job_info(cli, cli->argv[2]);
+		r = job_info(cli, name);
 		if (cli->json)
 			cli_print_json(r);
 		else
 			cli_print_kv(r);
-	} else {
-		req = cli_request("job.cancel");
-		cli_req_str(req, "name", cli->argv[2]);
-		r = cli_call(cli, req);
-		if (cli->json)
-			cli_print_json(r);
-		else
-			printf("cancelling the migration of %s; 'kvmig job info %s' shows when it "
-			       "stopped\n",
-			       cli_json_str(r, "name"), cli_json_str(r, "name"));
+		json_decref(r);
+		return 0;
 	}
+	req = cli_request(!strcmp(sub, "cancel")	 ? "job.cancel"
+			  : !strcmp(sub, "postcopy") ? "job.postcopy"
+						     : "job.resume");
+	cli_req_str(req, "name", name);
+	if (to)
+		cli_req_str(req, "uri", to);
+	r = cli_call(cli, req);
+	print_job_answer(cli, sub, r);
 	json_decref(r);
 	return 0;
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * cmd_migrate.h - kvmig migrate and kvmig job info|cancel: starting a
- * migration job and following it.
+ * cmd_migrate.h - kvmig migrate and kvmig job info|cancel|postcopy|resume:
+ * starting a migration job, following it and steering it.
  *
  * The job commands live here with migrate because a job is a migration:
  * both read the job.info statistics and print them the same way, and
@@ -10,8 +10,9 @@
  * (migrate/opts.h) before it sends migrate.start, then, unless --detach,
  * polls job.info until the job ends, drawing a progress line on stderr
  * when it is a terminal (or KVMIG_PROGRESS=1). From the request on, the
- * first SIGINT cancels the job and a second stops waiting (exit 130); the
- * handler is installed by cmd_migrate() and only counts.
+ * first SIGINT cancels the job and a second stops waiting (exit 130); once
+ * the job is in post-copy the first only stops waiting (a cancel would give
+ * the guest up). The handler is installed by cmd_migrate() and only counts.
  */
 #ifndef KVMIG_TOOLS_CMD_MIGRATE_H
 #define KVMIG_TOOLS_CMD_MIGRATE_H

@@ -108,6 +108,16 @@ int jobs_get(struct jobs *t, const char *name, struct migrate_stats *st, char *u
 	return 0;
 }
 
+int jobs_set_uri(struct jobs *t, const char *name, const char *uri)
+{
+	struct job_record *rec = find(t, name);
+
+	if (!rec || !rec->job)
+		return -ENOENT;
+	snprintf(rec->uri, sizeof(rec->uri), "%s", uri);
+	return 0;
+}
+
 void jobs_forget(struct jobs *t, const char *name)
 {
 	struct job_record *rec = find(t, name);
@@ -203,10 +213,18 @@ json_t *jobs_stats_json(const char *name, const char *uri, const struct migrate_
 	put_u64(c, "pages", st->compression.pages);
 	json_object_set_new(o, "compression", c);
 
+	/* design.md's names; "p99" is the older alias of fault_latency_us_p99 */
 	put_u64(p, "requests", st->postcopy.requests);
+	put_u64(p, "pages_pushed", st->postcopy.pages_pushed);
 	put_u64(p, "fault_latency_us_p50", st->postcopy.fault_latency_us_p50);
 	put_u64(p, "p99", st->postcopy.fault_latency_us_p99);
 	put_u64(p, "fault_latency_us_p99", st->postcopy.fault_latency_us_p99);
+	put_u64(p, "blocked_ms", st->postcopy.blocked_ms);
+	put_u64(p, "bytes_after_switchover", st->postcopy.bytes_after_switchover);
+	/* extensions */
+	put_u64(p, "pages_missing", st->postcopy.pages_missing);
+	put_u64(p, "reconnects", st->postcopy.reconnects);
+	json_object_set_new(p, "active", json_boolean(st->postcopy.active));
 	json_object_set_new(o, "postcopy", p);
 
 	/* kind is empty only before the connection exists */

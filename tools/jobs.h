@@ -65,6 +65,13 @@ bool jobs_any_running(const struct jobs *t);
 int jobs_get(struct jobs *t, const char *name, struct migrate_stats *st, char *uri,
 	     bool *running) __must_check;
 
+/*
+ * The destination of name's running job is now uri (job.resume --to URI),
+ * what jobs_get() reports from now on (truncated to JOBS_URI_MAX - 1).
+ * Return: 0, or -ENOENT when name has no running job.
+ */
+int jobs_set_uri(struct jobs *t, const char *name, const char *uri) __must_check;
+
 /* Drop name's finished record (the name now belongs to another VM). */
 void jobs_forget(struct jobs *t, const char *name);
 

@@ -59,6 +59,8 @@ static void help_main(FILE *f)
 		"                            (kvmig migrate --help for the options)\n"
 		"  job info NAME             statistics of NAME's migration job\n"
 		"  job cancel NAME           cancel it; the VM runs on at the source\n"
+		"  job postcopy NAME         switch it to post-copy now\n"
+		"  job resume NAME [--to URI]  reconnect a post-copy whose link broke\n"
 		"  agent ping                is the agent alive\n"
 		"  agent version             agent version, API version, whether KVM works\n"
 		"  agent send JSON           send one raw request line (for debugging)\n"

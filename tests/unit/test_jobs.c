@@ -2,8 +2,9 @@
 /*
  * test_jobs.c - the agent's job table (tools/jobs.h) without running a
  * migration: the statistics object carries exactly the names of design.md
- * plus the documented extensions, "error" only for failed and cancelled
- * jobs; --compress values are checked; an empty table answers -ENOENT.
+ * plus the documented extensions (every postcopy key, each from its own
+ * field), "error" only for failed and cancelled jobs (not for the post-copy
+ * states); --compress values are checked; an empty table answers -ENOENT.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -75,8 +76,17 @@ static void test_jobs_stats_names(void **state)
 	static const char *const xbzrle[] = {"cache_size", "bytes",    "pages",
 					     "cache_miss", "overflow", NULL};
 	static const char *const comp[] = {"ratio", "busy", "pages", NULL};
-	static const char *const post[] = {"requests", "fault_latency_us_p50", "p99",
-					   "fault_latency_us_p99", NULL};
+	static const char *const post[] = {"requests",
+					   "pages_pushed",
+					   "fault_latency_us_p50",
+					   "p99",
+					   "fault_latency_us_p99",
+					   "blocked_ms",
+					   "bytes_after_switchover",
+					   "pages_missing",
+					   "reconnects",
+					   "active",
+					   NULL};
 	static const char *const transport[] = {"kind", "cipher", "ktls", NULL};
 	static const char *const announce[] = {"frames", "first_ms", NULL};
 	struct migrate_stats st;
@@ -88,7 +98,15 @@ static void test_jobs_stats_names(void **state)
 	st.transferred_bytes = 123;
 	st.mbps = 419.4304;
 	st.xbzrle.cache_size = 64 << 20;
+	st.postcopy.requests = 11;
+	st.postcopy.pages_pushed = 12;
+	st.postcopy.fault_latency_us_p50 = 13;
 	st.postcopy.fault_latency_us_p99 = 77;
+	st.postcopy.blocked_ms = 14;
+	st.postcopy.bytes_after_switchover = 15;
+	st.postcopy.pages_missing = 16;
+	st.postcopy.reconnects = 17;
+	st.postcopy.active = true;
 	st.verified = true;
 	st.announce.frames = 5;
 	st.announce.first_us = 1234;
@@ -117,8 +135,29 @@ static void test_jobs_stats_names(void **state)
 	assert_true(json_is_real(json_object_get(o, "mbps")));
 	assert_true(json_real_value(json_object_get(o, "mbps")) > 419.42 &&
 		    json_real_value(json_object_get(o, "mbps")) < 419.44);
-	assert_int_equal(json_integer_value(json_object_get(json_object_get(o, "postcopy"), "p99")),
-			 77);
+	{
+		/* every postcopy key carries its own field */
+		static const struct {
+			const char *key;
+			json_int_t v;
+		} pv[] = {
+			{"requests", 11},     {"pages_pushed", 12},
+			{"fault_latency_us_p50", 13}, {"p99", 77},
+			{"fault_latency_us_p99", 77}, {"blocked_ms", 14},
+			{"bytes_after_switchover", 15}, {"pages_missing", 16},
+			{"reconnects", 17},
+		};
+		json_t *p = json_object_get(o, "postcopy");
+
+		for (size_t i = 0; i < sizeof(pv) / sizeof(pv[0]); i++) {
+			json_t *v = json_object_get(p, pv[i].key);
+
+			if (!json_is_integer(v) || json_integer_value(v) != pv[i].v)
+				fail_msg("postcopy.%s is not %lld", pv[i].key,
+					 (long long)pv[i].v);
+		}
+		assert_true(json_is_true(json_object_get(p, "active")));
+	}
 	assert_true(json_is_true(json_object_get(o, "verified")));
 	json_decref(o);
 
@@ -139,6 +178,29 @@ static void test_jobs_stats_names(void **state)
 	o = jobs_stats_json(NULL, NULL, &st);
 	assert_null(json_object_get(o, "error"));
 	json_decref(o);
+
+	/* the post-copy states are not failures: no "error"; a pre-copy job is not active */
+	snprintf(st.status, sizeof(st.status), "postcopy-paused");
+	snprintf(st.error, sizeof(st.error), "the link broke");
+	o = jobs_stats_json(NULL, NULL, &st);
+	assert_string_equal(json_string_value(json_object_get(o, "status")), "postcopy-paused");
+	assert_null(json_object_get(o, "error"));
+	json_decref(o);
+	st.postcopy.active = false;
+	o = jobs_stats_json(NULL, NULL, &st);
+	assert_true(json_is_false(json_object_get(json_object_get(o, "postcopy"), "active")));
+	json_decref(o);
+}
+
+static void test_jobs_set_uri(void **state)
+{
+	struct jobs *t = jobs_new();
+
+	(void)state;
+	assert_non_null(t);
+	/* only a running job's destination can change */
+	assert_int_equal(jobs_set_uri(t, "x", "tcp://h:2"), -ENOENT);
+	jobs_free(t);
 }
 
 static void test_jobs_empty_table(void **state)
@@ -163,6 +225,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_jobs_stats_names),
+		cmocka_unit_test(test_jobs_set_uri),
 		cmocka_unit_test(test_jobs_empty_table),
 	};
 

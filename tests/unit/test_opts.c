@@ -3,8 +3,9 @@
  * test_opts.c - a migration's options and their one table of limits: the
  * defaults pass, every limit's edges are in and one past them is out
  * (with a message naming the field, its range and the value), 0 is "off"
- * only where the table says so, and --compress names are checked with a
- * reason.
+ * only where the table says so, --compress names are checked with a
+ * reason, and the post-copy modes and --postcopy-reconnect's limit are
+ * what the CLI and the API name.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -85,6 +86,62 @@ static void test_opts_check_names_the_field(void **unused)
 	assert_non_null(strstr(err, "dirty tracking"));
 }
 
+static void test_opts_postcopy(void **unused)
+{
+	static const struct {
+		const char *name;
+		enum migrate_postcopy m;
+	} modes[] = {
+		{"off", MIGRATE_POSTCOPY_OFF},
+		{"auto", MIGRATE_POSTCOPY_AUTO},
+		{"now", MIGRATE_POSTCOPY_NOW},
+		{"manual", MIGRATE_POSTCOPY_MANUAL},
+	};
+	static const char *const bad[] = {"", "sideways", "Auto", "on", "true", "now ", "1", NULL};
+	const struct migrate_limit *l = migrate_limit(MIGRATE_OPT_POSTCOPY_RECONNECT);
+	enum migrate_postcopy m;
+	struct migrate_opts o;
+	char err[256];
+
+	(void)unused;
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		m = (enum migrate_postcopy)99;
+		assert_int_equal(migrate_postcopy_parse(modes[i].name, &m), 0);
+		assert_int_equal(m, modes[i].m);
+		assert_string_equal(migrate_postcopy_name(modes[i].m), modes[i].name);
+	}
+	for (size_t i = 0; bad[i]; i++) {
+		m = MIGRATE_POSTCOPY_NOW;
+		if (migrate_postcopy_parse(bad[i], &m) != -EINVAL)
+			fail_msg("post-copy mode '%s' accepted", bad[i]);
+		assert_int_equal(m, MIGRATE_POSTCOPY_NOW); /* untouched */
+	}
+	assert_string_equal(migrate_postcopy_name((enum migrate_postcopy)9), "?");
+
+	/* off by default; the reconnect window: 0 (wait for job resume) to a day, in ms */
+	migrate_opts_defaults(&o);
+	assert_int_equal(o.postcopy, MIGRATE_POSTCOPY_OFF);
+	assert_int_equal(o.postcopy_reconnect_ms, 0);
+	assert_string_equal(l->field, "postcopy_reconnect_ms");
+	assert_string_equal(l->flag, "--postcopy-reconnect");
+	assert_int_equal(l->min, 0);
+	assert_int_equal(l->max, 86400000);
+	assert_true(migrate_opt_ok(MIGRATE_OPT_POSTCOPY_RECONNECT, 0));
+	assert_true(migrate_opt_ok(MIGRATE_OPT_POSTCOPY_RECONNECT, 86400000));
+	assert_false(migrate_opt_ok(MIGRATE_OPT_POSTCOPY_RECONNECT, 86400001));
+	o.postcopy = MIGRATE_POSTCOPY_MANUAL;
+	o.postcopy_reconnect_ms = 30000;
+	assert_int_equal(migrate_opts_check(&o, err, sizeof(err)), 0);
+	o.postcopy_reconnect_ms = 86400001;
+	assert_int_equal(migrate_opts_check(&o, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "field 'postcopy_reconnect_ms' must be between 0 and 86400000, "
+				 "not 86400001");
+	migrate_opts_defaults(&o);
+	o.postcopy = (enum migrate_postcopy)4;
+	assert_int_equal(migrate_opts_check(&o, err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "post-copy mode"));
+}
+
 static void test_opts_compress(void **unused)
 {
 	static const char *const good[] = {"none", "zstd",  "zstd:1", "zstd:22",
@@ -112,6 +169,7 @@ int main(void)
 		cmocka_unit_test(test_opts_defaults_pass),
 		cmocka_unit_test(test_opts_limit_edges),
 		cmocka_unit_test(test_opts_check_names_the_field),
+		cmocka_unit_test(test_opts_postcopy),
 		cmocka_unit_test(test_opts_compress),
 	};
 
