@@ -259,8 +259,11 @@ static int place(struct pcdest *pd, uint64_t p, const uint8_t *data, bool verify
 		   : uffd_zero(&pd->u, pd->slot + p * PAGE, PAGE);
 	if (ret < 0)
 		return ret;
-	if (ret == UFFD_ALREADY)
+	if (ret == UFFD_ALREADY) {
+		if (needed(pd, p))
+			pr_debug("page %llu: already there, yet needed", (unsigned long long)p);
 		return 0;	/* another stream placed it first */
+	}
 	old = __atomic_fetch_and(&pd->needed[p / 64], ~bit, __ATOMIC_ACQ_REL);
 	if (!(old & bit))
 		return 0;
@@ -349,6 +352,7 @@ static void on_fault(struct pcdest *pd, uint64_t addr)
 		known |= pd->req[i].page == p;
 	if (!known && pd->nreq < MAX_WAITERS)
 		pd->req[pd->nreq++] = (struct pc_req){ .page = p };
+	pr_debug("fault on page %llu%s", (unsigned long long)p, known ? " (asked already)" : "");
 	atomic_store(&pd->nwait_a, pd->nwait + pd->nreq);
 	pthread_mutex_unlock(&pd->lock);
 	/* placed between the test and the record: nobody else settles it */
@@ -549,12 +553,17 @@ int pcdest_arm(struct pcdest *pd, uint8_t digest_alg, const uint8_t *digest, cha
 		p = run;
 	}
 	atomic_store(&pd->remaining, count);
-	pd->digest_alg = digest_alg;
 	if (digest_alg == WIRE_DIGEST_PAGES) {
-		memcpy(pd->digest_want, digest, RAM_DIGEST_BYTES);
-		ret = ram_digest_pages(pd->fd, pd->alias, pd->bytes, pd->needed, pd->digest_acc);
+		uint8_t acc[RAM_DIGEST_BYTES];
+
+		ret = ram_digest_pages(pd->fd, pd->alias, pd->bytes, pd->needed, acc);
 		if (ret < 0)
 			return err_set(ret, err, errlen, "cannot compute the RAM digest");
+		pthread_mutex_lock(&pd->lock);
+		pd->digest_alg = digest_alg;
+		memcpy(pd->digest_want, digest, RAM_DIGEST_BYTES);
+		memcpy(pd->digest_acc, acc, RAM_DIGEST_BYTES);
+		pthread_mutex_unlock(&pd->lock);
 	} else if (digest_alg != WIRE_DIGEST_NONE) {
 		return err_set(-EBADMSG, err, errlen,
 			       "COMPLETE: a post-copy digest must be the PAGES algorithm, not %u",
@@ -602,7 +611,7 @@ static int serve_pages(struct pcdest *pd, struct mio *in, const char *what, char
 {
 	struct codec_ctx *zstd = NULL, *lz4 = NULL;
 	uint8_t *buf = malloc(MIO_FRAME_BUF), *page = malloc(PAGE);
-	bool verify = pd->digest_alg == WIRE_DIGEST_PAGES;
+	bool verify = false;
 	uint64_t linger_end = 0;
 	int ret = 0;
 
@@ -664,6 +673,10 @@ static int serve_pages(struct pcdest *pd, struct mio *in, const char *what, char
 				      frame_type_name(h.type), what);
 			break;
 		}
+		/* set at arm, maybe after this stream began to wait */
+		pthread_mutex_lock(&pd->lock);
+		verify = pd->digest_alg == WIRE_DIGEST_PAGES;
+		pthread_mutex_unlock(&pd->lock);
 		ret = pages_begin(&it, buf + WIRE_HDR_BYTES, h.len, pd->npages, PAGE, pd->caps, err,
 				  errlen);
 		while (!ret && (r = pages_next(&it, &pg, err, errlen)) > 0) {

@@ -100,11 +100,15 @@ static void *fault_thread(void *arg)
 		for (uint32_t i = 0; i < q.count && !ret; i++) {
 			uint64_t p = q.page + i;
 
-			(void)bit_take(j->bitmap, p);	/* the push need not send it again */
+			bool fresh = bit_take(j->bitmap, p);	/* the push need not send it again */
+
+			pr_debug("PAGE_REQ %llu (%s)", (unsigned long long)p, fresh ? "not pushed yet" : "pushed already");
 			ret = page_sender_page(fs->ps, p, ram + p * PAGE, false);
 		}
 		if (!ret)
 			ret = page_sender_flush(fs->ps);
+		if (!ret)
+			ret = mio_flush(&j->fio);	/* a vCPU waits: out now */
 		if (ret < 0) {
 			snprintf(msg, sizeof(msg), "%s", strerror(-ret));
 			break;
@@ -335,6 +339,8 @@ static int serve_link(struct migrate_job *j, struct fault_server *fs, struct pag
 		set_stats(j, fs, *pushed, bytes0, closed_bytes);
 	}
 	ret = page_sender_flush(bg);
+	if (!ret)
+		ret = mio_flush(&j->lanes[0].rl_io);
 	if (ret < 0)
 		goto broken;
 	set_stats(j, fs, *pushed, bytes0, closed_bytes);
@@ -569,7 +575,7 @@ int postcopy_serve(struct migrate_job *j)
 		}
 	}
 out:
-	if (ret < 0) {
+	if (ret < 0 && ret != -EBADMSG) {
 		/* the guest runs there without these pages: it is lost */
 		uint64_t missing = count_bits(j->bitmap, j->npages);
 		char why[sizeof(j->err)];
