@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <openssl/evp.h>
+#include <string.h>
 
 #include "common/compiler.h"
 #include "protocol/codec.h"
@@ -35,5 +36,41 @@ int ram_digest(int fd, const uint8_t *ram, uint64_t bytes, uint8_t out[RAM_DIGES
 	}
 	EVP_DigestFinal_ex(ctx, out, &len);
 	EVP_MD_CTX_free(ctx);
+	return 0;
+}
+
+int ram_digest_page_xor(uint64_t pg, const uint8_t *page, uint8_t acc[RAM_DIGEST_BYTES])
+{
+	uint8_t buf[8 + PAGE], md[EVP_MAX_MD_SIZE];
+	unsigned len = 0;
+
+	if (codec_is_zero_page(page, PAGE))
+		return 0;
+	for (int i = 0; i < 8; i++)
+		buf[i] = (uint8_t)(pg >> (8 * i));
+	memcpy(buf + 8, page, PAGE);
+	if (!EVP_Digest(buf, sizeof(buf), md, &len, EVP_sha256(), NULL) || len != RAM_DIGEST_BYTES)
+		return -ENOMEM;
+	for (unsigned i = 0; i < RAM_DIGEST_BYTES; i++)
+		acc[i] ^= md[i];
+	return 0;
+}
+
+int ram_digest_pages(int fd, const uint8_t *ram, uint64_t bytes, const uint64_t *skip,
+		     uint8_t out[RAM_DIGEST_BYTES])
+{
+	uint64_t npages = bytes / PAGE, pos = 0, first, n;
+	int ret;
+
+	memset(out, 0, RAM_DIGEST_BYTES);
+	while (ramwalk_next(fd, &pos, npages, &first, &n)) {
+		for (uint64_t pg = first; pg < first + n; pg++) {
+			if (skip && (skip[pg / 64] >> (pg % 64) & 1))
+				continue;
+			ret = ram_digest_page_xor(pg, ram + pg * PAGE, out);
+			if (ret < 0)
+				return ret;
+		}
+	}
 	return 0;
 }

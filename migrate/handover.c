@@ -95,7 +95,8 @@ int handover_run(struct migrate_job *j)
 			ret = frame_get_ready(j->rbuf + WIRE_HDR_BYTES, h.len, &r, msg, sizeof(msg));
 			if (ret < 0)
 				return job_fail(j, ret, "bad READY frame: %s", msg);
-			if (j->o.verify && !r.digest_ok)
+			/* post-copy: the digest is checked once every page is there */
+			if (j->o.verify && !r.digest_ok && !atomic_load(&j->pc_switched))
 				return job_fail(j, -EBADMSG,
 						"the destination did not verify the RAM digest");
 			ret = job_send_ctrl(j, frame_put_go(j->ctrl, JOB_CTRL_BUF));
@@ -114,7 +115,8 @@ int handover_run(struct migrate_job *j)
 		j->st.verified = r.digest_ok;
 		pthread_mutex_unlock(&j->lock);
 		j->resumed_ns = clock_now_ns();
-		if (j->o.announce[0])
+		/* post-copy: ANNOUNCED comes with the pages (postcopy.h) */
+		if (j->o.announce[0] && !atomic_load(&j->pc_switched))
 			wait_announced(j);
 		return 0;
 	}
@@ -122,7 +124,10 @@ int handover_run(struct migrate_job *j)
 
 void handover_fail(struct migrate_job *j, int ret)
 {
-	if (j->committed) {
+	if (j->committed && atomic_load(&j->pc_switched)) {
+		/* post-copy: j->err says what is lost; ours stays paused */
+		pr_err("%s: %s", vm_get_config(j->vm)->name, j->err);
+	} else if (j->committed) {
 		/* after GO: the destination may run the guest; ours stays paused */
 		char why[sizeof(j->err)];
 

@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "migrate/announce.h"
 #include "migrate/digest.h"
+#include "migrate/pcdest.h"
 #include "migrate/session.h"
 #include "protocol/codec.h"
 #include "protocol/frame.h"
@@ -24,7 +25,7 @@
 #define BARRIER_TIMEOUT_MS 120000	/* channel 0 waits this long for the others */
 #define SUPPORTED_CAPS                                                                  \
 	(WIRE_CAP_XBZRLE | WIRE_CAP_ZSTD | WIRE_CAP_LZ4 | WIRE_CAP_VERIFY | WIRE_CAP_MULTI | \
-	 WIRE_CAP_CPUID | WIRE_CAP_ANNOUNCE)
+	 WIRE_CAP_CPUID | WIRE_CAP_ANNOUNCE)	/* POSTCOPY: when this host can */
 
 struct incoming {
 	struct mio *in, *ret;
@@ -58,6 +59,11 @@ struct incoming {
 	char announce_iface[ANNOUNCE_IFACE_MAX];
 	struct announce_sched announce_sched;
 	/* CPU compatibility (vm/cpucheck.h) */
+	/* post-copy (migrate/pcdest.h) */
+	struct pc_table *pcs;			/* borrowed: where FAULT/RESUME streams meet */
+	struct pcdest *pd;			/* channel 0 of a post-copy: its receiver */
+	bool postcopy;				/* SWITCHOVER said POSTCOPY */
+	bool pc_stream;				/* a FAULT or RESUME stream, served */
 	const struct cpucheck_cpu *host_cpu;	/* borrowed, or NULL: own_cpu, queried */
 	struct cpucheck_cpu *own_cpu;
 	struct wire_cpuid *cpuid;		/* the CPUID frame, once it came */
@@ -92,6 +98,7 @@ void incoming_destroy(struct incoming *inc)
 {
 	if (!inc)
 		return;
+	pcdest_destroy(inc->pd);
 	if (inc->have_ram)
 		vm_ram_destroy(&inc->ram);
 	codec_ctx_destroy(inc->zstd);
@@ -197,6 +204,16 @@ static int on_hello(struct incoming *inc, const uint8_t *p, size_t len, char *er
 	if (inc->hello.channels != 1 && !(inc->hello.caps & WIRE_CAP_MULTI))
 		return err_set(-EPROTO, err, errlen, "HELLO: %u channels without the MULTI capability",
 			    inc->hello.channels);
+	if (inc->hello.flags) {
+		/* post-copy's other streams: the receiver of the session serves them */
+		if (!inc->ret || inc->expect_eof)
+			return err_set(-EPROTO, err, errlen, "HELLO: a post-copy stream in a file");
+		wire_order_pages_stream(&inc->order);
+		ret = pc_table_serve(inc->pcs, &inc->hello, inc->in, inc->ret, err, errlen);
+		if (ret == 0)
+			inc->pc_stream = true;
+		return ret;
+	}
 	if (inc->hello.channel != 0)
 		return on_hello_secondary(inc, err, errlen);
 	/* the VM it describes must be one this host can build */
@@ -231,6 +248,16 @@ static int finish_hello(struct incoming *inc, char *err, size_t errlen)
 			return ret;
 	}
 	inc->caps = inc->hello.caps & SUPPORTED_CAPS;
+	if (inc->hello.caps & WIRE_CAP_POSTCOPY && inc->pcs && inc->ret && !inc->expect_eof) {
+		char why[256];
+
+		/* not chosen when this host cannot: the source says so */
+		if (pcdest_probe(why, sizeof(why)) == 0)
+			inc->caps |= WIRE_CAP_POSTCOPY;
+		else
+			pr_warn("VM '%s' asks for post-copy, which this host cannot serve: %s",
+				incoming_name(inc), why);
+	}
 	ret = make_decoders(inc, err, errlen);
 	if (ret < 0)
 		return ret;
@@ -240,6 +267,13 @@ static int finish_hello(struct incoming *inc, char *err, size_t errlen)
 	inc->have_ram = true;
 	inc->ram_base = inc->ram.alias;
 	inc->ram_bytes = inc->ram.bytes;
+	if (inc->caps & WIRE_CAP_POSTCOPY) {
+		ret = pcdest_create(inc->pcs, inc->hello.session, inc->caps, inc->ram.fd,
+				    inc->ram.slot_view, inc->ram.alias, inc->ram.bytes, &inc->pd, err,
+				    errlen);
+		if (ret < 0)
+			return ret;
+	}
 	if (inc->hello.channels > 1) {
 		/* the other channels carry pages only: no CPUID on them */
 		struct session_info si = {
@@ -585,6 +619,15 @@ static int on_complete(struct incoming *inc, const uint8_t *p, size_t len, char 
 	if (ret < 0)
 		return ret;
 	inc->st.digest_alg = inc->complete.digest_alg;
+	if (inc->postcopy) {
+		/* the pages come after GO: drop the stale ones, catch the faults */
+		inc->st.postcopy = true;
+		return pcdest_arm(inc->pd, inc->complete.digest_alg, inc->complete.digest, err,
+				  errlen);
+	}
+	if (inc->complete.digest_alg == WIRE_DIGEST_PAGES)
+		return err_set(-EBADMSG, err, errlen,
+			       "COMPLETE: the PAGES digest is for post-copy, and this is not one");
 	if (inc->complete.digest_alg == WIRE_DIGEST_SHA256) {
 		uint8_t d[RAM_DIGEST_BYTES];
 
@@ -645,6 +688,7 @@ int incoming_run(struct incoming *inc, struct vm **vm, char *err, size_t errlen)
 		switch (h.type) {
 		case WIRE_F_HELLO:
 			ret = on_hello(inc, p, h.len, err, errlen);
+			done = inc->pc_stream;
 			break;
 		case WIRE_F_KEY:
 			ret = on_key(inc, p, h.len, err, errlen);
@@ -691,6 +735,25 @@ int incoming_run(struct incoming *inc, struct vm **vm, char *err, size_t errlen)
 			ret = frame_get_switchover(p, h.len, &round, &flags, err, errlen);
 			inc->st.paused = flags & WIRE_SWITCHOVER_PAUSED;
 			inc->st.switchover_ns = clock_now_ns();
+			if (ret == 0 && (flags & WIRE_SWITCHOVER_POSTCOPY)) {
+				if (!inc->pd) {
+					ret = err_set(-EPROTO, err, errlen,
+						      "SWITCHOVER asks for post-copy, which was not "
+						      "negotiated");
+					break;
+				}
+				inc->postcopy = true;
+				wire_order_postcopy(&inc->order);
+			}
+			break;
+		}
+		case WIRE_F_NEEDED: {
+			struct wire_bitmap b;
+
+			ret = frame_get_bitmap(p, h.len, WIRE_F_NEEDED, inc->ram_bytes / WIRE_PAGE_SIZE,
+					       &b, err, errlen);
+			if (ret == 0)
+				ret = pcdest_needed(inc->pd, &b);
 			break;
 		}
 		case WIRE_F_STATE:
@@ -718,7 +781,7 @@ int incoming_run(struct incoming *inc, struct vm **vm, char *err, size_t errlen)
 		if (ret < 0)
 			goto out;
 	}
-	if (inc->secondary) {
+	if (inc->secondary || inc->pc_stream) {
 		inc->st.stream_ok = true;
 		ret = 1;
 		goto out;
@@ -774,6 +837,8 @@ out:
 	}
 	inc->sess = NULL;
 	if (ret < 0 && inc->have_ram) {
+		pcdest_destroy(inc->pd);
+		inc->pd = NULL;
 		vm_ram_destroy(&inc->ram);
 		inc->have_ram = false;
 	}
@@ -885,4 +950,25 @@ void incoming_set_hello_hook(struct incoming *inc, incoming_hello_fn fn, void *c
 {
 	inc->hello_fn = fn;
 	inc->hello_ctx = ctx;
+}
+
+void incoming_set_postcopy(struct incoming *inc, struct pc_table *t)
+{
+	inc->pcs = t;
+}
+
+struct pcdest *incoming_pcdest(const struct incoming *inc)
+{
+	return inc->postcopy ? inc->pd : NULL;
+}
+
+int incoming_run_postcopy(struct incoming *inc, char *err, size_t errlen)
+{
+	return pcdest_run(inc->pd, inc->in, inc->ret, err, errlen);
+}
+
+void incoming_postcopy_end(struct incoming *inc)
+{
+	pcdest_destroy(inc->pd);
+	inc->pd = NULL;
 }

@@ -42,6 +42,7 @@ struct incoming_stats {
 	uint8_t digest_ok;
 	bool stream_ok;		/* the whole stream checked out (a failure is the VM build) */
 	bool paused;		/* SWITCHOVER said the guest was paused: keep it paused */
+	bool postcopy;		/* the pages come after GO (incoming_run_postcopy) */
 	struct {
 		uint32_t frames;	/* RARP frames sent after the resume */
 		uint64_t first_us;	/* the first one left this long after it */
@@ -162,5 +163,32 @@ bool incoming_announce(const struct incoming *inc, const char **iface, struct an
 int incoming_send_announced(struct incoming *inc, const struct announce_stats *st);
 
 void incoming_get_stats(const struct incoming *inc, struct incoming_stats *st);
+
+/*
+ * Post-copy (migrate/pcdest.h). The table where the FAULT and RESUME
+ * streams of post-copies find their receiver, borrowed; without one,
+ * post-copy is never chosen and such streams are refused. A FAULT or
+ * RESUME stream is served inside incoming_run(), which returns 1 (no VM)
+ * when it ends.
+ */
+struct pc_table;
+struct pcdest;
+void incoming_set_postcopy(struct incoming *inc, struct pc_table *t);
+
+/* The receiver of a post-copy whose VM incoming_run() built, else NULL. */
+struct pcdest *incoming_pcdest(const struct incoming *inc);
+
+/*
+ * After GO and the VM's start (and RESUMED): receive the pages still
+ * missing until every one is in place. Return: 0, or -errno with err
+ * saying how many pages never arrived (the guest cannot run on: stop it).
+ */
+int incoming_run_postcopy(struct incoming *inc, char *err, size_t errlen) __must_check;
+
+/*
+ * Release the post-copy receiver (its userfaultfd): before the VM is
+ * destroyed, whatever happened, or once every page is in place.
+ */
+void incoming_postcopy_end(struct incoming *inc);
 
 #endif

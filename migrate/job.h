@@ -31,6 +31,7 @@
 #include "migrate/mio.h"
 #include "migrate/ratelimit.h"
 #include "migrate/sshtls.h"
+#include "protocol/codec.h"
 #include "protocol/channel.h"
 
 #define JOB_HANDSHAKE_TIMEOUT_MS 10000	/* connect, and HELLO to HELLO_ACK */
@@ -101,6 +102,24 @@ struct migrate_job {
 	uint64_t round_pages;		/* pages the last round sent, all lanes */
 	uint64_t hole_pages;		/* untouched RAM skipped by the bulk round */
 	char err[512];			/* the first failure's message (job_fail) */
+
+	/*
+	 * Post-copy (migrate/postcopy.h). fio is the fault channel: opened by
+	 * the job thread after the handshake, read by the fault server
+	 * thread after the switchover; closed (and replaced on a resume) by
+	 * the job thread under lock; migrate_cancel shuts it down under lock.
+	 */
+	struct codec_config cc;		/* fixed once the job thread starts: --compress */
+	uint32_t hello_caps;		/* job thread: what channel 0's HELLO offered */
+	bool pc_enabled;		/* job thread: the destination chose POSTCOPY */
+	_Atomic bool pc_request;	/* migrate_postcopy asked for the switch */
+	_Atomic bool pc_switched;	/* the switchover to post-copy began */
+	struct mio fio;			/* the fault channel */
+	bool fio_open;			/* under lock */
+	pthread_cond_t pc_cond;		/* with lock: a resume request, a cancel */
+	bool pc_resume_req;		/* under lock: migrate_resume asked */
+	char pc_resume_uri[256];	/* under lock: where to ("": j->uri) */
+	uint64_t pc_done_ns;		/* PC_DONE arrived: the end of total_ms */
 };
 
 /*

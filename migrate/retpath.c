@@ -126,7 +126,9 @@ int retpath_handshake(struct migrate_job *j, struct lane *ln)
 		       page_sender_caps(ln->ps) | (j->o.verify ? WIRE_CAP_VERIFY : 0) |
 			       (j->nlanes > 1 ? WIRE_CAP_MULTI : 0) |
 			       (j->o.announce[0] ? WIRE_CAP_ANNOUNCE : 0) |
-			       (ln->idx == 0 ? WIRE_CAP_CPUID : 0));
+			       (ln->idx == 0 ? WIRE_CAP_CPUID : 0) |
+			       (ln->idx == 0 && j->o.postcopy != MIGRATE_POSTCOPY_OFF ? WIRE_CAP_POSTCOPY
+										      : 0));
 	h.channel = ln->idx;
 	h.channels = j->nlanes;
 	h.session = j->session;
@@ -171,7 +173,16 @@ int retpath_handshake(struct migrate_job *j, struct lane *ln)
 	ret = frame_get_hello_ack(j->rbuf + WIRE_HDR_BYTES, fh.len, &a, msg, sizeof(msg));
 	if (ret < 0)
 		return job_fail(j, ret, "bad handshake from the destination: %s", msg);
-	need = h.caps;
+	/* post-copy is checked by the caller, which names it */
+	need = h.caps & ~WIRE_CAP_POSTCOPY;
+	if (ln->idx == 0) {
+		j->hello_caps = h.caps;
+		j->pc_enabled = a.caps & WIRE_CAP_POSTCOPY;
+	}
+	if (a.caps & ~h.caps)
+		return job_fail(j, -EPROTO,
+				"the destination chose capabilities 0x%x that were not offered",
+				a.caps & ~h.caps);
 	if ((a.caps & need) != need)
 		return job_fail(j, -EPROTO,
 				"the destination lacks capabilities 0x%x (compression, XBZRLE, "

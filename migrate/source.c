@@ -35,6 +35,7 @@
 #include "migrate/mio.h"
 #include "migrate/outgoing.h"
 #include "migrate/pagesend.h"
+#include "migrate/postcopy.h"
 #include "migrate/ratelimit.h"
 #include "migrate/retpath.h"
 #include "protocol/frame.h"
@@ -167,6 +168,9 @@ static int send_dirty(struct migrate_job *j, bool bulk, bool clear_log, enum lan
 		if (ret < 0)
 			return ret;
 		update_stats(j, bitmap_count(j->bitmap, 0, j->npages));
+		/* `kvmig job postcopy`: the rest of the round goes after the switch */
+		if (clear_log && atomic_load(&j->pc_request))
+			return 1;
 	}
 	j->round_pages = 0;
 	for (unsigned l = 0; l < j->nlanes; l++)
@@ -236,6 +240,8 @@ static int precopy(struct migrate_job *j)
 	int ret;
 
 	bitmap_fill(j->bitmap, j->npages);
+	if (j->o.postcopy == MIGRATE_POSTCOPY_NOW)
+		return 1;	/* no pre-copy at all */
 	for (j->round = 0;; j->round++) {
 		uint64_t t0 = clock_now_ns(), d0 = data_pages(j), data, dt;
 		struct wire_end_round er;
@@ -244,8 +250,8 @@ static int precopy(struct migrate_job *j)
 
 		lanes_set_round(j, j->round);
 		ret = send_dirty(j, j->round == 0, true, LANE_END_ROUND);
-		if (ret < 0)
-			return ret;
+		if (ret != 0)
+			return ret;	/* an error, or 1: switch to post-copy now */
 		dt = clock_now_ns() - t0;
 		data = (data_pages(j) - d0) * PAGE;
 		bw = measure_bw(j, bw, data, dt);
@@ -260,6 +266,18 @@ static int precopy(struct migrate_job *j)
 			return ret;
 		act = converge_decide(&j->cv, j->round, (uint64_t)dirty * PAGE, data, bw,
 				      dirtylog_rate(j->dl), msg, sizeof(msg));
+		/*
+		 * --postcopy: after the first full round, unless it converged
+		 * (a short stop-and-copy beats post-copy then); earlier if the
+		 * estimate gives up.
+		 */
+		if (act != CONVERGE_SWITCHOVER && j->o.postcopy == MIGRATE_POSTCOPY_AUTO) {
+			pr_info("%s: round %u: switching to post-copy (%s)", vm_get_config(j->vm)->name,
+				j->round, act == CONVERGE_GIVE_UP ? msg : "after the first full round");
+			return 1;
+		}
+		if (atomic_load(&j->pc_request))
+			return 1;
 		if (act == CONVERGE_SWITCHOVER) {
 			/*
 			 * Switch only once the destination has applied the round:
@@ -391,6 +409,119 @@ out:
 	return ret;
 }
 
+/*
+ * Post-copy's switchover: pause, the last sync, SWITCHOVER(POSTCOPY), the
+ * needed set (NEEDED), the state, COMPLETE, the hand-over; then the pages
+ * follow on demand (postcopy.h). Before GO any failure resumes the guest
+ * here, as in stop-and-copy.
+ */
+static int postcopy_switchover(struct migrate_job *j, uint64_t *pause_ns)
+{
+	size_t cap = WIRE_HDR_BYTES + WIRE_BITMAP_HDR + WIRE_MAX_BITMAP / 8 + WIRE_CRC_BYTES;
+	struct vm_state *state = NULL;
+	struct wire_complete done;
+	uint8_t *buf = NULL;
+	uint32_t nsec = 0;
+	long dirty;
+	int ret;
+
+	atomic_store(&j->pc_switched, true);
+	job_set_status(j, "device");
+	*pause_ns = clock_now_ns();
+	ret = vm_pause(j->vm, NULL);
+	if (ret < 0)
+		return job_fail(j, ret, "cannot pause the guest: %s", strerror(-ret));
+	j->paused = !j->was_paused;
+	if (vm_dead_vcpus(j->vm))
+		return job_fail(j, -EIO, "the guest crashed before the switchover (%u vCPU(s) "
+				"stopped by KVM); a dead guest is not migrated",
+				vm_dead_vcpus(j->vm));
+	vm_set_throttle(j->vm, 0);
+	dirty = sync_dirty(j);
+	if (dirty < 0)
+		return (int)dirty;
+	/* untouched RAM is zero on both sides: never needed */
+	drop_holes(j, 0, j->npages);
+	/* every lane's pages so far are out, and the other channels end */
+	ret = lanes_do(j, LANE_COMPLETE, 0, 0, false);
+	if (ret < 0)
+		return ret;
+	ret = job_send_ctrl(j, frame_put_switchover(j->ctrl, JOB_CTRL_BUF, j->round + 1,
+					       WIRE_SWITCHOVER_POSTCOPY |
+						       (j->was_paused ? WIRE_SWITCHOVER_PAUSED : 0)));
+	if (ret < 0)
+		return ret;
+	buf = malloc(cap);
+	state = calloc(1, sizeof(*state));
+	if (!buf || !state) {
+		ret = job_fail(j, -ENOMEM, "out of memory");
+		goto out;
+	}
+	for (uint64_t first = 0; first < j->npages; first += WIRE_MAX_BITMAP) {
+		uint32_t n = (uint32_t)MIN((uint64_t)WIRE_MAX_BITMAP, j->npages - first);
+		ssize_t len;
+
+		if (!bitmap_any(j->bitmap, first, n))
+			continue;
+		len = frame_put_bitmap(buf, cap, WIRE_F_NEEDED, first, n, 0, j->bitmap + first / 64);
+		ret = len < 0 ? (int)len : mio_write(&j->lanes[0].rl_io, buf, (size_t)len);
+		if (ret < 0) {
+			job_fail(j, ret, "cannot send the needed pages: %s", strerror(-ret));
+			goto out;
+		}
+	}
+	pr_debug("post-copy switchover: %llu pages needed, paused %llu us ago",
+		 (unsigned long long)bitmap_count(j->bitmap, 0, j->npages),
+		 (unsigned long long)(clock_now_ns() - *pause_ns) / 1000);
+	ret = vm_capture(j->vm, state);
+	if (ret < 0) {
+		job_fail(j, ret, "cannot capture the vCPU and device state: %s", strerror(-ret));
+		goto out;
+	}
+	ret = outgoing_state(&j->lanes[0].rl_io, state, &nsec);
+	if (ret < 0) {
+		job_fail(j, ret, "cannot send the state: %s", strerror(-ret));
+		goto out;
+	}
+	memset(&done, 0, sizeof(done));
+	done.state_sections = nsec;
+	{
+		struct page_sender_stats ps;
+		uint64_t out;
+
+		lanes_stats(j, &ps, &out, NULL);
+		done.pages = ps.pages;
+	}
+	if (j->o.verify) {
+		ret = ram_digest_pages(vm_ram_fd(j->vm), vm_ram(j->vm), vm_ram_bytes(j->vm), NULL,
+				       done.digest);
+		if (ret < 0) {
+			job_fail(j, ret, "cannot compute the RAM digest");
+			goto out;
+		}
+		done.digest_alg = WIRE_DIGEST_PAGES;
+	}
+	ret = job_send_ctrl(j, frame_put_complete(j->ctrl, JOB_CTRL_BUF, &done));
+	if (ret < 0)
+		goto out;
+	ret = handover_run(j);
+	if (ret < 0)
+		goto out;
+	pthread_mutex_lock(&j->lock);
+	j->st.postcopy.active = true;
+	pthread_mutex_unlock(&j->lock);
+	pr_info("%s: post-copy: the guest runs at the destination after %llu ms of downtime; "
+		"%llu pages follow on demand",
+		vm_get_config(j->vm)->name,
+		(unsigned long long)(j->resumed_ns - *pause_ns) / 1000000,
+		(unsigned long long)bitmap_count(j->bitmap, 0, j->npages));
+	ret = postcopy_serve(j);
+out:
+	free(buf);
+	free(state);
+	return ret;
+}
+
 /* ---- the job ---------------------------------------------------------------- */
 
 static void *job_thread(void *arg)
@@ -406,12 +537,25 @@ static void *job_thread(void *arg)
 		job_fail(j, ret, "unknown compression '%s'", j->o.compress);
 		goto out;
 	}
+	j->cc = cc;
 	ret = lanes_senders_create(j, &cc);
 	if (ret < 0)
 		goto out;
 	ret = retpath_handshake(j, &j->lanes[0]);
 	if (ret < 0)
 		goto out;
+	if (j->o.postcopy != MIGRATE_POSTCOPY_OFF) {
+		if (!j->pc_enabled) {
+			ret = job_fail(j, -EOPNOTSUPP,
+				       "the destination cannot do post-copy (no userfaultfd for "
+				       "shared memory there, or an older kvmig: its log says "
+				       "which); the guest stays here");
+			goto out;
+		}
+		ret = postcopy_open_fault(j);
+		if (ret < 0)
+			goto out;
+	}
 	ret = lanes_open(j);
 	if (ret < 0)
 		goto out;
@@ -428,9 +572,9 @@ static void *job_thread(void *arg)
 	ret = precopy(j);
 	if (ret < 0)
 		goto out;
-	ret = stop_and_copy(j, &pause_ns);
+	ret = ret == 1 ? postcopy_switchover(j, &pause_ns) : stop_and_copy(j, &pause_ns);
 out:
-	if (ret < 0 && atomic_load(&j->cancel)) {
+	if (ret < 0 && atomic_load(&j->cancel) && !j->committed) {
 		/* a cancel shuts the channel down: the I/O error is its echo */
 		ret = -ECANCELED;
 		snprintf(j->err, sizeof(j->err), "cancelled by the user");
@@ -443,11 +587,12 @@ out:
 	update_stats(j, 0);
 	pthread_mutex_lock(&j->lock);
 	{
-		uint64_t end = j->resumed_ns ? j->resumed_ns : clock_now_ns();
+		uint64_t end = j->pc_done_ns ? j->pc_done_ns
+					     : j->resumed_ns ? j->resumed_ns : clock_now_ns();
 
 		j->st.total_ms = (end - j->t0_ns) / 1000000;
 		if (ret == 0)
-			j->st.downtime_ms = (end - pause_ns) / 1000000;
+			j->st.downtime_ms = (j->resumed_ns - pause_ns) / 1000000;
 	}
 	if (ret == 0) {
 		j->st.remaining_bytes = 0;
@@ -459,6 +604,9 @@ out:
 	}
 	/* under the lock: migrate_cancel may be shutting them down */
 	mio_close(&j->io);
+	if (j->fio_open)
+		mio_close(&j->fio);
+	j->fio_open = false;
 	lanes_close(j);
 	pthread_mutex_unlock(&j->lock);
 	j->result = ret;
@@ -505,6 +653,7 @@ int migrate_start(struct vm *vm, const char *uri, const struct migrate_opts *o,
 	pthread_mutex_init(&j->task_lock, NULL);
 	pthread_cond_init(&j->task_cond, NULL);
 	pthread_cond_init(&j->done_cond, NULL);
+	pthread_cond_init(&j->pc_cond, NULL);
 	j->nlanes = o->parallel;
 	lanes_init(j);
 	if (getrandom(&j->session, sizeof(j->session), 0) != sizeof(j->session))
@@ -583,22 +732,60 @@ void migrate_cancel(struct migrate_job *j)
 		mio_shutdown(&j->io);
 	if (precopy)
 		lanes_shutdown(j);
+	/* post-copy: wake the push, the fault server, a wait for resume */
+	if (atomic_load(&j->pc_switched) && !precopy) {
+		if (j->io.priv)
+			mio_shutdown(&j->io);
+		postcopy_kick(j);
+	}
 	pthread_mutex_unlock(&j->lock);
 }
 
 int migrate_postcopy(struct migrate_job *j, char *err, size_t errlen)
 {
-	(void)j;
-	snprintf(err, errlen, "post-copy is not implemented yet");
-	return -ENOSYS;
+	int ret = 0;
+
+	if (j->o.postcopy == MIGRATE_POSTCOPY_OFF) {
+		snprintf(err, errlen,
+			 "the job was started without --postcopy, so the destination was not "
+			 "prepared for post-copy (use --postcopy=manual to switch by hand)");
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&j->lock);
+	if (atomic_load(&j->pc_switched) || atomic_load(&j->pc_request)) {
+		snprintf(err, errlen, "the job is switching or has switched to post-copy already");
+		ret = -EALREADY;
+	} else if (strcmp(j->st.status, "setup") && strcmp(j->st.status, "active")) {
+		snprintf(err, errlen, "the job is past pre-copy (status %s)", j->st.status);
+		ret = -EBUSY;
+	} else {
+		atomic_store(&j->pc_request, true);
+	}
+	pthread_mutex_unlock(&j->lock);
+	return ret;
 }
 
 int migrate_resume(struct migrate_job *j, const char *uri, char *err, size_t errlen)
 {
-	(void)j;
-	(void)uri;
-	snprintf(err, errlen, "post-copy is not implemented yet");
-	return -ENOSYS;
+	int ret = 0;
+
+	if (uri && strlen(uri) >= sizeof(j->pc_resume_uri)) {
+		snprintf(err, errlen, "the URI is too long");
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&j->lock);
+	if (strcmp(j->st.status, "postcopy-paused")) {
+		snprintf(err, errlen,
+			 "the job is not waiting to resume a broken post-copy (status %s)",
+			 j->st.status);
+		ret = -EINVAL;
+	} else {
+		snprintf(j->pc_resume_uri, sizeof(j->pc_resume_uri), "%s", uri ? uri : "");
+		j->pc_resume_req = true;
+		pthread_cond_broadcast(&j->pc_cond);
+	}
+	pthread_mutex_unlock(&j->lock);
+	return ret;
 }
 
 bool migrate_finished(struct migrate_job *j)
@@ -626,6 +813,7 @@ void migrate_job_free(struct migrate_job *j)
 	lanes_destroy(j);
 	pthread_cond_destroy(&j->task_cond);
 	pthread_cond_destroy(&j->done_cond);
+	pthread_cond_destroy(&j->pc_cond);
 	pthread_mutex_destroy(&j->task_lock);
 	pthread_mutex_destroy(&j->rl_lock);
 	free(j->ctrl);

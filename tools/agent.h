@@ -106,6 +106,9 @@ struct agent {
 	/* where the channels of parallel incoming migrations meet (its own lock);
 	 * freed after every incoming thread has ended */
 	struct session_table *sessions;
+	/* where post-copy's fault and resumed streams find their receiver (its own
+	 * lock); freed after every incoming thread has ended */
+	struct pc_table *pcs;
 	bool closing;	      /* under lock: refuse new incoming VMs */
 };
 

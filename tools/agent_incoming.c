@@ -27,6 +27,7 @@
 #include "migrate/announce.h"
 #include "migrate/incoming.h"
 #include "migrate/mio.h"
+#include "migrate/pcdest.h"
 #include "protocol/channel.h"
 #include "protocol/frame.h"
 #include "tools/agent_loop.h"
@@ -252,6 +253,55 @@ static const char *stream_desc(const struct agent_inconn *ic, char *buf, size_t 
 }
 
 /*
+ * Post-copy: the guest runs here (state "postcopy") while its missing
+ * pages arrive. Return: 0 once every page is in place; or -errno when
+ * the source gave up or the agent shuts down: the guest cannot run on
+ * without its pages, so it is destroyed here, and err says what was lost.
+ */
+static int postcopy_wait(struct agent_inconn *ic, struct incoming *inc, char *err, size_t errlen)
+{
+	struct agent *a = ic->a;
+	struct registry_entry *e;
+	struct pcdest_stats ps;
+	struct vm *vm;
+	int ret;
+
+	pthread_mutex_lock(&a->lock);
+	e = registry_find(a->reg, ic->name);
+	if (e) {
+		e->phase = REG_PHASE_POSTCOPY;
+		e->pc = incoming_pcdest(inc);
+	}
+	pthread_mutex_unlock(&a->lock);
+	pcdest_get_stats(incoming_pcdest(inc), &ps);
+	pr_info("VM '%s' runs here in post-copy: %llu pages still to come from %s", ic->name,
+		(unsigned long long)ps.pages_missing, ic->peer);
+	ret = incoming_run_postcopy(inc, err, errlen);
+	pcdest_get_stats(incoming_pcdest(inc), &ps);
+	pthread_mutex_lock(&a->lock);
+	e = registry_find(a->reg, ic->name);
+	if (e)
+		e->pc = NULL;
+	pthread_mutex_unlock(&a->lock);
+	/* every page is here, or none will come: the faults are ordinary again */
+	incoming_postcopy_end(inc);
+	if (ret == 0) {
+		pr_info("VM '%s': post-copy done: %llu pages placed, %llu requests, p50 %u us, "
+			"p99 %u us, vCPUs blocked %llu ms, %u reconnect(s)",
+			ic->name, (unsigned long long)ps.pages_placed,
+			(unsigned long long)ps.requests, ps.p50_us, ps.p99_us,
+			(unsigned long long)ps.blocked_us / 1000, ps.reconnects);
+		return 0;
+	}
+	pr_err("VM '%s' is lost in post-copy: %s; it is destroyed here", ic->name, err);
+	pthread_mutex_lock(&a->lock);
+	vm = registry_remove(a->reg, ic->name);
+	pthread_mutex_unlock(&a->lock);
+	vm_destroy(vm);
+	return ret;
+}
+
+/*
  * One incoming migration: run the decoder (it checks every frame and
  * answers the source on the same socket), then register, start and
  * announce the VM. Any failure leaves nothing behind: the reservation is
@@ -288,6 +338,7 @@ static void *incoming_thread(void *arg)
 		       stream_desc(ic, desc, sizeof(desc)));
 		goto close;
 	}
+	incoming_set_postcopy(inc, a->pcs);
 	incoming_set_hello_hook(inc, reserve_name, ic);
 	incoming_set_key_hook(inc, take_key, ic);
 	incoming_set_announce_default(inc, a->announce, NULL);
@@ -353,6 +404,13 @@ static void *incoming_thread(void *arg)
 			stream_desc(ic, desc, sizeof(desc)), ist.paused ? "paused" : "running",
 			strerror(-ret));
 	}
+	if (incoming_pcdest(inc)) {
+		ret = postcopy_wait(ic, inc, err, sizeof(err));
+		if (ret < 0) {
+			announce_end(ic, inc, ann, &ast);
+			goto close;
+		}
+	}
 	pthread_mutex_lock(&a->lock);
 	{
 		struct registry_entry *e = registry_find(a->reg, ic->name);
@@ -374,6 +432,8 @@ static void *incoming_thread(void *arg)
 	ic->ok = true;
 	goto close;
 drop:
+	/* the userfaultfd goes first: no vCPU may stay blocked on a fault */
+	incoming_postcopy_end(inc);
 	if (ic->name[0]) {
 		struct vm *old;
 
@@ -543,5 +603,8 @@ void agent_incoming_shutdown(struct agent *a)
 	}
 	if (nin)
 		pr_info("closing %u incoming migration%s", nin, nin == 1 ? "" : "s");
+	/* a post-copy waiting for its source gives up: the agent goes */
+	if (a->pcs)
+		pc_table_shutdown(a->pcs);
 	reap_incoming(a, true);
 }

@@ -30,6 +30,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "migrate/announce.h"
+#include "migrate/pcdest.h"
 #include "migrate/session.h"
 #include "protocol/channel.h"
 #include "protocol/uri.h"
@@ -155,6 +156,8 @@ static void shutdown_agent(struct agent *a)
 	agent_incoming_shutdown(a);
 	session_table_destroy(a->sessions);	/* no stream is left to meet in it */
 	a->sessions = NULL;
+	pc_table_destroy(a->pcs);
+	a->pcs = NULL;
 	pthread_mutex_lock(&a->lock);
 	if (a->jobs) {
 		if (jobs_any_running(a->jobs))
@@ -550,7 +553,8 @@ int main(int argc, char **argv)
 	pthread_mutex_init(&a.lock, NULL);
 	a.reg = registry_new();
 	a.jobs = jobs_new();
-	if (!a.reg || !a.jobs || session_table_create(&a.sessions) < 0) {
+	if (!a.reg || !a.jobs || session_table_create(&a.sessions) < 0 ||
+	    pc_table_create(&a.pcs) < 0) {
 		pr_err("out of memory");
 		registry_free(a.reg);
 		jobs_free(a.jobs);
