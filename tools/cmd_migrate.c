@@ -266,13 +266,19 @@ static void draw_progress(const json_t *st, double rate_bs)
 	if (in_postcopy(status)) {
 		const json_t *pc = json_object_get(st, "postcopy");
 
+		long long p50 = cli_json_num(pc, "fault_latency_us_p50");
+
 		fprintf(stderr,
 			"\r%s: %lld pages missing at the destination, %lld requests, %lld pushed, "
-			"fault p50 %lld us  %.1f MiB/s",
+			"%.1f MiB sent since the switchover",
 			!strcmp(status, "postcopy") ? "post-copy" : "post-copy PAUSED (link lost)",
 			cli_json_num(pc, "pages_missing"), cli_json_num(pc, "requests"),
-			cli_json_num(pc, "pages_pushed"), cli_json_num(pc, "fault_latency_us_p50"),
-			rate_bs / 1048576.0);
+			cli_json_num(pc, "pages_pushed"),
+			(double)cli_json_num(pc, "bytes_after_switchover") / 1048576.0);
+		if (rate_bs > 0.0)
+			fprintf(stderr, "  %.1f MiB/s", rate_bs / 1048576.0);
+		if (p50) /* the destination's figure, known at the end */
+			fprintf(stderr, "  fault p50 %lld us", p50);
 		fprintf(stderr, "\033[K");
 		return;
 	}
@@ -408,10 +414,19 @@ static int follow_job(const struct cli *cli, const char *name, uint64_t reconnec
 			if (now_paused != paused)
 				drawn = false;
 			paused = now_paused;
+			if (!postcopy) {
+				/* another byte counter from here on: start the rate afresh */
+				last_ms = -1;
+				last_bytes = 0;
+				rate = 0.0;
+			}
 			postcopy = true;
 		}
 		if (tty) {
-			uint64_t bytes = (uint64_t)cli_json_num(st, "transferred_bytes");
+			/* in post-copy the stream's bytes count from the switchover on */
+			uint64_t bytes = postcopy ? (uint64_t)cli_json_num(json_object_get(st, "postcopy"),
+									  "bytes_after_switchover")
+						  : (uint64_t)cli_json_num(st, "transferred_bytes");
 			long long ms = cli_json_num(st, "total_ms");
 
 			/*

@@ -8,9 +8,10 @@
 #     port in use (exit 1); tcp:[::1]:0 takes a stream and names its IPv6
 #     peer, and kvmig migrate takes its tcp://[::1]:PORT (where ::1 exists);
 #   - kvmig migrate: an unknown VM, bad URIs and option values (found by the
-#     CLI: exit 2; by the agent on raw requests: exit 1), --postcopy and
-#     bad --announce values refused (exit 2); job info/cancel of unknown
-#     names;
+#     CLI: exit 2; by the agent on raw requests: exit 1), bad --postcopy
+#     modes, --postcopy-reconnect out of its limit and bad --announce
+#     values refused (exit 2), bad postcopy fields of raw requests (exit
+#     1); job info/cancel/postcopy/resume of unknown names (exit 1);
 #   - raw streams sent to the listener: an empty connection, garbage, a
 #     truncated synthetic stream (tests/tools/mksnap), one with a flipped
 #     bit, one with frames out of order, one with a page outside RAM: each gets an ERROR back or a closed connection, the agent
@@ -34,14 +35,18 @@ log "help texts"
 ok "kvmig migrate --help" "$KVMIG" migrate --help
 for w in "--to URI" "--max-downtime MS" "--bandwidth MiB/s" "--xbzrle\[=CACHE\]" "--compress" \
 	"--parallel N" "--auto-converge" "--max-iterations N" "--timeout SEC" "--verify" \
-	"--dirty-track bitmap\|ring" "--detach" "--postcopy .*NOT IMPLEMENTED" "--announce IFACE" "--announce-rounds N" "--announce-max MS"; do
+	"--dirty-track bitmap\|ring" "--detach" "--postcopy\[=MODE\]" "--postcopy-reconnect SEC" \
+	"manual: only on kvmig job postcopy NAME" "kvmig job resume NAME" "--announce IFACE" "--announce-rounds N" "--announce-max MS"; do
 	grep -q -- "$w" "$OUT" || fail "kvmig migrate --help lacks '$w'"
 done
 ok "kvmig migrate x --help" "$KVMIG" migrate x --to tcp://h:1 --help
 ok "kvmig job --help" "$KVMIG" job --help
-grep -q "job info NAME" "$OUT" && grep -q "job cancel NAME" "$OUT" || fail "kvmig job --help: $(cat "$OUT")"
+grep -q "job info NAME" "$OUT" && grep -q "job cancel NAME" "$OUT" && grep -q "job postcopy NAME" "$OUT" &&
+	grep -q "job resume NAME \[--to URI\]" "$OUT" || fail "kvmig job --help: $(cat "$OUT")"
+! grep -qi "not implemented" "$OUT" || fail "kvmig job --help still says 'not implemented'"
 ok "kvmig --help" "$KVMIG" --help
-grep -q "migrate NAME --to URI" "$OUT" && grep -q "job info NAME" "$OUT" || fail "kvmig --help lacks migrate/job"
+grep -q "migrate NAME --to URI" "$OUT" && grep -q "job info NAME" "$OUT" && grep -q "job resume NAME" "$OUT" ||
+	fail "kvmig --help lacks migrate/job"
 ok "kvmig vm --help" "$KVMIG" vm --help
 grep -q -- "--dirty-ring ENTRIES" "$OUT" || fail "kvmig vm --help lacks --dirty-ring"
 ok "kvmigd --help" "$KVMIGD" --help
@@ -139,7 +144,14 @@ bad "--xbzrle=12Q" 2 "invalid --xbzrle cache '12Q'" kv src migrate a --to "$TCP_
 bad "--xbzrle=1K" 2 "invalid --xbzrle cache '1K'" kv src migrate a --to "$TCP_URI" --xbzrle=1K
 bad "--max-iterations -3" 2 "invalid --max-iterations '-3'" kv src migrate a --to "$TCP_URI" --max-iterations -3
 bad "--timeout x (the migration's)" 2 "invalid --timeout 'x': expected seconds" kv src migrate a --to "$TCP_URI" --timeout x
-bad "--postcopy" 2 "--postcopy is not implemented yet" kv src migrate a --to "$TCP_URI" --postcopy
+bad "--postcopy=sideways" 2 "invalid --postcopy 'sideways': expected auto, now, manual or off" kv src migrate a --to "$TCP_URI" --postcopy=sideways
+bad "--postcopy=" 2 "invalid --postcopy '': expected auto" kv src migrate a --to "$TCP_URI" --postcopy=
+bad "--postcopy-reconnect -1" 2 "invalid --postcopy-reconnect '-1': expected seconds, 0 to 86400" kv src migrate a --to "$TCP_URI" --postcopy --postcopy-reconnect -1
+bad "--postcopy-reconnect 86401" 2 "invalid --postcopy-reconnect '86401': expected seconds, 0 to 86400" kv src migrate a --to "$TCP_URI" --postcopy --postcopy-reconnect 86401
+bad "--postcopy-reconnect huge" 2 "invalid --postcopy-reconnect '99999999999999999999'" kv src migrate a --to "$TCP_URI" --postcopy --postcopy-reconnect 99999999999999999999
+bad "--postcopy-reconnect without value" 2 "needs a value" kv src migrate a --to "$TCP_URI" --postcopy --postcopy-reconnect
+bad "--postcopy-reconnect without --postcopy" 2 "--postcopy-reconnect needs --postcopy" kv src migrate a --to "$TCP_URI" --postcopy-reconnect 5
+bad "--postcopy-reconnect with --postcopy=off" 2 "--postcopy-reconnect needs --postcopy" kv src migrate a --to "$TCP_URI" --postcopy=off --postcopy-reconnect 5
 bad "--announce a/b" 2 "invalid --announce 'a/b'" kv src migrate a --to "$TCP_URI" --announce a/b
 bad "--announce-rounds 0" 2 "invalid --announce-rounds '0'" kv src migrate a --to "$TCP_URI" --announce-rounds 0
 bad "--announce without value" 2 "needs a value" kv src migrate a --to "$TCP_URI" --announce
@@ -149,6 +161,12 @@ bad "raw: vm.start dirty_ring huge" 1 "power of two from [0-9]+ to 65536" kv src
 bad "job without command" 2 "usage: kvmig job info NAME" kv src job
 bad "job info without name" 2 "usage: kvmig job info NAME" kv src job info
 bad "job frob" 2 "usage: kvmig job info NAME" kv src job frob x
+bad "job postcopy without name" 2 "usage: kvmig job info NAME .*job postcopy NAME" kv src job postcopy
+bad "job postcopy two names" 2 "usage: kvmig job info NAME" kv src job postcopy a b
+bad "job postcopy --to" 2 "unknown option '--to'; usage: kvmig job postcopy NAME" kv src job postcopy a --to "$TCP_URI"
+bad "job resume without name" 2 "job resume NAME \[--to URI\]" kv src job resume --to "$TCP_URI"
+bad "job resume bad --to" 2 "invalid --to: .*missing port" kv src job resume a --to tcp://127.0.0.1
+bad "job resume --to without value" 2 "needs a value" kv src job resume a --to
 
 log "kvmig migrate: errors from the agent (exit 1)"
 bad "migrate unknown VM" 1 "^kvmig: no VM named 'ghost'" kv src migrate ghost --to "$TCP_URI"
@@ -156,10 +174,17 @@ bad "migrate unknown VM --json" 1 "^kvmig: no VM named 'ghost'" kv src migrate g
 bad "migrate unknown VM --detach" 1 "^kvmig: no VM named 'ghost'" kv src migrate ghost --to "$TCP_URI" --detach
 bad "migrate unknown VM, every option" 1 "no VM named 'ghost'" kv src migrate ghost --to "unix://$T/mig.sock" \
 	--max-downtime 50 --bandwidth 12.5 --xbzrle=8M --compress zstd:3 --parallel 1 --auto-converge \
-	--max-iterations 7 --timeout 30 --verify --dirty-track ring
+	--max-iterations 7 --timeout 30 --verify --dirty-track ring --postcopy=manual --postcopy-reconnect 30
 bad "job info ghost" 1 "^kvmig: no migration job for 'ghost'" kv src job info ghost
 bad "job info ghost --json" 1 "no migration job for 'ghost'" kv src job info ghost --json
 bad "job cancel ghost" 1 "^kvmig: no migration job for 'ghost'" kv src job cancel ghost
+bad "job postcopy ghost" 1 "^kvmig: no migration job for 'ghost'" kv src job postcopy ghost
+bad "job postcopy ghost --json" 1 "^kvmig: no migration job for 'ghost'" kv src job postcopy ghost --json
+bad "job resume ghost" 1 "^kvmig: no migration job for 'ghost'" kv src job resume ghost
+bad "job resume ghost --to" 1 "^kvmig: no migration job for 'ghost'" kv src job resume ghost --to "$TCP_URI"
+bad "raw: job.resume uri 5" 1 "job.resume: field 'uri' must be a string" kv src agent send '{"method":"job.resume","name":"ghost","uri":5}'
+bad "raw: job.postcopy uri" 1 "job.postcopy: unknown field 'uri'" kv src agent send '{"method":"job.postcopy","name":"ghost","uri":"x"}'
+bad "raw: job.postcopy without name" 1 "job.postcopy: missing field 'name'" kv src agent send '{"method":"job.postcopy"}'
 ms() { kv src agent send "{\"method\":\"migrate.start\",\"name\":\"ghost\",\"uri\":\"$TCP_URI\"$1}"; }
 bad "raw: parallel 0" 1 "field 'parallel' must be between 1 and 8, not 0" ms ',"parallel":0'
 bad "raw: compress foo" 1 "unknown compression 'foo'" ms ',"compress":"foo"'
@@ -169,7 +194,15 @@ bad "raw: auto_converge 1" 1 "field 'auto_converge' must be true or false" ms ',
 bad "raw: max_downtime_ms 0" 1 "field 'max_downtime_ms' must be between 1" ms ',"max_downtime_ms":0'
 bad "raw: bandwidth -1" 1 "field 'bandwidth' must be a non-negative integer" ms ',"bandwidth":-1'
 bad "raw: xbzrle_cache_bytes 100" 1 "0 \\(off\\) or between 4096 and" ms ',"xbzrle_cache_bytes":100'
-bad "raw: unknown field" 1 "migrate.start: unknown field 'postcopy'" ms ',"postcopy":true'
+bad "raw: unknown field" 1 "migrate.start: unknown field 'post_copy'" ms ',"post_copy":true'
+bad "raw: postcopy sideways" 1 "migrate.start: field 'postcopy' must be off, auto, now or manual \\(or true = auto, false = off\\), not 'sideways'" ms ',"postcopy":"sideways"'
+bad "raw: postcopy 1" 1 "field 'postcopy' must be off, auto, now or manual .*, got a number" ms ',"postcopy":1'
+bad "raw: postcopy null" 1 "field 'postcopy' must be .*, got null" ms ',"postcopy":null'
+bad "raw: postcopy_reconnect_ms too large" 1 "field 'postcopy_reconnect_ms' must be between 0 and 86400000, not 86400001" ms ',"postcopy":"auto","postcopy_reconnect_ms":86400001'
+bad "raw: postcopy_reconnect_ms -1" 1 "field 'postcopy_reconnect_ms' must be a non-negative integer" ms ',"postcopy_reconnect_ms":-1'
+for pc in true false '"off"' '"auto"' '"now"' '"manual"'; do
+	bad "raw: postcopy $pc accepted, unknown VM" 1 "no VM named 'ghost'" ms ",\"postcopy\":$pc,\"postcopy_reconnect_ms\":86400000"
+done
 bad "raw: valid options, unknown VM" 1 "no VM named 'ghost'" ms ',"parallel":1,"compress":"lz4","verify":true,"dirty_track":"bitmap"'
 bad "raw: no uri" 1 "missing field 'uri'" kv src agent send '{"method":"migrate.start","name":"ghost"}'
 bad "raw: empty uri" 1 "field 'uri' is empty" kv src agent send '{"method":"migrate.start","name":"ghost","uri":""}'
@@ -429,8 +462,11 @@ grep -q '^CLOSED$' "$T/held.out" || fail "held stream after shutdown: $(cat "$T/
 log "kvmig migrate against a scripted agent: follow, progress, final output, Ctrl-C"
 # fake_agent.py SOCK LOG: answers migrate.start and job.info like kvmigd
 # would for a job that goes setup -> active (bytes growing) -> completed;
-# VM "fails" ends failed, VM "slow" stays active until job.cancel. Every
-# request is appended to LOG.
+# VM "fails" ends failed, VM "slow" stays active until job.cancel; VMs
+# "pc*" switch to post-copy at poll 5, lose the link at polls 6 and 7
+# (postcopy-paused), get it back and complete at poll 9, except "pcslow",
+# which stays in post-copy. job.postcopy and job.resume answer as kvmigd
+# does when the engine takes them. Every request is appended to LOG.
 cat >"$T/fake_agent.py" <<'EOF2'
 import json, os, socket, sys
 path, logf = sys.argv[1], sys.argv[2]
@@ -446,8 +482,9 @@ def stats(name):
           "normal_pages": 256 * n, "dirty_sync_count": n // 3, "dirty_pages_rate": 1000,
           "mbps": 83.886, "xbzrle": {"cache_size": 0, "bytes": 0, "pages": 0, "cache_miss": 0,
           "overflow": 0}, "compression": {"ratio": 0.0, "busy": 0.0, "pages": 0},
-          "postcopy": {"requests": 0, "fault_latency_us_p50": 0, "p99": 0,
-          "fault_latency_us_p99": 0}, "round": n // 3, "throttle_pct": 20 if n > 4 else 0,
+          "postcopy": {"requests": 0, "pages_pushed": 0, "fault_latency_us_p50": 0, "p99": 0,
+          "fault_latency_us_p99": 0, "blocked_ms": 0, "bytes_after_switchover": 0,
+          "pages_missing": 0, "reconnects": 0, "active": False}, "round": n // 3, "throttle_pct": 20 if n > 4 else 0,
           "bandwidth": 10485760, "ring_overflows": 0, "parallel": 1, "verified": False}
     if n <= 2:
         st["status"] = "setup"
@@ -456,7 +493,17 @@ def stats(name):
     elif name == "fails" and n >= 6:
         st.update(status="failed", error="precopy did not converge after 5 rounds: the guest "
                   "dirties 51200 pages/s (200 MiB/s) and the link moves 1 MiB/s")
-    elif name != "slow" and n >= 8:
+    elif name.startswith("pc") and n >= 5 and (n < 9 or name == "pcslow"):
+        paused = n in (6, 7) and name != "pcslow"
+        st["status"] = "postcopy-paused" if paused else "postcopy"
+        st["postcopy"].update(requests=7 * n, pages_pushed=300 * n, fault_latency_us_p50=150,
+                              bytes_after_switchover=(n - 4) * 524288,
+                              fault_latency_us_p99=900, p99=900, pages_missing=4000 - 400 * n,
+                              active=True, reconnects=1 if n >= 8 else 0)
+    elif name.startswith("pc") and n >= 9:
+        st.update(status="completed", remaining_bytes=0, downtime_ms=3)
+        st["postcopy"].update(active=True, reconnects=1, requests=63)
+    elif name != "slow" and not name.startswith("pc") and n >= 8:
         st.update(status="completed", remaining_bytes=0, downtime_ms=12, verified=True)
     return st
 srv = socket.socket(socket.AF_UNIX)
@@ -482,6 +529,11 @@ while True:
     elif m == "job.cancel" and name in jobs:
         jobs[name]["cancel"] = True
         r = {"ok": True, "name": name, "status": "cancelling"}
+    elif m == "job.postcopy" and name in jobs:
+        r = {"ok": True, "name": name, "status": "switching"}
+    elif m == "job.resume" and name in jobs:
+        jobs[name]["uri"] = req.get("uri") or jobs[name]["uri"]
+        r = {"ok": True, "name": name, "uri": jobs[name]["uri"], "status": "resuming"}
     else:
         r = {"ok": False, "error": "no migration job for '%s'" % name}
     f.write((json.dumps(r) + "\n").encode())
@@ -536,6 +588,66 @@ grep -q "cancelling the migration of slow" "$T/slow.err" &&
 	fail "Ctrl-C: stderr $(cat "$T/slow.err")"
 grep -Eq '^status: +cancelled$' "$T/slow.out" || fail "Ctrl-C: stdout $(cat "$T/slow.out")"
 echo "ok: Ctrl-C cancels -> $(tail -n 1 "$T/slow.err")"
+
+log "kvmig migrate --postcopy, job postcopy, job resume (the scripted agent)"
+ok "migrate --postcopy --postcopy-reconnect 30, KVMIG_PROGRESS=1" env KVMIG_PROGRESS=1 \
+	"$KVMIG" --agent "$T/fake.sock" migrate pc1 --to tcp://10.0.0.2:4444 --postcopy --postcopy-reconnect 30
+grep -m1 '"migrate.start","name":"pc1"' "$T/fake.requests" |
+	jq -e '.postcopy == "auto" and .postcopy_reconnect_ms == 30000' >/dev/null ||
+	fail "--postcopy --postcopy-reconnect 30: $(grep -m1 '"pc1"' "$T/fake.requests")"
+# it waited through postcopy and postcopy-paused (not final states) to the end
+[ "$(grep -c '"job.info","name":"pc1"' "$T/fake.requests")" = 9 ] ||
+	fail "kvmig did not poll pc1 until it completed: $(grep -c '"job.info","name":"pc1"' "$T/fake.requests") polls"
+grep -q "^migration of pc1 to tcp://10.0.0.2:4444: completed" "$OUT" && grep -Eq '^postcopy\.active: +yes$' "$OUT" ||
+	fail "pc1 human output: $(cat "$OUT")"
+tr '\r' '\n' <"$ERR" | grep -Eq '^post-copy: 2000 pages missing at the destination, 35 requests, 1500 pushed, 0\.5 MiB sent since the switchover .*fault p50 150 us' ||
+	fail "no post-copy progress line: $(cat -v "$ERR" | head -c 900)"
+tr '\r' '\n' <"$ERR" | grep -q '^post-copy PAUSED (link lost): ' || fail "no paused progress line: $(cat -v "$ERR" | head -c 900)"
+[ "$(grep -c "the link to the destination is lost" "$ERR")" = 1 ] &&
+	grep -q "post-copy of pc1: the link to the destination is lost; the guest waits there for its 1600 missing pages" "$ERR" &&
+	grep -q "It reconnects by itself for up to 30 s (--postcopy-reconnect); or run 'kvmig job resume pc1 \[--to URI\]'" "$ERR" &&
+	grep -q "the link to the destination is back; post-copy of pc1 goes on" "$ERR" ||
+	fail "pc1: the link notices: $(cat -v "$ERR" | head -c 1200)"
+echo "ok: post-copy progress: $(tr '\r' '\n' <"$ERR" | grep -m1 'link to the destination is lost')"
+ok "migrate --postcopy=manual, no terminal" "$KVMIG" --agent "$T/fake.sock" migrate pc2 --to tcp://10.0.0.2:4444 --postcopy=manual --json
+grep -m1 '"migrate.start","name":"pc2"' "$T/fake.requests" | jq -e '.postcopy == "manual" and (has("postcopy_reconnect_ms") | not)' >/dev/null ||
+	fail "--postcopy=manual: $(grep -m1 '"pc2"' "$T/fake.requests")"
+jq_out '.status == "completed" and .postcopy.active == true and .postcopy.reconnects == 1'
+# without a terminal only the link notices reach stderr, no progress line
+grep -q "post-copy of pc2: the link to the destination is lost; .*Run 'kvmig job resume pc2 \[--to URI\]' to go on" "$ERR" &&
+	grep -q "link to the destination is back" "$ERR" && ! grep -q "MiB/s" "$ERR" && ! grep -q "reconnects by itself" "$ERR" ||
+	fail "pc2 stderr: $(cat -v "$ERR")"
+for m in now off auto; do
+	ok "migrate --postcopy=$m --detach" kv fake migrate "pcd$m" --to tcp://10.0.0.2:4444 --postcopy=$m --detach
+	grep -m1 "\"migrate.start\",\"name\":\"pcd$m\"" "$T/fake.requests" | jq -e ".postcopy == \"$m\"" >/dev/null ||
+		fail "--postcopy=$m: $(grep -m1 "pcd$m" "$T/fake.requests")"
+done
+ok "job postcopy pcdnow" kv fake job postcopy pcdnow
+grep -q "^switching the migration of pcdnow to post-copy" "$OUT" || fail "job postcopy: $(cat "$OUT")"
+tail -n 1 "$T/fake.requests" | jq -e '. == {"method":"job.postcopy","name":"pcdnow"}' >/dev/null ||
+	fail "job postcopy request: $(tail -n 1 "$T/fake.requests")"
+ok "job resume pcdnow --to --json" kv fake job resume pcdnow --to tcp://10.0.0.3:4444 --json
+jq_out '. == {"name":"pcdnow","uri":"tcp://10.0.0.3:4444","status":"resuming"}'
+tail -n 1 "$T/fake.requests" | jq -e '. == {"method":"job.resume","name":"pcdnow","uri":"tcp://10.0.0.3:4444"}' >/dev/null ||
+	fail "job resume --to request: $(tail -n 1 "$T/fake.requests")"
+ok "job resume pcdnow" kv fake job resume pcdnow
+grep -q "^resuming the post-copy of pcdnow to tcp://10.0.0.3:4444" "$OUT" || fail "job resume: $(cat "$OUT")"
+tail -n 1 "$T/fake.requests" | jq -e '. == {"method":"job.resume","name":"pcdnow"}' >/dev/null ||
+	fail "job resume request (no uri): $(tail -n 1 "$T/fake.requests")"
+"$KVMIG" --agent "$T/fake.sock" migrate pcslow --to tcp://10.0.0.2:4444 --postcopy >"$T/pcslow.out" 2>"$T/pcslow.err" &
+SLOW=$!
+# the 6th poll is sent after kvmig read the 5th answer, the first in post-copy
+pcslow_polls() { [ "$(grep -c '"job.info","name":"pcslow"' "$T/fake.requests")" -ge "$1" ]; }
+wait_until 20 "kvmig to see pcslow in post-copy" pcslow_polls 6
+kill -INT "$SLOW"
+wait "$SLOW"
+rc=$?
+[ "$rc" = 130 ] || fail "Ctrl-C in post-copy: exit $rc: $(cat "$T/pcslow.err")"
+! grep -q '"job.cancel","name":"pcslow"' "$T/fake.requests" || fail "Ctrl-C in post-copy sent job.cancel"
+grep -q "stopped waiting; the migration of pcslow is in post-copy .*kvmig job cancel pcslow gives it up" "$T/pcslow.err" ||
+	fail "Ctrl-C in post-copy: stderr $(cat "$T/pcslow.err")"
+[ ! -s "$T/pcslow.out" ] || fail "Ctrl-C in post-copy printed statistics: $(cat "$T/pcslow.out")"
+echo "ok: Ctrl-C in post-copy only stops waiting -> $(tail -n 1 "$T/pcslow.err")"
 kill "${AGENT_PID[fake]}"
 wait "${AGENT_PID[fake]}" 2>/dev/null
 unset "AGENT_PID[fake]"
