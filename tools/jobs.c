@@ -250,7 +250,9 @@ json_t *jobs_stats_json(const char *name, const char *uri, const struct migrate_
 	put_u64(o, "ring_overflows", st->ring_overflows);
 	put_u64(o, "parallel", st->parallel);
 	json_object_set_new(o, "verified", json_boolean(st->verified));
-	if (!strcmp(st->status, "failed") || !strcmp(st->status, "cancelled")) {
+	/* a post-copy waiting to resume says why too */
+	if (!strcmp(st->status, "failed") || !strcmp(st->status, "cancelled") ||
+	    (!strcmp(st->status, "postcopy-paused") && st->error[0])) {
 		const char *e = st->error[0] ? st->error : "unknown error";
 
 		/* the text may quote the destination: keep it valid UTF-8 */
