@@ -278,7 +278,8 @@ static int finish_hello(struct incoming *inc, char *err, size_t errlen)
 		/* the other channels carry pages only: no CPUID on them */
 		struct session_info si = {
 			.ram = inc->ram_base, .ram_bytes = inc->ram_bytes,
-			.caps = inc->caps & ~WIRE_CAP_CPUID,	/* ANNOUNCE: offered on all */
+			/* ANNOUNCE: offered on all; CPUID and POSTCOPY: channel 0 only */
+			.caps = inc->caps & ~(WIRE_CAP_CPUID | WIRE_CAP_POSTCOPY),
 		};
 
 		ret = session_open(inc->sessions, inc->hello.session, inc->hello.channels, &si,

@@ -6,7 +6,7 @@
 #
 #   matrix: memcheck, seqdirty, randdirty x 1 and 2 vCPUs, --postcopy
 #     (after the first full round) and --postcopy=now, over TCP and TLS,
-#     mostly with --verify: the job completed in post-copy (postcopy.active,
+#     mostly with --verify, once with --parallel 2: the job completed in post-copy (postcopy.active,
 #     pages pushed or requested), verified when asked, the destination
 #     runs the VM and its progress grows past the last value read at the
 #     source, memcheck's errors stay 0.
@@ -84,15 +84,16 @@ moved() {
 }
 
 declare -A LAST=()
-# NAME GUEST VCPUS URI MODE VERIFY: start, migrate in post-copy, check, stop
+# NAME GUEST VCPUS URI MODE VERIFY [OPTION...]: start, migrate in post-copy, check, stop
 pc_move() {
 	local n=$1 g=$2 v=$3 uri=$4 mode=$5 verify=$6 st
+	shift 6
 	ok "start $n" kv src vm start "$n" --guest "$g,workset=8M,rate=2000" --mem 64M --vcpus "$v"
 	# one pass over the working set: its pages hold data before pre-copy reads them
 	wait_until "$TIMEOUT" "$n to touch its working set" grows src "$n" progress 2048
 	LAST[$n]=$(counter src "$n" progress)
 	run kv src migrate "$n" --to "$uri" --postcopy"$mode" $verify --bandwidth 4 \
-		--max-downtime 300 --json
+		--max-downtime 300 --json "$@"
 	[ "$RC" = 0 ] || fail "$n ($g, $v vCPU, $uri, --postcopy$mode): exit $RC: $(cat "$ERR")"
 	st=$OUT
 	jq -e '.status == "completed" and .postcopy.active == true and
@@ -123,6 +124,7 @@ pc_move a4 memcheck 2 "$TLS_URI" "=now" ""
 pc_move a5 seqdirty 1 "$TLS_URI" "" --verify
 pc_move a6 randdirty 2 "$TCP_URI" "" --verify
 pc_move a7 memcheck 2 "$TCP_URI" "=now" --verify
+pc_move a8 memcheck 2 "$TCP_URI" "" --verify --parallel 2
 
 echo "== a guest pre-copy cannot move: 16 MiB/s of dirtying over a 4 MiB/s link"
 ok "start hot" kv src vm start hot --guest memcheck,workset=16M,rate=4096 --mem 64M
@@ -155,7 +157,7 @@ echo "== the link cut during post-copy, then job resume --to"
 python3 "$(dirname "$0")/../helpers/tcpcut.py" "$T/cut.port" 127.0.0.1 "${TCP_URI##*:}" \
 	2>"$T/cut.log" &
 CUT=$!
-trap 'kill $CUT 2>/dev/null' EXIT
+trap 'kill $CUT 2>/dev/null; cleanup' EXIT	# lib.sh's cleanup stops the agents
 wait_until 10 "tcpcut to listen" test -s "$T/cut.port"
 RELAY=tcp://127.0.0.1:$(cat "$T/cut.port")
 cut_count() { grep -c '^tcpcut: cut' "$T/cut.log"; }
