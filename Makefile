@@ -30,7 +30,7 @@ endif
 
 PKGS := libssh2 openssl liblz4 libzstd jansson
 DEB_PKGS := libssh2-1-dev libssl-dev liblz4-dev libzstd-dev libjansson-dev libcmocka-dev pkg-config jq \
-	openssh-server openssh-client iproute2 tcpdump openssl
+	openssh-server openssh-client iproute2 tcpdump openssl python3
 
 WARN := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wmissing-declarations -Wold-style-definition -Wpointer-arith -Wcast-qual \
