@@ -37,6 +37,7 @@ struct fault_server {
 	_Atomic bool failed;		/* the fault channel broke: err says how */
 	_Atomic uint64_t hint;		/* the page after the latest request */
 	_Atomic uint64_t requests, pages;
+	_Atomic uint64_t fbytes;	/* j->fio.bytes_out, as the thread last wrote it */
 	_Atomic bool done;		/* PC_DONE came: a PAGE_REQ now is an error */
 	char err[400];
 };
@@ -113,6 +114,7 @@ static void *fault_thread(void *arg)
 			snprintf(msg, sizeof(msg), "%s", strerror(-ret));
 			break;
 		}
+		atomic_store(&fs->fbytes, j->fio.bytes_out);
 		atomic_fetch_add(&fs->requests, 1);
 		atomic_fetch_add(&fs->pages, q.count);
 		atomic_store(&fs->hint, q.page + q.count);
@@ -218,7 +220,7 @@ static void set_stats(struct migrate_job *j, struct fault_server *fs, uint64_t p
 	j->st.postcopy.requests = atomic_load(&fs->requests);
 	j->st.postcopy.pages_pushed = pushed;
 	j->st.postcopy.bytes_after_switchover =
-		closed_bytes + j->io.bytes_out + (j->fio_open ? j->fio.bytes_out : 0) - bytes0;
+		closed_bytes + j->io.bytes_out + atomic_load(&fs->fbytes) - bytes0;
 	j->st.postcopy.pages_missing = missing;
 	j->st.remaining_bytes = missing * PAGE;
 	j->st.total_ms = (clock_now_ns() - j->t0_ns) / 1000000;
@@ -379,6 +381,7 @@ broken:
 
 static int start_fault_server(struct fault_server *fs)
 {
+	atomic_store(&fs->fbytes, fs->j->fio.bytes_out);
 	atomic_store(&fs->stop, false);
 	atomic_store(&fs->failed, false);
 	fs->err[0] = '\0';

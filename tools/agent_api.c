@@ -377,6 +377,24 @@ static json_t *req_stop(struct agent *a, json_t *req)
 
 	if (!e)
 		return r;
+	if (e->phase == REG_PHASE_POSTCOPY && e->pc) {
+		/* a post-copy whose source is gone: only the user can give it up */
+		struct pcdest_stats ps;
+
+		pcdest_get_stats(e->pc, &ps);
+		if (ps.link_up)
+			return ctl_response_error("VM '%s' is receiving its memory (post-copy, %llu "
+						  "pages to come): cancel the job at the source, or "
+						  "wait",
+						  e->name, (unsigned long long)ps.pages_missing);
+		pcdest_abandon(e->pc);
+		pr_warn("VM '%s': post-copy given up by vm.stop with %llu pages missing", e->name,
+			(unsigned long long)ps.pages_missing);
+		r = ctl_response_ok();
+		set_str(r, "name", e->name);
+		json_object_set_new(r, "pages_lost", json_integer((json_int_t)ps.pages_missing));
+		return r;
+	}
 	if (e->phase != REG_PHASE_NONE)
 		return busy(a, e);
 	snprintf(name, sizeof(name), "%s", e->name);

@@ -33,7 +33,10 @@ static void help_vm(FILE *f)
 		"      each vCPU a KVM dirty ring of ENTRIES (a power of two, 256 to 65536),\n"
 		"      needed to migrate it with --dirty-track ring.\n"
 		"  vm stop NAME\n"
-		"      Destroy the VM and print its last guest counters.\n"
+		"      Destroy the VM and print its last guest counters. At the\n"
+		"      destination of a post-copy whose link to the source is lost, this\n"
+		"      gives the post-copy up (the guest cannot run without the pages that\n"
+		"      never arrived: it says how many) and destroys the VM.\n"
 		"  vm pause NAME\n"
 		"      Stop the VM's vCPUs: the guest makes no progress until vm resume.\n"
 		"      An error if it is paused already or a migration owns it.\n"
@@ -180,6 +183,9 @@ static int vm_simple(const struct cli *cli, const char *usage, const char *metho
 	gs = json_object_get(r, "guest_stats");
 	if (cli->json)
 		cli_print_json(r);
+	else if (json_object_get(r, "pages_lost"))
+		printf("gave up the post-copy of VM %s: %lld pages never arrived; it is destroyed\n",
+		       cli_json_str(r, "name"), cli_json_num(r, "pages_lost"));
 	else
 		printf("%s VM %s (progress %lld, errors %lld, ticks %lld)\n", done,
 		       cli_json_str(r, "name"), cli_json_num(gs, "progress"),

@@ -22,8 +22,8 @@
 #     relay heals.
 #   the source agent killed (SIGKILL) during post-copy: the destination
 #     reports the guest as waiting for pages (state postcopy, link lost,
-#     pages missing) and never claims success; its agent still stops
-#     cleanly.
+#     pages missing) and never claims success; `vm stop` there gives it
+#     up and reports the pages lost; its agent still stops cleanly.
 #
 # Nothing depends on guest or host speed: every guest is paced (rate=)
 # against a capped link (--bandwidth), so whether pre-copy converges is
@@ -121,10 +121,8 @@ pc_move a1 memcheck 1 "$TCP_URI" "" --verify
 pc_move a2 seqdirty 2 "$TLS_URI" "=now" --verify
 pc_move a3 randdirty 1 "$TCP_URI" "=now" --verify
 pc_move a4 memcheck 2 "$TLS_URI" "=now" ""
-pc_move a5 seqdirty 1 "$TLS_URI" "" --verify
-pc_move a6 randdirty 2 "$TCP_URI" "" --verify
-pc_move a7 memcheck 2 "$TCP_URI" "=now" --verify
-pc_move a8 memcheck 2 "$TCP_URI" "" --verify --parallel 2
+pc_move a5 randdirty 2 "$TLS_URI" "" --verify
+pc_move a6 memcheck 2 "$TCP_URI" "" --verify --parallel 2
 
 echo "== a guest pre-copy cannot move: 16 MiB/s of dirtying over a 4 MiB/s link"
 ok "start hot" kv src vm start hot --guest memcheck,workset=16M,rate=4096 --mem 64M
@@ -163,8 +161,8 @@ RELAY=tcp://127.0.0.1:$(cat "$T/cut.port")
 cut_count() { grep -c '^tcpcut: cut' "$T/cut.log"; }
 cut_above() { [ "$(cut_count)" -gt "$1" ]; }	# N: the relay cut more than N times
 
-ok "start cut" kv src vm start cut --guest memcheck,workset=32M,rate=4000 --mem 64M --vcpus 2
-wait_until "$TIMEOUT" "cut to touch its working set" grows src cut progress 8192
+ok "start cut" kv src vm start cut --guest memcheck,workset=16M,rate=4000 --mem 64M --vcpus 2
+wait_until "$TIMEOUT" "cut to touch its working set" grows src cut progress 4096
 LAST[cut]=$(counter src cut progress)
 ok "migrate cut via the relay" kv src migrate cut --to "$RELAY" --bandwidth 2 --postcopy=now \
 	--verify --detach
@@ -189,8 +187,8 @@ ok "stop cut" kv dst vm stop cut
 
 echo "== the link cut, and --postcopy-reconnect"
 kill -USR2 $CUT
-ok "start auto" kv src vm start auto --guest memcheck,workset=32M,rate=4000 --mem 64M
-wait_until "$TIMEOUT" "auto to touch its working set" grows src auto progress 8192
+ok "start auto" kv src vm start auto --guest memcheck,workset=16M,rate=4000 --mem 64M
+wait_until "$TIMEOUT" "auto to touch its working set" grows src auto progress 4096
 LAST[auto]=$(counter src auto progress)
 ok "migrate auto via the relay" kv src migrate auto --to "$RELAY" --bandwidth 2 --postcopy=now \
 	--postcopy-reconnect 60 --verify --detach
@@ -207,8 +205,8 @@ moved auto
 ok "stop auto" kv dst vm stop auto
 
 echo "== the source agent killed during post-copy"
-ok "start lost" kv src vm start lost --guest memcheck,workset=32M,rate=4000 --mem 64M
-wait_until "$TIMEOUT" "lost to touch its working set" grows src lost progress 8192
+ok "start lost" kv src vm start lost --guest memcheck,workset=16M,rate=4000 --mem 64M
+wait_until "$TIMEOUT" "lost to touch its working set" grows src lost progress 4096
 ok "migrate lost" kv src migrate lost --to "$TCP_URI" --bandwidth 1 --postcopy=now --detach
 wait_until "$TIMEOUT" "lost to be in post-copy" in_postcopy lost
 kill -KILL "${AGENT_PID[src]}"
@@ -221,7 +219,11 @@ missing=$(vm_field dst lost .postcopy.pages_missing)
 grep -q "VM 'lost' migrated in" "$T/dst.log" && fail "lost: the destination claims the migration succeeded"
 grep -q "VM 'lost': post-copy done" "$T/dst.log" && fail "lost: the destination claims post-copy is done"
 echo "   the destination waits for $missing pages; state postcopy, link lost"
-stop_agent dst
+# only the user gives it up there: vm stop says what is lost
+ok "vm stop lost at dst (gives the post-copy up)" kv dst vm stop lost --json
+jq -e '.pages_lost > 0' "$OUT" >/dev/null || fail "lost: vm stop did not report the lost pages"
+wait_until "$TIMEOUT" "lost to be gone at dst" gone dst lost
 grep -q "VM 'lost' is lost in post-copy: .*pages never arrived" "$T/dst.log" ||
-	fail "lost: the destination's shutdown did not say what was lost"
+	fail "lost: the destination did not say what was lost"
+stop_agent dst
 echo "PASS: postcopy"
