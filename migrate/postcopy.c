@@ -527,7 +527,7 @@ static int wait_resume(struct migrate_job *j, uint64_t *closed)
 			return 0;
 		}
 		close_link(j, closed);
-		snprintf(reason, sizeof(reason), "resume over %s failed: %s", uri, msg);
+		snprintf(reason, sizeof(reason), "resume over %.200s failed: %.280s", uri, msg);
 		pr_warn("%s: %s", name, reason);
 	}
 }

@@ -179,11 +179,20 @@ static void test_jobs_stats_names(void **state)
 	assert_null(json_object_get(o, "error"));
 	json_decref(o);
 
-	/* the post-copy states are not failures: no "error"; a pre-copy job is not active */
+	/* a post-copy waiting to resume says why; without a reason, no "error" */
 	snprintf(st.status, sizeof(st.status), "postcopy-paused");
 	snprintf(st.error, sizeof(st.error), "the link broke");
 	o = jobs_stats_json(NULL, NULL, &st);
 	assert_string_equal(json_string_value(json_object_get(o, "status")), "postcopy-paused");
+	assert_string_equal(json_string_value(json_object_get(o, "error")), "the link broke");
+	json_decref(o);
+	st.error[0] = '\0';
+	o = jobs_stats_json(NULL, NULL, &st);
+	assert_null(json_object_get(o, "error"));
+	json_decref(o);
+	snprintf(st.status, sizeof(st.status), "postcopy");
+	snprintf(st.error, sizeof(st.error), "stale");
+	o = jobs_stats_json(NULL, NULL, &st);
 	assert_null(json_object_get(o, "error"));
 	json_decref(o);
 	st.postcopy.active = false;
