@@ -329,12 +329,13 @@ static int precopy(struct migrate_job *j)
 	}
 }
 
-static int stop_and_copy(struct migrate_job *j, uint64_t *pause_ns)
+/*
+ * The switchover's first step, both kinds: pause the guest (a failure
+ * later resumes only what the job paused), refuse a dead one, stop the
+ * throttle, and take the last dirty set. Return: its pages, or -errno.
+ */
+static long pause_for_switch(struct migrate_job *j, uint64_t *pause_ns)
 {
-	struct vm_state *state = NULL;
-	struct wire_complete done;
-	uint32_t nsec = 0;
-	long dirty;
 	int ret;
 
 	job_set_status(j, "device");
@@ -342,16 +343,76 @@ static int stop_and_copy(struct migrate_job *j, uint64_t *pause_ns)
 	ret = vm_pause(j->vm, NULL);
 	if (ret < 0)
 		return job_fail(j, ret, "cannot pause the guest: %s", strerror(-ret));
-	j->paused = !j->was_paused;	/* a failure resumes only what the job paused */
+	j->paused = !j->was_paused;
 	if (vm_dead_vcpus(j->vm))
 		return job_fail(j, -EIO,
 				"the guest crashed before the switchover (%u vCPU(s) stopped by KVM); "
 				"a dead guest is not migrated",
 				vm_dead_vcpus(j->vm));
-	pr_debug("stop-and-copy: paused in %llu us",
+	pr_debug("switchover: paused in %llu us",
 		 (unsigned long long)(clock_now_ns() - *pause_ns) / 1000);
 	vm_set_throttle(j->vm, 0);
-	dirty = sync_dirty(j);
+	return sync_dirty(j);
+}
+
+/*
+ * The state and COMPLETE (with the RAM digest under --verify: SHA-256 in
+ * page order, or post-copy's order-free one), then the hand-over.
+ */
+static int send_state(struct migrate_job *j, uint64_t pause_ns, bool postcopy)
+{
+	struct vm_state *state = calloc(1, sizeof(*state));
+	struct page_sender_stats ps;
+	struct wire_complete done;
+	uint32_t nsec = 0;
+	uint64_t out;
+	int ret;
+
+	if (!state)
+		return job_fail(j, -ENOMEM, "out of memory");
+	ret = vm_capture(j->vm, state);
+	if (ret < 0) {
+		job_fail(j, ret, "cannot capture the vCPU and device state: %s", strerror(-ret));
+		goto out;
+	}
+	pr_debug("switchover: state captured at +%llu us",
+		 (unsigned long long)(clock_now_ns() - pause_ns) / 1000);
+	ret = outgoing_state(&j->lanes[0].rl_io, state, &nsec);
+	if (ret < 0) {
+		job_fail(j, ret, "cannot send the state: %s", strerror(-ret));
+		goto out;
+	}
+	memset(&done, 0, sizeof(done));
+	done.state_sections = nsec;
+	lanes_stats(j, &ps, &out, NULL);
+	done.pages = ps.pages;
+	if (j->o.verify) {
+		ret = postcopy ? ram_digest_pages(vm_ram_fd(j->vm), vm_ram(j->vm),
+						  vm_ram_bytes(j->vm), NULL, done.digest)
+			       : ram_digest(vm_ram_fd(j->vm), vm_ram(j->vm), vm_ram_bytes(j->vm),
+					    done.digest);
+		if (ret < 0) {
+			job_fail(j, ret, "cannot compute the RAM digest");
+			goto out;
+		}
+		done.digest_alg = postcopy ? WIRE_DIGEST_PAGES : WIRE_DIGEST_SHA256;
+	}
+	ret = job_send_ctrl(j, frame_put_complete(j->ctrl, JOB_CTRL_BUF, &done));
+	if (ret < 0)
+		goto out;
+	pr_debug("switchover: COMPLETE sent at +%llu us",
+		 (unsigned long long)(clock_now_ns() - pause_ns) / 1000);
+	ret = handover_run(j);
+out:
+	free(state);
+	return ret;
+}
+
+static int stop_and_copy(struct migrate_job *j, uint64_t *pause_ns)
+{
+	long dirty = pause_for_switch(j, pause_ns);
+	int ret;
+
 	if (dirty < 0)
 		return (int)dirty;
 	ret = job_send_ctrl(j, frame_put_switchover(j->ctrl, JOB_CTRL_BUF, j->round + 1,
@@ -362,51 +423,9 @@ static int stop_and_copy(struct migrate_job *j, uint64_t *pause_ns)
 	ret = send_dirty(j, false, false, LANE_COMPLETE);
 	if (ret < 0)
 		return ret;
-	state = calloc(1, sizeof(*state));
-	if (!state) {
-		ret = job_fail(j, -ENOMEM, "out of memory");
-		goto out;
-	}
 	pr_debug("stop-and-copy: last %llu pages sent at +%llu us", (unsigned long long)dirty,
 		 (unsigned long long)(clock_now_ns() - *pause_ns) / 1000);
-	ret = vm_capture(j->vm, state);
-	if (ret < 0) {
-		job_fail(j, ret, "cannot capture the vCPU and device state: %s", strerror(-ret));
-		goto out;
-	}
-	pr_debug("stop-and-copy: state captured at +%llu us",
-		 (unsigned long long)(clock_now_ns() - *pause_ns) / 1000);
-	ret = outgoing_state(&j->lanes[0].rl_io, state, &nsec);
-	if (ret < 0) {
-		job_fail(j, ret, "cannot send the state: %s", strerror(-ret));
-		goto out;
-	}
-	memset(&done, 0, sizeof(done));
-	done.state_sections = nsec;
-	{
-		struct page_sender_stats ps;
-		uint64_t out;
-
-		lanes_stats(j, &ps, &out, NULL);
-		done.pages = ps.pages;
-	}
-	if (j->o.verify) {
-		ret = ram_digest(vm_ram_fd(j->vm), vm_ram(j->vm), vm_ram_bytes(j->vm), done.digest);
-		if (ret < 0) {
-			job_fail(j, ret, "cannot compute the RAM digest");
-			goto out;
-		}
-		done.digest_alg = WIRE_DIGEST_SHA256;
-	}
-	ret = job_send_ctrl(j, frame_put_complete(j->ctrl, JOB_CTRL_BUF, &done));
-	if (ret < 0)
-		goto out;
-	pr_debug("stop-and-copy: COMPLETE sent at +%llu us",
-		 (unsigned long long)(clock_now_ns() - *pause_ns) / 1000);
-	ret = handover_run(j);
-out:
-	free(state);
-	return ret;
+	return send_state(j, *pause_ns, false);
 }
 
 /*
@@ -418,26 +437,12 @@ out:
 static int postcopy_switchover(struct migrate_job *j, uint64_t *pause_ns)
 {
 	size_t cap = WIRE_HDR_BYTES + WIRE_BITMAP_HDR + WIRE_MAX_BITMAP / 8 + WIRE_CRC_BYTES;
-	struct vm_state *state = NULL;
-	struct wire_complete done;
-	uint8_t *buf = NULL;
-	uint32_t nsec = 0;
+	uint8_t *buf;
 	long dirty;
 	int ret;
 
 	atomic_store(&j->pc_switched, true);
-	job_set_status(j, "device");
-	*pause_ns = clock_now_ns();
-	ret = vm_pause(j->vm, NULL);
-	if (ret < 0)
-		return job_fail(j, ret, "cannot pause the guest: %s", strerror(-ret));
-	j->paused = !j->was_paused;
-	if (vm_dead_vcpus(j->vm))
-		return job_fail(j, -EIO, "the guest crashed before the switchover (%u vCPU(s) "
-				"stopped by KVM); a dead guest is not migrated",
-				vm_dead_vcpus(j->vm));
-	vm_set_throttle(j->vm, 0);
-	dirty = sync_dirty(j);
+	dirty = pause_for_switch(j, pause_ns);
 	if (dirty < 0)
 		return (int)dirty;
 	/* untouched RAM is zero on both sides: never needed */
@@ -452,11 +457,8 @@ static int postcopy_switchover(struct migrate_job *j, uint64_t *pause_ns)
 	if (ret < 0)
 		return ret;
 	buf = malloc(cap);
-	state = calloc(1, sizeof(*state));
-	if (!buf || !state) {
-		ret = job_fail(j, -ENOMEM, "out of memory");
-		goto out;
-	}
+	if (!buf)
+		return job_fail(j, -ENOMEM, "out of memory");
 	for (uint64_t first = 0; first < j->npages; first += WIRE_MAX_BITMAP) {
 		uint32_t n = (uint32_t)MIN((uint64_t)WIRE_MAX_BITMAP, j->npages - first);
 		ssize_t len;
@@ -466,47 +468,17 @@ static int postcopy_switchover(struct migrate_job *j, uint64_t *pause_ns)
 		len = frame_put_bitmap(buf, cap, WIRE_F_NEEDED, first, n, 0, j->bitmap + first / 64);
 		ret = len < 0 ? (int)len : mio_write(&j->lanes[0].rl_io, buf, (size_t)len);
 		if (ret < 0) {
-			job_fail(j, ret, "cannot send the needed pages: %s", strerror(-ret));
-			goto out;
+			free(buf);
+			return job_fail(j, ret, "cannot send the needed pages: %s", strerror(-ret));
 		}
 	}
+	free(buf);
 	pr_debug("post-copy switchover: %llu pages needed, paused %llu us ago",
 		 (unsigned long long)bitmap_count(j->bitmap, 0, j->npages),
 		 (unsigned long long)(clock_now_ns() - *pause_ns) / 1000);
-	ret = vm_capture(j->vm, state);
-	if (ret < 0) {
-		job_fail(j, ret, "cannot capture the vCPU and device state: %s", strerror(-ret));
-		goto out;
-	}
-	ret = outgoing_state(&j->lanes[0].rl_io, state, &nsec);
-	if (ret < 0) {
-		job_fail(j, ret, "cannot send the state: %s", strerror(-ret));
-		goto out;
-	}
-	memset(&done, 0, sizeof(done));
-	done.state_sections = nsec;
-	{
-		struct page_sender_stats ps;
-		uint64_t out;
-
-		lanes_stats(j, &ps, &out, NULL);
-		done.pages = ps.pages;
-	}
-	if (j->o.verify) {
-		ret = ram_digest_pages(vm_ram_fd(j->vm), vm_ram(j->vm), vm_ram_bytes(j->vm), NULL,
-				       done.digest);
-		if (ret < 0) {
-			job_fail(j, ret, "cannot compute the RAM digest");
-			goto out;
-		}
-		done.digest_alg = WIRE_DIGEST_PAGES;
-	}
-	ret = job_send_ctrl(j, frame_put_complete(j->ctrl, JOB_CTRL_BUF, &done));
+	ret = send_state(j, *pause_ns, true);
 	if (ret < 0)
-		goto out;
-	ret = handover_run(j);
-	if (ret < 0)
-		goto out;
+		return ret;
 	pthread_mutex_lock(&j->lock);
 	j->st.postcopy.active = true;
 	pthread_mutex_unlock(&j->lock);
@@ -515,11 +487,7 @@ static int postcopy_switchover(struct migrate_job *j, uint64_t *pause_ns)
 		vm_get_config(j->vm)->name,
 		(unsigned long long)(j->resumed_ns - *pause_ns) / 1000000,
 		(unsigned long long)bitmap_count(j->bitmap, 0, j->npages));
-	ret = postcopy_serve(j);
-out:
-	free(buf);
-	free(state);
-	return ret;
+	return postcopy_serve(j);
 }
 
 /* ---- the job ---------------------------------------------------------------- */

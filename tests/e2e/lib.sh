@@ -22,6 +22,10 @@
 #   vm_field AGENT VM FILTER         one field of vm info --json
 #   field_gt AGENT VM FILTER N       that field is a number above N (for wait_until)
 #   field_is AGENT VM FILTER VALUE   that field equals VALUE (for wait_until)
+#   counter AGENT VM FIELD           a guest_stats counter (fails when no such VM)
+#   grows AGENT VM FIELD FLOOR       that counter is above FLOOR now (for wait_until)
+#   state_is AGENT VM STATE          the VM's state is STATE (for wait_until)
+#   gone AGENT VM                    the agent does not host VM
 #   need_kvm AGENT WHAT              exit 77 loudly unless the agent has KVM
 #   fail MSG / skip REASON           skip names its reason, as given
 # Nothing here sleeps for synchronization: waits poll a condition with a
@@ -193,3 +197,18 @@ no_vms_left() {
 	[ "$(jq -c . <<<"$v")" = '{"vms":[]}' ] || fail "agent $1 has VMs left: $v"
 	kv "$1" agent ping >/dev/null || fail "agent $1 no longer answers ping"
 }
+
+counter() {	# AGENT VM FIELD
+	local j
+	j=$(kv "$1" vm info "$2" --json 2>/dev/null) || return 1
+	jq -er ".guest_stats.$3" <<<"$j"
+}
+
+grows() {	# AGENT VM FIELD FLOOR
+	local v
+	v=$(counter "$1" "$2" "$3") && [ "$v" -gt "$4" ]
+}
+
+state_is() { [ "$(vm_field "$1" "$2" .state 2>/dev/null)" = "$3" ]; }
+
+gone() { ! kv "$1" vm list --json | jq -e --arg n "$2" '.vms[] | select(.name == $n)' >/dev/null; }

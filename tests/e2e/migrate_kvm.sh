@@ -52,31 +52,12 @@ UNIX_URI=$(kv dst2 agent version --json | jq -r .migrate_uri)
 TIMEOUT=${KVMIG_E2E_TIMEOUT:-120}
 DT=${KVMIG_E2E_DOWNTIME:-2000}
 
-counter() {	# AGENT VM FIELD: fails (prints nothing) when the VM is not there
-	local j
-	j=$(kv "$1" vm info "$2" --json 2>/dev/null) || return 1
-	jq -er ".guest_stats.$3" <<<"$j"
-}
-
-grows() {	# AGENT VM FIELD FLOOR: the counter is above FLOOR now
-	local v
-	v=$(counter "$1" "$2" "$3") && [ "$v" -gt "$4" ]
-}
-
-state_is() {	# AGENT VM STATE
-	[ "$(vm_field "$1" "$2" .state 2>/dev/null)" = "$3" ]
-}
-
 job_status_is() {	# VM STATUS...: job info on src says one of them
 	local s w
 	s=$(kv src job info "$1" --json | jq -r .status) || return 1
 	shift
 	for w in "$@"; do [ "$s" = "$w" ] && return 0; done
 	return 1
-}
-
-gone() {	# AGENT VM: the agent does not host it
-	! kv "$1" vm list --json | jq -e --arg n "$2" '.vms[] | select(.name == $n)' >/dev/null
 }
 
 start_vm() {	# NAME GUEST VCPUS [vm start options]: start in src, wait for progress

@@ -41,14 +41,6 @@ AGENT_PORT=${DST_URI##*:}
 SSH_URI=ssh://root@127.0.0.1:$SSHD_PORT
 KNOWN=$HOME/.ssh/known_hosts
 
-counter() {
-	local j
-	j=$(kv "$1" vm info "$2" --json 2>/dev/null) || return 1
-	jq -er ".guest_stats.$3" <<<"$j"
-}
-grows() { local v; v=$(counter "$1" "$2" "$3") && [ "$v" -gt "$4" ]; }
-state_is() { [ "$(vm_field "$1" "$2" .state 2>/dev/null)" = "$3" ]; }
-gone() { ! kv "$1" vm list --json | jq -e --arg n "$2" '.vms[] | select(.name == $n)' >/dev/null; }
 
 start_vm() {	# NAME
 	ok "$1: start" kv src vm start "$1" --mem 64M --vcpus 1 --guest memcheck,workset=4M

@@ -52,14 +52,6 @@ SSH_URI=ssh://root@127.0.0.1:$SSHD_PORT
 KD=$KVMIGD
 exec_for() { echo "$KD --incoming stdio --control $T/$1.sock"; }
 
-counter() {
-	local j
-	j=$(kv "$1" vm info "$2" --json 2>/dev/null) || return 1
-	jq -er ".guest_stats.$3" <<<"$j"
-}
-grows() { local v; v=$(counter "$1" "$2" "$3") && [ "$v" -gt "$4" ]; }
-state_is() { [ "$(vm_field "$1" "$2" .state 2>/dev/null)" = "$3" ]; }
-gone() { ! kv "$1" vm list --json | jq -e --arg n "$2" '.vms[] | select(.name == $n)' >/dev/null; }
 # helpers of this test still running (read-only look at the process list)
 no_helpers() { ! pgrep -f -- "--incoming stdio --control $T/" >/dev/null; }
 

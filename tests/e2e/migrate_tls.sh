@@ -36,17 +36,6 @@ URIW=$(kv dstw agent version --json | jq -r .migrate_uri)
 [[ $URI == tls://127.0.0.1:* ]] || fail "dst's migrate_uri is '$URI'"
 PORT=${URI##*:}
 
-counter() {	# AGENT VM FIELD
-	local j
-	j=$(kv "$1" vm info "$2" --json 2>/dev/null) || return 1
-	jq -er ".guest_stats.$3" <<<"$j"
-}
-grows() {	# AGENT VM FIELD FLOOR
-	local v
-	v=$(counter "$1" "$2" "$3") && [ "$v" -gt "$4" ]
-}
-state_is() { [ "$(vm_field "$1" "$2" .state 2>/dev/null)" = "$3" ]; }
-gone() { ! kv "$1" vm list --json | jq -e --arg n "$2" '.vms[] | select(.name == $n)' >/dev/null; }
 
 # moved NAME AGENT: gone from src, running at AGENT with progress growing, errors 0
 moved() {

@@ -48,17 +48,6 @@ TLS_URI=$(jq -r '.migrate_uris[] | select(startswith("tls://"))' "$T/ver.json")
 [[ $TCP_URI == tcp://127.0.0.1:* && $TLS_URI == tls://127.0.0.1:* ]] ||
 	fail "dst's migrate_uris: $(cat "$T/ver.json")"
 
-counter() {	# AGENT VM FIELD
-	local j
-	j=$(kv "$1" vm info "$2" --json 2>/dev/null) || return 1
-	jq -er ".guest_stats.$3" <<<"$j"
-}
-grows() {	# AGENT VM FIELD FLOOR
-	local v
-	v=$(counter "$1" "$2" "$3") && [ "$v" -gt "$4" ]
-}
-state_is() { [ "$(vm_field "$1" "$2" .state 2>/dev/null)" = "$3" ]; }
-gone() { ! kv "$1" vm list --json | jq -e --arg n "$2" '.vms[] | select(.name == $n)' >/dev/null; }
 job_field() {	# VM FILTER: of job info on src
 	kv src job info "$1" --json | jq -er "$2"
 }

@@ -19,17 +19,6 @@ start_agent b
 
 TIMEOUT=${KVMIG_E2E_TIMEOUT:-60}
 
-# counter AGENT VM FIELD: one guest_stats counter.
-counter() {
-	vm_field "$1" "$2" ".guest_stats.$3"
-}
-
-# grows AGENT VM FIELD FLOOR: the counter is above FLOOR now.
-grows() {
-	local v
-	v=$(counter "$1" "$2" "$3") && [ "$v" -gt "$4" ]
-}
-
 one_case() {
 	local guest=$1 vcpus=$2 mem=$3 args=${4:-} name p0 t0 src r0 rt0 snap
 	name=$guest-${vcpus}c-$mem
