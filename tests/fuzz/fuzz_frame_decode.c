@@ -17,7 +17,10 @@
  * its documented errno with a message; whatever a reader accepts obeys the
  * rules of wire.h (a page inside RAM, a codec that was negotiated, a length
  * allowed for it, a printable ERROR text, ...); a fixed-size frame that was
- * accepted encodes back to the same bytes; nothing follows COMPLETE/ERROR.
+ * accepted encodes back to the same bytes, and so does a NEEDED or WANT
+ * bitmap; nothing follows COMPLETE/ERROR but GO, and nothing follows GO
+ * but a post-copy's PAGES. A SWITCHOVER(POSTCOPY) or a HELLO(FAULT/RESUME)
+ * that was accepted switches the order checker as the receivers do.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -41,6 +44,8 @@ struct ctx {
 	uint64_t npages;
 	uint32_t page_size;
 	uint32_t caps;
+	bool postcopy;		/* the frame read was SWITCHOVER(POSTCOPY) */
+	bool pages_stream;	/* the frame read was HELLO(FAULT or RESUME) */
 	char err[256];
 };
 
@@ -111,6 +116,7 @@ static void read_typed(struct ctx *c, unsigned type, const uint8_t *p, size_t le
 	int ret = 0;
 
 	c->err[0] = '\0';
+	c->postcopy = c->pages_stream = false;
 	switch (type) {
 	case WIRE_F_HELLO: {
 		struct wire_hello h, h2;
@@ -128,6 +134,9 @@ static void read_typed(struct ctx *c, unsigned type, const uint8_t *p, size_t le
 		/* what was accepted encodes to a HELLO that reads back the same */
 		CHECK(frame_put_hello(out, sizeof(out), &h) > 0);
 		CHECK(frame_get_hello(out + WIRE_HDR_BYTES, len, &h2, c->err, sizeof(c->err)) == 0);
+		CHECK(!(h.flags & ~WIRE_HELLO_ALL) && h.flags != WIRE_HELLO_ALL);
+		CHECK(!h.flags || (h.channel == 0 && (h.caps & WIRE_CAP_POSTCOPY)));
+		c->pages_stream = h.flags != 0;
 		CHECK(h2.caps == h.caps && h2.mem_bytes == h.mem_bytes && h2.session == h.session &&
 		      h2.channel == h.channel && !strcmp(h2.name, h.name) &&
 		      !strcmp(h2.guest_args, h.guest_args) && !memcmp(h2.mac, h.mac, 6));
@@ -149,6 +158,8 @@ static void read_typed(struct ctx *c, unsigned type, const uint8_t *p, size_t le
 
 		ret = frame_get_switchover(p, len, &round, &flags, c->err, sizeof(c->err));
 		if (!ret)
+			c->postcopy = flags & WIRE_SWITCHOVER_POSTCOPY;
+		if (!ret)
 			check_same(out, frame_put_switchover(out, sizeof(out), round, flags), p, len);
 		break;
 	}
@@ -160,7 +171,7 @@ static void read_typed(struct ctx *c, unsigned type, const uint8_t *p, size_t le
 
 		ret = frame_get_complete(p, len, &cm, c->err, sizeof(c->err));
 		if (!ret) {
-			CHECK(cm.digest_alg <= WIRE_DIGEST_SHA256);
+			CHECK(cm.digest_alg <= WIRE_DIGEST_PAGES);
 			check_same(out, frame_put_complete(out, sizeof(out), &cm), p, len);
 		}
 		break;
@@ -268,12 +279,61 @@ static void read_typed(struct ctx *c, unsigned type, const uint8_t *p, size_t le
 		}
 		break;
 	}
+	case WIRE_F_ANNOUNCE: {
+		struct wire_announce a;
+
+		ret = frame_get_announce(p, len, &a, c->err, sizeof(c->err));
+		if (!ret)
+			CHECK(a.iface[0] && memchr(a.iface, 0, sizeof(a.iface)));
+		break;
+	}
+	case WIRE_F_ANNOUNCED: {
+		struct wire_announced a;
+
+		ret = frame_get_announced(p, len, &a, c->err, sizeof(c->err));
+		if (!ret)
+			check_same(out, frame_put_announced(out, sizeof(out), &a), p, len);
+		break;
+	}
+	case WIRE_F_NEEDED:
+	case WIRE_F_WANT: {
+		static uint64_t words[WIRE_MAX_BITMAP / 64];
+		static uint8_t big[WIRE_HDR_BYTES + WIRE_BITMAP_HDR + WIRE_MAX_BITMAP / 8 +
+				   WIRE_CRC_BYTES];
+		struct wire_bitmap b;
+		uint32_t nw;
+
+		ret = frame_get_bitmap(p, len, type, c->npages, &b, c->err, sizeof(c->err));
+		if (ret)
+			break;
+		CHECK(b.first % 64 == 0 && b.count >= 1 && b.count <= WIRE_MAX_BITMAP);
+		CHECK(b.first < c->npages && b.count <= c->npages - b.first);
+		CHECK(type == WIRE_F_WANT ? !(b.flags & ~WIRE_WANT_LAST) : !b.flags);
+		nw = (b.count + 63) / 64;
+		CHECK(b.bits == p + WIRE_BITMAP_HDR && len == WIRE_BITMAP_HDR + 8 * (size_t)nw);
+		for (uint32_t w = 0; w < nw; w++)
+			words[w] = wire_bitmap_word(&b, w);
+		check_same(big, frame_put_bitmap(big, sizeof(big), type, b.first, b.count, b.flags,
+						 words), p, len);
+		break;
+	}
+	case WIRE_F_PC_DONE: {
+		struct wire_pc_done d;
+
+		ret = frame_get_pc_done(p, len, &d, c->err, sizeof(c->err));
+		if (!ret) {
+			CHECK(d.digest_ok <= 1);
+			check_same(out, frame_put_pc_done(out, sizeof(out), &d), p, len);
+		}
+		break;
+	}
 	default:
 		/* frame_check_header let an unknown type through */
 		CHECK(0);
 	}
 	if (ret)
-		check_fail(ret, c->err, type == WIRE_F_PAGE_REQ);
+		check_fail(ret, c->err, type == WIRE_F_PAGE_REQ || type == WIRE_F_NEEDED ||
+				   type == WIRE_F_WANT);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -335,8 +395,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				CHECK(ret == -EPROTO);	/* nothing after GO or ERROR */
 			if (completed && h.type != WIRE_F_GO && h.type != WIRE_F_ERROR)
 				CHECK(ret == -EPROTO);	/* after COMPLETE: GO only */
-			if (!ret && (h.type == WIRE_F_GO || h.type == WIRE_F_ERROR ||
-				     (h.type == WIRE_F_COMPLETE && pages_only)))
+			if (!ret && c.postcopy)
+				wire_order_postcopy(&o);
+			if (!ret && c.pages_stream && o.phase == WIRE_PH_PRECOPY)
+				wire_order_pages_stream(&o);
+			if (!ret && h.type == WIRE_F_GO && o.phase == WIRE_PH_POSTCOPY)
+				completed = false;	/* post-copy: PAGES follow GO */
+			else if (!ret && (h.type == WIRE_F_GO || h.type == WIRE_F_ERROR ||
+					  (h.type == WIRE_F_COMPLETE && pages_only)))
 				done = true;
 			else if (!ret && h.type == WIRE_F_COMPLETE)
 				completed = true;

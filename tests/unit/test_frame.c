@@ -732,7 +732,7 @@ static void test_frame_rejects_truncated_header(void **state)
 
 static void test_frame_rejects_unknown_type(void **state)
 {
-	static const uint16_t bad[] = { 0, 14, 15, 23, 0x100, 0x8001, 0xffff };
+	static const uint16_t bad[] = { 0, 13, 14, 15, 25, 26, 0x100, 0x8001, 0xffff };
 	uint8_t f[8] = { 0, 0, 0, 0, 20, 0, 0, 0 };
 	struct frame_hdr h;
 	char want[64];
@@ -936,7 +936,7 @@ static int hello_with(size_t off, unsigned width, uint64_t v, struct wire_hello 
 /* HELLO payload offsets */
 #define H_MAGIC 0
 #define H_VERSION 8
-#define H_RESERVED 10
+#define H_FLAGS 10
 #define H_CAPS 12
 #define H_PAGE_SIZE 16
 #define H_MEM 20
@@ -970,14 +970,50 @@ static void test_frame_hello_rejects_wrong_version(void **state)
 	expect_err(hello_with(H_VERSION, 2, 0xffff, &out), -EPROTO, "stream version 65535");
 }
 
-static void test_frame_hello_rejects_reserved(void **state)
+/* A valid HELLO with flags, channel and caps set as given. */
+static int hello_flags(unsigned flags, uint32_t channel, uint32_t caps, struct wire_hello *out)
+{
+	struct wire_hello in;
+	struct frame_hdr h;
+	uint8_t f[512];
+	ssize_t n;
+
+	sample_hello(&in);
+	in.flags = (uint16_t)flags;
+	in.channel = channel;
+	in.caps = caps;
+	n = frame_put_hello(f, sizeof(f), &in);
+	assert_true(n > 0);
+	check_frame(f, (size_t)n, WIRE_F_HELLO, &h);
+	return frame_get_hello(f + 8, h.len, out, err, sizeof(err));
+}
+
+static void test_frame_hello_flags(void **state)
 {
 	struct wire_hello out;
 
 	(void)state;
-	expect_err(hello_with(H_RESERVED, 2, 1, &out), -EBADMSG,
-		   "HELLO: reserved field not zero");
-	expect_err(hello_with(H_RESERVED + 1, 1, 0x80, &out), -EBADMSG, "reserved field not zero");
+	/* unknown bits, in either byte */
+	expect_err(hello_with(H_FLAGS, 2, 0x4, &out), -EBADMSG, "HELLO: unknown flags 0x4");
+	expect_err(hello_with(H_FLAGS + 1, 1, 0x80, &out), -EBADMSG, "HELLO: unknown flags 0x8000");
+	/* a FAULT or RESUME connection: channel 0, POSTCOPY offered, one of the two */
+	assert_int_equal(hello_flags(WIRE_HELLO_FAULT, 0, WIRE_CAP_POSTCOPY, &out), 0);
+	assert_int_equal(out.flags, WIRE_HELLO_FAULT);
+	assert_int_equal(hello_flags(WIRE_HELLO_RESUME, 0, WIRE_CAP_ALL, &out), 0);
+	assert_int_equal(out.flags, WIRE_HELLO_RESUME);
+	expect_err(hello_flags(WIRE_HELLO_FAULT | WIRE_HELLO_RESUME, 0, WIRE_CAP_ALL, &out),
+		   -EBADMSG, "HELLO: FAULT and RESUME at once");
+	expect_err(hello_flags(WIRE_HELLO_FAULT, 1, WIRE_CAP_ALL, &out), -EBADMSG,
+		   "HELLO: a FAULT connection on channel 1");
+	expect_err(hello_flags(WIRE_HELLO_RESUME, 3, WIRE_CAP_ALL, &out), -EBADMSG,
+		   "HELLO: a RESUME connection on channel 3");
+	expect_err(hello_flags(WIRE_HELLO_FAULT, 0, WIRE_CAP_ALL & ~WIRE_CAP_POSTCOPY, &out),
+		   -EBADMSG, "HELLO: a FAULT connection without the POSTCOPY capability");
+	expect_err(hello_flags(WIRE_HELLO_RESUME, 0, 0, &out), -EBADMSG,
+		   "a RESUME connection without the POSTCOPY capability");
+	/* no flags: any channel, any caps */
+	assert_int_equal(hello_flags(0, 3, 0, &out), 0);
+	assert_int_equal(out.flags, 0);
 }
 
 static void test_frame_hello_rejects_unknown_caps(void **state)
@@ -1541,13 +1577,16 @@ static void test_frame_complete_rejects(void **state)
 	uint8_t p[64] = { 0 };
 
 	(void)state;
-	for (unsigned alg = 2; alg <= 255; alg++) {
+	for (unsigned alg = 3; alg <= 255; alg++) {
 		char want[64];
 
 		p[12] = (uint8_t)alg;
 		snprintf(want, sizeof(want), "COMPLETE: unknown digest algorithm %u", alg);
 		expect_err(frame_get_complete(p, 45, &c, err, sizeof(err)), -EBADMSG, want);
 	}
+	p[12] = WIRE_DIGEST_PAGES;	/* post-copy's digest */
+	assert_int_equal(frame_get_complete(p, 45, &c, err, sizeof(err)), 0);
+	assert_int_equal(c.digest_alg, WIRE_DIGEST_PAGES);
 	p[12] = WIRE_DIGEST_SHA256;
 	assert_int_equal(frame_get_complete(p, 45, &c, err, sizeof(err)), 0);
 	expect_err(frame_get_complete(p, 44, &c, err, sizeof(err)), -EBADMSG,
@@ -1562,16 +1601,19 @@ static void test_frame_switchover_rejects(void **state)
 	uint32_t round, flags;
 
 	(void)state;
-	/* every flag bit but PAUSED is unknown */
+	/* every flag bit but PAUSED and POSTCOPY is unknown */
 	for (int i = 4; i < 8; i++) {
 		p[i] = 0x20;
 		expect_err(frame_get_switchover(p, 8, &round, &flags, err, sizeof(err)), -EBADMSG,
 			   "SWITCHOVER: unknown flags");
 		p[i] = 0;
 	}
-	p[4] = 0x3;
+	p[4] = 0x7;
 	expect_err(frame_get_switchover(p, 8, &round, &flags, err, sizeof(err)), -EBADMSG,
-		   "SWITCHOVER: unknown flags 0x2");
+		   "SWITCHOVER: unknown flags 0x4");
+	p[4] = WIRE_SWITCHOVER_PAUSED | WIRE_SWITCHOVER_POSTCOPY;
+	assert_int_equal(frame_get_switchover(p, 8, &round, &flags, err, sizeof(err)), 0);
+	assert_int_equal(flags, WIRE_SWITCHOVER_PAUSED | WIRE_SWITCHOVER_POSTCOPY);
 	p[4] = 0;
 	expect_err(frame_get_switchover(p, 9, &round, &flags, err, sizeof(err)), -EBADMSG,
 		   "SWITCHOVER: payload length mismatch");
@@ -1619,6 +1661,216 @@ static void test_frame_fixed_readers_reject_length(void **state)
 	expect_err(frame_get_ack(p, 13, &a, err, sizeof(err)), -EBADMSG,
 		   "ACK: payload length mismatch");
 	assert_int_equal(frame_get_ack(p, 12, &a, err, sizeof(err)), 0);
+}
+
+/* ---- post-copy frames: NEEDED, WANT, PC_DONE ----------------------------------- */
+
+static void test_frame_want_golden_bytes(void **state)
+{
+	/* WANT pages 64 and 66 of 64..127, the last of its kind: the example of PROTOCOL.md */
+	static const uint8_t want[] = { 0x17, 0x00, 0x00, 0x00, 0x18, 0x00, 0x00, 0x00,
+					0x40, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+					0x40, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00,
+					0x05, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+					0x4f, 0xfb, 0x16, 0xf5 };
+	uint64_t w = 0x5;
+	uint8_t f[64];
+
+	(void)state;
+	assert_int_equal(frame_put_bitmap(f, sizeof(f), WIRE_F_WANT, 64, 64, WIRE_WANT_LAST, &w),
+			 sizeof(want));
+	assert_memory_equal(f, want, sizeof(want));
+}
+
+/* A bitmap frame of type, checked and read back against npages. */
+static int bitmap_read(uint8_t *f, size_t n, unsigned type, uint64_t npages, struct wire_bitmap *b)
+{
+	struct frame_hdr h;
+
+	check_frame(f, n, type, &h);
+	return frame_get_bitmap(f + 8, h.len, type, npages, b, err, sizeof(err));
+}
+
+static void test_frame_bitmap_roundtrip(void **state)
+{
+	static const unsigned types[] = { WIRE_F_NEEDED, WIRE_F_WANT };
+	static const uint32_t counts[] = { 1, 63, 64, 65, 130, NPAGES };
+	uint64_t words[NPAGES / 64], big[WIRE_MAX_BITMAP / 64];
+	static uint8_t f[WIRE_HDR_BYTES + WIRE_BITMAP_HDR + WIRE_MAX_BITMAP / 8 + WIRE_CRC_BYTES];
+	struct wire_bitmap b;
+
+	(void)state;
+	for (size_t t = 0; t < 2; t++) {
+		for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
+			uint32_t count = counts[i], nw = (count + 63) / 64;
+			uint64_t first = count <= NPAGES - 64 ? 64 : 0;
+			uint32_t flags = types[t] == WIRE_F_WANT ? WIRE_WANT_LAST : 0;
+			ssize_t n;
+
+			for (uint32_t w = 0; w < NPAGES / 64; w++)
+				words[w] = rnd() | 1;	/* bits past count too: the writer drops them */
+			n = frame_put_bitmap(f, sizeof(f), types[t], first, count, flags, words);
+			assert_int_equal(n, WIRE_HDR_BYTES + WIRE_BITMAP_HDR + 8 * nw + WIRE_CRC_BYTES);
+			assert_int_equal(bitmap_read(f, (size_t)n, types[t], NPAGES, &b), 0);
+			assert_int_equal(b.first, first);
+			assert_int_equal(b.count, count);
+			assert_int_equal(b.flags, flags);
+			for (uint32_t w = 0; w < nw; w++) {
+				uint64_t want = words[w];
+
+				if (w == nw - 1 && count % 64)
+					want &= (1ull << (count % 64)) - 1;
+				assert_int_equal(wire_bitmap_word(&b, w), want);
+			}
+		}
+	}
+	/* the largest slice: 2^18 pages, and the guest must hold them */
+	memset(big, 0xff, sizeof(big));
+	assert_true(frame_put_bitmap(f, sizeof(f), WIRE_F_NEEDED, 0, WIRE_MAX_BITMAP, 0, big) > 0);
+	assert_int_equal(bitmap_read(f, sizeof(f), WIRE_F_NEEDED, WIRE_MAX_BITMAP, &b), 0);
+	assert_int_equal(wire_bitmap_word(&b, WIRE_MAX_BITMAP / 64 - 1), ~0ull);
+	expect_err(bitmap_read(f, sizeof(f), WIRE_F_NEEDED, WIRE_MAX_BITMAP - 1, &b), -ERANGE,
+		   "NEEDED: pages 0..+262144 lie outside the 262143 pages of guest RAM");
+	/* only NEEDED and WANT are bitmaps */
+	assert_int_equal(frame_put_bitmap(f, sizeof(f), WIRE_F_PAGE_REQ, 0, 1, 0, words), -EINVAL);
+	assert_int_equal(frame_put_bitmap(f, 20, WIRE_F_WANT, 0, 64, 0, words), -ENOSPC);
+}
+
+/* A NEEDED or WANT payload: first, count, flags and nw words of bits. */
+static size_t bitmap_payload(uint8_t *p, uint64_t first, uint32_t count, uint32_t flags,
+			     uint32_t nw, uint64_t bits)
+{
+	set_le(p, 8, first);
+	set_le(p + 8, 4, count);
+	set_le(p + 12, 4, flags);
+	for (uint32_t w = 0; w < nw; w++)
+		set_le(p + 16 + 8 * w, 8, w == nw - 1 ? bits : 0);
+	return 16 + 8 * (size_t)nw;
+}
+
+static void test_frame_bitmap_rejects(void **state)
+{
+	struct wire_bitmap b;
+	uint8_t p[16 + 8 * 8];
+	size_t n;
+
+	(void)state;
+	n = bitmap_payload(p, 0, 64, 0, 1, ~0ull);
+	assert_int_equal(frame_get_bitmap(p, n, WIRE_F_NEEDED, NPAGES, &b, err, sizeof(err)), 0);
+	expect_err(frame_get_bitmap(p, n, WIRE_F_PAGES, NPAGES, &b, err, sizeof(err)), -EINVAL,
+		   "PAGES is not a bitmap frame");
+	expect_err(frame_get_bitmap(p, 15, WIRE_F_WANT, NPAGES, &b, err, sizeof(err)), -EBADMSG,
+		   "WANT: payload length mismatch");
+	n = bitmap_payload(p, 0, 0, 0, 1, 0);
+	expect_err(frame_get_bitmap(p, n, WIRE_F_NEEDED, NPAGES, &b, err, sizeof(err)), -EBADMSG,
+		   "NEEDED: count 0, must be 1..262144");
+	n = bitmap_payload(p, 0, WIRE_MAX_BITMAP + 1, 0, 1, 0);
+	expect_err(frame_get_bitmap(p, n, WIRE_F_NEEDED, NPAGES, &b, err, sizeof(err)), -EBADMSG,
+		   "NEEDED: count 262145, must be 1..262144");
+	n = bitmap_payload(p, 0, 65, 0, 1, 0);	/* 65 pages need two words */
+	expect_err(frame_get_bitmap(p, n, WIRE_F_WANT, NPAGES, &b, err, sizeof(err)), -EBADMSG,
+		   "WANT: 8 bitmap bytes for 65 pages, must be 16");
+	n = bitmap_payload(p, 0, 64, 0, 2, 0);
+	expect_err(frame_get_bitmap(p, n, WIRE_F_WANT, NPAGES, &b, err, sizeof(err)), -EBADMSG,
+		   "WANT: 16 bitmap bytes for 64 pages, must be 8");
+	n = bitmap_payload(p, 32, 64, 0, 1, 1);
+	expect_err(frame_get_bitmap(p, n, WIRE_F_NEEDED, NPAGES, &b, err, sizeof(err)), -EBADMSG,
+		   "NEEDED: first page 32 is not a multiple of 64");
+	n = bitmap_payload(p, NPAGES, 64, 0, 1, 1);
+	expect_err(frame_get_bitmap(p, n, WIRE_F_NEEDED, NPAGES, &b, err, sizeof(err)), -ERANGE,
+		   "NEEDED: pages 256..+64 lie outside the 256 pages of guest RAM");
+	n = bitmap_payload(p, NPAGES - 64, 65, 0, 2, 1);
+	expect_err(frame_get_bitmap(p, n, WIRE_F_WANT, NPAGES, &b, err, sizeof(err)), -ERANGE,
+		   "lie outside the 256 pages");
+	n = bitmap_payload(p, (uint64_t)-64, 64, 0, 1, 1);	/* first + count wraps */
+	expect_err(frame_get_bitmap(p, n, WIRE_F_WANT, NPAGES, &b, err, sizeof(err)), -ERANGE,
+		   "lie outside");
+	/* flags: WANT_LAST on WANT only */
+	n = bitmap_payload(p, 0, 64, WIRE_WANT_LAST, 1, 1);
+	assert_int_equal(frame_get_bitmap(p, n, WIRE_F_WANT, NPAGES, &b, err, sizeof(err)), 0);
+	assert_int_equal(b.flags, WIRE_WANT_LAST);
+	expect_err(frame_get_bitmap(p, n, WIRE_F_NEEDED, NPAGES, &b, err, sizeof(err)), -EBADMSG,
+		   "NEEDED: unknown flags 0x1");
+	n = bitmap_payload(p, 0, 64, 0x2, 1, 1);
+	expect_err(frame_get_bitmap(p, n, WIRE_F_WANT, NPAGES, &b, err, sizeof(err)), -EBADMSG,
+		   "WANT: unknown flags 0x2");
+	/* a bit past count */
+	n = bitmap_payload(p, 0, 10, 0, 1, 1ull << 10);
+	expect_err(frame_get_bitmap(p, n, WIRE_F_NEEDED, NPAGES, &b, err, sizeof(err)), -EBADMSG,
+		   "NEEDED: bits set past the 10 pages it covers");
+	n = bitmap_payload(p, 0, 10, 0, 1, (1ull << 10) - 1);
+	assert_int_equal(frame_get_bitmap(p, n, WIRE_F_NEEDED, NPAGES, &b, err, sizeof(err)), 0);
+}
+
+static void test_frame_bitmap_header_limits(void **state)
+{
+	uint8_t f[8] = { WIRE_F_NEEDED, 0, 0, 0, 0, 0, 0, 0 };
+	struct frame_hdr h;
+
+	(void)state;
+	/* at least one word, at most WIRE_MAX_BITMAP bits */
+	set_le(f + 4, 4, WIRE_BITMAP_HDR);
+	expect_err(frame_check_header(f, 8, &h, err, sizeof(err)), -EBADMSG, "NEEDED");
+	set_le(f + 4, 4, WIRE_BITMAP_HDR + 8);
+	assert_int_equal(frame_check_header(f, 8, &h, err, sizeof(err)), 0);
+	f[0] = WIRE_F_WANT;
+	set_le(f + 4, 4, WIRE_BITMAP_HDR + WIRE_MAX_BITMAP / 8);
+	assert_int_equal(frame_check_header(f, 8, &h, err, sizeof(err)), 0);
+	set_le(f + 4, 4, WIRE_BITMAP_HDR + WIRE_MAX_BITMAP / 8 + 8);
+	expect_err(frame_check_header(f, 8, &h, err, sizeof(err)), -EBADMSG, "WANT");
+	f[0] = WIRE_F_PC_DONE;
+	set_le(f + 4, 4, WIRE_PC_DONE_BYTES);
+	assert_int_equal(frame_check_header(f, 8, &h, err, sizeof(err)), 0);
+	set_le(f + 4, 4, WIRE_PC_DONE_BYTES - 1);
+	expect_err(frame_check_header(f, 8, &h, err, sizeof(err)), -EBADMSG, "PC_DONE");
+}
+
+static void test_frame_pc_done(void **state)
+{
+	const struct wire_pc_done in = { .pages = 0x0102030405060708ull,
+					 .requests = 77,
+					 .blocked_us = 123456789,
+					 .p50_us = 47,
+					 .p99_us = 3100,
+					 .digest_ok = 1 };
+	struct wire_pc_done out;
+	struct frame_hdr h;
+	uint8_t f[64], *p = f + 8;
+	ssize_t n;
+
+	(void)state;
+	n = frame_put_pc_done(f, sizeof(f), &in);
+	assert_int_equal(n, 8 + WIRE_PC_DONE_BYTES + 4);
+	check_frame(f, (size_t)n, WIRE_F_PC_DONE, &h);
+	assert_int_equal(frame_get_pc_done(p, h.len, &out, err, sizeof(err)), 0);
+	assert_int_equal(out.pages, in.pages);
+	assert_int_equal(out.requests, in.requests);
+	assert_int_equal(out.blocked_us, in.blocked_us);
+	assert_int_equal(out.p50_us, in.p50_us);
+	assert_int_equal(out.p99_us, in.p99_us);
+	assert_int_equal(out.digest_ok, 1);
+	/* field offsets: pages 0, requests 8, blocked_us 16, p50 24, p99 28, digest_ok 32 */
+	assert_int_equal(p[0], 0x08);
+	assert_int_equal(p[8], 77);
+	assert_int_equal(p[24], 47);
+	assert_int_equal(p[28] | p[29] << 8, 3100);
+	assert_int_equal(p[32], 1);
+	p[32] = 2;
+	expect_err(frame_get_pc_done(p, h.len, &out, err, sizeof(err)), -EBADMSG,
+		   "PC_DONE: digest_ok 2");
+	p[32] = 0;
+	for (int i = 33; i < 36; i++) {
+		p[i] = 0x10;
+		expect_err(frame_get_pc_done(p, h.len, &out, err, sizeof(err)), -EBADMSG,
+			   "PC_DONE: reserved field not zero");
+		p[i] = 0;
+	}
+	assert_int_equal(frame_get_pc_done(p, h.len, &out, err, sizeof(err)), 0);
+	assert_int_equal(out.digest_ok, 0);
+	expect_err(frame_get_pc_done(p, h.len - 1, &out, err, sizeof(err)), -EBADMSG,
+		   "PC_DONE: payload length mismatch");
+	expect_err(frame_get_pc_done(p, h.len + 1, &out, err, sizeof(err)), -EBADMSG,
+		   "PC_DONE: payload length mismatch");
 }
 
 /* ---- order -------------------------------------------------------------------- */
@@ -1948,7 +2200,7 @@ static void test_frame_order_every_transition(void **state)
 		for (size_t k = 0; k < sizeof(plen) / sizeof(plen[0]); k++) {
 			if (po && (k == 2 || k == 3 || k == 4 || k == 6))
 				continue;	/* unreachable on a pages-only channel */
-			for (unsigned t = 0; t <= 22; t++) {
+			for (unsigned t = 0; t <= WIRE_F_PC_DONE + 1; t++) {
 				struct wire_order o;
 				enum wire_phase want_next;
 				bool legal;
@@ -1976,8 +2228,91 @@ static void test_frame_order_every_transition(void **state)
 			}
 		}
 	}
-	assert_int_equal(checked, 2 * 7 * 23 - 4 * 23);
+	assert_int_equal(checked, (2 * 7 - 4) * (WIRE_F_PC_DONE + 2));
 	assert_true(illegal > 100);
+}
+
+/* Every type but those listed is rejected in o's phase, which stays as it is. */
+static void only_these(const struct wire_order *o, const unsigned *ok, size_t nok)
+{
+	for (unsigned t = 0; t <= WIRE_F_PC_DONE + 1; t++) {
+		struct wire_order c = *o;
+		bool legal = false;
+		int ret;
+
+		for (size_t i = 0; i < nok; i++)
+			legal |= ok[i] == t;
+		ret = wire_order_check(&c, t, err, sizeof(err));
+		if (legal) {
+			assert_int_equal(ret, 0);
+			continue;
+		}
+		assert_int_equal(ret, -EPROTO);
+		assert_int_equal(c.phase, o->phase);
+	}
+}
+
+static void test_frame_order_postcopy(void **state)
+{
+	static const unsigned pre[] = { WIRE_F_HELLO, WIRE_F_PAGES, WIRE_F_END_ROUND,
+					WIRE_F_SWITCHOVER };
+	static const unsigned rest[] = { WIRE_F_NEEDED,	  WIRE_F_NEEDED, WIRE_F_STATE,
+					 WIRE_F_STATE,	  WIRE_F_COMPLETE, WIRE_F_GO,
+					 WIRE_F_PAGES,	  WIRE_F_PAGES };
+	static const unsigned stop_ok[] = { WIRE_F_NEEDED, WIRE_F_STATE, WIRE_F_ERROR };
+	static const unsigned after_go_ok[] = { WIRE_F_PAGES, WIRE_F_ERROR };
+	struct wire_order o;
+
+	(void)state;
+	/* SWITCHOVER(POSTCOPY) NEEDED* STATE+ COMPLETE GO PAGES* */
+	wire_order_init(&o, false);
+	feed(&o, pre, 4);
+	wire_order_postcopy(&o);
+	assert_int_equal(o.phase, WIRE_PH_STOPCOPY);
+	only_these(&o, stop_ok, 3);
+	expect_err(wire_order_check(&o, WIRE_F_PAGES, err, sizeof(err)), -EPROTO,
+		   "PAGES frame out of order: expected NEEDED or STATE");
+	feed(&o, rest, 3);
+	expect_err(wire_order_check(&o, WIRE_F_NEEDED, err, sizeof(err)), -EPROTO,
+		   "NEEDED frame out of order: expected STATE or COMPLETE");
+	feed(&o, rest + 3, 3);
+	assert_int_equal(o.phase, WIRE_PH_POSTCOPY);
+	only_these(&o, after_go_ok, 2);
+	expect_err(wire_order_check(&o, WIRE_F_GO, err, sizeof(err)), -EPROTO,
+		   "GO frame out of order: expected PAGES");
+	feed(&o, rest + 6, 2);
+	assert_int_equal(o.phase, WIRE_PH_POSTCOPY);
+	assert_int_equal(wire_order_check(&o, WIRE_F_ERROR, err, sizeof(err)), 0);
+	assert_int_equal(o.phase, WIRE_PH_DONE);
+
+	/* no STATE skipped: SWITCHOVER(POSTCOPY) NEEDED COMPLETE is out of order */
+	wire_order_init(&o, false);
+	feed(&o, pre, 4);
+	wire_order_postcopy(&o);
+	feed(&o, rest, 1);
+	expect_err(wire_order_check(&o, WIRE_F_COMPLETE, err, sizeof(err)), -EPROTO,
+		   "COMPLETE frame out of order: expected NEEDED or STATE");
+
+	/* without POSTCOPY, NEEDED is never legal and GO ends the stream */
+	wire_order_init(&o, false);
+	feed(&o, pre, 4);
+	expect_err(wire_order_check(&o, WIRE_F_NEEDED, err, sizeof(err)), -EPROTO,
+		   "NEEDED frame out of order: expected PAGES or STATE");
+	feed(&o, rest + 2, 4);
+	assert_int_equal(o.phase, WIRE_PH_DONE);
+	assert_int_equal(wire_order_check(&o, WIRE_F_PAGES, err, sizeof(err)), -EPROTO);
+
+	/* a FAULT or RESUME stream: HELLO, then PAGES only (or ERROR) */
+	wire_order_init(&o, false);
+	feed(&o, pre, 1);
+	wire_order_pages_stream(&o);
+	assert_int_equal(o.phase, WIRE_PH_POSTCOPY);
+	only_these(&o, after_go_ok, 2);
+	expect_err(wire_order_check(&o, WIRE_F_CPUID, err, sizeof(err)), -EPROTO,
+		   "CPUID frame out of order");
+	feed(&o, rest + 6, 2);
+	assert_int_equal(wire_order_check(&o, WIRE_F_ERROR, err, sizeof(err)), 0);
+	assert_int_equal(wire_order_check(&o, WIRE_F_PAGES, err, sizeof(err)), -EPROTO);
 }
 
 /* ---- seed corpus of fuzz_frame_decode ------------------------------------------- */
@@ -2100,6 +2435,45 @@ static int write_corpus(const char *dir)
 	m = app(m, frame_put_error(s + m, CAP - m, ECONNRESET, "cancelled"));
 	ret |= write_seed(dir, "secondary-raw512", 0x80 | 0x02 | 0x04, s, m);
 
+	/* a post-copy: SWITCHOVER(POSTCOPY) NEEDED STATE COMPLETE GO PAGES, the return path */
+	{
+		struct wire_complete pdone = { 0, 1, WIRE_DIGEST_PAGES, { 9, 8, 7 } };
+		struct wire_pc_done pc = { 3, 2, 1500, 40, 900, 1 };
+		uint64_t needed = 0xa5a5, want = 0x5;
+
+		hello.flags = 0;
+		hello.channel = 0;
+		hello.channels = 1;
+		m = 0;
+		m = app(m, frame_put_hello(s + m, CAP - m, &hello));
+		m = app(m, frame_put_switchover(s + m, CAP - m, 1, WIRE_SWITCHOVER_POSTCOPY));
+		m = app(m, frame_put_bitmap(s + m, CAP - m, WIRE_F_NEEDED, 0, 16, 0, &needed));
+		fill_random(page, 32);
+		m = app(m, frame_put_state(s + m, CAP - m, page, 32));
+		m = app(m, frame_put_complete(s + m, CAP - m, &pdone));
+		m = app(m, frame_put_go(s + m, CAP - m));
+		batch_begin(&b, s + m, CAP - m, 2);
+		memset(batch_reserve(&b, 512), 0x3c, 512);
+		batch_commit(&b, 5, CODEC_RAW, 512);
+		m += batch_finish(&b);
+		ret |= write_seed(dir, "postcopy-forward", 0x80 | 0x04, s, m);
+		m = 0;
+		m = app(m, frame_put_bitmap(s + m, CAP - m, WIRE_F_WANT, 0, 16, WIRE_WANT_LAST,
+					    &want));
+		m = app(m, frame_put_page_req(s + m, CAP - m, &req));
+		m = app(m, frame_put_pc_done(s + m, CAP - m, &pc));
+		ret |= write_seed(dir, "postcopy-return", 0x04, s, m);
+		hello.flags = WIRE_HELLO_FAULT;
+		m = 0;
+		m = app(m, frame_put_hello(s + m, CAP - m, &hello));
+		batch_begin(&b, s + m, CAP - m, 0);
+		(void)batch_reserve(&b, 0);
+		batch_commit(&b, 2, CODEC_ZERO, 0);
+		m += batch_finish(&b);
+		ret |= write_seed(dir, "postcopy-fault", 0x04, s, m);
+		hello.flags = 0;
+	}
+
 	/* single frames */
 	m = app(0, frame_put_error(s, CAP, 0, ""));
 	ret |= write_seed(dir, "error-empty", 0, s, m);
@@ -2152,7 +2526,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_frame_rejects_any_flipped_byte),
 		cmocka_unit_test(test_frame_hello_rejects_bad_magic),
 		cmocka_unit_test(test_frame_hello_rejects_wrong_version),
-		cmocka_unit_test(test_frame_hello_rejects_reserved),
+		cmocka_unit_test(test_frame_hello_flags),
 		cmocka_unit_test(test_frame_hello_rejects_unknown_caps),
 		cmocka_unit_test(test_frame_hello_rejects_page_size),
 		cmocka_unit_test(test_frame_hello_rejects_mem),
@@ -2182,6 +2556,12 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_frame_order_legal_sequences),
 		cmocka_unit_test(test_frame_order_rejects_named_cases),
 		cmocka_unit_test(test_frame_order_every_transition),
+		cmocka_unit_test(test_frame_order_postcopy),
+		cmocka_unit_test(test_frame_want_golden_bytes),
+		cmocka_unit_test(test_frame_bitmap_roundtrip),
+		cmocka_unit_test(test_frame_bitmap_rejects),
+		cmocka_unit_test(test_frame_bitmap_header_limits),
+		cmocka_unit_test(test_frame_pc_done),
 		cmocka_unit_test(test_frame_order_cpuid),
 		cmocka_unit_test(test_frame_cpuid_roundtrip_and_rejects),
 		cmocka_unit_test(test_frame_cpuid_count_must_match_length),
