@@ -19,6 +19,7 @@ $(O)/tests/tools/mksnap: $(O)/tests/tools/mksnap.o $(O)/tests/helpers/streamgen.
 UNIT_TESTS += $(O)/tests/unit/test_converge $(O)/tests/unit/test_opts $(O)/tests/unit/test_announce \
 	$(O)/tests/unit/test_uffd
 KVM_TESTS += $(O)/tests/kvm/test_migrate
+KVM_TESTS += $(O)/tests/kvm/test_postcopy
 
 # in-process destinations accept a parallel migration's other channels
 $(O)/tests/kvm/test_migrate: $(O)/tests/kvm/test_migrate.o $(O)/tests/helpers/mdest.o \
