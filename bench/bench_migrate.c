@@ -10,6 +10,7 @@
  *                     [--compress none|zstd[:L]|lz4] [--parallel N] [--auto-converge] [--verify]
  *                     [--max-downtime MS] [--bandwidth BYTES_PER_S] [--max-iterations N]
  *                     [--warm PAGES] [--timeout MS]
+ *                     [--postcopy off|auto|now|manual] [--postcopy-after MS]
  *   bench_migrate tcp [--mib N]
  *   bench_migrate watch SRC_FILE DST_FILE
  *   bench_migrate probe
@@ -45,6 +46,25 @@
  *  - settings: the engine options the job ran with (migrate_opts after
  *    the defaults and the command line), so the table can show them next to
  *    QEMU's query-migrate-parameters.
+ *  - postcopy: with --postcopy, the job's post-copy figures (the "postcopy"
+ *    object of the job stats: requests, pages_pushed, fault latency p50/p99,
+ *    blocked_ms, bytes_after_switchover, ...), when the switch was asked
+ *    for (switch_asked_at_ms) and when the job was first seen past pre-copy
+ *    (switch_at_ms: status device or postcopy, polled every
+ *    SWITCH_POLL_US: the source guest pauses there), and the destination
+ *    receiver's own count (dst_faults, dst_pages_placed, dst_done_at_ms).
+ * Post-copy: the destination thread serves it as the agent does
+ * (tools/agent_incoming.c): channel 0's decoder gets a post-copy table,
+ * a second thread takes the fault channel (the connection the source
+ * opens right after channel 0's handshake) and serves it inside
+ * incoming_run(); after RESUMED, incoming_run_postcopy() takes the pages
+ * still missing, and the receiver is released once every one is in place.
+ * --postcopy manual with --postcopy-after MS calls migrate_postcopy() MS
+ * after migrate_start (the QEMU side sends migrate-start-postcopy as long
+ * after `migrate`): a timed step of the benchmark, not a synchronisation.
+ * With post-copy, mig_pages_per_s counts up to switch_at_ms (the guest
+ * pauses there), and --parallel must be 1 (the fault channel and the
+ * parallel ones would race for the same accept here).
  * The guest's progress counts pages written, reported every 256 pages.
  * --bandwidth takes bytes/s (K/M/G suffixes are binary), 0 = unlimited.
  *
@@ -88,6 +108,7 @@
 #include "migrate/incoming.h"
 #include "migrate/migrate.h"
 #include "migrate/mio.h"
+#include "migrate/pcdest.h"
 #include "migrate/session.h"
 #include "protocol/channel.h"
 #include "tests/helpers/mdest.h"
@@ -108,6 +129,8 @@
 #define THROTTLE_INITIAL_PCT 20
 #define THROTTLE_STEP_PCT    10
 #define THROTTLE_SAMPLE_EVERY 25 /* watcher samples between looks at throttle_pct (5 ms) */
+#define SWITCH_POLL_US	  2000	/* post-copy: look for the switch this often (as qmp.py) */
+#define FAULT_ACCEPT_MS	  30000	/* the fault channel comes right after channel 0's handshake */
 
 NORETURN PRINTF_FMT(1, 2) static void die(const char *fmt, ...)
 {
@@ -201,10 +224,62 @@ struct dest {
 	struct mdest_others *others;
 	/* clock when the stream was accepted, the VM built, started, RESUMED sent */
 	uint64_t t_accept, t_built, t_started, t_resumed;
+	/* post-copy (--postcopy): the fault channel's thread, the receiver's figures */
+	bool postcopy;
+	bool fault_started;
+	pthread_t fault_thread;
+	int fault_ret;
+	char fault_err[512];
+	bool pc_ran;		/* the switch came: the receiver served post-copy */
+	struct pcdest_stats pc;	/* its figures once every page was in place (or it failed) */
+	uint64_t t_pc_done;	/* clock when every page was in place */
 };
 
 /* Where the destination's parallel channels meet (made in main, kept to the end). */
 static struct session_table *sessions;
+/* Where the destination's post-copy receivers meet their fault channels (the same). */
+static struct pc_table *pcs;
+
+/*
+ * The post-copy fault channel: the source's second connection. Its
+ * decoder finds channel 0's receiver in pcs and serves the stream until it
+ * ends (incoming_run returns 1, and no VM).
+ */
+static void *fault_thread(void *arg)
+{
+	struct dest *d = arg;
+	struct channel *ch = NULL;
+	struct incoming *inc = NULL;
+	struct vm *vm = NULL;
+	struct mio io;
+	char msg[256];
+
+	d->fault_ret = channel_accept(d->l, FAULT_ACCEPT_MS, &ch, msg, sizeof(msg));
+	if (!d->fault_ret) {
+		d->fault_ret = channel_handshake(ch, msg, sizeof(msg));
+		if (d->fault_ret < 0)
+			channel_close(ch);
+	}
+	if (d->fault_ret < 0) {
+		snprintf(d->fault_err, sizeof(d->fault_err), "fault channel: %s", msg);
+		return NULL;
+	}
+	mio_channel_open(&io, ch);
+	d->fault_ret = incoming_create(&io, &io, NULL, &inc);
+	if (!d->fault_ret) {
+		incoming_set_postcopy(inc, pcs);
+		d->fault_ret = incoming_run(inc, &vm, d->fault_err, sizeof(d->fault_err));
+	}
+	if (d->fault_ret == 0) {
+		vm_destroy(vm);
+		d->fault_ret = -EPROTO;
+		snprintf(d->fault_err, sizeof(d->fault_err),
+			 "fault channel: a second channel 0 arrived");
+	}
+	incoming_destroy(inc);
+	mio_close(&io);
+	return NULL;
+}
 
 static void *dest_thread(void *arg)
 {
@@ -230,15 +305,25 @@ static void *dest_thread(void *arg)
 	mio_channel_open(&io, ch);
 	if (d->channels > 1)
 		d->others = mdest_others_start(d->l, d->channels - 1, sessions);
+	if (d->postcopy) {
+		/* accepting before channel 0's HELLO_ACK: the source connects it right after */
+		if (pthread_create(&d->fault_thread, NULL, fault_thread, d))
+			die("pthread_create: %s", strerror(errno));
+		d->fault_started = true;
+	}
 	d->ret = incoming_create(&io, &io, "dst", &inc);
 	if (!d->ret)
 		incoming_set_sessions(inc, sessions);
+	if (!d->ret && d->postcopy)
+		incoming_set_postcopy(inc, pcs);
 	if (!d->ret)
 		d->ret = incoming_run(inc, &vm, d->err, sizeof(d->err));
 	d->t_built = clock_now_ns();
 	if (!d->ret)
 		d->ret = incoming_handover(inc, d->err, sizeof(d->err));
 	if (d->ret && vm) {
+		/* a post-copy receiver's userfaultfd goes first */
+		incoming_postcopy_end(inc);
 		vm_destroy(vm);
 		vm = NULL;
 	}
@@ -250,6 +335,19 @@ static void *dest_thread(void *arg)
 	if (!d->ret)
 		d->ret = incoming_send_resumed(inc);
 	d->t_resumed = clock_now_ns();
+	if (!d->ret && incoming_pcdest(inc)) {
+		/* the guest runs here; its missing pages come now */
+		d->pc_ran = true;
+		d->ret = incoming_run_postcopy(inc, d->err, sizeof(d->err));
+		d->t_pc_done = clock_now_ns();
+		pcdest_get_stats(incoming_pcdest(inc), &d->pc);
+	}
+	/*
+	 * Every page is here, or none will come (a failure: the status says
+	 * so; the VM stays for the watcher and goes after it in cmd_run).
+	 */
+	if (inc)
+		incoming_postcopy_end(inc);
 	incoming_destroy(inc);
 	mio_close(&io);
 	d->vm = vm;
@@ -391,6 +489,45 @@ static bool wait_progress(struct watch *w, uint64_t p, uint64_t min_ns, uint64_t
 
 /* ---- run: one migration ------------------------------------------------------------ */
 
+/* A post-copy's switch, as the source saw it. */
+struct pc_switch {
+	uint64_t after_ms;	/* --postcopy-after (manual), 0 = none */
+	uint64_t t_asked;	/* clock when migrate_postcopy() returned 0 */
+	uint64_t t_seen;	/* clock when the job was first seen past pre-copy */
+	char err[256];		/* migrate_postcopy()'s refusal, "" = none */
+};
+
+/*
+ * With --postcopy: at after_ms from t0 (manual mode) ask for the switch,
+ * then poll the job's status every SWITCH_POLL_US until it leaves
+ * pre-copy (setup, active) or ends. Both moments go to *s.
+ */
+static void pc_switch_run(struct migrate_job *job, uint64_t t0, struct pc_switch *s)
+{
+	struct migrate_stats ms;
+
+	if (s->after_ms) {
+		uint64_t at = t0 + s->after_ms * 1000000ull;
+		struct timespec ts = { (time_t)(at / 1000000000ull), (long)(at % 1000000000ull) };
+
+		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+			;
+		if (migrate_postcopy(job, s->err, sizeof(s->err)) == 0)
+			s->t_asked = clock_now_ns();
+	}
+	while (!migrate_finished(job)) {
+		migrate_get_stats(job, &ms);
+		if (strcmp(ms.status, "setup") && strcmp(ms.status, "active")) {
+			s->t_seen = clock_now_ns();
+			return;
+		}
+		usleep(SWITCH_POLL_US);
+	}
+	migrate_get_stats(job, &ms);
+	if (ms.postcopy.active)
+		s->t_seen = clock_now_ns();	/* switched and done between two looks */
+}
+
 static int cmd_run(int argc, char **argv)
 {
 	uint64_t mem = 1ull << 30, workset = 16ull << 20, warm = 0, t_warm, lo0, lo1, rate, p0,
@@ -406,6 +543,7 @@ static int cmd_run(int argc, char **argv)
 	bool stalled = false;
 	struct watch w;
 	struct dest d;
+	struct pc_switch pcs_sw = { 0 };
 	struct vm *src = NULL;
 	char err[512];
 	int ret;
@@ -450,11 +588,21 @@ static int cmd_run(int argc, char **argv)
 			o.max_iterations = (unsigned)parse_size(val);
 		else if (!strcmp(arg, "--tls-dir"))
 			snprintf(o.tls_dir, sizeof(o.tls_dir), "%s", val);
+		else if (!strcmp(arg, "--postcopy")) {
+			if (migrate_postcopy_parse(val, &o.postcopy) < 0)
+				die("--postcopy takes off, auto, now or manual, not '%s'", val);
+		} else if (!strcmp(arg, "--postcopy-after"))
+			pcs_sw.after_ms = parse_size(val);
 		else
 			die("unknown option %s", arg);
 	}
 	if (!warm)
 		warm = 2 * workset / VM_PAGE_SIZE;
+	if ((o.postcopy == MIGRATE_POSTCOPY_MANUAL) != (pcs_sw.after_ms != 0))
+		die("--postcopy manual needs --postcopy-after MS (> 0), and only it takes one");
+	if (o.postcopy != MIGRATE_POSTCOPY_OFF && o.parallel > 1)
+		die("--postcopy with --parallel %u: not in this bench (one accept for both)",
+		    o.parallel);
 
 	if (vm_kvm_available(err, sizeof(err))) {
 		fprintf(stderr, "bench_migrate: SKIPPED: %s\n", err);
@@ -497,6 +645,7 @@ static int cmd_run(int argc, char **argv)
 	usleep(RATE_WINDOW_US);
 	rate = (atomic_load(&w.progress) - rate) * 1000000ull / RATE_WINDOW_US;
 	d.channels = o.parallel;
+	d.postcopy = o.postcopy != MIGRATE_POSTCOPY_OFF;
 	dest_start(&d, o.tls_dir[0] ? o.tls_dir : NULL);
 
 	atomic_store(&w.arm, true);
@@ -507,6 +656,8 @@ static int cmd_run(int argc, char **argv)
 	if (migrate_start(src, d.uri, &o, &job, err, sizeof(err)))
 		die("migrate_start: %s", err);
 	atomic_store(&w.job, job);
+	if (o.postcopy != MIGRATE_POSTCOPY_OFF)
+		pc_switch_run(job, w.t_migrate, &pcs_sw);
 	ret = migrate_wait(job);
 	lo1 = lo_tx_bytes();
 	migrate_get_stats(job, &ms);
@@ -514,7 +665,17 @@ static int cmd_run(int argc, char **argv)
 	vm_get_stats(src, &a);
 	src_state = vm_run_state_name(vm_get_run_state(src));
 	t_src = ms.total_ms - (ret ? 0 : ms.downtime_ms);
+	if (ms.postcopy.active && pcs_sw.t_seen)
+		t_src = (pcs_sw.t_seen - w.t_migrate) / 1000000ull;	/* it paused there */
 	pthread_join(d.thread, NULL);
+	if (d.fault_started) {
+		pthread_join(d.fault_thread, NULL);
+		/* the fault channel matters only to a job that switched */
+		if (d.fault_ret < 0 && !d.ret && ms.postcopy.active) {
+			d.ret = d.fault_ret;
+			snprintf(d.err, sizeof(d.err), "%s", d.fault_err);
+		}
+	}
 	if (d.others && mdest_others_join(d.others, err, sizeof(err)) < 0 && !d.ret)
 		die("a parallel channel failed: %s", err);
 	channel_listener_close(d.l);
@@ -568,10 +729,36 @@ static int cmd_run(int argc, char **argv)
 	json_str("compress", o.compress, true);
 	printf("\"parallel\": %u, \"auto_converge\": %s, \"throttle_initial_pct\": %u, "
 	       "\"throttle_step_pct\": %u, \"max_throttle_pct\": %u, \"max_iterations\": %u, "
-	       "\"timeout_ms\": %llu, \"vcpus\": %u}, ",
+	       "\"timeout_ms\": %llu, \"vcpus\": %u, \"postcopy_after_ms\": %llu, ",
 	       o.parallel, o.auto_converge ? "true" : "false", THROTTLE_INITIAL_PCT,
 	       THROTTLE_STEP_PCT, VM_MAX_THROTTLE, o.max_iterations,
-	       (unsigned long long)o.timeout_ms, vcpus);
+	       (unsigned long long)o.timeout_ms, vcpus, (unsigned long long)pcs_sw.after_ms);
+	json_str("postcopy", migrate_postcopy_name(o.postcopy), false);
+	printf("}, ");
+	if (o.postcopy != MIGRATE_POSTCOPY_OFF) {
+		/* the job's figures as the job stats JSON names them (tools/jobs.c) */
+		printf("\"postcopy\": {\"active\": %s, \"requests\": %llu, \"pages_pushed\": %llu, "
+		       "\"fault_latency_us_p50\": %llu, \"fault_latency_us_p99\": %llu, "
+		       "\"blocked_ms\": %llu, \"bytes_after_switchover\": %llu, "
+		       "\"pages_missing\": %llu, \"reconnects\": %u, ",
+		       ms.postcopy.active ? "true" : "false",
+		       (unsigned long long)ms.postcopy.requests,
+		       (unsigned long long)ms.postcopy.pages_pushed,
+		       (unsigned long long)ms.postcopy.fault_latency_us_p50,
+		       (unsigned long long)ms.postcopy.fault_latency_us_p99,
+		       (unsigned long long)ms.postcopy.blocked_ms,
+		       (unsigned long long)ms.postcopy.bytes_after_switchover,
+		       (unsigned long long)ms.postcopy.pages_missing, ms.postcopy.reconnects);
+		json_str("switch_error", pcs_sw.err, true);
+		printf("\"switch_asked_at_ms\": %.1f, \"switch_at_ms\": %.1f, "
+		       "\"dst_faults\": %llu, \"dst_requests\": %llu, \"dst_pages_placed\": %llu, "
+		       "\"dst_blocked_us\": %llu, \"dst_p50_us\": %u, \"dst_p99_us\": %u, "
+		       "\"dst_done_at_ms\": %.1f}, ",
+		       ms_since(pcs_sw.t_asked, w.t_migrate), ms_since(pcs_sw.t_seen, w.t_migrate),
+		       (unsigned long long)d.pc.faults, (unsigned long long)d.pc.requests,
+		       (unsigned long long)d.pc.pages_placed, (unsigned long long)d.pc.blocked_us,
+		       d.pc.p50_us, d.pc.p99_us, ms_since(d.t_pc_done, w.t_migrate));
+	}
 	printf("\"transport\": {");
 	json_str("kind", ms.transport.kind, true);
 	json_str("cipher", ms.transport.cipher, true);
@@ -794,12 +981,17 @@ static int cmd_watch(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	if (session_table_create(&sessions) < 0) {
+	if (session_table_create(&sessions) < 0 || pc_table_create(&pcs) < 0) {
 		fprintf(stderr, "bench_migrate: out of memory\n");
 		return 1;
 	}
-	if (argc >= 2 && !strcmp(argv[1], "run"))
-		return cmd_run(argc - 2, argv + 2);
+	if (argc >= 2 && !strcmp(argv[1], "run")) {
+		int ret = cmd_run(argc - 2, argv + 2);
+
+		/* every receiver left it with its VM */
+		pc_table_destroy(pcs);
+		return ret;
+	}
 	if (argc >= 2 && !strcmp(argv[1], "tcp"))
 		return cmd_tcp(argc - 2, argv + 2);
 	if (argc >= 2 && !strcmp(argv[1], "watch"))
@@ -809,6 +1001,7 @@ int main(int argc, char **argv)
 	fprintf(stderr, "usage: bench_migrate run [--mem SIZE] [--workset SIZE] [--vcpus N] "
 			"[--xbzrle SIZE] [--compress C] [--parallel N] [--auto-converge] [--verify] [--max-downtime MS] "
 			"[--bandwidth BYTES_PER_S] [--warm PAGES] [--timeout MS] [--max-iterations N]\n"
+			"                        [--postcopy off|auto|now|manual] [--postcopy-after MS]\n"
 			"                        [--tls-dir DIR]  (TLS with the credentials of DIR, both ends)\n"
 			"       bench_migrate tcp [--mib N]\n"
 			"       bench_migrate watch SRC_FILE DST_FILE\n"

@@ -36,7 +36,18 @@
 #    multifd-zstd-level 1);
 #  - auto-converge: throttle 20% first, then +10% per step, at most 90%
 #    (kvmig's fixed steps, migrate/converge.h; QEMU cpu-throttle-initial 20,
-#    cpu-throttle-increment 10, max-cpu-throttle 90, tailslow off).
+#    cpu-throttle-increment 10, max-cpu-throttle 90, tailslow off);
+#  - post-copy, switched by hand MS ms after the migration started (kvmig
+#    --postcopy manual and bench_migrate's migrate_postcopy() call at MS;
+#    QEMU capability postcopy-ram on both sides, postcopy-blocktime on the
+#    destination, migrate-start-postcopy at MS), or at once ("now": kvmig
+#    --postcopy now, QEMU migrate-start-postcopy right after migrate); the
+#    bandwidth cap holds after the switch too (QEMU max-postcopy-bandwidth
+#    = max-bandwidth; kvmig's one --bandwidth caps its background push).
+#    These scenarios get a table of their own: total, downtime, when the
+#    switch happened, fault latency p50/p99 (kvmig's; QEMU 7.2 reports
+#    none), vCPU blocked time (kvmig's blocked_ms; QEMU's destination
+#    postcopy-vcpu-blocktime, summed over vCPUs), page requests, bytes.
 # kvmig's effective options (its JSON "settings") and QEMU's as read back by
 # query-migrate-parameters/-capabilities (qmp.py refuses values QEMU did
 # not take) are printed per scenario above the table, with the command
@@ -64,7 +75,8 @@ CMD=${KVMIG_E2E_CMD:-bench/e2e.sh $*}
 # label | guest RAM | working set | bandwidth (bytes/s, 0 = unlimited) | xbzrle cache |
 #   channels | compression | auto-converge (1) | timeout s | warm pages (default 2 passes) |
 #   transport (tcp, or tls: both engines on TLS 1.3 with the same certificates, mutual
-#   authentication: kvmig --tls-dir, QEMU tls-creds-x509 verify-peer=on)
+#   authentication: kvmig --tls-dir, QEMU tls-creds-x509 verify-peer=on) |
+#   post-copy (empty: none; MS: switched by hand MS ms after the start; now: at once)
 SCENARIOS=(
 	"1G, 16M|1G|16M|0||1|none||120|"
 	"1G, 256M|1G|256M|0||1|none||90|65536"
@@ -75,6 +87,7 @@ SCENARIOS=(
 	"4G, 16M|4G|16M|0||1|none||120|"
 	"1G, 256M, TLS|1G|256M|0||1|none||90|65536|tls"
 	"1G, 256M, TLS, 2 channels|1G|256M|0||2|none||90|65536|tls"
+	"1G, 256M, 256 MiB/s, post-copy at 0.2 s|1G|256M|256M||1|none||60|65536|tcp|200"
 )
 
 # ---- outside the VM: build what is missing, then go where KVM runs guests ---
@@ -154,7 +167,7 @@ qemu_start() {
 read -r th_init th_step th_max <<<"$THROTTLE"
 i=0
 for sc in "${SCENARIOS[@]}"; do
-	IFS='|' read -r label mem ws bw xbz chans comp ac tmo warm transport <<<"$sc"
+	IFS='|' read -r label mem ws bw xbz chans comp ac tmo warm transport pc <<<"$sc"
 	i=$((i + 1))
 	if [ -n "${KVMIG_E2E_ONLY:-}" ] && ! [[ " $KVMIG_E2E_ONLY " == *" $i "* ]]; then
 		echo '{"status": "not run (KVMIG_E2E_ONLY)"}' | tee "$D/k$i.json" >"$D/q$i.json"
@@ -197,6 +210,13 @@ for sc in "${SCENARIOS[@]}"; do
 		qopts+=(--auto-converge --throttle-initial "$th_init" --throttle-increment "$th_step"
 			--max-throttle "$th_max")
 	fi
+	if [ "${pc:-}" = now ]; then
+		kopts+=(--postcopy now)
+		qopts+=(--postcopy-after 0)
+	elif [ -n "${pc:-}" ]; then
+		kopts+=(--postcopy manual --postcopy-after "$pc")
+		qopts+=(--postcopy-after "$(printf '%d.%03d' $((pc / 1000)) $((pc % 1000)))")
+	fi
 	echo "$BM run ${kopts[*]}" >"$D/k$i.cmd"
 	say "[$i/${#SCENARIOS[@]}] $label: kvmig"
 	if ! KVMIG_LOG=debug "$BM" run "${kopts[@]}" >"$D/k$i.json" 2>"$D/k$i.err"; then
@@ -235,9 +255,9 @@ import json, os, sys
 d, have_qemu, qemu_unlimited = sys.argv[1], sys.argv[2] == "1", int(sys.argv[3])
 scen = [l.rstrip("\n").split("|") for l in open(os.path.join(d, "scenarios"))]
 for sc in scen:
-    sc.extend([""] * (11 - len(sc)))   # warm and transport may be left out
+    sc.extend([""] * (12 - len(sc)))   # warm, transport and post-copy may be left out
 MiB = 1 << 20
-LABEL, MEM, WS, BW, XBZ, CHANS, COMP, AC, TMO, WARM, TRANSPORT = range(11)
+LABEL, MEM, WS, BW, XBZ, CHANS, COMP, AC, TMO, WARM, TRANSPORT, POSTCOPY = range(12)
 
 
 def load(name):
@@ -280,7 +300,7 @@ def ok(r):
 
 def label(i):
     s = scen[i][LABEL]
-    if scen[i][WS] == "256M":
+    if scen[i][WS] == "256M" and not scen[i][POSTCOPY]:
         s += " [%s s cap]" % scen[i][TMO]
     return s
 
@@ -323,6 +343,12 @@ for i in range(n):
                                                       ks["throttle_step_pct"],
                                                       ks["max_throttle_pct"])
                   if ks["auto_converge"] else "off"))
+        kpc = ks.get("postcopy", "off")
+        if kpc != "off":
+            print("    kvmig post-copy: --postcopy %s%s; --bandwidth caps the background push"
+                  " after the switch (requested pages go at once, on the fault channel)" % (
+                      kpc, ", migrate_postcopy() at %d ms" % ks["postcopy_after_ms"]
+                      if kpc == "manual" else ""))
         kt = k.get("transport") or {}
         print("    kvmig transport: %s%s%s" % (
             kt.get("kind", "?"), ", cipher " + kt["cipher"] if kt.get("cipher") else "",
@@ -353,6 +379,15 @@ for i in range(n):
                  "tailslow %s" % (qs["cpu-throttle-initial"], qs["cpu-throttle-increment"],
                                   qs["max-cpu-throttle"], qs["cpu-throttle-tailslow"])
         print("    QEMU:  " + s)
+        qpc = q.get("postcopy")
+        if "postcopy-ram" in caps:
+            qd = (q["settings"].get("dst") or {})
+            print("    QEMU post-copy: max-postcopy-bandwidth %s, destination capabilities [%s],"
+                  " migrate-start-postcopy %s" % (
+                      rate(qs.get("max-postcopy-bandwidth", 0)),
+                      " ".join(qd.get("capabilities", [])),
+                      "at %d ms" % qpc["after_ms"] if qpc and qpc["after_ms"]
+                      else "right after migrate" if qpc else "?"))
         if ks:
             # the same limits, or say where not
             diff = []
@@ -371,6 +406,13 @@ for i in range(n):
                     ks["throttle_initial_pct"], ks["throttle_step_pct"], ks["max_throttle_pct"]) != (
                     qs["cpu-throttle-initial"], qs["cpu-throttle-increment"], qs["max-cpu-throttle"]):
                 diff.append("auto-converge")
+            kpc, qpc = ks.get("postcopy", "off"), q.get("postcopy")
+            qdc = ((q["settings"].get("dst") or {}).get("capabilities", []))
+            if (kpc != "off") != ("postcopy-ram" in caps) or kpc != "off" and (
+                    "postcopy-ram" not in qdc or not qpc or
+                    (ks["postcopy_after_ms"] if kpc == "manual" else 0) != qpc["after_ms"] or
+                    qs.get("max-postcopy-bandwidth") != kb):
+                diff.append("post-copy")
             if diff:
                 mismatch.append("[%d] %s" % (i + 1, ", ".join(diff)))
                 print("    SETTINGS DIFFER: " + ", ".join(diff))
@@ -401,8 +443,9 @@ def ratio(a, b):
 
 
 def wire(r, i):
-    """Bytes for the bytes ratio: loopback bytes for zstd (QEMU's counter is uncompressed)."""
-    if scen[i][COMP] == "zstd" and r.get("lo_bytes", -1) > 0:
+    """Bytes for the bytes ratio: loopback bytes for zstd (QEMU's counter is uncompressed)
+    and post-copy (kvmig's transferred_bytes leaves its fault channel out)."""
+    if (scen[i][COMP] == "zstd" or scen[i][POSTCOPY]) and r.get("lo_bytes", -1) > 0:
         return r["lo_bytes"]
     return r["transferred_bytes"]
 
@@ -439,6 +482,100 @@ print("  200 us by the same sampler, from 50 ms before the migration until the d
 print("  pages and >= 1 s. Its resolution is the sampler's largest spacing (below).")
 print("MiB: kvmig transferred_bytes, QEMU ram.transferred. QEMU 7.2 counts multifd pages at 4 KiB")
 print("  uncompressed, so its zstd MiB is not wire bytes: the zstd bytes ratio uses loopback bytes.")
+print("  kvmig's transferred_bytes leaves the post-copy fault channel out: post-copy rows use loopback")
+print("  bytes for the ratio too.")
+
+# ---- post-copy: its own table -------------------------------------------------
+
+
+def pc_cols(r, who):
+    p = r.get("postcopy") or {}
+    if not ok(r) or not p:
+        return "%6s %6s %6s %6s %6s %7s %6s %7s %7s" % (
+            ("FAIL" if ran(r) else "-",) + ("-",) * 8)
+    if who == "kvmig":
+        lat = "%6d %6d" % (p["fault_latency_us_p50"], p["fault_latency_us_p99"])
+        blocked, after = p["blocked_ms"], p["bytes_after_switchover"]
+    else:
+        lat = "%6s %6s" % ("n/a", "n/a")
+        blocked, after = p["blocked_ms"], p["postcopy_bytes"]
+    lo = r.get("lo_bytes", -1)
+    return "%6d %6d %6.0f %s %7s %6d %7s %7.1f" % (
+        r["total_ms"], r["downtime_ms"], p["switch_at_ms"], lat,
+        "%d" % blocked if blocked >= 0 else "?", p["requests"],
+        "%.1f" % (lo / MiB) if lo >= 0 else "-", after / MiB)
+
+
+pcl = [i for i in range(n) if scen[i][POSTCOPY] and ran(K[i])]
+if pcl:
+    print()
+    print("post-copy: the switch asked for by hand at the scenario's time after the start, the same"
+          " for both")
+    print("  (kvmig: bench_migrate calls migrate_postcopy(); QEMU: qmp.py sends"
+          " migrate-start-postcopy)")
+    sub = "%-*s | %6s %6s %6s %6s %6s %7s %6s %7s %7s | %6s %6s %6s %6s %6s %7s %6s %7s %7s |" \
+          " %6s %6s %6s %6s" % (
+              W, "", "total", "dt_eng", "switch", "p50us", "p99us", "blk_ms", "reqs", "MiB_lo",
+              "MiB_pc", "total", "dt_eng", "switch", "p50us", "p99us", "blk_ms", "reqs", "MiB_lo",
+              "MiB_pc", "total", "dt_eng", "blk_ms", "bytes")
+    blk = len(pc_cols({"status": "not run"}, "kvmig"))
+    print("%-*s | %-*s | %-*s | %s" % (W, "scenario", blk, "kvmig", blk, qname, "kvmig/QEMU"))
+    print(sub)
+    print("-" * len(sub))
+    for i in pcl:
+        k, q = K[i], Q[i]
+        kp, qp = k.get("postcopy") or {}, q.get("postcopy") or {}
+        if have_qemu and ok(k) and ok(q) and kp and qp:
+            r = "%s %s %s %s" % (ratio(k["total_ms"], q["total_ms"]),
+                                 ratio(k["downtime_ms"], q["downtime_ms"]),
+                                 ratio(kp["blocked_ms"], qp["blocked_ms"])
+                                 if qp["blocked_ms"] >= 0 else "%6s" % "-",
+                                 ratio(k["lo_bytes"], q["lo_bytes"])
+                                 if k.get("lo_bytes", -1) > 0 and q.get("lo_bytes", -1) > 0
+                                 else "%6s" % "-")
+        else:
+            r = "%6s %6s %6s %6s" % ("n/a", "n/a", "n/a", "n/a")
+        print("%-*s | %s | %s | %s" % (W, "[%d] %s" % (i + 1, label(i)), pc_cols(k, "kvmig"),
+                                       pc_cols(q, "QEMU") if have_qemu else "%*s" % (blk, "-"),
+                                       r))
+    print()
+    print("total, dt_eng: as above (kvmig: until the destination's PC_DONE, every page in place;"
+          " QEMU: until the")
+    print("  source's query-migrate says completed). switch: ms from the start until the job was"
+          " first seen past")
+    print("  pre-copy (kvmig status device/postcopy, QEMU postcopy-active; both polled every 2 ms"
+          " once asked; the")
+    print("  source guest stops there). p50us/p99us: kvmig's fault latency, request sent to page"
+          " in place (QEMU 7.2")
+    print("  reports none: n/a). blk_ms: vCPU time blocked on missing pages (kvmig blocked_ms;"
+          " QEMU the destination's")
+    print("  postcopy-vcpu-blocktime, summed over vCPUs). reqs: pages the destination asked for"
+          " (kvmig requests;")
+    print("  QEMU ram.postcopy-requests). MiB_lo: loopback bytes over the whole migration, both"
+          " directions (the bytes")
+    print("  ratio). MiB_pc: sent after the switch (kvmig bytes_after_switchover, both channels;"
+          " QEMU ram.postcopy-bytes).")
+    for i in pcl:
+        for who, r in (("kvmig", K[i]), ("QEMU", Q[i] if have_qemu else {})):
+            p = r.get("postcopy") or {}
+            if p.get("switch_error"):
+                print("  [%d] %s: the switch was refused: %s" % (i + 1, who, p["switch_error"]))
+            if ok(r) and p and p.get("switch_at_ms", -1) < 0:
+                print("  [%d] %s: completed without switching to post-copy" % (i + 1, who))
+        qp = (Q[i] if have_qemu else {}).get("postcopy") or {}
+        kp = K[i].get("postcopy") or {}
+        if kp or qp:
+            print("  [%d] the switch asked for at: kvmig %s ms, QEMU %s ms; seen past pre-copy at:"
+                  " kvmig %s ms, QEMU %s ms" % (
+                      i + 1, kp.get("switch_asked_at_ms", "-"), qp.get("switch_asked_at_ms", "-"),
+                      kp.get("switch_at_ms", "-"), qp.get("switch_at_ms", "-")))
+        if qp.get("vcpu_blocktime_ms"):
+            print("  [%d] QEMU postcopy-blocktime (all vCPUs blocked at once) %d ms, per vCPU %s ms"
+                  % (i + 1, qp["blocktime_ms"], qp["vcpu_blocktime_ms"]))
+        if kp:
+            print("  [%d] kvmig: %d pages pushed after the switch, %d faults at the destination,"
+                  " every page in place at %.0f ms" % (i + 1, kp["pages_pushed"], kp["dst_faults"],
+                                                       kp["dst_done_at_ms"]))
 
 print()
 print("%-*s | %-20s | %-15s | %-23s | %-19s | %-15s | %-13s | %-9s" % (
@@ -516,10 +653,15 @@ if tcp_bps:
     print("raw loopback TCP (1 GiB, 1 MiB write()/read() on 2 threads, the channel's socket options, no"
           " guest running): %.1f MB/s" % (tcp_bps / 1e6))
     order = sorted(range(n), key=lambda i: (size(scen[i][WS]), size(scen[i][MEM])), reverse=True)
-    best = next((i for i in order if K[i].get("bulk_bytes_per_s", 0)), order[0])
-    b = K[best].get("bulk_bytes_per_s", 0)
-    print("kvmig bulk round (round 0 bytes / its time, the engine's own measurement), on its largest"
-          " bulk round (%s): %.1f MB/s = %.2f x raw TCP" % (label(best), b / 1e6, b / tcp_bps))
+    best = next((i for i in order if K[i].get("bulk_bytes_per_s", 0)), None)
+    if best is None:
+        # a post-copy switch cuts round 0 short: no measurement
+        print("kvmig bulk round: none measured in the scenarios that ran")
+    else:
+        b = K[best]["bulk_bytes_per_s"]
+        print("kvmig bulk round (round 0 bytes / its time, the engine's own measurement), on its"
+              " largest bulk round (%s): %.1f MB/s = %.2f x raw TCP" % (label(best), b / 1e6,
+                                                                        b / tcp_bps))
 else:
     print("raw loopback TCP: no result (%s)" % tcp.get("status", "?"))
 EOF

@@ -8,6 +8,7 @@ Usage: qmp.py --watcher BENCH_MIGRATE --src SOCK --dst SOCK
               [--xbzrle SIZE] [--multifd CHANNELS] [--compression none|zstd]
               [--zstd-level N] [--auto-converge] [--throttle-initial PCT]
               [--throttle-increment PCT] [--max-throttle PCT] [--timeout SECS]
+              [--postcopy-after SECS]
 
 Both QEMUs are already started: the source runs bench/qemu/dirty.S, the
 destination waits with `-incoming defer`. The guest writes one byte to its
@@ -28,6 +29,18 @@ value that differs from the one asked for is an error, and the source's
 start the watcher; 50 ms later `migrate` on the source; poll query-migrate
 every 20 ms until it completes or fails, or cancel it after --timeout;
 then let the destination run on for a while.
+
+Post-copy (--postcopy-after SECS): capability postcopy-ram on both sides
+and postcopy-blocktime on the destination, max-postcopy-bandwidth = the
+max-bandwidth (so the post-copy phase has the same cap), then
+migrate-start-postcopy SECS after `migrate` (0: right after it). From the
+request on, query-migrate is polled every SWITCH_POLL_S until the status
+leaves "active" (switch_at_ms: QEMU stops the guest there), then every 20 ms
+again. Once the source says completed, the destination's query-migrate is
+polled until it says completed too, and its postcopy-blocktime and
+postcopy-vcpu-blocktime (ms) are the vCPUs' blocked time. QEMU 7.2 reports
+no per-fault latency. The source's ram.postcopy-requests and
+ram.postcopy-bytes go under "postcopy" too.
 
 Guest-seen downtime: `bench_migrate watch` (--watcher) samples the sizes
 of both debugcon files every 200 us, the same sampler kvmig's run uses,
@@ -63,11 +76,12 @@ AFTER_BYTES = 16          # 4096 pages at the destination ...
 AFTER_MIN_S = 1.0         # ... and at least this long
 AFTER_DEADLINE_S = 60.0
 RATE_WINDOW_S = 0.5
+SWITCH_POLL_S = 0.002     # post-copy: look for the switch this often (as bench_migrate)
 # the parameters shown under "settings" (query-migrate-parameters)
 SHOWN = ("max-bandwidth", "downtime-limit", "xbzrle-cache-size", "multifd-channels",
          "multifd-compression", "multifd-zstd-level", "cpu-throttle-initial",
          "cpu-throttle-increment", "max-cpu-throttle", "cpu-throttle-tailslow", "tls-creds",
-         "tls-hostname")
+         "tls-hostname", "max-postcopy-bandwidth")
 
 
 class Qmp:
@@ -143,7 +157,10 @@ def main():
     ap.add_argument("--tls-creds", default="", metavar="ID",
                     help="a tls-creds-x509 object both QEMUs were started with")
     ap.add_argument("--tls-hostname", default="")
+    ap.add_argument("--postcopy-after", type=float, default=None, metavar="SECS",
+                    help="post-copy: migrate-start-postcopy this long after migrate")
     a = ap.parse_args()
+    postcopy = a.postcopy_after is not None
 
     src, dst = Qmp(a.src), Qmp(a.dst)
     if a.compression != "none" and not a.multifd:
@@ -155,10 +172,16 @@ def main():
         caps.append("multifd")
     if a.auto_converge:
         caps.append("auto-converge")
+    dst_caps = []
+    if postcopy:
+        caps.append("postcopy-ram")
+        dst_caps = ["postcopy-ram", "postcopy-blocktime"]
     if caps:
         src.cmd("migrate-set-capabilities",
                 capabilities=[{"capability": c, "state": True} for c in caps])
     want = {"downtime-limit": a.downtime, "max-bandwidth": a.max_bandwidth}
+    if postcopy:
+        want["max-postcopy-bandwidth"] = a.max_bandwidth
     want_dst = {}
     if a.tls_creds:
         want["tls-creds"] = a.tls_creds
@@ -168,8 +191,11 @@ def main():
     if a.xbzrle:
         want["xbzrle-cache-size"] = a.xbzrle
     if a.multifd:
+        dst_caps.append("multifd")
+    if dst_caps:
         dst.cmd("migrate-set-capabilities",
-                capabilities=[{"capability": "multifd", "state": True}])
+                capabilities=[{"capability": c, "state": True} for c in dst_caps])
+    if a.multifd:
         want_dst = {"multifd-channels": a.multifd, "multifd-compression": a.compression}
         if a.compression == "zstd":
             want_dst["multifd-zstd-level"] = a.zstd_level
@@ -189,7 +215,10 @@ def main():
         if bad:
             sys.exit("qmp.py: %s: QEMU did not take: %s" % (side, ", ".join(bad)))
         on = sorted(c["capability"] for c in q.cmd("query-migrate-capabilities") if c["state"])
-        if side == "src" or w:
+        missing = sorted(set(caps if side == "src" else dst_caps) - set(on))
+        if missing:
+            sys.exit("qmp.py: %s: QEMU did not take the capabilities %s" % (side, missing))
+        if side == "src" or w or dst_caps:
             settings[side] = dict({k: got[k] for k in SHOWN if k in got}, capabilities=on)
     dst.cmd("migrate-incoming", uri=a.uri)
 
@@ -219,24 +248,52 @@ def main():
     cancelled = False
     last_active = {}
     max_throttle = 0
+    t_pc_asked = t_pc_seen = None
+    pc_error = ""
     while True:
+        if postcopy and t_pc_asked is None and not pc_error and \
+                time.monotonic() - t_migrate >= a.postcopy_after:
+            try:
+                src.cmd("migrate-start-postcopy")
+                t_pc_asked = time.monotonic()
+            except RuntimeError as e:
+                pc_error = str(e)
         info = src.cmd("query-migrate")
         status = info.get("status", "?")
         max_throttle = max(max_throttle, info.get("cpu-throttle-percentage", 0))
         if "ram" in info:
             last_active = info
+        if t_pc_asked is not None and t_pc_seen is None and status not in ("setup", "active"):
+            t_pc_seen = time.monotonic()
         if status in ("completed", "failed", "cancelled"):
             break
         if not cancelled and time.monotonic() - t_migrate > a.timeout:
             src.cmd("migrate_cancel")
             cancelled = True
-        time.sleep(0.02)
+        if t_pc_asked is not None and t_pc_seen is None:
+            time.sleep(SWITCH_POLL_S)
+        elif postcopy and t_pc_asked is None and not pc_error:
+            # wake for the switch on time
+            time.sleep(max(0.0, min(0.02, t_migrate + a.postcopy_after - time.monotonic())))
+        else:
+            time.sleep(0.02)
     lo1 = lo_tx_bytes()
     # the source guest's pace while migrating: until it stopped, or the end
     src_end = os.path.getsize(a.src_log)
     t_src = info.get("total-time", 0) - (info.get("downtime", 0) if status == "completed" else 0)
+    if t_pc_seen is not None:
+        t_src = (t_pc_seen - t_migrate) * 1e3       # post-copy: it stopped at the switch
     if not t_src:
         t_src = (time.monotonic() - t_migrate) * 1e3
+    pc_dst = {}
+    if postcopy and status == "completed":
+        # the destination's own view: its blocktime figures come with its "completed"
+        end = time.monotonic() + AFTER_DEADLINE_S
+        while True:
+            pc_dst = dst.cmd("query-migrate")
+            if pc_dst.get("status") == "completed" or time.monotonic() > end:
+                break
+            time.sleep(0.01)
     dst_status = "-"
     if status == "completed":
         dst_status = "?"
@@ -251,6 +308,9 @@ def main():
             time.sleep(0.01)
         if os.path.getsize(a.dst_log) < d0 + AFTER_BYTES:
             status = "completed, but the destination guest did not run on (%s)" % dst_status
+        elif postcopy and pc_dst.get("status") != "completed":
+            status = "completed at the source, but the destination says %s" \
+                % pc_dst.get("status", "nothing")
     w.send_signal(signal.SIGTERM)
     wj = json.loads(w.communicate()[0])
 
@@ -285,6 +345,24 @@ def main():
         "lo_bytes": lo1 - lo0 if lo0 is not None and lo1 is not None else -1,
         "mig_pages_per_s": round((src_end - src0) * 256 * 1e3 / t_src) if t_src > 0 else 0,
     }
+    if postcopy:
+        def at(t):
+            return round((t - t_migrate) * 1e3, 1) if t is not None else -1
+        vcpu_bt = pc_dst.get("postcopy-vcpu-blocktime", [])
+        out["postcopy"] = {
+            "after_ms": round(a.postcopy_after * 1e3),
+            "switch_error": pc_error,
+            "switch_asked_at_ms": at(t_pc_asked),
+            "switch_at_ms": at(t_pc_seen),
+            "requests": ram.get("postcopy-requests", 0),
+            "postcopy_bytes": ram.get("postcopy-bytes", 0),
+            "precopy_bytes": ram.get("precopy-bytes", 0),
+            "downtime_bytes": ram.get("downtime-bytes", 0),
+            "dst_status": pc_dst.get("status", "?"),
+            "blocktime_ms": pc_dst.get("postcopy-blocktime", -1),
+            "vcpu_blocktime_ms": vcpu_bt,
+            "blocked_ms": sum(vcpu_bt) if "postcopy-vcpu-blocktime" in pc_dst else -1,
+        }
     print(json.dumps(out))
     return 0
 
