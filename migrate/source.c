@@ -44,6 +44,7 @@
 
 #define PAGE WIRE_PAGE_SIZE
 #define CHUNK_PAGES 4096u		/* 16 MiB: dirty-log clear and stats granularity */
+#define PC_SLICE_PAGES 512u		/* 2 MiB: how often a --postcopy job looks for the switch */
 #define ACK_TIMEOUT_MS 60000
 
 /* ---- stats ---------------------------------------------------------------- */
@@ -136,6 +137,7 @@ static void drop_holes(struct migrate_job *j, uint64_t first, uint64_t n)
 static int send_dirty(struct migrate_job *j, bool bulk, bool clear_log, enum lane_task end)
 {
 	uint64_t chunks = DIV_ROUND_UP(j->npages, CHUNK_PAGES);
+	uint64_t slice = j->o.postcopy != MIGRATE_POSTCOPY_OFF ? PC_SLICE_PAGES : CHUNK_PAGES;
 	int ret;
 
 	for (unsigned l = 0; l < j->nlanes; l++)
@@ -158,9 +160,17 @@ static int send_dirty(struct migrate_job *j, bool bulk, bool clear_log, enum lan
 		}
 		if (bulk)
 			drop_holes(j, first, n);
-		ret = lanes_do(j, LANE_PAGES, first, n, bulk);
-		if (ret < 0)
-			return ret;
+		/*
+		 * A job that may switch by hand sends the chunk in slices, so that
+		 * `kvmig job postcopy` is heard within a slice (2 MiB), not a chunk.
+		 */
+		for (uint64_t s = 0; s < n; s += slice) {
+			ret = lanes_do(j, LANE_PAGES, first + s, MIN(slice, n - s), bulk);
+			if (ret < 0)
+				return ret;
+			if (clear_log && atomic_load(&j->pc_request))
+				break;
+		}
 		dirtylog_poll(j->dl);
 		ret = job_check_abort(j);
 		if (!ret)
