@@ -39,6 +39,7 @@ struct fault_server {
 	_Atomic uint64_t requests, pages;
 	_Atomic uint64_t fbytes;	/* j->fio.bytes_out, as the thread last wrote it */
 	_Atomic bool done;		/* PC_DONE came: a PAGE_REQ now is an error */
+	uint64_t bytes_before;		/* the job's transferred_bytes at the switchover */
 	char err[400];
 };
 
@@ -221,6 +222,8 @@ static void set_stats(struct migrate_job *j, struct fault_server *fs, uint64_t p
 	j->st.postcopy.pages_pushed = pushed;
 	j->st.postcopy.bytes_after_switchover =
 		closed_bytes + j->io.bytes_out + atomic_load(&fs->fbytes) - bytes0;
+	/* every byte on every channel, the fault channel's included */
+	j->st.transferred_bytes = fs->bytes_before + j->st.postcopy.bytes_after_switchover;
 	j->st.postcopy.pages_missing = missing;
 	j->st.remaining_bytes = missing * PAGE;
 	j->st.total_ms = (clock_now_ns() - j->t0_ns) / 1000000;
@@ -549,6 +552,9 @@ int postcopy_serve(struct migrate_job *j)
 	page_sender_set_round(bg, j->round + 1);
 	page_sender_set_round(fs.ps, j->round + 1);
 	bytes0 = j->io.bytes_out + j->fio.bytes_out;
+	pthread_mutex_lock(&j->lock);
+	fs.bytes_before = MAX(j->st.transferred_bytes, bytes0);
+	pthread_mutex_unlock(&j->lock);
 	job_set_status(j, "postcopy");
 	for (;;) {
 		ret = start_fault_server(&fs);

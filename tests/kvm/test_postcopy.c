@@ -571,6 +571,9 @@ static void test_postcopy_now_good(void **unused)
 	assert_int_equal(ms.postcopy.blocked_ms, 2);
 	assert_true(ms.postcopy.pages_pushed > 0);
 	assert_true(ms.postcopy.bytes_after_switchover >= ms.postcopy.pages_pushed);
+	/* every channel's bytes: pre-copy's, and after the switch both channels' */
+	assert_true(ms.transferred_bytes > ms.postcopy.bytes_after_switchover);
+	assert_true(ms.postcopy.bytes_after_switchover >= (ms.postcopy.pages_pushed + 1) * 13);
 	/* the source never ran its copy again: its pages are what the fake got */
 	assert_int_equal(vm_get_run_state(src), VM_RUN_PAUSED);
 	same_pages(&f, src);
