@@ -444,7 +444,7 @@ def ratio(a, b):
 
 def wire(r, i):
     """Bytes for the bytes ratio: loopback bytes for zstd (QEMU's counter is uncompressed)
-    and post-copy (kvmig's transferred_bytes leaves its fault channel out)."""
+    and post-copy (QEMU's ram.transferred leaves its return path's page requests out)."""
     if (scen[i][COMP] == "zstd" or scen[i][POSTCOPY]) and r.get("lo_bytes", -1) > 0:
         return r["lo_bytes"]
     return r["transferred_bytes"]
@@ -482,8 +482,8 @@ print("  200 us by the same sampler, from 50 ms before the migration until the d
 print("  pages and >= 1 s. Its resolution is the sampler's largest spacing (below).")
 print("MiB: kvmig transferred_bytes, QEMU ram.transferred. QEMU 7.2 counts multifd pages at 4 KiB")
 print("  uncompressed, so its zstd MiB is not wire bytes: the zstd bytes ratio uses loopback bytes.")
-print("  kvmig's transferred_bytes leaves the post-copy fault channel out: post-copy rows use loopback")
-print("  bytes for the ratio too.")
+print("  Post-copy rows use loopback bytes (both directions, every channel) for the ratio too, so that")
+print("  each engine's fault requests and answers count.")
 
 # ---- post-copy: its own table -------------------------------------------------
 
