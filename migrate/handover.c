@@ -21,7 +21,7 @@
  * (ANNOUNCED) once they are over. The migration has succeeded whatever
  * happens here: a missing report only leaves announce.frames at 0.
  */
-static void wait_announced(struct migrate_job *j)
+void handover_wait_announced(struct migrate_job *j)
 {
 	struct announce_sched s = {
 		.rounds = j->o.announce_rounds, .initial_ms = j->o.announce_initial_ms,
@@ -117,7 +117,7 @@ int handover_run(struct migrate_job *j)
 		j->resumed_ns = clock_now_ns();
 		/* post-copy: ANNOUNCED comes with the pages (postcopy.h) */
 		if (j->o.announce[0] && !atomic_load(&j->pc_switched))
-			wait_announced(j);
+			handover_wait_announced(j);
 		return 0;
 	}
 }

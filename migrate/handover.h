@@ -37,4 +37,12 @@ int handover_run(struct migrate_job *j) __must_check;
  */
 void handover_fail(struct migrate_job *j, int ret);
 
+/*
+ * After RESUMED (pre-copy) or PC_DONE (post-copy) of a job with --announce:
+ * read the destination's ANNOUNCED on channel 0 into st.announce, for at
+ * most the announce schedule plus a slack; its absence is only a warning
+ * (the job itself succeeded).
+ */
+void handover_wait_announced(struct migrate_job *j);
+
 #endif

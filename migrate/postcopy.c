@@ -16,6 +16,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "migrate/handover.h"
 #include "migrate/job.h"
 #include "migrate/outgoing.h"
 #include "migrate/pagesend.h"
@@ -40,6 +41,7 @@ struct fault_server {
 	_Atomic uint64_t fbytes;	/* j->fio.bytes_out, as the thread last wrote it */
 	_Atomic bool done;		/* PC_DONE came: a PAGE_REQ now is an error */
 	uint64_t bytes_before;		/* the job's transferred_bytes at the switchover */
+	bool announced;			/* ANNOUNCED came (job thread) */
 	char err[400];
 };
 
@@ -269,6 +271,7 @@ static int take_frame(struct migrate_job *j, struct fault_server *fs, const stru
 		j->st.announce.frames = a.frames;
 		j->st.announce.first_us = a.first_us;
 		pthread_mutex_unlock(&j->lock);
+		fs->announced = true;
 		return 0;
 	}
 	return job_fail(j, -EPROTO, "%s frame from the destination during post-copy",
@@ -583,6 +586,9 @@ int postcopy_serve(struct migrate_job *j)
 			break;
 		}
 	}
+	/* the announce may end after the last page: its report comes after PC_DONE */
+	if (ret == 0 && j->o.announce[0] && !fs.announced)
+		handover_wait_announced(j);
 out:
 	if (ret < 0 && ret != -EBADMSG) {
 		/* the guest runs there without these pages: it is lost */

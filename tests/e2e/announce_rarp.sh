@@ -15,6 +15,9 @@
 #   order and the growing spacing must hold); the bridge learnt the MAC on
 #   p-dst (and had not before); the job's stats say announce.frames 5 and
 #   a first_ms between 0 and 2000; the guest runs at dst with 0 errors.
+#   A second guest moved with --postcopy=now --announce eth0: completed in
+#   post-copy, and the job still reports the 5 frames (their report comes
+#   after the last page).
 #   Then a bad interface (--announce eth9): refused at the handshake with
 #   "no interface 'eth9' on this host", the guest runs on at src, dst has
 #   nothing.
@@ -109,6 +112,22 @@ p=$(counter dst g1 progress) || fail "g1 is not at dst"
 wait_until "$TIMEOUT" "g1 progress at dst > $p" grows dst g1 progress "$p"
 [ "$(counter dst g1 errors)" = 0 ] || fail "g1 reports memory errors at dst"
 echo "ok: g1 runs at dst, 0 errors"
+
+# post-copy: the announce's report comes after the last page (PC_DONE)
+ok "g3: start" netbed_kv src vm start g3 --mem 64M --vcpus 1 --guest memcheck,workset=4M \
+	--mac 52:54:00:7a:11:06
+wait_until "$TIMEOUT" "g3 progress > 0" grows src g3 progress 0
+ok "g3: migrate --postcopy=now --announce eth0" netbed_kv src migrate g3 --to "$NB_URI_dst" \
+	--postcopy=now --announce eth0 --json
+cp "$OUT" "$T/job3.json"
+jq -e '.status == "completed" and .postcopy.active == true' "$T/job3.json" >/dev/null ||
+	fail "g3 job: $(cat "$T/job3.json")"
+jq -e '.announce.frames == 5' "$T/job3.json" >/dev/null ||
+	fail "g3 job stats: announce is $(jq -c .announce "$T/job3.json"), expected 5 frames"
+p=$(counter dst g3 progress) || fail "g3 is not at dst"
+wait_until "$TIMEOUT" "g3 progress at dst > $p" grows dst g3 progress "$p"
+[ "$(counter dst g3 errors)" = 0 ] || fail "g3 reports memory errors at dst"
+echo "ok: g3 moved in post-copy, announce $(jq -c .announce "$T/job3.json"), 0 errors at dst"
 
 # a bad interface: refused at the handshake, the guest stays at src
 ok "g2: start" netbed_kv src vm start g2 --mem 64M --vcpus 1 --guest memcheck,workset=4M
