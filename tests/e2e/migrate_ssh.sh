@@ -16,7 +16,8 @@
 #     there, nothing listening at --ssh-agent-port;
 #   migrations (memcheck, --verify): the first with --ssh-accept-new
 #     (which records the key), then without it: plain, --parallel 2,
-#     --compress zstd. Each: completed, verified, transport.kind "ssh" and
+#     --compress zstd, --postcopy=now (its fault channel a second SSH
+#     connection). Each: completed, verified, transport.kind "ssh" and
 #     a cipher, the guest runs at the destination with 0 errors and its
 #     progress grows there.
 #   --ssh-exec end to end (kvmigd --incoming stdio, no listener at all):
@@ -70,6 +71,7 @@ migrated() {	# NAME migrate-options...
 	jq_out '.status == "completed" and .verified == true and .transport.kind == "ssh" and
 		(.transport.cipher | length) > 0'
 	echo "   $(jq -r '"\(.status) in \(.total_ms) ms, \(.mbps) Mbit/s, transport \(.transport.kind) \(.transport.cipher), verified \(.verified)"' "$OUT")"
+	cp "$OUT" "$T/job.json"	# the job's stats, for the caller
 	gone src "$name" || fail "$name: still at the source"
 	wait_until "$TIMEOUT" "$name to run at dst" state_is dst "$name" running
 	p0=$(counter dst "$name" progress)
@@ -117,4 +119,9 @@ start_vm g3
 migrated g3 --parallel 2
 start_vm g4
 migrated g4 --compress zstd
+start_vm g5
+migrated g5 --postcopy=now
+jq -e '.postcopy.active == true and .postcopy.pages_pushed + .postcopy.requests > 0' "$T/job.json" \
+	>/dev/null || fail "g5: not a post-copy: $(jq -c .postcopy "$T/job.json")"
+echo "   post-copy over ssh: $(jq -c '.postcopy | {requests, pages_pushed, fault_latency_us_p50}' "$T/job.json")"
 echo "PASS: migrate_ssh"
