@@ -4,7 +4,7 @@
 # /dev/kvm, else exit 77): the guest moves first, its memory after, on
 # demand (userfaultfd at the destination).
 #
-#   matrix: memcheck, seqdirty, randdirty x 1 and 2 vCPUs, --postcopy
+#   matrix: memcheck, seqdirty, randdirty x 1 and 2 vCPUs (each pair once), --postcopy
 #     (after the first full round) and --postcopy=now, over TCP and TLS,
 #     mostly with --verify, once with --parallel 2: the job completed in post-copy (postcopy.active,
 #     pages pushed or requested), verified when asked, the destination
@@ -112,6 +112,7 @@ pc_move a3 randdirty 1 "$TCP_URI" "=now" --verify
 pc_move a4 memcheck 2 "$TLS_URI" "=now" ""
 pc_move a5 randdirty 2 "$TLS_URI" "" --verify
 pc_move a6 memcheck 2 "$TCP_URI" "" --verify --parallel 2
+pc_move a7 seqdirty 1 "$TCP_URI" "" --verify
 
 echo "== a guest pre-copy cannot move: 16 MiB/s of dirtying over a 4 MiB/s link"
 ok "start hot" kv src vm start hot --guest memcheck,workset=16M,rate=4096 --mem 64M
