@@ -279,6 +279,29 @@ static int take_frame(struct migrate_job *j, struct fault_server *fs, const stru
 }
 
 /*
+ * What the destination sent on channel 0: wait up to timeout_ms for the
+ * first frame (0: only what is there), then take every frame already in.
+ * Return: 0 (no more), 1 or 2 as take_frame, -errno (a broken link or a
+ * bad frame: j->err names a bad frame).
+ */
+static int take_retpath(struct migrate_job *j, struct fault_server *fs, int timeout_ms)
+{
+	struct frame_hdr h;
+	int ret;
+
+	for (;;) {
+		ret = retpath_read(j, timeout_ms, &h);
+		if (ret == -ETIMEDOUT)
+			return 0;
+		if (ret == 0)
+			ret = take_frame(j, fs, &h);
+		if (ret != 0)
+			return ret;
+		timeout_ms = 0;
+	}
+}
+
+/*
  * Push the needed pages and wait for PC_DONE on the current connections.
  * Return: 0 (PC_DONE), -EPIPE (a broken link: j->err says how), or
  * another -errno (give up: cancel, timeout).
@@ -288,7 +311,6 @@ static int serve_link(struct migrate_job *j, struct fault_server *fs, struct pag
 {
 	uint8_t *ram = vm_ram(j->vm);
 	uint64_t cursor = atomic_load(&fs->hint), hint_seen = cursor, since = 0;
-	struct frame_hdr h;
 	int ret = 0;
 
 	/* the push: every page still needed, near the latest fault first */
@@ -328,18 +350,11 @@ static int serve_link(struct migrate_job *j, struct fault_server *fs, struct pag
 		ret = job_check_abort(j);
 		if (ret < 0)
 			return ret;
-		for (;;) {
-			ret = retpath_read(j, 0, &h);
-			if (ret == -ETIMEDOUT)
-				break;
-			if (ret < 0)
-				goto broken;
-			ret = take_frame(j, fs, &h);
-			if (ret < 0)
-				goto broken;
-			if (ret > 0)
-				return ret == 1 ? 0 : -EBADMSG;
-		}
+		ret = take_retpath(j, fs, 0);
+		if (ret < 0)
+			goto broken;
+		if (ret > 0)
+			return ret == 1 ? 0 : -EBADMSG;
 		if (atomic_load(&fs->hint) != hint_seen) {
 			hint_seen = atomic_load(&fs->hint);
 			cursor = hint_seen < j->npages ? hint_seen : 0;
@@ -359,12 +374,7 @@ static int serve_link(struct migrate_job *j, struct fault_server *fs, struct pag
 		ret = job_check_abort(j);
 		if (ret < 0)
 			return ret;
-		ret = retpath_read(j, WAIT_MS, &h);
-		if (ret == -ETIMEDOUT)
-			continue;
-		if (ret < 0)
-			goto broken;
-		ret = take_frame(j, fs, &h);
+		ret = take_retpath(j, fs, WAIT_MS);
 		if (ret < 0)
 			goto broken;
 		if (ret > 0)

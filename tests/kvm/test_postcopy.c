@@ -518,6 +518,21 @@ static void wait_status(struct migrate_job *j, const char *st, struct migrate_st
 		fail_msg("the job ended in %s (%s), waited for %s", ms->status, ms->error, st);
 }
 
+/* The job succeeds, and so did the fake destination: ms as it ended. */
+static void completed(struct migrate_job *j, struct fake *f, struct migrate_stats *ms)
+{
+	int ret = migrate_wait(j);
+
+	migrate_get_stats(j, ms);
+	migrate_job_free(j);
+	fake_join(f);
+	if (ret)
+		fail_msg("the job failed: %s (fake destination: %s)", ms->error, f->err);
+	if (f->ret)
+		fail_msg("fake destination: %s", f->err);
+	assert_string_equal(ms->status, "completed");
+}
+
 /* The source has every page the fake got since the switchover, byte for byte. */
 static void same_pages(const struct fake *f, struct vm *src)
 {
@@ -549,12 +564,7 @@ static void test_postcopy_now_good(void **unused)
 	opts(&o, MIGRATE_POSTCOPY_NOW);
 	if (migrate_start(src, f.uri, &o, &j, err, sizeof(err)))
 		fail_msg("migrate_start: %s", err);
-	assert_int_equal(migrate_wait(j), 0);
-	migrate_get_stats(j, &ms);
-	migrate_job_free(j);
-	fake_join(&f);
-	if (f.ret)
-		fail_msg("fake destination: %s", f.err);
+	completed(j, &f, &ms);
 	printf("    completed in %llu ms, %llu requests, %llu pages pushed, p50 %llu us\n",
 	       (unsigned long long)ms.total_ms, (unsigned long long)ms.postcopy.requests,
 	       (unsigned long long)ms.postcopy.pages_pushed,
@@ -631,12 +641,7 @@ static void test_postcopy_manual(void **unused)
 	assert_false(atomic_load(&f.switched));	/* manual: never by itself */
 	assert_int_equal(migrate_postcopy(j, err, sizeof(err)), 0);
 	assert_int_equal(migrate_postcopy(j, err, sizeof(err)), -EALREADY);
-	assert_int_equal(migrate_wait(j), 0);
-	migrate_get_stats(j, &ms);
-	migrate_job_free(j);
-	fake_join(&f);
-	if (f.ret)
-		fail_msg("fake destination: %s", f.err);
+	completed(j, &f, &ms);
 	assert_string_equal(ms.status, "completed");
 	assert_true(f.sw_flags & WIRE_SWITCHOVER_POSTCOPY);
 	assert_true(ms.round >= 2);
@@ -769,12 +774,7 @@ static void resume_case(bool automatic)
 		printf("    %s: %s\n", ms.status, ms.error);
 		assert_int_equal(migrate_resume(j, NULL, err, sizeof(err)), 0);
 	}
-	assert_int_equal(migrate_wait(j), 0);
-	migrate_get_stats(j, &ms);
-	migrate_job_free(j);
-	fake_join(&f);
-	if (f.ret)
-		fail_msg("fake destination: %s", f.err);
+	completed(j, &f, &ms);
 	assert_string_equal(ms.status, "completed");
 	assert_int_equal(ms.postcopy.reconnects, 1);
 	/* after the resume the source sent what WANT listed, and only that */
