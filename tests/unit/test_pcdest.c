@@ -95,6 +95,8 @@ struct vcpu {
 	const uint8_t *from;
 	size_t len;
 	uint8_t *seen;
+	_Atomic size_t at;	/* the page it reads */
+	_Atomic int tid;
 	atomic_bool done;
 	pthread_t th;
 	bool running;		/* started, not joined */
@@ -229,7 +231,11 @@ static void *vcpu_main(void *arg)
 {
 	struct vcpu *v = arg;
 
-	memcpy(v->seen, v->from, v->len);	/* blocks in the kernel on a missing page */
+	atomic_store(&v->tid, gettid());
+	for (size_t i = 0; i < v->len; i += PAGE) {
+		atomic_store(&v->at, i / PAGE);
+		memcpy(v->seen + i, v->from + i, PAGE);	/* blocks in the kernel on a missing page */
+	}
 	atomic_store(&v->done, true);
 	return NULL;
 }
@@ -255,8 +261,19 @@ static void vcpu_join(struct vcpu *v)
 {
 	int ret = join_within(v->th, IO_MS);
 
-	if (ret)
-		print_error("a vCPU still waits for its page after %d ms\n", IO_MS);
+	if (ret) {
+		char path[64], line[256];
+		FILE *f;
+
+		print_error("a vCPU still waits for its page (%zu of %zu) after %d ms\n",
+			    atomic_load(&v->at), v->len / PAGE, IO_MS);
+		snprintf(path, sizeof(path), "/proc/self/task/%d/stack", atomic_load(&v->tid));
+		f = fopen(path, "r");
+		while (f && fgets(line, sizeof(line), f))
+			print_error("  %s", line);
+		if (f)
+			fclose(f);
+	}
 	assert_int_equal(ret, 0);
 	v->running = false;
 }
@@ -279,12 +296,22 @@ static void expect_zero_page(struct world *w, uint64_t p)
 	expect_page(w, p, zero);
 }
 
-/* Every page the guest sees is the source's (a big RAM: its first and last pages). */
+/*
+ * At the end, with every stream gone: the receiver is destroyed (the
+ * memfd keeps what it placed), then every page the guest sees is the
+ * source's (a big RAM: its first and last pages). Not before: the fault
+ * thread unregisters the slot view once the last page is in place, and a
+ * fault that races with UFFDIO_UNREGISTER can miss its wake (the kernel
+ * wakes the waiters before it clears the range), so a read of a hole then
+ * would wait for pcdest_destroy anyway.
+ */
 static void expect_ram(struct world *w)
 {
 	uint64_t first[2] = { 0, w->npages - TAIL }, n[2] = { SMALL, TAIL };
 	unsigned parts = w->npages > 2 * SMALL ? 2 : 1;
 
+	pcdest_destroy(w->pd);
+	w->pd = NULL;
 	if (parts == 1)
 		n[0] = w->npages;
 	for (unsigned i = 0; i < parts; i++) {
@@ -599,17 +626,20 @@ static void push_rest(struct world *w, struct link *l)
 
 /* ---- the receiver's figures ---------------------------------------------------- */
 
-enum cond { PLACED, LINK_DOWN, LINK_UP, DONE_OR_OWNER_ENDED };
+enum cond { PLACED, LINK_DOWN, LINK_UP, RECONNECTS, DONE_OR_OWNER_ENDED };
 
 static bool cond_met(struct world *w, enum cond c, uint64_t v, const struct pcdest_stats *st)
 {
 	switch (c) {
 	case PLACED:
-		return st->pages_placed >= v;
+		/* place() counts a page placed, then no longer missing: both must show it */
+		return st->pages_placed >= v && st->pages_missing <= w->nneeded - v;
 	case LINK_DOWN:
 		return !st->link_up;
 	case LINK_UP:
 		return st->link_up;
+	case RECONNECTS:
+		return st->reconnects >= v;
 	case DONE_OR_OWNER_ENDED:
 		return st->done || atomic_load(&w->ch0.ended);
 	}
@@ -1094,8 +1124,10 @@ static void test_pcdest_broken_link_resumes(void **state)
 	}
 
 	assert_int_equal(resume_open(w, &w->res), 1);
-	wait_stats(w, LINK_UP, 0, &st);
+	/* counted once the WANT frames are out, a moment after the last one */
+	wait_stats(w, RECONNECTS, 1, &st);
 	assert_int_equal(st.reconnects, 1);
+	assert_true(st.link_up);
 	assert_int_equal(st.link_down_ms, 0);
 	fault_open(w, &w->fault2, "the new fault channel");
 	assert_int_equal(expect_page_req(w, &w->fault2), p);
