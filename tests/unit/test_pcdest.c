@@ -543,7 +543,7 @@ static uint64_t expect_page_req(struct world *w, struct link *l)
 	return q.page;
 }
 
-static void expect_pc_done(struct world *w, struct link *l, struct wire_pc_done *d)
+static void expect_pc_done(struct link *l, struct wire_pc_done *d)
 {
 	struct frame_hdr h;
 	const uint8_t *p = src_read(l, &h);
@@ -552,7 +552,6 @@ static void expect_pc_done(struct world *w, struct link *l, struct wire_pc_done 
 	if (h.type != WIRE_F_PC_DONE)
 		fail_msg("%s: %s instead of PC_DONE", l->name, frame_type_name(h.type));
 	assert_int_equal(frame_get_pc_done(p, h.len, d, err, sizeof(err)), 0);
-	(void)w;
 }
 
 /* ---- pages out ----------------------------------------------------------------- */
@@ -858,7 +857,7 @@ static void test_pcdest_push_places_source_bytes(void **state)
 	assert_int_equal(channel_wait(w->ch0.src, 0), 0);
 
 	push(w, &w->ch0, pages + n - 1, 1, false);
-	expect_pc_done(w, &w->ch0, &d);
+	expect_pc_done(&w->ch0, &d);
 	assert_int_equal(d.pages, n);
 	assert_int_equal(d.requests, 0);
 	assert_int_equal(d.blocked_us, 0);
@@ -912,7 +911,7 @@ static void test_pcdest_fault_asks_for_that_page(void **state)
 	assert_int_equal(v->seen[100], 0);
 
 	push_rest(w, &w->ch0);
-	expect_pc_done(w, &w->ch0, &d);
+	expect_pc_done(&w->ch0, &d);
 	us = elapsed_us(w);
 	assert_int_equal(d.pages, w->nneeded);
 	assert_int_equal(d.requests, 2);
@@ -955,7 +954,7 @@ static void test_pcdest_holes_read_zero_without_request(void **state)
 	push_rest(w, &w->ch0);
 	vcpu_join(v);
 	assert_memory_equal(v->seen, w->src + p * PAGE, PAGE);
-	expect_pc_done(w, &w->ch0, &d);
+	expect_pc_done(&w->ch0, &d);
 	assert_int_equal(d.requests, 1);
 	assert_int_equal(d.pages, w->nneeded);
 	assert_int_equal(d.digest_ok, 1);
@@ -1013,7 +1012,7 @@ static void test_pcdest_duplicate_does_not_overwrite(void **state)
 	expect_zero_page(w, h);
 
 	push_rest(w, &w->ch0);
-	expect_pc_done(w, &w->ch0, &d);
+	expect_pc_done(&w->ch0, &d);
 	assert_int_equal(d.pages, w->nneeded);	/* the duplicates are not counted */
 	assert_int_equal(d.requests, 1);
 	assert_int_equal(d.digest_ok, 1);	/* nor folded into the digest */
@@ -1029,7 +1028,7 @@ static uint8_t digest_verdict(struct world *w, const struct opts *o)
 
 	world_start(w, o);
 	push_rest(w, &w->ch0);
-	expect_pc_done(w, &w->ch0, &d);
+	expect_pc_done(&w->ch0, &d);
 	assert_int_equal(d.pages, w->nneeded);
 	assert_int_equal(src_finish(&w->ch0), 0);
 	return d.digest_ok;
@@ -1069,7 +1068,7 @@ static void test_pcdest_nothing_needed(void **state)
 	struct wire_pc_done d;
 
 	world_start(w, &o);
-	expect_pc_done(w, &w->ch0, &d);
+	expect_pc_done(&w->ch0, &d);
 	assert_int_equal(d.pages, 0);
 	assert_int_equal(d.requests, 0);
 	assert_int_equal(d.digest_ok, 1);
@@ -1137,7 +1136,7 @@ static void test_pcdest_broken_link_resumes(void **state)
 	assert_memory_equal(v->seen, w->src + p * PAGE, PAGE);
 
 	push_rest(w, &w->res);
-	expect_pc_done(w, &w->res, &d);
+	expect_pc_done(&w->res, &d);
 	assert_int_equal(d.pages, n);
 	assert_int_equal(d.requests, 2);	/* p, on each fault channel */
 	assert_int_equal(d.digest_ok, 1);
@@ -1161,7 +1160,7 @@ static void test_pcdest_want_in_slices(void **state)
 	wait_stats(w, LINK_DOWN, 0, &st);
 	assert_int_equal(resume_open(w, &w->res), 2);
 	push_rest(w, &w->res);
-	expect_pc_done(w, &w->res, &d);
+	expect_pc_done(&w->res, &d);
 	assert_int_equal(d.pages, w->nneeded);
 	assert_int_equal(d.digest_ok, 1);
 	assert_int_equal(link_join(&w->ch0), 0);
@@ -1231,7 +1230,7 @@ static void resume_and_finish(struct world *w)
 	assert_int_equal(resume_open(w, &w->res), 1);
 	fault_open(w, &w->fault2, "the new fault channel");
 	push_rest(w, &w->res);
-	expect_pc_done(w, &w->res, &d);
+	expect_pc_done(&w->res, &d);
 	assert_int_equal(d.pages, w->nneeded);
 	assert_int_equal(d.digest_ok, 1);
 	assert_int_equal(link_join(&w->ch0), 0);
