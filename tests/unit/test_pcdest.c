@@ -29,6 +29,9 @@
  * last), a new FAULT stream the requests still outstanding; ERROR from the
  * source ends the receiver with -ECANCELED; PAGES outside RAM, a NEEDED
  * after the switchover and a bad CRC end their stream and lose nothing.
+ * The last four tests hold the receiver to its contract where it breaks
+ * it today: streams replacing half-open ones, pcdest_abandon, and the last
+ * page arriving while channel 0 is down (see each test's comment).
  *
  * No sleeps as synchronisation: the test waits on frames (each read is
  * bounded by the channel's timeout), on joins with a deadline, and on
@@ -625,7 +628,7 @@ static void push_rest(struct world *w, struct link *l)
 
 /* ---- the receiver's figures ---------------------------------------------------- */
 
-enum cond { PLACED, LINK_DOWN, LINK_UP, RECONNECTS, DONE_OR_OWNER_ENDED };
+enum cond { PLACED, LINK_DOWN, LINK_UP, RECONNECTS, DONE_OR_OWNER_ENDED, PLACED_OR_OWNER_ENDED };
 
 static bool cond_met(struct world *w, enum cond c, uint64_t v, const struct pcdest_stats *st)
 {
@@ -641,6 +644,8 @@ static bool cond_met(struct world *w, enum cond c, uint64_t v, const struct pcde
 		return st->reconnects >= v;
 	case DONE_OR_OWNER_ENDED:
 		return st->done || atomic_load(&w->ch0.ended);
+	case PLACED_OR_OWNER_ENDED:
+		return cond_met(w, PLACED, v, st) || atomic_load(&w->ch0.ended);
 	}
 	return false;
 }
@@ -1311,6 +1316,163 @@ static void test_pcdest_bad_needed_and_crc(void **state)
 	resume_and_finish(w);
 }
 
+/*
+ * RESUME and FAULT streams while the old ones still look alive here (a
+ * half-open link): the receiver shuts the old ones down and goes on.
+ */
+static void test_pcdest_resume_replaces_dead_streams(void **state)
+{
+	struct world *w = *state;
+	struct opts o = { .npages = SMALL };
+	uint64_t pages[SMALL], p;
+	struct pcdest_stats st;
+	struct wire_pc_done d;
+	struct frame_hdr h;
+	char err[256];
+	struct vcpu *v;
+	size_t n, k;
+
+	world_start(w, &o);
+	fault_open(w, &w->fault, "the fault channel");
+	n = todo(w, pages);
+	k = n / 2;
+	push(w, &w->ch0, pages, k, false);
+	wait_stats(w, PLACED, k, &st);
+	p = pages[k + 1];
+	v = vcpu_read(w, p, 1);
+	assert_int_equal(expect_page_req(w, &w->fault), p);
+
+	assert_int_equal(resume_open(w, &w->res), 1);
+	/* the old channel 0 was shut down at the receiver */
+	assert_int_equal(channel_read_frame(w->ch0.src, w->buf, MIO_FRAME_BUF, &h, err,
+					    sizeof(err)), -ENODATA);
+	wait_stats(w, RECONNECTS, 1, &st);
+	/* replaced, not given up: pcdest_run still waits for the pages */
+	if (atomic_load(&w->ch0.ended))
+		fail_msg("pcdest_run ended (%d: %s) when a RESUME replaced channel 0",
+			 w->ch0.ret, w->ch0.err);
+	fault_open(w, &w->fault2, "the new fault channel");
+	assert_int_equal(expect_page_req(w, &w->fault2), p);
+	assert_int_equal(channel_read_frame(w->fault.src, w->buf, MIO_FRAME_BUF, &h, err,
+					    sizeof(err)), -ENODATA);
+	assert_int_equal(link_join(&w->fault), 0);
+	push(w, &w->fault2, &p, 1, false);
+	vcpu_join(v);
+	push_rest(w, &w->res);
+	expect_pc_done(&w->res, &d);
+	assert_int_equal(d.pages, n);
+	assert_int_equal(d.digest_ok, 1);
+	assert_int_equal(link_join(&w->ch0), 0);
+	assert_int_equal(src_finish(&w->fault2), 0);
+	assert_int_equal(src_finish(&w->res), 0);
+	expect_ram(w);
+}
+
+/* A FAULT stream while the old one still looks alive: the old one is shut down, nothing else. */
+static void test_pcdest_fault_replaces_dead_fault_channel(void **state)
+{
+	struct world *w = *state;
+	struct opts o = { .npages = SMALL };
+	uint64_t pages[SMALL], p;
+	struct pcdest_stats st;
+	struct wire_pc_done d;
+	struct frame_hdr h;
+	char err[256];
+	struct vcpu *v;
+	size_t n;
+
+	world_start(w, &o);
+	fault_open(w, &w->fault, "the fault channel");
+	n = todo(w, pages);
+	p = pages[n - 1];
+	v = vcpu_read(w, p, 1);
+	assert_int_equal(expect_page_req(w, &w->fault), p);
+	fault_open(w, &w->fault2, "the new fault channel");
+	assert_int_equal(channel_read_frame(w->fault.src, w->buf, MIO_FRAME_BUF, &h, err,
+					    sizeof(err)), -ENODATA);
+	assert_int_equal(link_join(&w->fault), 0);
+	/* channel 0 goes on */
+	push(w, &w->ch0, pages, 1, false);
+	wait_stats(w, PLACED_OR_OWNER_ENDED, 1, &st);
+	if (atomic_load(&w->ch0.ended))
+		fail_msg("pcdest_run ended (%d: %s) when a FAULT stream replaced the old one",
+			 w->ch0.ret, w->ch0.err);
+	assert_int_equal(expect_page_req(w, &w->fault2), p);
+	push(w, &w->fault2, &p, 1, false);
+	vcpu_join(v);
+	push_rest(w, &w->ch0);
+	expect_pc_done(&w->ch0, &d);
+	assert_int_equal(d.pages, n);
+	assert_int_equal(d.requests, 2);
+	assert_int_equal(d.digest_ok, 1);
+	assert_int_equal(src_finish(&w->fault2), 0);
+	assert_int_equal(src_finish(&w->ch0), 0);
+	expect_ram(w);
+}
+
+/* pcdest_abandon (the agent shuts down): pcdest_run returns -ESHUTDOWN. */
+static void test_pcdest_abandon_gives_eshutdown(void **state)
+{
+	struct world *w = *state;
+	struct opts o = { .npages = SMALL };
+
+	world_start(w, &o);
+	fault_open(w, &w->fault, "the fault channel");
+	pcdest_abandon(w->pd);
+	if (link_join(&w->ch0) != -ESHUTDOWN)
+		fail_msg("pcdest_run after pcdest_abandon: %d (%s), not -ESHUTDOWN", w->ch0.ret,
+			 w->ch0.err);
+	assert_non_null(strstr(w->ch0.err, "abandoned"));
+	assert_int_equal(link_join(&w->fault), 0);
+}
+
+/*
+ * Channel 0 breaks, and the last pages arrive on the fault channel: every
+ * page is in place with no channel 0 to carry PC_DONE. pcdest_run must
+ * not return before a resumed channel 0 got it (its owner destroys the
+ * receiver then, and a RESUME would find nobody).
+ */
+static void test_pcdest_done_while_link_down(void **state)
+{
+	struct world *w = *state;
+	struct opts o = { .npages = SMALL };
+	uint64_t pages[SMALL];
+	struct pcdest_stats st;
+	struct wire_pc_done d;
+	size_t n, k;
+
+	world_start(w, &o);
+	fault_open(w, &w->fault, "the fault channel");
+	n = todo(w, pages);
+	k = n / 2;
+	push(w, &w->ch0, pages, k, false);
+	wait_stats(w, PLACED, k, &st);
+	link_cut(&w->ch0);
+	wait_stats(w, LINK_DOWN, 0, &st);
+	push_rest(w, &w->fault);
+	wait_stats(w, DONE_OR_OWNER_ENDED, 0, &st);
+	wait_stats(w, PLACED, n, &st);
+	assert_true(st.done);
+	/*
+	 * PC_DONE has not gone out, so pcdest_run must still wait. The owner
+	 * would return right after the last page: give it the time to, a
+	 * bounded wait that must run out (it cannot fail a correct receiver).
+	 */
+	if (join_within(w->ch0.th, 300) == 0) {
+		w->ch0.running = false;
+		fail_msg("pcdest_run returned %d with every page here and PC_DONE never sent (%s)",
+			 w->ch0.ret, w->ch0.err);
+	}
+	assert_int_equal(resume_open(w, &w->res), 1);
+	expect_pc_done(&w->res, &d);
+	assert_int_equal(d.pages, n);
+	assert_int_equal(d.digest_ok, 1);
+	assert_int_equal(link_join(&w->ch0), 0);
+	assert_int_equal(src_finish(&w->fault), 0);
+	assert_int_equal(src_finish(&w->res), 0);
+	expect_ram(w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1329,6 +1491,10 @@ int main(void)
 		T(test_pcdest_error_on_fault_channel),
 		T(test_pcdest_pages_outside_ram),
 		T(test_pcdest_bad_needed_and_crc),
+		T(test_pcdest_resume_replaces_dead_streams),
+		T(test_pcdest_fault_replaces_dead_fault_channel),
+		T(test_pcdest_abandon_gives_eshutdown),
+		T(test_pcdest_done_while_link_down),
 #undef T
 	};
 	char err[256] = "";
