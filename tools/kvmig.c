@@ -29,6 +29,7 @@
 #include "common/parse.h"
 #include "tools/cli.h"
 #include "tools/cmd_agent.h"
+#include "tools/cmd_bench.h"
 #include "tools/cmd_migrate.h"
 #include "tools/cmd_vm.h"
 #include "tools/control.h"
@@ -64,7 +65,9 @@ static void help_main(FILE *f)
 		"  agent ping                is the agent alive\n"
 		"  agent version             agent version, API version, whether KVM works\n"
 		"  agent send JSON           send one raw request line (for debugging)\n"
-		"  drain, bench, demo        not implemented yet (exit status 2)\n"
+		"  bench codec|channel|migrate [OPTIONS]  run a benchmark here, no agent\n"
+		"                            (kvmig bench --help; channel between hosts too)\n"
+		"  drain, demo               not implemented yet (exit status 2)\n"
 		"\n"
 		"Options (anywhere on the command line):\n"
 		"  --agent PATH    the agent's control socket; default $KVMIG_AGENT,\n"
@@ -137,8 +140,9 @@ int main(int argc, char **argv)
 		{"agent", cmd_agent},
 		{"migrate", cmd_migrate},
 		{"job", cmd_job},
+		{"bench", cmd_bench},
 	};
-	static const char *const later[] = {"drain", "bench", "demo"};
+	static const char *const later[] = {"drain", "demo"};
 	struct cli cli = {0};
 	const char *cmd;
 
