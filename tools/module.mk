@@ -19,10 +19,12 @@ $(O)/kvmigd: $(KVMIGD_OBJS) $(LIB)
 
 # The CLI: main and the command table, the helpers its commands share,
 # one object per command group. Nothing of it goes into the library.
+# kvmig bench (cmd_bench) links the benchmarks' archive, bench/module.mk's
+# (named by its path: that file is read after this one).
 KVMIG_OBJS := $(O)/tools/kvmig.o $(O)/tools/cmd_vm.o \
 	$(O)/tools/cmd_migrate.o $(O)/tools/cmd_agent.o $(O)/tools/migopts.o \
-	$(O)/tools/cmd_drain.o
+	$(O)/tools/cmd_drain.o $(O)/tools/cmd_bench.o
 
-$(O)/kvmig: $(KVMIG_OBJS) $(LIB)
+$(O)/kvmig: $(KVMIG_OBJS) $(O)/bench/libbench.a $(LIB)
 	@[ "$(V)" = 1 ] || echo "  LD      $@"
-	$(Q)$(CC) $(LDFLAGS) -o $@ $(KVMIG_OBJS) $(LIB) $(LIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(KVMIG_OBJS) $(BENCH_LIB) $(LIB) $(LIBS)
