@@ -134,8 +134,11 @@ int drain_choose(const struct drain *d, const struct drain_vm *vm, char *why, si
 			later = true;
 			continue;
 		}
+		/* equal room (or unknown on both): the less loaded one */
 		if (best < 0 || left > best_left ||
-		    (left == best_left && a->running < d->dst[best].running)) {
+		    (left == best_left && (a->planned < d->dst[best].planned ||
+					   (a->planned == d->dst[best].planned &&
+					    a->running < d->dst[best].running)))) {
 			best = (int)i;
 			best_left = left;
 		}

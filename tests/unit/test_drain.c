@@ -99,6 +99,12 @@ static void test_drain_choose_most_room(void **state)
 	/* a destination that does not report its memory counts as roomy */
 	d.dst[0].mem_free = DRAIN_UNKNOWN;
 	assert_int_equal(drain_choose(&d, v, why, sizeof(why)), 0);
+	/* unknown room on both: the one with less planned for it */
+	d.dst[2].mem_free = DRAIN_UNKNOWN;
+	d.dst[0].planned = 64 * MiB;
+	assert_int_equal(drain_choose(&d, v, why, sizeof(why)), 2);
+	d.dst[0].planned = 0;
+	d.dst[2].mem_free = 2048 * MiB;
 	/* equal room: the one with fewer moves running */
 	d.dst[0].mem_free = 2048 * MiB;
 	d.dst[1].planned = 0;
