@@ -1,15 +1,18 @@
 # tools/: the agent (kvmigd), the CLI (kvmig) and the control API they share
-# (tools/API.md). control, registry and jobs go into the library so the unit tests
-# link them like everything else. The migration listener is protocol/channel's.
-LIB_OBJS += $(O)/tools/control.o $(O)/tools/registry.o $(O)/tools/jobs.o
+# (tools/API.md). control, registry, jobs and agentconf go into the library so
+# the unit tests link them like everything else. The migration listener is
+# protocol/channel's.
+LIB_OBJS += $(O)/tools/control.o $(O)/tools/registry.o $(O)/tools/jobs.o \
+	$(O)/tools/agentconf.o
 PROGS += $(O)/kvmigd $(O)/kvmig
 UNIT_TESTS += $(O)/tests/unit/test_control $(O)/tests/unit/test_jobs \
-	$(O)/tests/unit/test_registry
+	$(O)/tests/unit/test_registry $(O)/tests/unit/test_agentconf
 
 # The agent: main and set-up, the event loop, the API methods, the
-# arriving migrations (tools/agent.h). Nothing of it goes into the library.
+# arriving migrations, the limits (tools/agent.h). Nothing of it goes into
+# the library.
 KVMIGD_OBJS := $(O)/tools/kvmigd.o $(O)/tools/agent_loop.o $(O)/tools/agent_api.o \
-	$(O)/tools/agent_incoming.o
+	$(O)/tools/agent_incoming.o $(O)/tools/agent_limits.o
 
 $(O)/kvmigd: $(KVMIGD_OBJS) $(LIB)
 	@[ "$(V)" = 1 ] || echo "  LD      $@"
