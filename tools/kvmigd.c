@@ -4,8 +4,10 @@
  * (tools/API.md) on a unix socket, one JSON object per line, migrates VMs
  * out (migrate.start) and takes migrations in (--listen).
  *
- * This file is main: the options, the set-up (the control socket, the
- * migration listener, the loop's fds) and the tear-down in the reverse
+ * This file is main: the options (those a --config file may set too are
+ * parsed and checked by tools/agentconf.c, the command line laid over the
+ * file), the set-up (the control socket, the migration listener, the
+ * loop's fds, READY=1 to systemd) and the tear-down in the reverse
  * order. The agent's state and its threads and locking are described in
  * tools/agent.h; the loop is tools/agent_loop.c, the API methods
  * tools/agent_api.c, the arriving migrations tools/agent_incoming.c.
@@ -19,6 +21,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,7 +194,8 @@ static void usage(FILE *f)
 		"The kvmig agent. It hosts KVM virtual machines running kvmig's guest\n"
 		"programs and serves the control API on a unix socket: one JSON object\n"
 		"per line, described in tools/API.md; the kvmig CLI is its client.\n"
-		"It runs in the foreground and logs to stderr.\n"
+		"It runs in the foreground and logs to stderr; under systemd (Type=notify,\n"
+		"kvmigd.service) it reports READY=1 once its sockets are open.\n"
 		"\n"
 		"Options:\n"
 		"  --config FILE    read the options below from FILE, lines of 'key = value'\n"
@@ -201,11 +205,11 @@ static void usage(FILE *f)
 		"                   wins over the file; any --listen replaces all its listen\n"
 		"                   lines. An unknown key, a bad value or a key given twice\n"
 		"                   is an error naming FILE:LINE (exit status 1).\n"
-		"  --control PATH   unix socket to serve (required, here or in FILE; created\n"
-		"                   with mode 0600,\n"
-		"                   its directory too if missing). If another agent already\n"
-		"                   serves PATH, kvmigd refuses to start; a stale socket file\n"
-		"                   left by a dead agent is replaced.\n"
+		"  --control PATH   unix socket to serve (required, here or as control in\n"
+		"                   FILE; created with mode 0600, its directory too if\n"
+		"                   missing). If another agent already serves PATH, kvmigd\n"
+		"                   refuses to start; a stale socket file left by a dead\n"
+		"                   agent is replaced.\n"
 		"  --listen URI     accept incoming migrations on URI:\n"
 		"                     tcp:HOST:PORT  HOST a name, an IPv4 address or [IPv6];\n"
 		"                                    empty for every address; PORT 0 lets the\n"
@@ -286,8 +290,9 @@ static void usage(FILE *f)
 		"SIGTERM or SIGINT: close arriving migrations, cancel outgoing ones (their\n"
 		"VMs resume here first), destroy every VM, remove the sockets, exit 0.\n"
 		"Exit status: 0 after a clean shutdown, 1 on an error (such as a --listen\n"
-		"address in use, TLS credentials that do not load), 2 on bad usage (a\n"
-		"malformed --listen URI).\n",
+		"address in use, TLS credentials that do not load, a --config FILE that\n"
+		"cannot be read or has a bad line), 2 on bad usage (a malformed --listen\n"
+		"URI).\n",
 		AGENT_MAX_CONNS, AGENT_MAX_INCOMING, REGISTRY_MAX_VMS);
 }
 
@@ -411,6 +416,33 @@ static int incoming_stdio(const char *control)
 	return ret < 0 ? 1 : 0;
 }
 
+/*
+ * Type=notify (tools/kvmigd.service.in): tell the service manager that
+ * the agent serves its sockets (READY=1), or that it stops (STOPPING=1).
+ * The protocol is one datagram to $NOTIFY_SOCKET, a path or, with a
+ * leading '@', an abstract name; no libsystemd is needed. Without the
+ * variable (not started by systemd) nothing is sent.
+ */
+static void notify_service(const char *state)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	const char *path = getenv("NOTIFY_SOCKET");
+	size_t n = path ? strlen(path) : 0;
+	int fd;
+
+	if (!n || (path[0] != '/' && path[0] != '@') || n >= sizeof(sa.sun_path))
+		return;
+	memcpy(sa.sun_path, path, n);
+	if (path[0] == '@')
+		sa.sun_path[0] = '\0';
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sa,
+			     (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n)) < 0)
+		pr_warn("cannot notify the service manager at %s: %s", path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+}
+
 /* ---- options and the --config file ---- */
 
 /* The options a --config file may set, and their keys there (tools/agentconf.h). */
@@ -469,7 +501,11 @@ static void apply_conf(struct agent *a, const struct agentconf *conf, const char
 	a->bandwidth_budget = conf->bandwidth;
 }
 
-int main(int argc, char **argv)
+/*
+ * Everything but the configuration's lifetime: main frees conf and cli
+ * whichever way this returns. Return: the exit status.
+ */
+static int run(int argc, char **argv, struct agentconf *conf, struct agentconf *cli)
 {
 	static const struct option opts[] = {
 		{"control", required_argument, NULL, 'c'},
@@ -495,12 +531,9 @@ int main(int argc, char **argv)
 	static struct cpucheck_mask cpu_hide;
 	bool verbose = false, hiding = false, list_features = false, stdio_mode = false;
 	const char *cpu_hide_arg = NULL, *config_path = NULL;
-	struct agentconf conf, cli;
 	unsigned long tsc_khz = 0;
 	int c, status = 0;
 
-	agentconf_init(&conf);
-	agentconf_init(&cli);
 	while ((c = getopt_long(argc, argv, "vVh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
@@ -512,10 +545,8 @@ int main(int argc, char **argv)
 		case 'O':
 		case 'B':
 			/* the options a --config file may set: checked as its lines are */
-			if (set_option(&cli, c, optarg) < 0) {
-				agentconf_free(&cli);
+			if (set_option(cli, c, optarg) < 0)
 				return 2;
-			}
 			break;
 		case 'C':
 			config_path = optarg;
@@ -561,21 +592,17 @@ int main(int argc, char **argv)
 			verbose = true;
 			break;
 		case 'V':
-			agentconf_free(&cli);
 			printf("kvmigd %s (control API %d)\n", KVMIG_VERSION, CTL_API_VERSION);
 			return 0;
 		case 'h':
-			agentconf_free(&cli);
 			usage(stdout);
 			return 0;
 		default:
-			agentconf_free(&cli);
 			fprintf(stderr, "Try 'kvmigd --help'.\n");
 			return 2;
 		}
 	}
 	if (optind < argc) {
-		agentconf_free(&cli);
 		fprintf(stderr, "kvmigd: unexpected argument '%s'\nTry 'kvmigd --help'.\n",
 			argv[optind]);
 		return 2;
@@ -583,16 +610,14 @@ int main(int argc, char **argv)
 	if (config_path) {
 		char err[1024];
 
-		if (agentconf_load(&conf, config_path, err, sizeof(err)) < 0) {
+		if (agentconf_load(conf, config_path, err, sizeof(err)) < 0) {
 			fprintf(stderr, "kvmigd: %s\n", err);
-			agentconf_free(&conf);
-			agentconf_free(&cli);
 			return 1;
 		}
 	}
 	/* the command line wins over the file */
-	agentconf_override(&conf, &cli);
-	apply_conf(&a, &conf, config_path);
+	agentconf_override(conf, cli);
+	apply_conf(&a, conf, config_path);
 	if (list_features) {
 		char err[256], *names;
 		size_t need;
@@ -612,15 +637,11 @@ int main(int argc, char **argv)
 		free(names);
 		return 0;
 	}
-	if (stdio_mode) {
-		status = incoming_stdio(a.control_path);
-		agentconf_free(&conf);
-		return status;
-	}
+	if (stdio_mode)
+		return incoming_stdio(a.control_path);
 	if (!a.control_path || !a.control_path[0]) {
 		fprintf(stderr, "kvmigd: --control PATH is required (or control = PATH in the "
 				"--config file)\nTry 'kvmigd --help'.\n");
-		agentconf_free(&conf);
 		return 2;
 	}
 	if (verbose)
@@ -635,7 +656,6 @@ int main(int argc, char **argv)
 
 		if (announce_iface_check(a.announce, err, sizeof(err)) < 0) {
 			fprintf(stderr, "kvmigd: --announce %s: %s\n", a.announce, err);
-			agentconf_free(&conf);
 			return 1;
 		}
 	}
@@ -652,7 +672,6 @@ int main(int argc, char **argv)
 		pr_err("out of memory");
 		registry_free(a.reg);
 		jobs_free(a.jobs);
-		agentconf_free(&conf);
 		return 1;
 	}
 	if (setup_socket(&a) < 0) {
@@ -711,14 +730,28 @@ int main(int argc, char **argv)
 		pr_info("limits: max_incoming %u, max_outgoing %u, bandwidth budget %.1f MiB/s "
 			"(0: none)",
 			a.max_incoming, a.max_outgoing, (double)a.bandwidth_budget / 1048576.0);
+	notify_service("READY=1");
 	agent_loop_run(&a);
 	if (!a.quit)
 		status = 1;
+	notify_service("STOPPING=1");
 out:
 	shutdown_agent(&a);
 	pthread_mutex_destroy(&a.lock);
 	if (status == 0)
 		pr_info("stopped after %llu requests", (unsigned long long)a.requests);
+	return status;
+}
+
+int main(int argc, char **argv)
+{
+	struct agentconf conf, cli;
+	int status;
+
+	agentconf_init(&conf);
+	agentconf_init(&cli);
+	status = run(argc, argv, &conf, &cli);
+	agentconf_free(&cli);
 	agentconf_free(&conf);
 	return status;
 }

@@ -26,3 +26,59 @@ KVMIG_OBJS := $(O)/tools/kvmig.o $(O)/tools/cli.o $(O)/tools/cmd_vm.o \
 $(O)/kvmig: $(KVMIG_OBJS) $(LIB)
 	@[ "$(V)" = 1 ] || echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(KVMIG_OBJS) $(LIB) $(LIBS)
+
+# make install: the programs, the agent's systemd unit, the example
+# configuration and the man pages, where packagers expect them. DESTDIR
+# stages the tree (make install DESTDIR=/tmp/root PREFIX=/usr). An
+# existing kvmigd.conf is never overwritten; make uninstall removes it only
+# when it is still the example.
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+SYSCONFDIR ?= /etc
+MANDIR ?= $(PREFIX)/share/man
+DOCDIR ?= $(PREFIX)/share/doc/kvmig
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+INSTALL ?= install
+
+MAN_PAGES := tools/man/kvmig.1 tools/man/kvmigd.8 tools/man/kvmigd.conf.5
+CONF_DIR = $(DESTDIR)$(SYSCONFDIR)/kvmig
+
+install: $(O)/kvmigd $(O)/kvmig
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SYSTEMDUNITDIR) $(CONF_DIR) \
+		$(DESTDIR)$(DOCDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
+		$(DESTDIR)$(MANDIR)/man8
+	$(INSTALL) -m 0755 $(O)/kvmigd $(O)/kvmig $(DESTDIR)$(BINDIR)/
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' tools/kvmigd.service.in \
+		>$(DESTDIR)$(SYSTEMDUNITDIR)/kvmigd.service.tmp
+	mv $(DESTDIR)$(SYSTEMDUNITDIR)/kvmigd.service.tmp $(DESTDIR)$(SYSTEMDUNITDIR)/kvmigd.service
+	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/kvmigd.service
+	$(INSTALL) -m 0644 tools/kvmigd.conf.example $(CONF_DIR)/kvmigd.conf.example
+	@if [ -e $(CONF_DIR)/kvmigd.conf ]; then \
+		echo "  keeping $(CONF_DIR)/kvmigd.conf (the example is kvmigd.conf.example)"; \
+	else \
+		echo "$(INSTALL) -m 0644 tools/kvmigd.conf.example $(CONF_DIR)/kvmigd.conf"; \
+		$(INSTALL) -m 0644 tools/kvmigd.conf.example $(CONF_DIR)/kvmigd.conf; \
+	fi
+	$(INSTALL) -m 0644 tools/man/kvmig.1 $(DESTDIR)$(MANDIR)/man1/
+	$(INSTALL) -m 0644 tools/man/kvmigd.conf.5 $(DESTDIR)$(MANDIR)/man5/
+	$(INSTALL) -m 0644 tools/man/kvmigd.8 $(DESTDIR)$(MANDIR)/man8/
+	$(INSTALL) -m 0644 README.md tools/API.md tools/kvmigd.conf.example $(DESTDIR)$(DOCDIR)/
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/kvmigd $(DESTDIR)$(BINDIR)/kvmig \
+		$(DESTDIR)$(SYSTEMDUNITDIR)/kvmigd.service \
+		$(DESTDIR)$(MANDIR)/man1/kvmig.1 $(DESTDIR)$(MANDIR)/man5/kvmigd.conf.5 \
+		$(DESTDIR)$(MANDIR)/man8/kvmigd.8 \
+		$(DESTDIR)$(DOCDIR)/README.md $(DESTDIR)$(DOCDIR)/API.md \
+		$(DESTDIR)$(DOCDIR)/kvmigd.conf.example
+	@if [ -e $(CONF_DIR)/kvmigd.conf ] && ! cmp -s tools/kvmigd.conf.example $(CONF_DIR)/kvmigd.conf; then \
+		echo "  keeping $(CONF_DIR)/kvmigd.conf: it is not the example any more"; \
+	else \
+		echo "rm -f $(CONF_DIR)/kvmigd.conf"; rm -f $(CONF_DIR)/kvmigd.conf; \
+	fi
+	rm -f $(CONF_DIR)/kvmigd.conf.example
+	@for d in $(CONF_DIR) $(DESTDIR)$(DOCDIR); do \
+		[ ! -d $$d ] || rmdir --ignore-fail-on-non-empty $$d; \
+	done
+
+.PHONY: install uninstall
