@@ -84,8 +84,10 @@ const char *agentconf_key_name(enum agentconf_key k);
  * line of a file, where a scalar key given before is an error; line 0:
  * from the command line, where it replaces the value.
  * Return: 0; -ENOENT (unknown key), -EINVAL (bad value), -EEXIST (given
- * twice), -E2BIG (too many listen), -ENOMEM; err says why, without the
- * file, line or key (the caller knows how to name them).
+ * twice), -E2BIG (too many listen), -ENOMEM; err says why, never with
+ * the file or line, and for -EINVAL about the value alone ("expected a
+ * count from 0 to 64 (0: no limit), not 'x'"): the caller names the key
+ * or the option.
  */
 int agentconf_set(struct agentconf *c, const char *key, const char *value, unsigned line,
 		  char *err, size_t errlen) __must_check;
