@@ -11,6 +11,8 @@
 #   make asan       everything under ASan+UBSan into build-asan/, then tests
 #   make tsan       everything under TSan into build-tsan/, then the unit and KVM tests
 #   make deps       install missing Debian -dev packages
+#   make install    kvmig, kvmigd, the systemd unit, man pages (PREFIX=/usr/local,
+#                   DESTDIR, BINDIR, SYSCONFDIR=/etc, ...: tools/module.mk); make uninstall
 #   knobs: O=<builddir> SANITIZER=address|thread WERROR=0 V=1
 
 O ?= build

@@ -61,7 +61,14 @@ struct migrate_job {
 	struct lane lanes[MIGRATE_MAX_PARALLEL]; /* see struct lane for each field */
 	unsigned nlanes;		/* fixed: o.parallel */
 	pthread_mutex_t rl_lock;	/* guards rl: every lane's writes go through it */
-	struct ratelimit rl;		/* under rl_lock (rl.rate itself is fixed) */
+	struct ratelimit rl;		/* under rl_lock */
+	/*
+	 * The cap in bytes/s (0: none): --bandwidth, then what
+	 * migrate_set_bandwidth (any thread) asks for. A lane's next write
+	 * applies it to rl under rl_lock, so the setter never waits for a
+	 * lane that sleeps in the limiter.
+	 */
+	_Atomic uint64_t rl_rate;
 
 	/*
 	 * The lanes' task (lanes.h), all under task_lock: the job thread

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/bitmap.h"
+#include "common/clock.h"
 #include "migrate/job.h"
 #include "migrate/pagesend.h"
 #include "migrate/retpath.h"
@@ -19,9 +20,12 @@ static int rl_write(struct mio *io, const void *buf, size_t len)
 {
 	struct lane *ln = io->priv;
 	struct migrate_job *j = ln->j;
+	uint64_t rate = atomic_load(&j->rl_rate);
 
-	if (j->rl.rate) {
+	if (rate) {
 		pthread_mutex_lock(&j->rl_lock);
+		if (j->rl.rate != rate)	/* migrate_set_bandwidth changed it */
+			ratelimit_set_rate(&j->rl, rate, clock_now_ns());
 		ratelimit_wait(&j->rl, len);
 		pthread_mutex_unlock(&j->rl_lock);
 	}

@@ -72,6 +72,8 @@ struct migrate_stats {
 	unsigned round;
 	unsigned throttle_pct;
 	uint64_t bandwidth;		/* measured bytes/s */
+	uint64_t bandwidth_limit;	/* the cap in effect, bytes/s (0: none): --bandwidth,
+					 * or less by migrate_set_bandwidth */
 	uint64_t ring_overflows;
 	unsigned parallel;
 	bool verified;
@@ -106,6 +108,18 @@ int migrate_postcopy(struct migrate_job *j, char *err, size_t errlen) __must_che
  * -EINVAL (not paused in post-copy), -EINVAL (a bad uri).
  */
 int migrate_resume(struct migrate_job *j, const char *uri, char *err, size_t errlen) __must_check;
+/*
+ * Cap the job's stream at bytes_per_s from now on (0: no cap), whatever
+ * its --bandwidth said: a host-wide budget shared by the running jobs
+ * (kvmigd's bandwidth) re-splits it as jobs start and end. Any thread;
+ * it never waits: each lane applies the new rate at its next write.
+ * Return: 0.
+ */
+int migrate_set_bandwidth(struct migrate_job *j, uint64_t bytes_per_s);
+
+/* The options the job started with (fixed: any thread may read them). */
+const struct migrate_opts *migrate_get_opts(const struct migrate_job *j);
+
 void migrate_cancel(struct migrate_job *j);
 bool migrate_finished(struct migrate_job *j);
 

@@ -32,6 +32,24 @@ uint64_t ratelimit_take(struct ratelimit *rl, uint64_t n, uint64_t now_ns)
 	return (uint64_t)(deficit * 1e9 / (double)rl->rate);
 }
 
+void ratelimit_set_rate(struct ratelimit *rl, uint64_t rate, uint64_t now_ns)
+{
+	uint64_t old = rl->rate;
+
+	if (old && rate)
+		(void)ratelimit_take(rl, 0, now_ns);	/* the tokens earned at the old rate */
+	rl->rate = rate;
+	rl->burst = rate / 20 ? rate / 20 : 1;
+	if (!old) {
+		rl->tokens = (double)rl->burst;
+		rl->last_ns = now_ns;
+	} else if (rl->tokens > (double)rl->burst) {
+		rl->tokens = (double)rl->burst;
+	}
+	if (now_ns > rl->last_ns)
+		rl->last_ns = now_ns;
+}
+
 void ratelimit_wait(struct ratelimit *rl, uint64_t n)
 {
 	uint64_t ns = ratelimit_take(rl, n, clock_now_ns());

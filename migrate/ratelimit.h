@@ -24,6 +24,13 @@ void ratelimit_init(struct ratelimit *rl, uint64_t rate, uint64_t now_ns);
 /* Charge n bytes at now_ns. Return: nanoseconds to wait before sending. */
 uint64_t ratelimit_take(struct ratelimit *rl, uint64_t n, uint64_t now_ns);
 
+/*
+ * Change the rate at now_ns (a host-wide budget re-split among the jobs):
+ * the tokens earned so far at the old rate are kept up to the new burst,
+ * a debt is repaid at the new rate; from unlimited the bucket starts full.
+ */
+void ratelimit_set_rate(struct ratelimit *rl, uint64_t rate, uint64_t now_ns);
+
 /* Charge n bytes and sleep as long as needed. */
 void ratelimit_wait(struct ratelimit *rl, uint64_t n);
 

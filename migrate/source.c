@@ -240,7 +240,8 @@ static uint64_t measure_bw(const struct migrate_job *j, uint64_t bw, uint64_t da
 	}
 	if (bw)
 		return bw;
-	return j->o.bandwidth ? j->o.bandwidth : 1ull << 30;	/* a guess, checked below */
+	now = atomic_load(&j->rl_rate);	/* the cap, when there is one */
+	return now ? now : 1ull << 30;	/* a guess, checked below */
 }
 
 static int precopy(struct migrate_job *j)
@@ -643,6 +644,8 @@ int migrate_start(struct vm *vm, const char *uri, const struct migrate_opts *o,
 	converge_init(&j->cv, o->max_downtime_ms * 1000000ull, o->max_iterations,
 		      o->auto_converge, VM_MAX_THROTTLE);
 	ratelimit_init(&j->rl, o->bandwidth, j->t0_ns);
+	atomic_store(&j->rl_rate, o->bandwidth);
+	j->st.bandwidth_limit = o->bandwidth;
 	j->ctrl = malloc(JOB_CTRL_BUF);
 	j->rbuf = malloc(MIO_FRAME_BUF);
 	j->bitmap = calloc(bitmap_words(j->npages), 8);
@@ -692,6 +695,20 @@ void migrate_get_stats(struct migrate_job *j, struct migrate_stats *st)
 	if (!atomic_load(&j->finished))
 		st->total_ms = (clock_now_ns() - j->t0_ns) / 1000000;
 	pthread_mutex_unlock(&j->lock);
+}
+
+int migrate_set_bandwidth(struct migrate_job *j, uint64_t bytes_per_s)
+{
+	atomic_store(&j->rl_rate, bytes_per_s);
+	pthread_mutex_lock(&j->lock);
+	j->st.bandwidth_limit = bytes_per_s;
+	pthread_mutex_unlock(&j->lock);
+	return 0;
+}
+
+const struct migrate_opts *migrate_get_opts(const struct migrate_job *j)
+{
+	return &j->o;
 }
 
 void migrate_cancel(struct migrate_job *j)

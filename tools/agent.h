@@ -6,6 +6,8 @@
  *   tools/agent_loop.c      the controller's epoll loop and its clients
  *   tools/agent_api.c       the control API's methods (tools/API.md)
  *   tools/agent_incoming.c  migrations arriving on the --listen socket
+ *   tools/agent_limits.c    max_incoming, max_outgoing, the bandwidth budget
+ *   tools/agentconf.c       the --config file and the options over it
  *
  * Threads:
  *  - the controller runs the loop; it alone touches the fields marked
@@ -62,6 +64,10 @@ struct agent {
 	const char *tls_dir;	  /* --tls-dir, or NULL: shown by agent.version */
 	const char *state_dir;	  /* --state-dir, or NULL: shown by agent.version */
 	const char *announce;	  /* --announce IFACE, or NULL: the incoming VMs' default */
+	const char *config_path;  /* --config FILE, or NULL: shown by agent.version */
+	unsigned max_incoming;	  /* --max-incoming: migrations arriving at once (0: no limit) */
+	unsigned max_outgoing;	  /* --max-outgoing: jobs running at once (0: no limit) */
+	uint64_t bandwidth_budget; /* --bandwidth-budget: bytes/s the outgoing jobs share (0: none) */
 	/* what this host's KVM can run (vm/cpucheck.h): the supported CPUID
 	 * without --cpu-hide's features, the TSC rate or --tsc-khz; NULL
 	 * without KVM. Incoming migrations are checked against it. */

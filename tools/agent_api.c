@@ -24,6 +24,7 @@
 #include "migrate/snapshot.h"
 #include "protocol/channel.h"
 #include "tools/agent_incoming.h"
+#include "tools/agent_limits.h"
 #include "tools/control.h"
 #include "tools/jobs.h"
 #include "tools/registry.h"
@@ -224,6 +225,17 @@ static json_t *req_version(struct agent *a, json_t *req)
 	json_object_set_new(r, "state_dir", a->state_dir ? json_string(a->state_dir) : json_null());
 	set_u64(r, "max_vms", REGISTRY_MAX_VMS);
 	set_u64(r, "pid", (uint64_t)getpid());
+	json_object_set_new(r, "config", a->config_path ? json_string(a->config_path) : json_null());
+	/* the limits, what runs against them, and the room for guests */
+	{
+		json_t *l = agent_limits_json(a);
+
+		if (!l) {
+			json_decref(r);
+			return NULL;
+		}
+		merge(r, l);
+	}
 	/* the first --listen as before; every one in listens / migrate_uris */
 	if (a->nlisten) {
 		json_t *ls = json_array(), *us = json_array();
@@ -907,6 +919,8 @@ static json_t *req_migrate_start(struct agent *a, json_t *req)
 			"cannot migrate VM '%s' with dirty ring tracking: it was started without "
 			"a dirty ring (vm start --dirty-ring ENTRIES)",
 			e->name);
+	if (agent_limits_admit_outgoing(a, err, sizeof(err)) < 0)
+		return ctl_response_error("cannot migrate VM '%s': %s", e->name, err);
 	/* connects (bounded by the engine's handshake timeout) before it returns */
 	ret = migrate_start(e->vm, uri, &o, &job, err, sizeof(err));
 	if (ret < 0)
@@ -923,6 +937,8 @@ static json_t *req_migrate_start(struct agent *a, json_t *req)
 							: "too many migration jobs");
 	}
 	e->phase = REG_PHASE_MIGRATING;
+	/* the budget is split anew: this job's cap, and the others' shrink */
+	agent_limits_share(a);
 	pr_info("migrating VM '%s' to %s (compress %s, xbzrle %zu bytes, bandwidth %llu B/s, "
 		"max downtime %llu ms, %s tracking%s%s%s%s)",
 		e->name, uri, o.compress, o.xbzrle_cache_bytes, (unsigned long long)o.bandwidth,
@@ -1094,6 +1110,7 @@ void agent_api_job_done(void *ctx, const char *name, int result, const struct mi
 	if (result == 0) {
 		/* the destination runs it; ours is paused and no longer needed */
 		vm_destroy(registry_remove(a->reg, name));
+		agent_limits_share(a);	/* one job fewer shares the budget */
 		pr_info("migrated VM '%s' away: %llu ms, downtime %llu ms, %llu bytes sent%s", name,
 			(unsigned long long)st->total_ms, (unsigned long long)st->downtime_ms,
 			(unsigned long long)st->transferred_bytes,
@@ -1101,6 +1118,7 @@ void agent_api_job_done(void *ctx, const char *name, int result, const struct mi
 		return;
 	}
 	e->phase = REG_PHASE_NONE;
+	agent_limits_share(a);
 	pr_warn("migration of VM '%s' %s after %llu ms: %s; %s", name, st->status,
 		(unsigned long long)st->total_ms, st->error[0] ? st->error : "unknown error",
 		vm_get_run_state(e->vm) == VM_RUN_RUNNING

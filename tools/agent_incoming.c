@@ -30,6 +30,7 @@
 #include "migrate/pcdest.h"
 #include "protocol/channel.h"
 #include "protocol/frame.h"
+#include "tools/agent_limits.h"
 #include "tools/agent_loop.h"
 #include "tools/control.h"
 #include "tools/jobs.h"
@@ -174,6 +175,9 @@ static int reserve_name(void *ctx, const char *name, uint64_t mem_bytes, char *e
 	if (a->closing) {
 		ret = -ESHUTDOWN;
 		snprintf(err, errlen, "the destination agent is shutting down");
+	} else if (!registry_find(a->reg, name) &&
+		   (ret = agent_limits_admit_incoming(a, err, errlen)) < 0) {
+		/* max_incoming: refused at HELLO, before anything is allocated here */
 	} else {
 		ret = registry_reserve(a->reg, name, mem_bytes, REG_ORIGIN_MIGRATE, ic->peer);
 		if (ret == -EEXIST)
@@ -193,6 +197,8 @@ static int reserve_name(void *ctx, const char *name, uint64_t mem_bytes, char *e
 	if (ret == 0)
 		pr_info("incoming migration of VM '%s' (%llu MiB) from %s", name,
 			(unsigned long long)(mem_bytes >> 20), ic->peer);
+	else if (ret == -EBUSY)
+		pr_warn("refusing the migration of VM '%s' from %s: %s", name, ic->peer, err);
 	return ret;
 }
 

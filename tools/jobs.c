@@ -247,6 +247,7 @@ json_t *jobs_stats_json(const char *name, const char *uri, const struct migrate_
 	put_u64(o, "round", st->round);
 	put_u64(o, "throttle_pct", st->throttle_pct);
 	put_u64(o, "bandwidth", st->bandwidth);
+	put_u64(o, "bandwidth_limit", st->bandwidth_limit);
 	put_u64(o, "ring_overflows", st->ring_overflows);
 	put_u64(o, "parallel", st->parallel);
 	json_object_set_new(o, "verified", json_boolean(st->verified));

@@ -4,8 +4,10 @@
  * (tools/API.md) on a unix socket, one JSON object per line, migrates VMs
  * out (migrate.start) and takes migrations in (--listen).
  *
- * This file is main: the options, the set-up (the control socket, the
- * migration listener, the loop's fds) and the tear-down in the reverse
+ * This file is main: the options (those a --config file may set too are
+ * parsed and checked by tools/agentconf.c, the command line laid over the
+ * file), the set-up (the control socket, the migration listener, the
+ * loop's fds, READY=1 to systemd) and the tear-down in the reverse
  * order. The agent's state and its threads and locking are described in
  * tools/agent.h; the loop is tools/agent_loop.c, the API methods
  * tools/agent_api.c, the arriving migrations tools/agent_incoming.c.
@@ -19,6 +21,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +31,7 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "common/compiler.h"
 #include "common/log.h"
 #include "migrate/announce.h"
 #include "migrate/pcdest.h"
@@ -38,6 +42,7 @@
 #include "tools/agent_api.h"
 #include "tools/agent_incoming.h"
 #include "tools/agent_loop.h"
+#include "tools/agentconf.h"
 #include "tools/control.h"
 #include "tools/jobs.h"
 #include "tools/registry.h"
@@ -179,22 +184,32 @@ static void shutdown_agent(struct agent *a)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: kvmigd --control PATH [--listen URI]... [--tls-dir DIR] [--state-dir DIR]\n"
-		"              [--announce IFACE]\n"
+		"Usage: kvmigd [--config FILE] --control PATH [--listen URI]... [--tls-dir DIR]\n"
+		"              [--state-dir DIR] [--announce IFACE] [--max-incoming N]\n"
+		"              [--max-outgoing N] [--bandwidth-budget MiB/s]\n"
 		"              [--cpu-hide FEATURE[,FEATURE...]] [--tsc-khz KHZ]\n"
 		"       kvmigd --cpu-features [--cpu-hide ...] [--tsc-khz KHZ]\n"
-		"       kvmigd --incoming stdio [--control PATH]\n"
+		"       kvmigd --incoming stdio [--config FILE] [--control PATH]\n"
 		"\n"
 		"The kvmig agent. It hosts KVM virtual machines running kvmig's guest\n"
 		"programs and serves the control API on a unix socket: one JSON object\n"
 		"per line, described in tools/API.md; the kvmig CLI is its client.\n"
-		"It runs in the foreground and logs to stderr.\n"
+		"It runs in the foreground and logs to stderr; under systemd (Type=notify,\n"
+		"kvmigd.service) it reports READY=1 once its sockets are open.\n"
 		"\n"
 		"Options:\n"
-		"  --control PATH   unix socket to serve (required; created with mode 0600,\n"
-		"                   its directory too if missing). If another agent already\n"
-		"                   serves PATH, kvmigd refuses to start; a stale socket file\n"
-		"                   left by a dead agent is replaced.\n"
+		"  --config FILE    read the options below from FILE, lines of 'key = value'\n"
+		"                   ('#' comments): control, listen (repeatable), tls_dir,\n"
+		"                   state_dir, announce, max_incoming, max_outgoing,\n"
+		"                   bandwidth (see kvmigd.conf(5)). An option given here\n"
+		"                   wins over the file; any --listen replaces all its listen\n"
+		"                   lines. An unknown key, a bad value or a key given twice\n"
+		"                   is an error naming FILE:LINE (exit status 1).\n"
+		"  --control PATH   unix socket to serve (required, here or as control in\n"
+		"                   FILE; created with mode 0600, its directory too if\n"
+		"                   missing). If another agent already serves PATH, kvmigd\n"
+		"                   refuses to start; a stale socket file left by a dead\n"
+		"                   agent is replaced.\n"
 		"  --listen URI     accept incoming migrations on URI:\n"
 		"                     tcp:HOST:PORT  HOST a name, an IPv4 address or [IPv6];\n"
 		"                                    empty for every address; PORT 0 lets the\n"
@@ -225,6 +240,18 @@ static void usage(FILE *f)
 		"                   the guest's MAC on IFACE (5 frames at 0, 50, 200, 450\n"
 		"                   and 800 ms) when the source named no interface with\n"
 		"                   kvmig migrate --announce; IFACE must exist at start.\n"
+		"  --max-incoming N at most N migrations arrive at once (0 to %d; default 0:\n"
+		"                   no limit of its own): one more is refused at its\n"
+		"                   handshake, the source says why and the guest runs on\n"
+		"                   there.\n"
+		"  --max-outgoing N at most N migration jobs run at once (0 to %d; default\n"
+		"                   0: no limit): migrate.start beyond them fails, saying so.\n"
+		"  --bandwidth-budget MiB/s\n"
+		"                   a budget the outgoing migrations share (fractions\n"
+		"                   allowed; default 0: none): each job's stream is capped\n"
+		"                   at its own --bandwidth or budget / running jobs, if\n"
+		"                   less, split again as jobs start and end (job info shows\n"
+		"                   bandwidth_limit).\n"
 		"  --cpu-hide FEATURE[,FEATURE...]\n"
 		"                   act as if this host's CPU lacked these features (names\n"
 		"                   of /proc/cpuinfo: avx2,bmi2): VMs started here do not\n"
@@ -246,7 +273,8 @@ static void usage(FILE *f)
 		"  -v, --verbose    log every request (like KVMIG_LOG=debug; default: info)\n"
 		"  -V, --version    print the version and exit\n"
 		"  -h, --help       print this help and exit\n"
-		"\n");
+		"\n",
+		AGENTCONF_MAX_COUNT, AGENTCONF_MAX_COUNT);
 	fprintf(f,
 		"Requests are served one at a time, in arrival order across clients: a long\n"
 		"request (vm.save of a big VM) delays the others but never mixes replies.\n"
@@ -262,8 +290,9 @@ static void usage(FILE *f)
 		"SIGTERM or SIGINT: close arriving migrations, cancel outgoing ones (their\n"
 		"VMs resume here first), destroy every VM, remove the sockets, exit 0.\n"
 		"Exit status: 0 after a clean shutdown, 1 on an error (such as a --listen\n"
-		"address in use, TLS credentials that do not load), 2 on bad usage (a\n"
-		"malformed --listen URI).\n",
+		"address in use, TLS credentials that do not load, a --config FILE that\n"
+		"cannot be read or has a bad line), 2 on bad usage (a malformed --listen\n"
+		"URI).\n",
 		AGENT_MAX_CONNS, AGENT_MAX_INCOMING, REGISTRY_MAX_VMS);
 }
 
@@ -387,7 +416,96 @@ static int incoming_stdio(const char *control)
 	return ret < 0 ? 1 : 0;
 }
 
-int main(int argc, char **argv)
+/*
+ * Type=notify (tools/kvmigd.service.in): tell the service manager that
+ * the agent serves its sockets (READY=1), or that it stops (STOPPING=1).
+ * The protocol is one datagram to $NOTIFY_SOCKET, a path or, with a
+ * leading '@', an abstract name; no libsystemd is needed. Without the
+ * variable (not started by systemd) nothing is sent.
+ */
+static void notify_service(const char *state)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	const char *path = getenv("NOTIFY_SOCKET");
+	size_t n = path ? strlen(path) : 0;
+	int fd;
+
+	if (!n || (path[0] != '/' && path[0] != '@') || n >= sizeof(sa.sun_path))
+		return;
+	memcpy(sa.sun_path, path, n);
+	if (path[0] == '@')
+		sa.sun_path[0] = '\0';
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sa,
+			     (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n)) < 0)
+		pr_warn("cannot notify the service manager at %s: %s", path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+}
+
+/* ---- options and the --config file ---- */
+
+/* The options a --config file may set, and their keys there (tools/agentconf.h). */
+static const struct {
+	int opt;
+	const char *name;
+	enum agentconf_key key;
+} conf_opts[] = {
+	{'c', "control", AGENTCONF_CONTROL},
+	{'l', "listen", AGENTCONF_LISTEN},
+	{'t', "tls-dir", AGENTCONF_TLS_DIR},
+	{'s', "state-dir", AGENTCONF_STATE_DIR},
+	{'a', "announce", AGENTCONF_ANNOUNCE},
+	{'I', "max-incoming", AGENTCONF_MAX_INCOMING},
+	{'O', "max-outgoing", AGENTCONF_MAX_OUTGOING},
+	{'B', "bandwidth-budget", AGENTCONF_BANDWIDTH},
+};
+
+/* Option opt's value into cli. Return: 0, or -errno after the message. */
+static int set_option(struct agentconf *cli, int opt, const char *value)
+{
+	char err[512];
+	int ret;
+
+	for (size_t i = 0; i < ARRAY_SIZE(conf_opts); i++) {
+		if (conf_opts[i].opt != opt)
+			continue;
+		ret = agentconf_set(cli, agentconf_key_name(conf_opts[i].key), value, 0, err,
+				    sizeof(err));
+		if (ret == -EINVAL)
+			fprintf(stderr, "kvmigd: invalid --%s: %s\nTry 'kvmigd --help'.\n",
+				conf_opts[i].name, err);
+		else if (ret == -E2BIG)
+			fprintf(stderr, "kvmigd: at most %d --listen addresses\n", AGENT_MAX_LISTEN);
+		else if (ret < 0)
+			fprintf(stderr, "kvmigd: --%s: %s\n", conf_opts[i].name, err);
+		return ret;
+	}
+	return -ENOENT;
+}
+
+/* The agent's options from the configuration (file and command line); conf keeps the strings. */
+static void apply_conf(struct agent *a, const struct agentconf *conf, const char *config_path)
+{
+	_Static_assert(AGENTCONF_MAX_LISTEN == AGENT_MAX_LISTEN, "one limit of --listen");
+	a->config_path = config_path;
+	a->control_path = conf->control;
+	for (unsigned i = 0; i < conf->nlisten; i++)
+		a->listen_uri[i] = conf->listen[i];
+	a->nlisten = conf->nlisten;
+	a->tls_dir = conf->tls_dir;
+	a->state_dir = conf->state_dir;
+	a->announce = conf->announce;
+	a->max_incoming = conf->max_incoming;
+	a->max_outgoing = conf->max_outgoing;
+	a->bandwidth_budget = conf->bandwidth;
+}
+
+/*
+ * Everything but the configuration's lifetime: main frees conf and cli
+ * whichever way this returns. Return: the exit status.
+ */
+static int run(int argc, char **argv, struct agentconf *conf, struct agentconf *cli)
 {
 	static const struct option opts[] = {
 		{"control", required_argument, NULL, 'c'},
@@ -395,6 +513,10 @@ int main(int argc, char **argv)
 		{"tls-dir", required_argument, NULL, 't'},
 		{"state-dir", required_argument, NULL, 's'},
 		{"announce", required_argument, NULL, 'a'},
+		{"config", required_argument, NULL, 'C'},
+		{"max-incoming", required_argument, NULL, 'I'},
+		{"max-outgoing", required_argument, NULL, 'O'},
+		{"bandwidth-budget", required_argument, NULL, 'B'},
 		{"cpu-hide", required_argument, NULL, 'H'},
 		{"tsc-khz", required_argument, NULL, 'K'},
 		{"cpu-features", no_argument, NULL, 'F'},
@@ -408,31 +530,26 @@ int main(int argc, char **argv)
 	static struct cpucheck_cpu host_cpu;
 	static struct cpucheck_mask cpu_hide;
 	bool verbose = false, hiding = false, list_features = false, stdio_mode = false;
-	const char *cpu_hide_arg = NULL;
+	const char *cpu_hide_arg = NULL, *config_path = NULL;
 	unsigned long tsc_khz = 0;
 	int c, status = 0;
 
 	while ((c = getopt_long(argc, argv, "vVh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
-			a.control_path = optarg;
-			break;
 		case 'l':
-			if (a.nlisten == AGENT_MAX_LISTEN) {
-				fprintf(stderr, "kvmigd: at most %d --listen addresses\n",
-					AGENT_MAX_LISTEN);
-				return 2;
-			}
-			a.listen_uri[a.nlisten++] = optarg;
-			break;
 		case 't':
-			a.tls_dir = optarg;
-			break;
 		case 's':
-			a.state_dir = optarg;
-			break;
 		case 'a':
-			a.announce = optarg;
+		case 'I':
+		case 'O':
+		case 'B':
+			/* the options a --config file may set: checked as its lines are */
+			if (set_option(cli, c, optarg) < 0)
+				return 2;
+			break;
+		case 'C':
+			config_path = optarg;
 			break;
 		case 'H': {
 			char err[256];
@@ -490,6 +607,17 @@ int main(int argc, char **argv)
 			argv[optind]);
 		return 2;
 	}
+	if (config_path) {
+		char err[1024];
+
+		if (agentconf_load(conf, config_path, err, sizeof(err)) < 0) {
+			fprintf(stderr, "kvmigd: %s\n", err);
+			return 1;
+		}
+	}
+	/* the command line wins over the file */
+	agentconf_override(conf, cli);
+	apply_conf(&a, conf, config_path);
 	if (list_features) {
 		char err[256], *names;
 		size_t need;
@@ -512,23 +640,9 @@ int main(int argc, char **argv)
 	if (stdio_mode)
 		return incoming_stdio(a.control_path);
 	if (!a.control_path || !a.control_path[0]) {
-		fprintf(stderr, "kvmigd: --control PATH is required\nTry 'kvmigd --help'.\n");
+		fprintf(stderr, "kvmigd: --control PATH is required (or control = PATH in the "
+				"--config file)\nTry 'kvmigd --help'.\n");
 		return 2;
-	}
-	for (unsigned i = 0; i < a.nlisten; i++) {
-		struct uri u;
-		char err[512];
-
-		/* malformed, or a transport not built: refused before any socket exists */
-		if (uri_parse_listen(a.listen_uri[i], &u, err, sizeof(err)) < 0) {
-			fprintf(stderr, "kvmigd: invalid --listen: %s\nTry 'kvmigd --help'.\n", err);
-			return 2;
-		}
-		if (!channel_ops_for(u.scheme)) {
-			fprintf(stderr, "kvmigd: --listen %s: %s is not in this build\n",
-				a.listen_uri[i], uri_scheme_name(u.scheme));
-			return 2;
-		}
 	}
 	if (verbose)
 		log_set_level(LOG_DEBUG);
@@ -608,16 +722,36 @@ int main(int argc, char **argv)
 			pr_info("hiding CPU features from guests: %s", cpu_hide_arg);
 		}
 	}
-	pr_info("kvmigd %s serving %s (pid %d)", KVMIG_VERSION, a.control_path, (int)getpid());
+	pr_info("kvmigd %s serving %s (pid %d)%s%s", KVMIG_VERSION, a.control_path, (int)getpid(),
+		config_path ? ", configured by " : "", config_path ? config_path : "");
 	for (unsigned i = 0; i < a.nlisten; i++)
 		pr_info("accepting migrations on %s", a.ml_addr[i]);
+	if (a.max_incoming || a.max_outgoing || a.bandwidth_budget)
+		pr_info("limits: max_incoming %u, max_outgoing %u, bandwidth budget %.1f MiB/s "
+			"(0: none)",
+			a.max_incoming, a.max_outgoing, (double)a.bandwidth_budget / 1048576.0);
+	notify_service("READY=1");
 	agent_loop_run(&a);
 	if (!a.quit)
 		status = 1;
+	notify_service("STOPPING=1");
 out:
 	shutdown_agent(&a);
 	pthread_mutex_destroy(&a.lock);
 	if (status == 0)
 		pr_info("stopped after %llu requests", (unsigned long long)a.requests);
+	return status;
+}
+
+int main(int argc, char **argv)
+{
+	struct agentconf conf, cli;
+	int status;
+
+	agentconf_init(&conf);
+	agentconf_init(&cli);
+	status = run(argc, argv, &conf, &cli);
+	agentconf_free(&cli);
+	agentconf_free(&conf);
 	return status;
 }

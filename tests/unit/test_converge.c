@@ -151,6 +151,46 @@ static void test_ratelimit_holds_rate(void **unused)
 	assert_int_equal(ratelimit_take(&rl, 1ull << 40, now), 0);
 }
 
+/*
+ * A re-split budget (migrate_set_bandwidth): the new rate holds from the
+ * change on, a debt made at the old rate is repaid at the new one, and
+ * from unlimited the bucket starts with one burst.
+ */
+static void test_ratelimit_set_rate(void **unused)
+{
+	struct ratelimit rl;
+	uint64_t now = 1000 * MS, t0, sent;
+
+	(void)unused;
+	ratelimit_init(&rl, 10 * MIB, now);
+	/* 20 MiB at 10 MiB/s, then halve the rate: the next 20 MiB take 4 s */
+	for (sent = 0; sent < 20 * MIB; sent += MIB)
+		now += ratelimit_take(&rl, MIB, now);
+	ratelimit_set_rate(&rl, 5 * MIB, now);
+	assert_int_equal(rl.burst, 5 * MIB / 20);
+	t0 = now;
+	for (sent = 0; sent < 20 * MIB; sent += MIB)
+		now += ratelimit_take(&rl, MIB, now);
+	assert_true(now - t0 >= 3900 * MS);
+	assert_true(now - t0 <= 4100 * MS);
+	/* a debt: 4 MiB charged at once at 4 MiB/s is a second to wait */
+	ratelimit_init(&rl, 4 * MIB, now);
+	assert_true(ratelimit_take(&rl, 4 * MIB + 4 * MIB / 20, now) >= 999 * MS);
+	/* the rate doubles before the wait is over: the debt is repaid at 8 MiB/s */
+	ratelimit_set_rate(&rl, 8 * MIB, now);
+	assert_true(ratelimit_take(&rl, 0, now) <= 501 * MS);
+	assert_true(ratelimit_take(&rl, 0, now) >= 499 * MS);
+	/* unlimited, then capped: one burst, then the rate */
+	ratelimit_init(&rl, 0, now);
+	assert_int_equal(ratelimit_take(&rl, 1ull << 30, now), 0);
+	ratelimit_set_rate(&rl, 2 * MIB, now + MS);
+	assert_int_equal(ratelimit_take(&rl, 2 * MIB / 20, now + MS), 0);
+	assert_true(ratelimit_take(&rl, 2 * MIB, now + MS) >= 999 * MS);
+	/* and unlimited again never waits */
+	ratelimit_set_rate(&rl, 0, now + 2 * MS);
+	assert_int_equal(ratelimit_take(&rl, 1ull << 40, now + 2 * MS), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -160,6 +200,7 @@ int main(void)
 		cmocka_unit_test(test_converge_gives_up_when_throttle_stalls),
 		cmocka_unit_test(test_converge_bulk_round_never_gives_up),
 		cmocka_unit_test(test_ratelimit_holds_rate),
+		cmocka_unit_test(test_ratelimit_set_rate),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -68,6 +68,7 @@ static void test_jobs_stats_names(void **state)
 		"round",
 		"throttle_pct",
 		"bandwidth",
+		"bandwidth_limit",
 		"ring_overflows",
 		"parallel",
 		"verified",
