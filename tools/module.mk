@@ -18,7 +18,7 @@ $(O)/kvmigd: $(KVMIGD_OBJS) $(LIB)
 # The CLI: main and the command table, the helpers its commands share,
 # one object per command group. Nothing of it goes into the library.
 KVMIG_OBJS := $(O)/tools/kvmig.o $(O)/tools/cli.o $(O)/tools/cmd_vm.o \
-	$(O)/tools/cmd_migrate.o $(O)/tools/cmd_agent.o
+	$(O)/tools/cmd_migrate.o $(O)/tools/cmd_agent.o $(O)/tools/cmd_events.o
 
 $(O)/kvmig: $(KVMIG_OBJS) $(LIB)
 	@[ "$(V)" = 1 ] || echo "  LD      $@"
