@@ -125,6 +125,7 @@ struct migrate_job {
 	uint64_t resumed_ns;		/* RESUMED arrived (0: not yet); the ends of total_ms
 					 * and downtime_ms, which the announce report follows */
 	unsigned round;			/* the current round; lanes read it during a task */
+	unsigned rounds_done;		/* pre-copy rounds that ended (their "round" event) */
 	unsigned ring_overflow_run;	/* precopy syncs in a row the ring overflowed */
 	uint64_t round_pages;		/* pages the last round sent, all lanes */
 	uint64_t hole_pages;		/* untouched RAM skipped by the bulk round */

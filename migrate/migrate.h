@@ -124,6 +124,7 @@ bool migrate_finished(struct migrate_job *j);
  *                                                           mbps, bandwidth,
  *                                                           expected_downtime_ms, throttle_pct
  *   switchover       the guest is paused for the switch      mode ("stop-and-copy" or "postcopy"),
+ *                                                           rounds (pre-copy rounds done),
  *                                                           remaining_bytes (the last dirty set)
  *   postcopy         the guest runs at the destination       downtime_ms, remaining_bytes (pages
  *                    (post-copy), its pages follow           still to send)
@@ -150,6 +151,7 @@ struct migrate_event {
 	char status[16];		/* as migrate_stats.status */
 	char mode[16];			/* switchover: "stop-and-copy" or "postcopy"; else "" */
 	unsigned round;
+	unsigned rounds;		/* switchover: pre-copy rounds done (0: none) */
 	unsigned throttle_pct;
 	unsigned reconnects;
 	bool verified;

@@ -250,6 +250,7 @@ static void round_end(struct migrate_job *j, uint64_t dirty, uint64_t bw)
 	j->st.bandwidth = bw;
 	pthread_mutex_unlock(&j->lock);
 	update_stats(j, dirty);
+	j->rounds_done++;
 	job_event(j, "round");
 }
 
@@ -382,6 +383,7 @@ static void switchover_event(struct migrate_job *j, const char *mode, long dirty
 
 	job_event_init(j, &ev, "switchover");
 	snprintf(ev.mode, sizeof(ev.mode), "%s", mode);
+	ev.rounds = j->rounds_done;
 	ev.remaining_bytes = (uint64_t)dirty * PAGE;
 	job_event_post(j, &ev);
 }

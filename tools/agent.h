@@ -15,8 +15,11 @@
  *    The loop wakes every JOB_POLL_MS while jobs run, reaps those that
  *    ended, destroys the source VM of a completed one and hands a failed
  *    one back to "running".
+ *    Each job event wakes the loop too (wakefd), which hands the new
+ *    events of every job to the event subscribers (agent_loop.h).
  *  - each accepted migration connection gets a thread that runs the
- *    incoming decoder (migrate/incoming.h) and starts the VM it builds.
+ *    incoming decoder (migrate/incoming.h) and starts the VM it builds;
+ *    its events (incoming-started, -arrived, -failed) go into in_events.
  *  - the VMs' vCPU threads run on their own and never touch the agent.
  *
  * Locking: agent.lock guards the registry, the job table and `closing`.
@@ -107,7 +110,7 @@ struct agent {
 	 * The incoming threads queue their events in in_events under lock.
 	 */
 	uint64_t event_seq;	  /* controller: the newest seq given */
-	unsigned subscribers;	  /* controller: connections subscribed */
+	unsigned subscribers;	  /* controller: connections subscribed (not dropped) */
 	bool req_subscribe;	  /* controller, during one request */
 	char req_subscribe_vm[AGENT_EVENT_VM_MAX];
 	json_t *in_events[AGENT_MAX_IN_EVENTS]; /* under lock: queued, oldest first */

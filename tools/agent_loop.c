@@ -67,7 +67,7 @@ static void conn_drop_fds(struct agent_conn *c)
 
 static void conn_close(struct agent *a, struct agent_conn *c)
 {
-	if (c->subscriber)
+	if (c->subscriber && !c->dropping)
 		a->subscribers--;
 	epoll_ctl(a->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
@@ -270,7 +270,7 @@ static void conn_event(struct agent *a, struct agent_conn *c, uint32_t events)
  * line goes behind them, and nothing more; the connection closes once
  * that is out. seq is the first event it does not get.
  */
-static void sub_overflow(struct agent_conn *c, uint64_t seq)
+static void sub_overflow(struct agent *a, struct agent_conn *c, uint64_t seq)
 {
 	json_t *o = json_object();
 	struct timespec ts;
@@ -287,6 +287,7 @@ static void sub_overflow(struct agent_conn *c, uint64_t seq)
 								 (uint64_t)ts.tv_nsec / 1000000)));
 	json_object_set_new(o, "error", json_string(msg));
 	c->dropping = true;
+	a->subscribers--;	/* it receives nothing more */
 	if (conn_queue(c, o) < 0)
 		c->dead = true;
 	pr_warn("event subscriber %u dropped: it read too slowly (at seq %llu)", c->slot,
@@ -314,7 +315,7 @@ void agent_loop_publish(struct agent *a, const char *vm, json_t *ev)
 		if (c->vm[0] && (!vm || strcmp(c->vm, vm)))
 			continue;
 		if (c->out_len - c->out_off + len > SUB_MAX_BYTES)
-			sub_overflow(c, seq);
+			sub_overflow(a, c, seq);
 		else if (conn_append(c, line, len) < 0)
 			c->dead = true;
 		conn_flush(c);

@@ -43,8 +43,10 @@ static void help_events(FILE *f)
 		"              (tools/API.md, events.subscribe)\n"
 		"\n"
 		"Without --json each event is one line: local time, VM, what happened:\n"
-		"  12:00:01.234 g1 round 3: 12.3 MiB sent, 1.2 MiB dirty at 30.0 MiB/s, link\n"
-		"  4.0 MiB/s, expected downtime 40 ms\n"
+		"  12:00:01.234 g1 round 3: 12.3 MiB sent, 1.2 MiB dirty at 3.0 MiB/s, link\n"
+		"  8.0 MiB/s, expected downtime 150 ms\n"
+		"(dirty: what is left to send, and how fast the guest dirties it; link: the\n"
+		"measured rate)\n"
 		"\n"
 		"Exit status: 0 after --count N events; 1 when the agent cannot be reached,\n"
 		"refuses, closes the stream (it stopped) or drops this client for reading\n"
@@ -79,18 +81,22 @@ static void print_human(const json_t *ev)
 		printf(" started: to %s, %.1f MiB of RAM, setup %lld ms", cli_json_str(ev, "to"),
 		       mib(ev, "total_bytes"), cli_json_num(ev, "setup_ms"));
 	} else if (!strcmp(t, "round")) {
-		printf(" round %lld: %.1f MiB sent, %.1f MiB dirty at %.1f MiB/s, link %.1f MiB/s, "
-		       "expected downtime %lld ms",
-		       cli_json_num(ev, "round"), mib(ev, "transferred_bytes"),
-		       mib(ev, "remaining_bytes"),
-		       (double)cli_json_num(ev, "dirty_pages_rate") * PAGE_BYTES / 1048576.0,
-		       mib(ev, "bandwidth"), cli_json_num(ev, "expected_downtime_ms"));
+		printf(" round %lld: %.1f MiB sent, %.1f MiB dirty", cli_json_num(ev, "round"),
+		       mib(ev, "transferred_bytes"), mib(ev, "remaining_bytes"));
+		/* the rate is known from the second sync on */
+		if (cli_json_num(ev, "dirty_pages_rate"))
+			printf(" at %.1f MiB/s", (double)cli_json_num(ev, "dirty_pages_rate") *
+							 PAGE_BYTES / 1048576.0);
+		printf(", link %.1f MiB/s, expected downtime %lld ms", mib(ev, "bandwidth"),
+		       cli_json_num(ev, "expected_downtime_ms"));
 		if (cli_json_num(ev, "throttle_pct"))
 			printf(", throttle %lld%%", cli_json_num(ev, "throttle_pct"));
 	} else if (!strcmp(t, "switchover")) {
-		printf(" switchover (%s) after round %lld: the guest is paused, %.1f MiB left",
-		       cli_json_str(ev, "mode"), cli_json_num(ev, "round"),
-		       mib(ev, "remaining_bytes"));
+		long long n = cli_json_num(ev, "rounds");
+
+		printf(" switchover (%s) after %lld pre-copy round%s: the guest is paused, %.1f MiB "
+		       "left",
+		       cli_json_str(ev, "mode"), n, n == 1 ? "" : "s", mib(ev, "remaining_bytes"));
 	} else if (!strcmp(t, "postcopy")) {
 		printf(" post-copy: the guest runs at the destination after %lld ms of downtime, "
 		       "%.1f MiB follow",

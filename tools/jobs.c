@@ -324,7 +324,7 @@ json_t *jobs_event_json(const char *name, const char *uri, const struct migrate_
 		put_u64(o, "throttle_pct", ev->throttle_pct);
 	} else if (!strcmp(t, "switchover")) {
 		json_object_set_new(o, "mode", json_string(ev->mode));
-		put_u64(o, "round", ev->round);
+		put_u64(o, "rounds", ev->rounds);
 		put_u64(o, "transferred_bytes", ev->transferred_bytes);
 		put_u64(o, "remaining_bytes", ev->remaining_bytes);
 	} else if (!strcmp(t, "postcopy")) {
