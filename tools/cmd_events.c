@@ -244,7 +244,9 @@ int cmd_events(const struct cli *cli)
 			} else {
 				print_human(ev);
 			}
-			fflush(stdout);
+			/* a reader that went away (| head) ends us: SIGPIPE is ignored */
+			if (fflush(stdout) != 0 || ferror(stdout))
+				cli_die(CLI_EXIT_ERR, "cannot write the events: %s", strerror(errno));
 			if (!strcmp(cli_json_str(ev, "event"), "overflow"))
 				cli_die(CLI_EXIT_ERR, "the agent dropped this subscriber: %s",
 					cli_json_str(ev, "error"));
