@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/clock.h"
@@ -31,6 +32,7 @@
 #define MAX_WAITERS 64		/* faults waiting at once (vCPUs, and their repeats) */
 #define WAIT_POLL_MS 1000	/* streams re-check the receiver's state this often */
 #define LINGER_MS 5000		/* after PC_DONE: wait this long for the source to close */
+#define PC_DONE_WAIT_MS 120000	/* every page here, PC_DONE not sent: wait for a resume */
 #define HIST_US 2048		/* latency histogram: 1 us buckets up to here, */
 #define HIST_MS 10000		/* then 1 ms buckets up to 10 s */
 
@@ -401,6 +403,8 @@ static void *fault_thread(void *arg)
 	/* every page is here (or we stop): faults on holes are ordinary again */
 	if (pd->registered) {
 		(void)uffd_unregister(&pd->u, pd->slot, pd->bytes);
+		/* a fault that raced the unregister still sleeps on us: wake it */
+		(void)uffd_wake(&pd->u, pd->slot, pd->bytes);
 		pd->registered = false;
 	}
 	return NULL;
@@ -589,6 +593,13 @@ int pcdest_arm(struct pcdest *pd, uint8_t digest_alg, const uint8_t *digest, cha
 
 /* ---- the streams -------------------------------------------------------------- */
 
+/*
+ * A stream's end by the source's ERROR frame. Not -ECANCELED: that is what
+ * a read returns when another thread shuts the stream down (a newer
+ * stream replacing a dead one, pcdest_abandon), which only detaches it.
+ */
+#define SOURCE_GAVE_UP (-EREMOTEIO)
+
 /* Why the receiver stops waiting (lock held): 0 to go on. */
 static int over_locked(const struct pcdest *pd)
 {
@@ -603,7 +614,7 @@ static int over_locked(const struct pcdest *pd)
 
 /*
  * Receive PAGES on in until it ends. Return: 0 when the stream ended after
- * the last page (or the receiver stopped), -ECANCELED (the source sent
+ * the last page (or the receiver stopped), SOURCE_GAVE_UP (the source sent
  * ERROR: its message in err), -errno (broken: err says how).
  */
 static int serve_pages(struct pcdest *pd, struct mio *in, const char *what, char *err,
@@ -665,7 +676,8 @@ static int serve_pages(struct pcdest *pd, struct mio *in, const char *what, char
 
 			ret = frame_get_error(buf + WIRE_HDR_BYTES, h.len, &e, err, errlen);
 			if (!ret)
-				ret = err_set(-ECANCELED, err, errlen, "the source gave up: %s", e.msg);
+				ret = err_set(SOURCE_GAVE_UP, err, errlen, "the source gave up: %s",
+					      e.msg);
 			break;
 		}
 		if (h.type != WIRE_F_PAGES) {
@@ -740,7 +752,7 @@ static void detach_ch0(struct pcdest *pd, int ret, const char *err)
 	pthread_mutex_lock(&pd->lock);
 	pd->ch0_in = pd->ch0_ret = NULL;
 	pd->ch0_busy = false;
-	if (ret == -ECANCELED) {
+	if (ret == SOURCE_GAVE_UP) {
 		pd->cancelled = true;
 		snprintf(pd->why, sizeof(pd->why), "%s", err);
 	}
@@ -758,16 +770,41 @@ static void detach_ch0(struct pcdest *pd, int ret, const char *err)
 int pcdest_run(struct pcdest *pd, struct mio *in, struct mio *ret, char *err, size_t errlen)
 {
 	char why[WIRE_MAX_MSG] = "";
+	uint64_t done_by = 0;
 	int r;
 
 	pthread_mutex_lock(&pd->lock);
 	attach_ch0(pd, in, ret);
 	pthread_mutex_unlock(&pd->lock);
 	r = serve_pages(pd, in, "channel 0", why, sizeof(why));
+	/* a broken or bad stream: hang up, so that the source sees it now */
+	if (r < 0)
+		mio_shutdown(in);
 	detach_ch0(pd, r, why);
 	pthread_mutex_lock(&pd->lock);
-	while (!(r = over_locked(pd)))
-		pthread_cond_wait(&pd->cond, &pd->lock);
+	for (;;) {
+		struct timespec ts;
+
+		r = over_locked(pd);
+		if (r < 0 || (r > 0 && pd->done_sent))
+			break;
+		/*
+		 * Every page is here but PC_DONE did not go out (the link was down
+		 * when the last one came): wait for the source to resume and hear
+		 * it, for a while; the guest runs on meanwhile.
+		 */
+		if (r > 0 && !done_by)
+			done_by = clock_now_ms() + PC_DONE_WAIT_MS;
+		if (r > 0 && clock_now_ms() >= done_by) {
+			pr_warn("session %016llx: every page is here, but the source never "
+				"resumed to hear it: it may report the migration as failed",
+				(unsigned long long)pd->session);
+			break;
+		}
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 1;
+		pthread_cond_timedwait(&pd->cond, &pd->lock, &ts);
+	}
 	if (r < 0)
 		err_set(r, err, errlen, "%s; %llu pages never arrived: the guest cannot run on here",
 			r == -ECANCELED ? pd->why : "post-copy abandoned here",
@@ -847,7 +884,7 @@ static int serve_fault(struct pcdest *pd, struct mio *in, struct mio *out, char 
 		pthread_cond_wait(&pd->cond, &pd->lock);
 	pd->f_in = NULL;
 	pd->f_busy = false;
-	if (ret == -ECANCELED) {
+	if (ret == SOURCE_GAVE_UP) {
 		pd->cancelled = true;
 		snprintf(pd->why, sizeof(pd->why), "%s", err);
 	}
@@ -925,7 +962,7 @@ int pc_table_serve(struct pc_table *t, const struct wire_hello *h, struct mio *i
 		r = serve_fault(pd, in, ret, err, errlen);
 	else
 		r = serve_resume(pd, in, ret, err, errlen);
-	if (r < 0 && r != -ECANCELED)
+	if (r < 0 && r != SOURCE_GAVE_UP)
 		pr_debug("session %016llx: %s stream ended: %s", (unsigned long long)h->session,
 			 h->flags & WIRE_HELLO_FAULT ? "fault" : "resumed", err);
 	pthread_mutex_lock(&pd->lock);

@@ -75,6 +75,13 @@ int uffd_unregister(struct uffd *u, void *addr, size_t len)
 	return ioctl(u->fd, UFFDIO_UNREGISTER, &r) < 0 ? -errno : 0;
 }
 
+int uffd_wake(struct uffd *u, void *addr, size_t len)
+{
+	struct uffdio_range r = {.start = (uint64_t)(uintptr_t)addr, .len = len};
+
+	return ioctl(u->fd, UFFDIO_WAKE, &r) < 0 ? -errno : 0;
+}
+
 int uffd_next_fault(struct uffd *u, int timeout_ms, uint64_t *addr)
 {
 	for (;;) {

@@ -44,6 +44,13 @@ int uffd_register(struct uffd *u, void *addr, size_t len, char *err, size_t errl
 int uffd_unregister(struct uffd *u, void *addr, size_t len);
 
 /*
+ * Wake every thread waiting on a fault in [addr, addr + len), registered or
+ * not any more: after uffd_unregister, a fault that raced it may still
+ * sleep on this userfaultfd (seen on 6.18). Return: 0, -errno.
+ */
+int uffd_wake(struct uffd *u, void *addr, size_t len);
+
+/*
  * Wait up to timeout_ms (-1: forever) for the next missing-page fault.
  * Return: 1 and *addr (the faulting address, page-aligned), 0 on timeout,
  * -errno.

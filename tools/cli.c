@@ -74,34 +74,46 @@ json_t *cli_call_line(const struct cli *cli, const char *line, size_t len)
  * Like cli_call(), but an error from the agent or the connection comes back
  * as false with the message in err instead of ending the program.
  */
-bool cli_try_call(const struct cli *cli, json_t *req, char *err, size_t errlen)
+json_t *cli_try_call_reply(const struct cli *cli, json_t *req, char *err, size_t errlen)
 {
 	size_t len;
 	char *line = req ? ctl_encode(req, &len) : NULL;
 	json_t *resp = NULL;
-	bool ok = false;
 	int fd, ret;
 
 	json_decref(req);
 	if (!line) {
 		snprintf(err, errlen, "out of memory");
-		return false;
+		return NULL;
 	}
 	fd = ctl_connect(cli->agent, err, errlen);
 	if (fd >= 0) {
 		ret = ctl_call_line(fd, line, len, &resp, cli->timeout_ms, err, errlen);
 		close(fd);
-		if (ret == 0 && json_is_true(json_object_get(resp, "ok"))) {
-			ok = true;
-		} else if (ret == 0) {
+		if (ret == 0 && !json_is_true(json_object_get(resp, "ok"))) {
 			const char *msg = json_string_value(json_object_get(resp, "error"));
 
 			snprintf(err, errlen, "%s", msg ? msg : "the agent reported an error");
+			json_decref(resp);
+			resp = NULL;
+		} else if (ret < 0) {
+			resp = NULL;
 		}
 	}
-	json_decref(resp);
 	free(line);
-	return ok;
+	if (resp) {
+		json_object_del(resp, "ok");
+		json_object_del(resp, "id");
+	}
+	return resp;
+}
+
+bool cli_try_call(const struct cli *cli, json_t *req, char *err, size_t errlen)
+{
+	json_t *r = cli_try_call_reply(cli, req, err, errlen);
+
+	json_decref(r);
+	return r != NULL;
 }
 
 json_t *cli_call(const struct cli *cli, json_t *req)

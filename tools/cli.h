@@ -67,6 +67,9 @@ json_t *cli_call_line(const struct cli *cli, const char *line, size_t len);
  */
 bool cli_try_call(const struct cli *cli, json_t *req, char *err, size_t errlen);
 
+/* cli_try_call() that keeps the reply (without "ok" and "id"): NULL on an error. */
+json_t *cli_try_call_reply(const struct cli *cli, json_t *req, char *err, size_t errlen);
+
 /* ---- output ---- */
 
 /* The object as one line of JSON on stdout. */

@@ -29,6 +29,8 @@
 #include "common/parse.h"
 #include "tools/cli.h"
 #include "tools/cmd_agent.h"
+#include "tools/cmd_bench.h"
+#include "tools/cmd_drain.h"
 #include "tools/cmd_events.h"
 #include "tools/cmd_migrate.h"
 #include "tools/cmd_vm.h"
@@ -67,7 +69,11 @@ static void help_main(FILE *f)
 		"  agent ping                is the agent alive\n"
 		"  agent version             agent version, API version, whether KVM works\n"
 		"  agent send JSON           send one raw request line (for debugging)\n"
-		"  drain, bench, demo        not implemented yet (exit status 2)\n"
+		"  drain --from AGENT --to AGENT[,AGENT...] [OPTIONS]   empty an agent of its VMs\n"
+		"                            (kvmig drain --help for the options)\n"
+		"  bench codec|channel|migrate [OPTIONS]  run a benchmark here, no agent\n"
+		"                            (kvmig bench --help; channel between hosts too)\n"
+		"  demo                      not implemented yet: run 'make demo' (exit status 2)\n"
 		"\n"
 		"Options (anywhere on the command line):\n"
 		"  --agent PATH    the agent's control socket; default $KVMIG_AGENT,\n"
@@ -141,8 +147,10 @@ int main(int argc, char **argv)
 		{"migrate", cmd_migrate},
 		{"job", cmd_job},
 		{"events", cmd_events},
+		{"drain", cmd_drain},
+		{"bench", cmd_bench},
 	};
-	static const char *const later[] = {"drain", "bench", "demo"};
+	static const char *const later[] = {"demo"};
 	struct cli cli = {0};
 	const char *cmd;
 

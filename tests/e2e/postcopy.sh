@@ -117,8 +117,15 @@ pc_move a7 seqdirty 1 "$TCP_URI" "" --verify
 echo "== a guest pre-copy cannot move: 16 MiB/s of dirtying over a 4 MiB/s link"
 ok "start hot" kv src vm start hot --guest memcheck,workset=16M,rate=4096 --mem 64M
 wait_until "$TIMEOUT" "hot to touch its working set" grows src hot progress 4096
+# 1 ms of downtime allowed: pre-copy alone gives up, whatever the guest's speed
+run kv src migrate hot --to "$TCP_URI" --bandwidth 4 --max-downtime 1 --max-iterations 3 --json
+[ "$RC" = 1 ] || fail "hot without --postcopy: exit $RC, expected 1 (no convergence)"
+jq -e '.status == "failed"' "$OUT" >/dev/null || fail "hot: $(jq -c '{status,error}' "$OUT")"
+wait_until "$TIMEOUT" "hot to run on at the source" state_is src hot running
+echo "ok: pre-copy alone cannot move hot: $(jq -r .error "$OUT")"
 LAST[hot]=$(counter src hot progress)
-run kv src migrate hot --to "$TCP_URI" --bandwidth 4 --max-iterations 30 --postcopy --verify --json
+run kv src migrate hot --to "$TCP_URI" --bandwidth 4 --max-downtime 1 --max-iterations 30 \
+	--postcopy --verify --json
 [ "$RC" = 0 ] || fail "hot: exit $RC: $(cat "$ERR")"
 jq -e '.status == "completed" and .verified and .postcopy.active' "$OUT" >/dev/null ||
 	fail "hot: $(jq -c '{status,error,postcopy}' "$OUT")"
@@ -129,8 +136,10 @@ echo "== --postcopy=manual, then kvmig job postcopy"
 ok "start man" kv src vm start man --guest memcheck,workset=8M,rate=4096 --mem 64M
 wait_until "$TIMEOUT" "man to touch its working set" grows src man progress 2048
 LAST[man]=$(counter src man progress)
+# 1 ms of downtime allowed (one page at 4 MiB/s): pre-copy cannot converge however
+# slowly the guest runs, so only `job postcopy` ends it
 ok "migrate man (detached)" kv src migrate man --to "$TCP_URI" --bandwidth 4 --postcopy=manual \
-	--max-iterations 1000 --detach
+	--max-downtime 1 --max-iterations 0 --detach
 wait_until "$TIMEOUT" "man's pre-copy to reach round 1" \
 	bash -c "[ \"\$($KVMIG --agent $T/src.sock job info man --json | jq .dirty_sync_count)\" -ge 1 ]"
 job_is man active || fail "man: --postcopy=manual switched by itself: $(job_field man .status)"
