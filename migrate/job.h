@@ -37,6 +37,33 @@
 #define JOB_HANDSHAKE_TIMEOUT_MS 10000	/* connect, and HELLO to HELLO_ACK */
 #define JOB_CTRL_BUF 4096		/* bytes of j->ctrl */
 
+/*
+ * The bounded event ring (migrate.h's events): the job thread posts, any
+ * thread reads, each under lock. ring[(seq - 1) % MIGRATE_EVENT_RING]
+ * holds event seq, for the newest MIGRATE_EVENT_RING seqs up to last.
+ */
+struct job_events {
+	pthread_mutex_t lock;
+	struct migrate_event ring[MIGRATE_EVENT_RING];	/* under lock */
+	uint64_t last;			/* under lock: the newest seq (0: none yet) */
+	void (*notify)(void *ctx);	/* under lock: migrate_set_event_notify */
+	void *notify_ctx;
+};
+
+/* Set up an empty ring. */
+void job_events_init(struct job_events *e);
+void job_events_destroy(struct job_events *e);
+
+/*
+ * Append *ev (its seq is assigned, the oldest event dropped when the
+ * ring is full), then call the notify function, outside the lock.
+ * Return: the seq given to it.
+ */
+uint64_t job_events_post(struct job_events *e, struct migrate_event *ev);
+
+/* migrate_next_event() on a ring. Return: 1 and *ev, or 0. */
+int job_events_next(struct job_events *e, uint64_t after_seq, struct migrate_event *ev);
+
 struct migrate_job {
 	struct vm *vm;			/* fixed; only the job thread acts on it */
 	struct migrate_opts o;		/* fixed */
@@ -105,6 +132,7 @@ struct migrate_job {
 	uint64_t resumed_ns;		/* RESUMED arrived (0: not yet); the ends of total_ms
 					 * and downtime_ms, which the announce report follows */
 	unsigned round;			/* the current round; lanes read it during a task */
+	unsigned rounds_done;		/* pre-copy rounds that ended (their "round" event) */
 	unsigned ring_overflow_run;	/* precopy syncs in a row the ring overflowed */
 	uint64_t round_pages;		/* pages the last round sent, all lanes */
 	uint64_t hole_pages;		/* untouched RAM skipped by the bulk round */
@@ -127,6 +155,8 @@ struct migrate_job {
 	bool pc_resume_req;		/* under lock: migrate_resume asked */
 	char pc_resume_uri[256];	/* under lock: where to ("": j->uri) */
 	uint64_t pc_done_ns;		/* PC_DONE arrived: the end of total_ms */
+
+	struct job_events events;	/* its own lock: the job thread posts (job_event) */
 };
 
 /*
@@ -147,5 +177,16 @@ int job_send_ctrl(struct migrate_job *j, ssize_t n) __must_check;
 
 /* Set st.status (under lock). */
 void job_set_status(struct migrate_job *j, const char *s);
+
+/*
+ * An event of type with the job's statistics of the moment (under lock)
+ * in *ev; the caller adds what is particular to it (mode, downtime_ms,
+ * error), then posts it with job_event_post(). Job thread.
+ */
+void job_event_init(struct migrate_job *j, struct migrate_event *ev, const char *type);
+void job_event_post(struct migrate_job *j, struct migrate_event *ev);
+
+/* job_event_init() and job_event_post() for an event with nothing particular. */
+void job_event(struct migrate_job *j, const char *type);
 
 #endif

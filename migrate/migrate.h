@@ -123,6 +123,78 @@ const struct migrate_opts *migrate_get_opts(const struct migrate_job *j);
 void migrate_cancel(struct migrate_job *j);
 bool migrate_finished(struct migrate_job *j);
 
+/* ---- events ------------------------------------------------------------- */
+
+/*
+ * What a job did, as a stream that polling cannot miss: the job records
+ * an event at each step into a bounded ring of MIGRATE_EVENT_RING, and a
+ * reader takes them in order with migrate_next_event(). Nothing is
+ * recorded on the per-page path; each event costs one lock.
+ *
+ *   type             when                                   fields set besides the common ones
+ *   started          the handshake is done, pre-copy begins setup_ms, total_bytes
+ *   round            a pre-copy round ended and was measured round, transferred_bytes,
+ *                                                           remaining_bytes, dirty_pages_rate,
+ *                                                           mbps, bandwidth,
+ *                                                           expected_downtime_ms, throttle_pct
+ *   switchover       the guest is paused for the switch      mode ("stop-and-copy" or "postcopy"),
+ *                                                           rounds (pre-copy rounds done),
+ *                                                           remaining_bytes (the last dirty set)
+ *   postcopy         the guest runs at the destination       downtime_ms, remaining_bytes (pages
+ *                    (post-copy), its pages follow           still to send)
+ *   postcopy-paused  the post-copy link broke               error (why), remaining_bytes
+ *   resumed          the post-copy link is back              reconnects, remaining_bytes
+ *   completed        the destination runs the VM             total_ms, downtime_ms,
+ *                                                           transferred_bytes, verified
+ *   failed           the job ended in failure               total_ms, error
+ *   cancelled        the job was cancelled                  total_ms, error
+ *
+ * Common to all: seq, time_ms, type, status (the job's status after the
+ * event), and the statistics of the moment (every number below is the
+ * job's, as migrate_get_stats() would report it then). Every job ends
+ * with exactly one of completed, failed or cancelled, recorded before
+ * migrate_finished() turns true; a job that migrate_start() refused
+ * records nothing.
+ */
+#define MIGRATE_EVENT_RING 128
+
+struct migrate_event {
+	uint64_t seq;			/* 1, 2, 3, ... within the job: consecutive */
+	uint64_t time_ms;		/* wall clock (CLOCK_REALTIME), ms since the epoch */
+	char type[16];			/* the table above */
+	char status[16];		/* as migrate_stats.status */
+	char mode[16];			/* switchover: "stop-and-copy" or "postcopy"; else "" */
+	unsigned round;
+	unsigned rounds;		/* switchover: pre-copy rounds done (0: none) */
+	unsigned throttle_pct;
+	unsigned reconnects;
+	bool verified;
+	uint64_t setup_ms, total_ms, downtime_ms, expected_downtime_ms;
+	uint64_t transferred_bytes, total_bytes, remaining_bytes;
+	uint64_t dirty_pages_rate;	/* pages per second */
+	uint64_t bandwidth;		/* measured bytes/s */
+	double mbps;
+	char error[512];		/* failed, cancelled, postcopy-paused: why */
+};
+
+/*
+ * The oldest event of j newer than after_seq (0: from the start). The
+ * ring keeps the newest MIGRATE_EVENT_RING events: when the reader fell
+ * further behind, *ev is the oldest kept, and ev->seq - after_seq - 1
+ * events were lost. Any thread, until migrate_job_free(); after the job
+ * ended its events stay readable.
+ * Return: 1 and *ev, or 0 when there is nothing newer.
+ */
+int migrate_next_event(struct migrate_job *j, uint64_t after_seq, struct migrate_event *ev);
+
+/*
+ * Call fn(ctx) after each event is recorded, on the job's thread, with no
+ * lock of the job held: fn must be quick and thread-safe (wake a loop).
+ * NULL stops it. Events recorded before the call are not announced: a
+ * reader looks at the ring once after setting it.
+ */
+void migrate_set_event_notify(struct migrate_job *j, void (*fn)(void *ctx), void *ctx);
+
 /*
  * Wait for the job's end. Return: 0 when the destination runs the VM (the
  * source VM is paused; free it), or -errno (the source VM runs on).

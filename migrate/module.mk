@@ -6,7 +6,7 @@ LIB_OBJS += $(O)/migrate/mio.o $(O)/migrate/pagesend.o $(O)/migrate/incoming.o \
 	$(O)/migrate/retpath.o $(O)/migrate/handover.o $(O)/migrate/announce.o \
 	$(O)/migrate/sshtls.o $(O)/migrate/uffd.o $(O)/migrate/pcdest.o $(O)/migrate/postcopy.o
 
-UNIT_TESTS += $(O)/tests/unit/test_incoming
+UNIT_TESTS += $(O)/tests/unit/test_incoming $(O)/tests/unit/test_job
 PROGS += $(O)/tests/tools/mksnap
 
 $(O)/tests/unit/test_incoming: $(O)/tests/unit/test_incoming.o $(O)/tests/helpers/streamgen.o $(LIB)

@@ -499,6 +499,14 @@ static int wait_resume(struct migrate_job *j, uint64_t *closed)
 		name, reason, (unsigned long long)count_bits(j->bitmap, j->npages),
 		auto_end ? "reconnecting" : "waiting for `kvmig job resume`");
 	job_set_status(j, "postcopy-paused");
+	{
+		struct migrate_event ev;
+
+		job_event_init(j, &ev, "postcopy-paused");
+		snprintf(ev.error, sizeof(ev.error), "link lost: %.480s", reason);
+		ev.remaining_bytes = count_bits(j->bitmap, j->npages) * PAGE;
+		job_event_post(j, &ev);
+	}
 	for (;;) {
 		char uri[sizeof(j->uri)] = "", msg[400];
 		struct timespec ts;
@@ -538,6 +546,13 @@ static int wait_resume(struct migrate_job *j, uint64_t *closed)
 			j->st.error[0] = '\0';
 			pthread_mutex_unlock(&j->lock);
 			job_set_status(j, "postcopy");
+			{
+				struct migrate_event ev;
+
+				job_event_init(j, &ev, "resumed");
+				ev.remaining_bytes = count_bits(j->bitmap, j->npages) * PAGE;
+				job_event_post(j, &ev);
+			}
 			pr_info("%s: post-copy resumed over %s: %llu pages still to send", name, uri,
 				(unsigned long long)count_bits(j->bitmap, j->npages));
 			return 0;

@@ -244,6 +244,17 @@ static uint64_t measure_bw(const struct migrate_job *j, uint64_t bw, uint64_t da
 	return now ? now : 1ull << 30;	/* a guess, checked below */
 }
 
+/* A round ended and was measured: its statistics, and its event. */
+static void round_end(struct migrate_job *j, uint64_t dirty, uint64_t bw)
+{
+	pthread_mutex_lock(&j->lock);
+	j->st.bandwidth = bw;
+	pthread_mutex_unlock(&j->lock);
+	update_stats(j, dirty);
+	j->rounds_done++;
+	job_event(j, "round");
+}
+
 static int precopy(struct migrate_job *j)
 {
 	uint64_t bw = 0;
@@ -285,10 +296,13 @@ static int precopy(struct migrate_job *j)
 		if (act != CONVERGE_SWITCHOVER && j->o.postcopy == MIGRATE_POSTCOPY_AUTO) {
 			pr_info("%s: round %u: switching to post-copy (%s)", vm_get_config(j->vm)->name,
 				j->round, act == CONVERGE_GIVE_UP ? msg : "after the first full round");
+			round_end(j, (uint64_t)dirty, bw);
 			return 1;
 		}
-		if (atomic_load(&j->pc_request))
+		if (atomic_load(&j->pc_request)) {
+			round_end(j, (uint64_t)dirty, bw);
 			return 1;
+		}
 		if (act == CONVERGE_SWITCHOVER) {
 			/*
 			 * Switch only once the destination has applied the round:
@@ -317,10 +331,7 @@ static int precopy(struct migrate_job *j)
 				act = CONVERGE_CONTINUE;
 			}
 		}
-		pthread_mutex_lock(&j->lock);
-		j->st.bandwidth = bw;
-		pthread_mutex_unlock(&j->lock);
-		update_stats(j, (uint64_t)dirty);
+		round_end(j, (uint64_t)dirty, bw);
 		switch (act) {
 		case CONVERGE_SWITCHOVER:
 			return 0;
@@ -364,6 +375,18 @@ static long pause_for_switch(struct migrate_job *j, uint64_t *pause_ns)
 		 (unsigned long long)(clock_now_ns() - *pause_ns) / 1000);
 	vm_set_throttle(j->vm, 0);
 	return sync_dirty(j);
+}
+
+/* The guest is paused for the switch and dirty pages are left: the event. */
+static void switchover_event(struct migrate_job *j, const char *mode, long dirty)
+{
+	struct migrate_event ev;
+
+	job_event_init(j, &ev, "switchover");
+	snprintf(ev.mode, sizeof(ev.mode), "%s", mode);
+	ev.rounds = j->rounds_done;
+	ev.remaining_bytes = (uint64_t)dirty * PAGE;
+	job_event_post(j, &ev);
 }
 
 /*
@@ -426,6 +449,7 @@ static int stop_and_copy(struct migrate_job *j, uint64_t *pause_ns)
 
 	if (dirty < 0)
 		return (int)dirty;
+	switchover_event(j, "stop-and-copy", dirty);
 	ret = job_send_ctrl(j, frame_put_switchover(j->ctrl, JOB_CTRL_BUF, j->round + 1,
 					       j->was_paused ? WIRE_SWITCHOVER_PAUSED : 0));
 	if (ret < 0)
@@ -458,6 +482,7 @@ static int postcopy_switchover(struct migrate_job *j, uint64_t *pause_ns)
 		return (int)dirty;
 	/* untouched RAM is zero on both sides: never needed */
 	drop_holes(j, 0, j->npages);
+	switchover_event(j, "postcopy", (long)bitmap_count(j->bitmap, 0, j->npages));
 	/* every lane's pages so far are out, and the other channels end */
 	ret = lanes_do(j, LANE_COMPLETE, 0, 0, false);
 	if (ret < 0)
@@ -493,6 +518,15 @@ static int postcopy_switchover(struct migrate_job *j, uint64_t *pause_ns)
 	pthread_mutex_lock(&j->lock);
 	j->st.postcopy.active = true;
 	pthread_mutex_unlock(&j->lock);
+	{
+		struct migrate_event ev;
+
+		job_event_init(j, &ev, "postcopy");
+		snprintf(ev.status, sizeof(ev.status), "postcopy");
+		ev.downtime_ms = (j->resumed_ns - *pause_ns) / 1000000;
+		ev.remaining_bytes = bitmap_count(j->bitmap, 0, j->npages) * PAGE;
+		job_event_post(j, &ev);
+	}
 	pr_info("%s: post-copy: the guest runs at the destination after %llu ms of downtime; "
 		"%llu pages follow on demand",
 		vm_get_config(j->vm)->name,
@@ -548,6 +582,7 @@ static void *job_thread(void *arg)
 	j->st.setup_ms = (t_setup - j->t0_ns) / 1000000;
 	pthread_mutex_unlock(&j->lock);
 	job_set_status(j, "active");
+	job_event(j, "started");
 	ret = precopy(j);
 	if (ret < 0)
 		goto out;
@@ -588,6 +623,16 @@ out:
 	j->fio_open = false;
 	lanes_close(j);
 	pthread_mutex_unlock(&j->lock);
+	{
+		struct migrate_event ev;
+
+		job_event_init(j, &ev, ret == 0 ? "completed"
+					  : ret == -ECANCELED ? "cancelled" : "failed");
+		ev.total_ms = j->st.total_ms;
+		if (ret < 0)
+			snprintf(ev.error, sizeof(ev.error), "%s", j->st.error);
+		job_event_post(j, &ev);
+	}
 	j->result = ret;
 	atomic_store(&j->finished, true);
 	return NULL;
@@ -633,6 +678,7 @@ int migrate_start(struct vm *vm, const char *uri, const struct migrate_opts *o,
 	pthread_cond_init(&j->task_cond, NULL);
 	pthread_cond_init(&j->done_cond, NULL);
 	pthread_cond_init(&j->pc_cond, NULL);
+	job_events_init(&j->events);
 	j->nlanes = o->parallel;
 	lanes_init(j);
 	if (getrandom(&j->session, sizeof(j->session), 0) != sizeof(j->session))
@@ -783,6 +829,19 @@ int migrate_resume(struct migrate_job *j, const char *uri, char *err, size_t err
 	return ret;
 }
 
+int migrate_next_event(struct migrate_job *j, uint64_t after_seq, struct migrate_event *ev)
+{
+	return job_events_next(&j->events, after_seq, ev);
+}
+
+void migrate_set_event_notify(struct migrate_job *j, void (*fn)(void *ctx), void *ctx)
+{
+	pthread_mutex_lock(&j->events.lock);
+	j->events.notify = fn;
+	j->events.notify_ctx = ctx;
+	pthread_mutex_unlock(&j->events.lock);
+}
+
 bool migrate_finished(struct migrate_job *j)
 {
 	return atomic_load(&j->finished);
@@ -815,6 +874,7 @@ void migrate_job_free(struct migrate_job *j)
 	free(j->rbuf);
 	free(j->bitmap);
 	pthread_mutex_destroy(&j->lock);
+	job_events_destroy(&j->events);
 	explicit_bzero(&j->sshtls, sizeof(j->sshtls));
 	free(j);
 }

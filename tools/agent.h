@@ -17,8 +17,11 @@
  *    The loop wakes every JOB_POLL_MS while jobs run, reaps those that
  *    ended, destroys the source VM of a completed one and hands a failed
  *    one back to "running".
+ *    Each job event wakes the loop too (wakefd), which hands the new
+ *    events of every job to the event subscribers (agent_loop.h).
  *  - each accepted migration connection gets a thread that runs the
- *    incoming decoder (migrate/incoming.h) and starts the VM it builds.
+ *    incoming decoder (migrate/incoming.h) and starts the VM it builds;
+ *    its events (incoming-started, -arrived, -failed) go into in_events.
  *  - the VMs' vCPU threads run on their own and never touch the agent.
  *
  * Locking: agent.lock guards the registry, the job table and `closing`.
@@ -37,6 +40,7 @@
 #ifndef KVMIG_TOOLS_AGENT_H
 #define KVMIG_TOOLS_AGENT_H
 
+#include <jansson.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -47,6 +51,8 @@
 #define AGENT_MAX_CONNS	   64 /* control clients connected at once */
 #define AGENT_MAX_INCOMING 16 /* migration streams arriving at once */
 #define AGENT_MAX_LISTEN   4  /* --listen addresses */
+#define AGENT_MAX_IN_EVENTS 64 /* incoming-side events queued for the controller */
+#define AGENT_EVENT_VM_MAX  64 /* an events.subscribe "vm" filter, NUL included (VM_NAME_MAX) */
 
 struct agent_conn;   /* one control client (agent_loop.c) */
 struct agent_inconn; /* one arriving migration (agent_incoming.c) */
@@ -101,6 +107,21 @@ struct agent {
 	int *req_fds;
 	unsigned *req_nfds;
 	int req_conn_fd;
+
+	/*
+	 * Events (events.subscribe, agent_loop.h): the controller numbers
+	 * them (event_seq) and queues them to the subscribers; during a
+	 * request, events.subscribe asks the loop to make the client's
+	 * connection one (req_subscribe, with its filter, "" for every VM).
+	 * The incoming threads queue their events in in_events under lock.
+	 */
+	uint64_t event_seq;	  /* controller: the newest seq given */
+	unsigned subscribers;	  /* controller: connections subscribed (not dropped) */
+	bool req_subscribe;	  /* controller, during one request */
+	char req_subscribe_vm[AGENT_EVENT_VM_MAX];
+	json_t *in_events[AGENT_MAX_IN_EVENTS]; /* under lock: queued, oldest first */
+	unsigned n_in_events;		       /* under lock */
+	uint64_t in_events_lost;	       /* under lock: dropped when the queue was full */
 
 	uint64_t start_ns; /* main: when the agent started (agent.ping's uptime) */
 	uint64_t requests; /* controller: requests served, logged at exit */

@@ -203,6 +203,32 @@ static json_t *req_ping(struct agent *a, json_t *req)
 	set_u64(r, "pid", (uint64_t)getpid());
 	set_u64(r, "uptime_ms", (clock_now_ns() - a->start_ns) / 1000000);
 	set_u64(r, "vms", registry_count(a->reg));
+	set_u64(r, "subscribers", a->subscribers);
+	return r;
+}
+
+/*
+ * events.subscribe: after the reply the connection carries the agent's
+ * events, one per line (agent_loop.h), of every VM or of the one named.
+ */
+static json_t *req_events_subscribe(struct agent *a, json_t *req)
+{
+	const char *vm = "";
+	char err[512];
+	json_t *r;
+	int ret;
+
+	ret = ctl_get_str(req, "vm", false, &vm, err, sizeof(err));
+	if (ret < 0 || (ret == 0 && registry_check_name(vm, err, sizeof(err)) < 0))
+		return ctl_response_error("events.subscribe: %s", err);
+	r = ctl_response_ok();
+	if (!r)
+		return NULL;
+	a->req_subscribe = true;
+	snprintf(a->req_subscribe_vm, sizeof(a->req_subscribe_vm), "%s", vm);
+	set_u64(r, "seq", a->event_seq);
+	if (vm[0])
+		set_str(r, "vm", vm);
 	return r;
 }
 
@@ -1167,6 +1193,7 @@ static const char *const k_migrate[] = {"name",
 					"postcopy_reconnect_ms",
 					NULL};
 static const char *const k_resume[] = {"name", "uri", NULL};
+static const char *const k_events[] = {"vm", NULL};
 
 static const struct method methods[] = {
 	{"agent.ping", req_ping, k_none},	{"agent.version", req_version, k_none},
@@ -1178,6 +1205,7 @@ static const struct method methods[] = {
 	{"vm.pause", req_pause, k_name},	{"vm.resume", req_resume, k_name},
 	{"incoming.adopt", req_adopt, k_peer},	{"job.postcopy", req_job_postcopy, k_name},
 	{"job.resume", req_job_resume, k_resume},
+	{"events.subscribe", req_events_subscribe, k_events},
 };
 
 json_t *agent_api_handle_request(struct agent *a, const char *line, size_t len)

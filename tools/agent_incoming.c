@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/clock.h"
@@ -80,6 +81,46 @@ static void notify_end(struct agent_inconn *ic, const char *err)
 	json_decref(o);
 	close(ic->notify_fd);
 	ic->notify_fd = -1;
+}
+
+/*
+ * An event of this stream's VM for the subscribers (events.subscribe):
+ * incoming-started (its name is reserved), incoming-arrived (it runs or
+ * stays paused here, every page in place), incoming-failed (err says
+ * why; nothing is left here). ist, when not NULL, adds the stream's
+ * figures.
+ */
+static void in_event(struct agent_inconn *ic, const char *type, uint64_t t0,
+		     const struct incoming_stats *ist, uint64_t mem_bytes, const char *err)
+{
+	struct agent *a = ic->a;
+	struct timespec ts;
+	json_t *o = json_object();
+
+	if (!o)
+		return;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	json_object_set_new(o, "event", json_string(type));
+	json_object_set_new(o, "time_ms", json_integer((json_int_t)((uint64_t)ts.tv_sec * 1000 +
+								 (uint64_t)ts.tv_nsec / 1000000)));
+	json_object_set_new(o, "vm", ctl_string_lossy(ic->name, strlen(ic->name)));
+	json_object_set_new(o, "from", ctl_string_lossy(ic->peer, strlen(ic->peer)));
+	if (mem_bytes)
+		json_object_set_new(o, "total_bytes", json_integer((json_int_t)mem_bytes));
+	if (ist) {
+		json_object_set_new(o, "total_ms",
+				    json_integer((json_int_t)((clock_now_ns() - t0) / 1000000)));
+		json_object_set_new(o, "transferred_bytes", json_integer((json_int_t)ist->bytes));
+		json_object_set_new(o, "paused", json_boolean(ist->paused));
+		json_object_set_new(o, "postcopy", json_boolean(ist->postcopy));
+		json_object_set_new(o, "verified", json_boolean(ist->digest_ok));
+	}
+	if (err)
+		json_object_set_new(o, "error", ctl_string_lossy(err, strlen(err)));
+	pthread_mutex_lock(&a->lock);
+	agent_loop_post_event(a, o);
+	pthread_mutex_unlock(&a->lock);
+	agent_loop_wake(a);
 }
 
 /*
@@ -194,11 +235,13 @@ static int reserve_name(void *ctx, const char *name, uint64_t mem_bytes, char *e
 			snprintf(ic->name, sizeof(ic->name), "%s", name);
 	}
 	pthread_mutex_unlock(&a->lock);
-	if (ret == 0)
+	if (ret == 0) {
 		pr_info("incoming migration of VM '%s' (%llu MiB) from %s", name,
 			(unsigned long long)(mem_bytes >> 20), ic->peer);
-	else if (ret == -EBUSY)
+		in_event(ic, "incoming-started", 0, NULL, mem_bytes, NULL);
+	} else if (ret == -EBUSY) {
 		pr_warn("refusing the migration of VM '%s' from %s: %s", name, ic->peer, err);
+	}
 	return ret;
 }
 
@@ -414,6 +457,7 @@ static void *incoming_thread(void *arg)
 		ret = postcopy_wait(ic, inc, err, sizeof(err));
 		if (ret < 0) {
 			announce_end(ic, inc, ann, &ast);
+			in_event(ic, "incoming-failed", t0, NULL, 0, err[0] ? err : strerror(-ret));
 			goto close;
 		}
 	}
@@ -436,6 +480,7 @@ static void *incoming_thread(void *arg)
 		ist.rounds, (unsigned long long)((clock_now_ns() - t0) / 1000000),
 		ist.digest_ok ? ", RAM digest verified" : "", ist.announce.frames);
 	ic->ok = true;
+	in_event(ic, "incoming-arrived", t0, &ist, 0, NULL);
 	goto close;
 drop:
 	/* the userfaultfd goes first: no vCPU may stay blocked on a fault */
@@ -447,6 +492,8 @@ drop:
 		old = registry_remove(a->reg, ic->name);
 		pthread_mutex_unlock(&a->lock);
 		vm_destroy(old);
+		in_event(ic, "incoming-failed", t0, NULL, 0,
+			 err[0] ? err : ret < 0 ? strerror(-ret) : "the migration failed");
 	}
 	linger_close(ic->shut_fd);
 close:

@@ -17,6 +17,7 @@
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/compiler.h"
@@ -28,6 +29,12 @@
 #include "tools/jobs.h"
 
 #define JOB_POLL_MS  100  /* how often the loop looks at running jobs */
+/*
+ * A subscriber's unsent events may hold this many bytes (some hundreds of
+ * events) beyond what its socket buffers; one more and it gets an
+ * "overflow" event and is dropped (agent_loop.h).
+ */
+#define SUB_MAX_BYTES (256u << 10)
 #define EV_LISTEN    0
 #define EV_SIGNAL    1
 #define EV_WAKE	     3
@@ -45,6 +52,9 @@ struct agent_conn {
 	bool dead; /* write error: close without further work */
 	int fds[CTL_MAX_FDS]; /* descriptors that came with the bytes (SCM_RIGHTS), */
 	unsigned nfds;	      /* for the next request: incoming.adopt takes them */
+	bool subscriber;      /* events.subscribe: from now on the connection carries events */
+	bool dropping;	      /* it overflowed: no more events; closed once its output is out */
+	char vm[AGENT_EVENT_VM_MAX]; /* its filter: only this VM's events ("": all) */
 };
 
 static void conn_drop_fds(struct agent_conn *c)
@@ -57,6 +67,8 @@ static void conn_drop_fds(struct agent_conn *c)
 
 static void conn_close(struct agent *a, struct agent_conn *c)
 {
+	if (c->subscriber && !c->dropping)
+		a->subscribers--;
 	epoll_ctl(a->epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
 	conn_drop_fds(c);
@@ -66,14 +78,9 @@ static void conn_close(struct agent *a, struct agent_conn *c)
 	free(c);
 }
 
-static int conn_queue(struct agent_conn *c, json_t *resp)
+/* Append len bytes of whole lines to c's output. Return: 0 or -ENOMEM. */
+static int conn_append(struct agent_conn *c, const char *s, size_t len)
 {
-	size_t len;
-	char *s = resp ? ctl_encode(resp, &len) : NULL;
-
-	json_decref(resp);
-	if (!s)
-		return -ENOMEM;
 	if (c->out_off > 0) {
 		memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
 		c->out_len -= c->out_off;
@@ -83,17 +90,28 @@ static int conn_queue(struct agent_conn *c, json_t *resp)
 		size_t ncap = MAX(c->out_len + len, 2 * c->out_cap);
 		char *nb = realloc(c->out, ncap);
 
-		if (!nb) {
-			free(s);
+		if (!nb)
 			return -ENOMEM;
-		}
 		c->out = nb;
 		c->out_cap = ncap;
 	}
 	memcpy(c->out + c->out_len, s, len);
 	c->out_len += len;
-	free(s);
 	return 0;
+}
+
+static int conn_queue(struct agent_conn *c, json_t *resp)
+{
+	size_t len;
+	char *s = resp ? ctl_encode(resp, &len) : NULL;
+	int ret;
+
+	json_decref(resp);
+	if (!s)
+		return -ENOMEM;
+	ret = conn_append(c, s, len);
+	free(s);
+	return ret;
 }
 
 static void conn_flush(struct agent_conn *c)
@@ -115,6 +133,19 @@ static void conn_flush(struct agent_conn *c)
 		c->out_off = c->out_len = 0;
 }
 
+/* A subscriber's connection carries events only: what the client sends is dropped. */
+static void conn_discard_input(struct agent_conn *c)
+{
+	char *line;
+	size_t len;
+
+	while (ctl_linebuf_next(&c->in, &line, &len) != 0)
+		;
+	if (c->eof)
+		while (ctl_linebuf_take_rest(&c->in, &line, &len) != 0)
+			;
+}
+
 /* Serve every complete request buffered on c while its output drains. */
 static void conn_process(struct agent *a, struct agent_conn *c)
 {
@@ -124,6 +155,10 @@ static void conn_process(struct agent *a, struct agent_conn *c)
 		json_t *resp;
 		int r;
 
+		if (c->subscriber) {
+			conn_discard_input(c);
+			return;
+		}
 		if (c->out_len > c->out_off) {
 			conn_flush(c);
 			if (c->out_len > c->out_off)
@@ -142,10 +177,20 @@ static void conn_process(struct agent *a, struct agent_conn *c)
 			a->req_fds = c->fds;
 			a->req_nfds = &c->nfds;
 			a->req_conn_fd = c->fd;
+			a->req_subscribe = false;
 			resp = agent_api_handle_request(a, line, len);
 			a->req_fds = NULL;
 			a->req_nfds = NULL;
 			a->req_conn_fd = -1;
+			if (a->req_subscribe) {
+				/* the reply goes first, then only events */
+				c->subscriber = true;
+				snprintf(c->vm, sizeof(c->vm), "%s", a->req_subscribe_vm);
+				a->subscribers++;
+				a->req_subscribe = false;
+				pr_debug("client %u subscribed to the events%s%s", c->slot,
+					 c->vm[0] ? " of VM " : "", c->vm);
+			}
 			pthread_mutex_unlock(&a->lock);
 		}
 		/* descriptors belong to the request they came with: what it left is closed */
@@ -155,12 +200,44 @@ static void conn_process(struct agent *a, struct agent_conn *c)
 	}
 }
 
+/*
+ * What c waits for: a client, its next request (EPOLLIN) or room for its
+ * replies (EPOLLOUT), one at a time; a subscriber, room for its events
+ * and, until it shut its side down, input (dropped) so that its close is
+ * seen. EPOLLHUP and EPOLLERR come anyway.
+ */
+static void conn_arm(struct agent *a, struct agent_conn *c)
+{
+	struct epoll_event ev = {0};
+	bool want_out = c->out_len > c->out_off;
+
+	if (c->subscriber)
+		ev.events = (c->eof ? 0 : EPOLLIN) | (want_out ? EPOLLOUT : 0);
+	else
+		ev.events = want_out ? EPOLLOUT : EPOLLIN;
+	ev.data.u64 = EV_CONN0 + c->slot;
+	epoll_ctl(a->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+/* Must c be closed now? */
+static bool conn_done(const struct agent_conn *c)
+{
+	bool want_out = c->out_len > c->out_off;
+
+	if (c->dead)
+		return true;
+	if (c->subscriber)
+		return c->dropping && !want_out;
+	return c->eof && !want_out;
+}
+
 static void conn_event(struct agent *a, struct agent_conn *c, uint32_t events)
 {
-	bool want_out;
-	struct epoll_event ev = {0};
-
-	if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && !c->eof && c->out_len == c->out_off) {
+	/* a subscriber gone (both sides closed): nothing more to send it */
+	if (c->subscriber && (events & (EPOLLHUP | EPOLLERR)))
+		c->dead = true;
+	if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && !c->eof && !c->dead &&
+	    (c->out_len == c->out_off || c->subscriber)) {
 		int fds[CTL_MAX_FDS];
 		unsigned nfds;
 		ssize_t n = ctl_linebuf_read_fds(&c->in, c->fd, fds, &nfds);
@@ -179,14 +256,131 @@ static void conn_event(struct agent *a, struct agent_conn *c, uint32_t events)
 		c->dead = true;
 	conn_process(a, c);
 	conn_flush(c);
-	want_out = c->out_len > c->out_off;
-	if (c->dead || (c->eof && !want_out)) {
+	if (conn_done(c)) {
 		conn_close(a, c);
 		return;
 	}
-	ev.events = want_out ? EPOLLOUT : EPOLLIN;
-	ev.data.u64 = EV_CONN0 + c->slot;
-	epoll_ctl(a->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+	conn_arm(a, c);
+}
+
+/* ---- events ---- */
+
+/*
+ * c read too slowly: its unsent events stay (whole lines), the overflow
+ * line goes behind them, and nothing more; the connection closes once
+ * that is out. seq is the first event it does not get.
+ */
+static void sub_overflow(struct agent *a, struct agent_conn *c, uint64_t seq)
+{
+	json_t *o = json_object();
+	struct timespec ts;
+	char msg[200];
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	snprintf(msg, sizeof(msg),
+		 "this subscriber read too slowly: more than %u KiB of events waited for it; "
+		 "events from seq %llu on are not sent (subscribe again)",
+		 SUB_MAX_BYTES >> 10, (unsigned long long)seq);
+	json_object_set_new(o, "event", json_string("overflow"));
+	json_object_set_new(o, "seq", json_integer((json_int_t)seq));
+	json_object_set_new(o, "time_ms", json_integer((json_int_t)((uint64_t)ts.tv_sec * 1000 +
+								 (uint64_t)ts.tv_nsec / 1000000)));
+	json_object_set_new(o, "error", json_string(msg));
+	c->dropping = true;
+	a->subscribers--;	/* it receives nothing more */
+	if (conn_queue(c, o) < 0)
+		c->dead = true;
+	pr_warn("event subscriber %u dropped: it read too slowly (at seq %llu)", c->slot,
+		(unsigned long long)seq);
+}
+
+void agent_loop_publish(struct agent *a, const char *vm, json_t *ev)
+{
+	uint64_t seq = ++a->event_seq;
+	size_t len;
+	char *line;
+
+	json_object_set_new(ev, "seq", json_integer((json_int_t)seq));
+	line = ctl_encode(ev, &len);
+	json_decref(ev);
+	if (!line) {
+		pr_warn("event %llu lost: out of memory", (unsigned long long)seq);
+		return;
+	}
+	for (unsigned i = 0; i < AGENT_MAX_CONNS; i++) {
+		struct agent_conn *c = a->conns[i];
+
+		if (!c || !c->subscriber || c->dropping || c->dead)
+			continue;
+		if (c->vm[0] && (!vm || strcmp(c->vm, vm)))
+			continue;
+		if (c->out_len - c->out_off + len > SUB_MAX_BYTES)
+			sub_overflow(a, c, seq);
+		else if (conn_append(c, line, len) < 0)
+			c->dead = true;
+		conn_flush(c);
+		if (!c->dead)
+			conn_arm(a, c);
+	}
+	free(line);
+}
+
+void agent_loop_post_event(struct agent *a, json_t *ev)
+{
+	if (a->n_in_events == AGENT_MAX_IN_EVENTS) {
+		a->in_events_lost++;
+		json_decref(ev);
+		return;
+	}
+	a->in_events[a->n_in_events++] = ev;
+}
+
+/* The engine's jobs' events (jobs_set_event_sink), under the lock. */
+static void job_event(void *ctx, const char *name, const char *uri, const struct migrate_event *ev,
+		      uint64_t lost)
+{
+	struct agent *a = ctx;
+	json_t *o = jobs_event_json(name, uri, ev, lost);
+
+	if (lost)
+		pr_warn("VM '%s': %llu job event(s) lost (the agent fell %u events behind)", name,
+			(unsigned long long)lost, MIGRATE_EVENT_RING);
+	if (o)
+		agent_loop_publish(a, name, o);
+}
+
+static void job_notify(void *ctx)
+{
+	agent_loop_wake(ctx);
+}
+
+/* Under the lock: every event waiting, the jobs' and the incoming threads', out. */
+static void publish_pending(struct agent *a)
+{
+	jobs_poll_events(a->jobs);
+	for (unsigned i = 0; i < a->n_in_events; i++) {
+		json_t *o = a->in_events[i];
+
+		a->in_events[i] = NULL;
+		agent_loop_publish(a, json_string_value(json_object_get(o, "vm")), o);
+	}
+	a->n_in_events = 0;
+	if (a->in_events_lost) {
+		pr_warn("%llu incoming event(s) lost: the queue was full",
+			(unsigned long long)a->in_events_lost);
+		a->in_events_lost = 0;
+	}
+}
+
+/* Close the subscribers that publishing found dead or done (not during a request). */
+static void sweep_subscribers(struct agent *a)
+{
+	for (unsigned i = 0; i < AGENT_MAX_CONNS; i++) {
+		struct agent_conn *c = a->conns[i];
+
+		if (c && c->subscriber && conn_done(c))
+			conn_close(a, c);
+	}
 }
 
 static void accept_clients(struct agent *a)
@@ -276,6 +470,7 @@ int agent_loop_init(struct agent *a)
 	ev.data.u64 = EV_LISTEN;
 	if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, a->lfd, &ev) < 0)
 		return -errno;
+	jobs_set_event_sink(a->jobs, job_event, job_notify, a);
 	return 0;
 }
 
@@ -286,9 +481,11 @@ void agent_loop_run(struct agent *a)
 		int n, timeout_ms;
 
 		pthread_mutex_lock(&a->lock);
+		publish_pending(a);
 		jobs_reap(a->jobs, agent_api_job_done, a);
 		timeout_ms = jobs_any_running(a->jobs) ? JOB_POLL_MS : -1;
 		pthread_mutex_unlock(&a->lock);
+		sweep_subscribers(a);
 		agent_incoming_reap(a);
 		n = epoll_wait(a->epfd, evs, (int)ARRAY_SIZE(evs), timeout_ms);
 
@@ -334,6 +531,9 @@ void agent_loop_close_clients(struct agent *a)
 
 void agent_loop_fini(struct agent *a)
 {
+	for (unsigned i = 0; i < a->n_in_events; i++)
+		json_decref(a->in_events[i]);
+	a->n_in_events = 0;
 	if (a->epfd >= 0)
 		close(a->epfd);
 	if (a->sfd >= 0)

@@ -36,6 +36,31 @@ void agent_loop_run(struct agent *a);
 /* Wake the loop from any thread, so that it reaps what ended. */
 void agent_loop_wake(struct agent *a);
 
+/*
+ * Events (events.subscribe in tools/API.md). The loop gathers them at
+ * each turn, woken by the jobs (each job event writes wakefd) and the
+ * incoming threads: every job's events in the job's order, then what the
+ * incoming threads queued. agent_loop_publish() numbers each with the
+ * agent's next seq and appends it as one line to every subscriber whose
+ * filter it passes, so every subscriber sees the same events in the same
+ * order, seq strictly increasing. Writing never blocks the loop: a
+ * subscriber's unsent events are bounded (SUB_MAX_BYTES in agent_loop.c);
+ * one that falls further behind gets an "overflow" event in their place,
+ * receives nothing more, and is closed once that line is out. A
+ * subscriber's connection carries only events: what the client sends is
+ * dropped; the subscription ends when the client closes it.
+ */
+
+/* Controller, under agent.lock: number ev (consumed) and queue it to the subscribers of vm. */
+void agent_loop_publish(struct agent *a, const char *vm, json_t *ev);
+
+/*
+ * Any thread, with agent.lock held: queue ev (consumed; its "vm" member
+ * picks the subscribers) for the controller to publish; then wake it
+ * (agent_loop_wake). A full queue drops it (logged).
+ */
+void agent_loop_post_event(struct agent *a, json_t *ev);
+
 /* Close every control client (at shutdown, once the loop has returned). */
 void agent_loop_close_clients(struct agent *a);
 

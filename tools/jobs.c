@@ -16,11 +16,15 @@ struct job_record {
 	struct migrate_job *job; /* NULL once reaped */
 	struct migrate_stats final;
 	uint64_t seq; /* order of creation, for eviction */
+	uint64_t ev_seq; /* the job's newest event handed to the sink */
 };
 
 struct jobs {
 	struct job_record r[JOBS_MAX_RECORDS];
 	uint64_t seq;
+	jobs_event_fn sink;
+	void (*notify)(void *ctx);
+	void *ctx;
 };
 
 struct jobs *jobs_new(void)
@@ -73,7 +77,36 @@ int jobs_add(struct jobs *t, const char *name, const char *uri, struct migrate_j
 	snprintf(rec->uri, sizeof(rec->uri), "%s", uri);
 	rec->job = job;
 	rec->seq = ++t->seq;
+	if (t->notify)
+		migrate_set_event_notify(job, t->notify, t->ctx);
 	return 0;
+}
+
+void jobs_set_event_sink(struct jobs *t, jobs_event_fn sink, void (*notify)(void *ctx), void *ctx)
+{
+	t->sink = sink;
+	t->notify = notify;
+	t->ctx = ctx;
+}
+
+static void take_events(struct jobs *t, struct job_record *rec)
+{
+	struct migrate_event ev;
+
+	while (migrate_next_event(rec->job, rec->ev_seq, &ev)) {
+		uint64_t lost = ev.seq - rec->ev_seq - 1;
+
+		rec->ev_seq = ev.seq;
+		if (t->sink)
+			t->sink(t->ctx, rec->name, rec->uri, &ev, lost);
+	}
+}
+
+void jobs_poll_events(struct jobs *t)
+{
+	for (size_t i = 0; i < JOBS_MAX_RECORDS; i++)
+		if (t->r[i].used && t->r[i].job)
+			take_events(t, &t->r[i]);
 }
 
 struct migrate_job *jobs_running(struct jobs *t, const char *name)
@@ -126,10 +159,11 @@ void jobs_forget(struct jobs *t, const char *name)
 		memset(rec, 0, sizeof(*rec));
 }
 
-static void reap_one(struct job_record *rec, jobs_done_fn done, void *ctx)
+static void reap_one(struct jobs *t, struct job_record *rec, jobs_done_fn done, void *ctx)
 {
 	int result = migrate_wait(rec->job);
 
+	take_events(t, rec);
 	migrate_get_stats(rec->job, &rec->final);
 	migrate_job_free(rec->job);
 	rec->job = NULL;
@@ -143,7 +177,7 @@ void jobs_reap(struct jobs *t, jobs_done_fn done, void *ctx)
 		struct job_record *rec = &t->r[i];
 
 		if (rec->used && rec->job && migrate_finished(rec->job))
-			reap_one(rec, done, ctx);
+			reap_one(t, rec, done, ctx);
 	}
 }
 
@@ -154,7 +188,7 @@ void jobs_shutdown(struct jobs *t, jobs_done_fn done, void *ctx)
 			migrate_cancel(t->r[i].job);
 	for (size_t i = 0; i < JOBS_MAX_RECORDS; i++)
 		if (t->r[i].used && t->r[i].job)
-			reap_one(&t->r[i], done, ctx);
+			reap_one(t, &t->r[i], done, ctx);
 }
 
 /* ---- the API object ---- */
@@ -259,5 +293,65 @@ json_t *jobs_stats_json(const char *name, const char *uri, const struct migrate_
 		/* the text may quote the destination: keep it valid UTF-8 */
 		json_object_set_new(o, "error", ctl_string_lossy(e, strnlen(e, sizeof(st->error))));
 	}
+	return o;
+}
+
+/* ---- the event object ---- */
+
+json_t *jobs_event_json(const char *name, const char *uri, const struct migrate_event *ev,
+			uint64_t lost)
+{
+	json_t *o = json_object();
+	const char *t = ev->type;
+
+	if (!o)
+		return NULL;
+	json_object_set_new(o, "event", json_string(t));
+	put_u64(o, "time_ms", ev->time_ms);
+	json_object_set_new(o, "vm", ctl_string_lossy(name, strlen(name)));
+	json_object_set_new(o, "to", ctl_string_lossy(uri, strlen(uri)));
+	json_object_set_new(o, "status", json_string(ev->status));
+	if (!strcmp(t, "started")) {
+		put_u64(o, "setup_ms", ev->setup_ms);
+		put_u64(o, "total_bytes", ev->total_bytes);
+	} else if (!strcmp(t, "round")) {
+		put_u64(o, "round", ev->round);
+		put_u64(o, "transferred_bytes", ev->transferred_bytes);
+		put_u64(o, "remaining_bytes", ev->remaining_bytes);
+		put_u64(o, "dirty_pages_rate", ev->dirty_pages_rate);
+		put_real(o, "mbps", ev->mbps);
+		put_u64(o, "bandwidth", ev->bandwidth);
+		put_u64(o, "expected_downtime_ms", ev->expected_downtime_ms);
+		put_u64(o, "throttle_pct", ev->throttle_pct);
+	} else if (!strcmp(t, "switchover")) {
+		json_object_set_new(o, "mode", json_string(ev->mode));
+		put_u64(o, "rounds", ev->rounds);
+		put_u64(o, "transferred_bytes", ev->transferred_bytes);
+		put_u64(o, "remaining_bytes", ev->remaining_bytes);
+	} else if (!strcmp(t, "postcopy")) {
+		put_u64(o, "downtime_ms", ev->downtime_ms);
+		put_u64(o, "transferred_bytes", ev->transferred_bytes);
+		put_u64(o, "remaining_bytes", ev->remaining_bytes);
+	} else if (!strcmp(t, "postcopy-paused")) {
+		put_u64(o, "remaining_bytes", ev->remaining_bytes);
+	} else if (!strcmp(t, "resumed")) {
+		put_u64(o, "reconnects", ev->reconnects);
+		put_u64(o, "remaining_bytes", ev->remaining_bytes);
+	} else if (!strcmp(t, "completed")) {
+		put_u64(o, "total_ms", ev->total_ms);
+		put_u64(o, "downtime_ms", ev->downtime_ms);
+		put_u64(o, "transferred_bytes", ev->transferred_bytes);
+		json_object_set_new(o, "verified", json_boolean(ev->verified));
+	} else if (!strcmp(t, "failed") || !strcmp(t, "cancelled")) {
+		put_u64(o, "total_ms", ev->total_ms);
+		put_u64(o, "transferred_bytes", ev->transferred_bytes);
+	}
+	if (ev->error[0])
+		json_object_set_new(o, "error",
+				    ctl_string_lossy(ev->error, strnlen(ev->error, sizeof(ev->error))));
+	else if (!strcmp(t, "failed") || !strcmp(t, "cancelled"))
+		json_object_set_new(o, "error", json_string("unknown error"));
+	if (lost)
+		put_u64(o, "lost", lost);
 	return o;
 }

@@ -23,6 +23,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/compiler.h"
 #include "migrate/migrate.h"
@@ -83,7 +84,27 @@ void jobs_forget(struct jobs *t, const char *name);
 typedef void (*jobs_done_fn)(void *ctx, const char *name, int result,
 			     const struct migrate_stats *st);
 
-/* Reap the jobs that have finished, calling done for each. */
+/*
+ * Job events (migrate.h's migrate_next_event): sink gets each event of
+ * each job once, in the job's order, with the record's name and uri;
+ * lost is how many of that job's events the engine's ring dropped before
+ * they were taken (0 unless the controller fell MIGRATE_EVENT_RING
+ * behind). notify is set on every job added from now on and runs on the
+ * job's thread after each event (migrate_set_event_notify): it should
+ * wake the controller, which then calls jobs_poll_events().
+ */
+typedef void (*jobs_event_fn)(void *ctx, const char *name, const char *uri,
+			      const struct migrate_event *ev, uint64_t lost);
+void jobs_set_event_sink(struct jobs *t, jobs_event_fn sink, void (*notify)(void *ctx),
+			 void *ctx);
+
+/* Hand every running job's new events to the sink. */
+void jobs_poll_events(struct jobs *t);
+
+/*
+ * Reap the jobs that have finished, calling done for each; a job's last
+ * events (completed, failed or cancelled) go to the sink before done.
+ */
 void jobs_reap(struct jobs *t, jobs_done_fn done, void *ctx);
 
 /* Cancel every running job, wait for them all, calling done for each. */
@@ -96,5 +117,15 @@ void jobs_shutdown(struct jobs *t, jobs_done_fn done, void *ctx);
  * when not NULL. Return: a new object, or NULL when out of memory.
  */
 json_t *jobs_stats_json(const char *name, const char *uri, const struct migrate_stats *st);
+
+/*
+ * The API object of an event (tools/API.md, events.subscribe): "event"
+ * (its type), "time_ms", "vm" (name), "to" (uri), "status", and the
+ * statistics that type carries, named as in jobs_stats_json(); "lost"
+ * when lost > 0. The agent adds its "seq". Return: a new object, or NULL
+ * when out of memory.
+ */
+json_t *jobs_event_json(const char *name, const char *uri, const struct migrate_event *ev,
+			uint64_t lost);
 
 #endif

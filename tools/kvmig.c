@@ -14,7 +14,7 @@
  *
  * The layout is kvmtool's builtin-<cmd>.c: one module per command group,
  * each with its own header (tools/cmd_vm.h, cmd_migrate.h with the job
- * commands, cmd_agent.h) declaring its entry point, so that a header says
+ * commands, cmd_agent.h, cmd_events.h) declaring its entry point, so that a header says
  * what its group does and the house rule "one .h + one .c" holds; the
  * helpers they share are tools/cli.h. This file only parses the global
  * options and dispatches on the first command word.
@@ -31,6 +31,7 @@
 #include "tools/cmd_agent.h"
 #include "tools/cmd_bench.h"
 #include "tools/cmd_drain.h"
+#include "tools/cmd_events.h"
 #include "tools/cmd_migrate.h"
 #include "tools/cmd_vm.h"
 #include "tools/control.h"
@@ -63,6 +64,8 @@ static void help_main(FILE *f)
 		"  job cancel NAME           cancel it; the VM runs on at the source\n"
 		"  job postcopy NAME         switch it to post-copy now\n"
 		"  job resume NAME [--to URI]  reconnect a post-copy whose link broke\n"
+		"  events [--vm NAME] [--count N]  follow the agent's migration events\n"
+		"                            (kvmig events --help)\n"
 		"  agent ping                is the agent alive\n"
 		"  agent version             agent version, API version, whether KVM works\n"
 		"  agent send JSON           send one raw request line (for debugging)\n"
@@ -143,6 +146,7 @@ int main(int argc, char **argv)
 		{"agent", cmd_agent},
 		{"migrate", cmd_migrate},
 		{"job", cmd_job},
+		{"events", cmd_events},
 		{"drain", cmd_drain},
 		{"bench", cmd_bench},
 	};

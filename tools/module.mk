@@ -25,7 +25,7 @@ $(O)/kvmigd: $(KVMIGD_OBJS) $(LIB)
 # (named by its path: that file is read after this one).
 KVMIG_OBJS := $(O)/tools/kvmig.o $(O)/tools/cmd_vm.o \
 	$(O)/tools/cmd_migrate.o $(O)/tools/cmd_agent.o $(O)/tools/migopts.o \
-	$(O)/tools/cmd_drain.o $(O)/tools/cmd_bench.o
+	$(O)/tools/cmd_drain.o $(O)/tools/cmd_bench.o $(O)/tools/cmd_events.o
 
 $(O)/kvmig: $(KVMIG_OBJS) $(O)/bench/libbench.a $(LIB)
 	@[ "$(V)" = 1 ] || echo "  LD      $@"

@@ -4,7 +4,9 @@
  * migration: the statistics object carries exactly the names of design.md
  * plus the documented extensions (every postcopy key, each from its own
  * field), "error" only for failed and cancelled jobs (not for the post-copy
- * states); --compress values are checked; an empty table answers -ENOENT.
+ * states); --compress values are checked; an empty table answers -ENOENT;
+ * an event object (events.subscribe) carries exactly its type's keys,
+ * named as job.info names them.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -231,12 +233,107 @@ static void test_jobs_empty_table(void **state)
 	jobs_free(NULL);
 }
 
+/*
+ * The event objects: each type carries exactly its documented keys, the
+ * statistics among them named as jobs_stats_json() names them and with
+ * the event's values; "error" for failed and cancelled even without a
+ * message; "lost" only when events were lost.
+ */
+static void test_jobs_event_json(void **state)
+{
+	static const char *const round_keys[] = {
+		"event", "time_ms", "vm", "to", "status", "round", "transferred_bytes",
+		"remaining_bytes", "dirty_pages_rate", "mbps", "bandwidth",
+		"expected_downtime_ms", "throttle_pct", NULL};
+	static const char *const completed_keys[] = {
+		"event", "time_ms", "vm", "to", "status", "total_ms", "downtime_ms",
+		"transferred_bytes", "verified", NULL};
+	static const char *const failed_keys[] = {
+		"event", "time_ms", "vm", "to", "status", "total_ms", "transferred_bytes",
+		"error", "lost", NULL};
+	static const char *const switch_keys[] = {
+		"event", "time_ms", "vm", "to", "status", "mode", "rounds", "transferred_bytes",
+		"remaining_bytes", NULL};
+	struct migrate_stats st;
+	struct migrate_event ev;
+	json_t *o, *stats;
+
+	(void)state;
+	memset(&st, 0, sizeof(st));
+	stats = jobs_stats_json("g1", "tcp://h:1", &st);
+	assert_non_null(stats);
+
+	memset(&ev, 0, sizeof(ev));
+	snprintf(ev.type, sizeof(ev.type), "round");
+	snprintf(ev.status, sizeof(ev.status), "active");
+	ev.time_ms = 1700000000123ull;
+	ev.round = 3;
+	ev.transferred_bytes = 12345;
+	ev.remaining_bytes = 4096;
+	ev.dirty_pages_rate = 250;
+	ev.mbps = 12.5;
+	ev.bandwidth = 8 << 20;
+	ev.expected_downtime_ms = 40;
+	ev.throttle_pct = 20;
+	o = jobs_event_json("g1", "tcp://h:1", &ev, 0);
+	expect_keys(o, round_keys);
+	assert_string_equal(json_string_value(json_object_get(o, "event")), "round");
+	assert_string_equal(json_string_value(json_object_get(o, "vm")), "g1");
+	assert_string_equal(json_string_value(json_object_get(o, "to")), "tcp://h:1");
+	assert_int_equal(json_integer_value(json_object_get(o, "time_ms")), 1700000000123ll);
+	assert_int_equal(json_integer_value(json_object_get(o, "round")), 3);
+	assert_int_equal(json_integer_value(json_object_get(o, "transferred_bytes")), 12345);
+	assert_int_equal(json_integer_value(json_object_get(o, "expected_downtime_ms")), 40);
+	assert_int_equal(json_integer_value(json_object_get(o, "throttle_pct")), 20);
+	assert_true(json_real_value(json_object_get(o, "mbps")) > 12.49);
+	/* every statistic has the name job.info gives it */
+	for (size_t i = 5; round_keys[i]; i++)
+		if (!json_object_get(stats, round_keys[i]))
+			fail_msg("'%s' is not a job.info name", round_keys[i]);
+	json_decref(o);
+
+	snprintf(ev.type, sizeof(ev.type), "switchover");
+	snprintf(ev.mode, sizeof(ev.mode), "stop-and-copy");
+	ev.rounds = 4;
+	o = jobs_event_json("g1", "tcp://h:1", &ev, 0);
+	expect_keys(o, switch_keys);
+	assert_string_equal(json_string_value(json_object_get(o, "mode")), "stop-and-copy");
+	assert_int_equal(json_integer_value(json_object_get(o, "rounds")), 4);
+	json_decref(o);
+
+	snprintf(ev.type, sizeof(ev.type), "completed");
+	ev.verified = true;
+	ev.total_ms = 900;
+	ev.downtime_ms = 33;
+	o = jobs_event_json("g1", "tcp://h:1", &ev, 0);
+	expect_keys(o, completed_keys);
+	assert_true(json_is_true(json_object_get(o, "verified")));
+	assert_int_equal(json_integer_value(json_object_get(o, "downtime_ms")), 33);
+	json_decref(o);
+
+	/* no message recorded: still an error key */
+	snprintf(ev.type, sizeof(ev.type), "failed");
+	o = jobs_event_json("g1", "tcp://h:1", &ev, 2);
+	expect_keys(o, failed_keys);
+	assert_string_equal(json_string_value(json_object_get(o, "error")), "unknown error");
+	assert_int_equal(json_integer_value(json_object_get(o, "lost")), 2);
+	json_decref(o);
+	snprintf(ev.type, sizeof(ev.type), "cancelled");
+	snprintf(ev.error, sizeof(ev.error), "cancelled by the user");
+	o = jobs_event_json("g1", "tcp://h:1", &ev, 0);
+	assert_string_equal(json_string_value(json_object_get(o, "error")), "cancelled by the user");
+	assert_null(json_object_get(o, "lost"));
+	json_decref(o);
+	json_decref(stats);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_jobs_stats_names),
 		cmocka_unit_test(test_jobs_set_uri),
 		cmocka_unit_test(test_jobs_empty_table),
+		cmocka_unit_test(test_jobs_event_json),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
