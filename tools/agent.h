@@ -74,6 +74,7 @@ struct agent {
 	unsigned max_incoming;	  /* --max-incoming: migrations arriving at once (0: no limit) */
 	unsigned max_outgoing;	  /* --max-outgoing: jobs running at once (0: no limit) */
 	uint64_t bandwidth_budget; /* --bandwidth-budget: bytes/s the outgoing jobs share (0: none) */
+	uint64_t guest_mem;	  /* --guest-mem: guest RAM hosted at most, all VMs (0: no limit) */
 	/* what this host's KVM can run (vm/cpucheck.h): the supported CPUID
 	 * without --cpu-hide's features, the TSC rate or --tsc-khz; NULL
 	 * without KVM. Incoming migrations are checked against it. */

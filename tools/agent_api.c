@@ -352,6 +352,8 @@ static json_t *req_start(struct agent *a, json_t *req)
 
 	if (vm_config_check(&cfg, err, sizeof(err)) < 0)
 		return ctl_response_error("%s", err);
+	if (agent_limits_admit_mem(a, name, cfg.mem_bytes, err, sizeof(err)) < 0)
+		return ctl_response_error("cannot start VM '%s': %s", name, err);
 	ret = vm_kvm_available(err, sizeof(err));
 	if (ret < 0)
 		return ctl_response_error("cannot start VM '%s': KVM is not available: %s", name,
@@ -674,6 +676,10 @@ static json_t *req_restore(struct agent *a, json_t *req)
 		return ctl_response_error("cannot restore from %s: %s", path,
 					  err[0] ? err : strerror(-ret));
 	snprintf(vname, sizeof(vname), "%s", vm_get_config(vm)->name);
+	if (agent_limits_admit_mem(a, vname, vm_get_config(vm)->mem_bytes, err, sizeof(err)) < 0) {
+		vm_destroy(vm);
+		return ctl_response_error("cannot restore from %s: %s", path, err);
+	}
 	if (registry_find(a->reg, vname)) {
 		vm_destroy(vm);
 		return ctl_response_error("a VM named '%s' already exists; restore it under "

@@ -217,8 +217,9 @@ static int reserve_name(void *ctx, const char *name, uint64_t mem_bytes, char *e
 		ret = -ESHUTDOWN;
 		snprintf(err, errlen, "the destination agent is shutting down");
 	} else if (!registry_find(a->reg, name) &&
-		   (ret = agent_limits_admit_incoming(a, err, errlen)) < 0) {
-		/* max_incoming: refused at HELLO, before anything is allocated here */
+		   ((ret = agent_limits_admit_incoming(a, err, errlen)) < 0 ||
+		    (ret = agent_limits_admit_mem(a, name, mem_bytes, err, errlen)) < 0)) {
+		/* max_incoming, guest_mem: refused at HELLO, before anything is allocated */
 	} else {
 		ret = registry_reserve(a->reg, name, mem_bytes, REG_ORIGIN_MIGRATE, ic->peer);
 		if (ret == -EEXIST)
@@ -239,7 +240,7 @@ static int reserve_name(void *ctx, const char *name, uint64_t mem_bytes, char *e
 		pr_info("incoming migration of VM '%s' (%llu MiB) from %s", name,
 			(unsigned long long)(mem_bytes >> 20), ic->peer);
 		in_event(ic, "incoming-started", 0, NULL, mem_bytes, NULL);
-	} else if (ret == -EBUSY) {
+	} else if (ret == -EBUSY || ret == -ENOMEM) {
 		pr_warn("refusing the migration of VM '%s' from %s: %s", name, ic->peer, err);
 	}
 	return ret;

@@ -128,11 +128,42 @@ static void put_u64(json_t *o, const char *key, uint64_t v)
 	json_object_set_new(o, key, json_integer((json_int_t)v));
 }
 
+/* The guest RAM of every VM here, reservations included. */
+static uint64_t vms_mem(struct agent *a)
+{
+	struct registry_entry *e;
+	uint64_t vms = 0;
+
+	for (size_t i = 0; (e = registry_at(a->reg, i)); i++)
+		vms += e->phase == REG_PHASE_INCOMING || !e->vm ? e->mem_bytes
+								: vm_get_config(e->vm)->mem_bytes;
+	return vms;
+}
+
+int agent_limits_admit_mem(struct agent *a, const char *name, uint64_t mem, char *err,
+			   size_t errlen)
+{
+	uint64_t used;
+
+	if (!a->guest_mem)
+		return 0;
+	used = vms_mem(a);
+	if (used <= a->guest_mem && mem <= a->guest_mem - used)
+		return 0;
+	snprintf(err, errlen,
+		 "VM '%s' needs %llu MiB, but this agent hosts at most %llu MiB of guest RAM "
+		 "(guest_mem) and %llu MiB of it are taken: %llu MiB free",
+		 name, (unsigned long long)(mem >> 20), (unsigned long long)(a->guest_mem >> 20),
+		 (unsigned long long)(used >> 20),
+		 (unsigned long long)((used < a->guest_mem ? a->guest_mem - used : 0) >> 20));
+	return -ENOMEM;
+}
+
 json_t *agent_limits_json(struct agent *a)
 {
 	json_t *o = json_object(), *l = json_object();
 	struct registry_entry *e;
-	uint64_t total = 0, avail = 0, vms = 0, bw = 0;
+	uint64_t total = 0, avail = 0, vms = vms_mem(a), bw = 0;
 
 	if (!o || !l) {
 		json_decref(o);
@@ -142,6 +173,7 @@ json_t *agent_limits_json(struct agent *a)
 	put_u64(l, "max_incoming", a->max_incoming);
 	put_u64(l, "max_outgoing", a->max_outgoing);
 	put_u64(l, "bandwidth_budget", a->bandwidth_budget);
+	put_u64(l, "guest_mem_bytes", a->guest_mem);
 	json_object_set_new(o, "limits", l);
 	put_u64(o, "incoming", agent_limits_incoming(a));
 	put_u64(o, "outgoing", agent_limits_outgoing(a));
@@ -149,9 +181,6 @@ json_t *agent_limits_json(struct agent *a)
 		struct migrate_job *job;
 		struct migrate_stats st;
 
-		/* a reservation has no VM yet: what its HELLO announced */
-		vms += e->phase == REG_PHASE_INCOMING || !e->vm ? e->mem_bytes
-								  : vm_get_config(e->vm)->mem_bytes;
 		if (e->phase == REG_PHASE_MIGRATING && (job = jobs_running(a->jobs, e->name))) {
 			migrate_get_stats(job, &st);
 			bw += st.bandwidth;
@@ -159,6 +188,9 @@ json_t *agent_limits_json(struct agent *a)
 	}
 	put_u64(o, "bandwidth_in_use", bw);
 	if (read_meminfo(&total, &avail) == 0) {
+		/* what a new guest may take here: the host's, and --guest-mem's */
+		if (a->guest_mem)
+			avail = MIN(avail, vms < a->guest_mem ? a->guest_mem - vms : 0);
 		put_u64(o, "mem_total_bytes", total);
 		put_u64(o, "mem_free_bytes", avail);
 	} else {

@@ -45,6 +45,14 @@ int agent_limits_admit_incoming(struct agent *a, char *err, size_t errlen) __mus
 /* May one more job start? Return: 0, or -EBUSY with the reason. */
 int agent_limits_admit_outgoing(struct agent *a, char *err, size_t errlen) __must_check;
 
+/*
+ * A new VM of mem bytes for name (vm start, restore, an incoming HELLO):
+ * within --guest-mem with every VM this agent hosts or reserved.
+ * Return: 0, or -ENOMEM with a message saying what is free.
+ */
+int agent_limits_admit_mem(struct agent *a, const char *name, uint64_t mem, char *err,
+			   size_t errlen) __must_check;
+
 /* Split the budget among the running jobs again (nothing without one). */
 void agent_limits_share(struct agent *a);
 

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/un.h>
 
+#include "common/parse.h"
 #include "migrate/announce.h"
 #include "protocol/channel.h"
 #include "protocol/uri.h"
@@ -27,10 +28,13 @@ static const char *const key_names[AGENTCONF_NKEYS] = {
 	[AGENTCONF_MAX_INCOMING] = "max_incoming",
 	[AGENTCONF_MAX_OUTGOING] = "max_outgoing",
 	[AGENTCONF_BANDWIDTH] = "bandwidth",
+	[AGENTCONF_GUEST_MEM] = "guest_mem",
 };
-_Static_assert(AGENTCONF_NKEYS == 8, "key_names lists every key");
+_Static_assert(AGENTCONF_NKEYS == 9, "key_names lists every key");
 
-#define KEY_LIST "control, listen, tls_dir, state_dir, announce, max_incoming, max_outgoing, bandwidth"
+#define KEY_LIST                                                                          \
+	"control, listen, tls_dir, state_dir, announce, max_incoming, max_outgoing, "     \
+	"bandwidth, guest_mem"
 
 void agentconf_init(struct agentconf *c)
 {
@@ -230,6 +234,17 @@ int agentconf_set(struct agentconf *c, const char *key, const char *value, unsig
 		}
 		c->bandwidth = bw;
 		break;
+	case AGENTCONF_GUEST_MEM:
+		ret = parse_size(value, &bw);
+		if (ret < 0 || bw > (1ull << 50)) {
+			ret = -EINVAL;
+			snprintf(err, errlen,
+				 "expected a size such as 8G or 512M (0: no limit), not '%.64s'",
+				 value);
+			break;
+		}
+		c->guest_mem = bw;
+		break;
 	case AGENTCONF_NKEYS:
 	default:
 		ret = -ENOENT;
@@ -407,6 +422,9 @@ void agentconf_override(struct agentconf *c, struct agentconf *cli)
 			break;
 		case AGENTCONF_BANDWIDTH:
 			c->bandwidth = cli->bandwidth;
+			break;
+		case AGENTCONF_GUEST_MEM:
+			c->guest_mem = cli->guest_mem;
 			break;
 		case AGENTCONF_NKEYS:
 		default:

@@ -22,6 +22,8 @@
  *   bandwidth = MiB/s    the host-wide budget the outgoing jobs share
  *                        (--bandwidth-budget; the syntax of kvmig migrate
  *                        --bandwidth); 0: none
+ *   guest_mem = SIZE     the guest RAM this agent hosts at most, all VMs
+ *                        together (--guest-mem; K, M, G, T); 0: no limit
  *
  * An unknown key, a bad value or a key given twice (but listen) is an
  * error naming the file and the line: "FILE:LINE: message".
@@ -56,6 +58,7 @@ enum agentconf_key {
 	AGENTCONF_MAX_INCOMING,
 	AGENTCONF_MAX_OUTGOING,
 	AGENTCONF_BANDWIDTH,
+	AGENTCONF_GUEST_MEM,
 	AGENTCONF_NKEYS
 };
 
@@ -66,6 +69,7 @@ struct agentconf {
 	char *tls_dir, *state_dir, *announce;	/* or NULL */
 	unsigned max_incoming, max_outgoing;	/* 0: no limit */
 	uint64_t bandwidth;			/* bytes/s, 0: no budget */
+	uint64_t guest_mem;			/* bytes for guests, 0: no limit */
 	unsigned set;				/* bit (1 << key): the key was given */
 	unsigned line[AGENTCONF_NKEYS];		/* the file line that gave it (0: none) */
 };

@@ -186,7 +186,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"Usage: kvmigd [--config FILE] --control PATH [--listen URI]... [--tls-dir DIR]\n"
 		"              [--state-dir DIR] [--announce IFACE] [--max-incoming N]\n"
-		"              [--max-outgoing N] [--bandwidth-budget MiB/s]\n"
+		"              [--max-outgoing N] [--bandwidth-budget MiB/s] [--guest-mem SIZE]\n"
 		"              [--cpu-hide FEATURE[,FEATURE...]] [--tsc-khz KHZ]\n"
 		"       kvmigd --cpu-features [--cpu-hide ...] [--tsc-khz KHZ]\n"
 		"       kvmigd --incoming stdio [--config FILE] [--control PATH]\n"
@@ -201,7 +201,7 @@ static void usage(FILE *f)
 		"  --config FILE    read the options below from FILE, lines of 'key = value'\n"
 		"                   ('#' comments): control, listen (repeatable), tls_dir,\n"
 		"                   state_dir, announce, max_incoming, max_outgoing,\n"
-		"                   bandwidth (see kvmigd.conf(5)). An option given here\n"
+		"                   bandwidth, guest_mem (see kvmigd.conf(5)). An option given here\n"
 		"                   wins over the file; any --listen replaces all its listen\n"
 		"                   lines. An unknown key, a bad value or a key given twice\n"
 		"                   is an error naming FILE:LINE (exit status 1).\n"
@@ -252,6 +252,11 @@ static void usage(FILE *f)
 		"                   at its own --bandwidth or budget / running jobs, if\n"
 		"                   less, split again as jobs start and end (job info shows\n"
 		"                   bandwidth_limit).\n"
+		"  --guest-mem SIZE the guest RAM this agent hosts at most, all its VMs\n"
+		"                   together (K, M, G, T; default 0: no limit): a vm start,\n"
+		"                   restore or incoming migration beyond it is refused,\n"
+		"                   saying how much is free; agent.version's mem_free_bytes\n"
+		"                   is what is left of it (kvmig drain places VMs by it).\n"
 		"  --cpu-hide FEATURE[,FEATURE...]\n"
 		"                   act as if this host's CPU lacked these features (names\n"
 		"                   of /proc/cpuinfo: avx2,bmi2): VMs started here do not\n"
@@ -459,6 +464,7 @@ static const struct {
 	{'I', "max-incoming", AGENTCONF_MAX_INCOMING},
 	{'O', "max-outgoing", AGENTCONF_MAX_OUTGOING},
 	{'B', "bandwidth-budget", AGENTCONF_BANDWIDTH},
+	{'G', "guest-mem", AGENTCONF_GUEST_MEM},
 };
 
 /* Option opt's value into cli. Return: 0, or -errno after the message. */
@@ -499,6 +505,7 @@ static void apply_conf(struct agent *a, const struct agentconf *conf, const char
 	a->max_incoming = conf->max_incoming;
 	a->max_outgoing = conf->max_outgoing;
 	a->bandwidth_budget = conf->bandwidth;
+	a->guest_mem = conf->guest_mem;
 }
 
 /*
@@ -517,6 +524,7 @@ static int run(int argc, char **argv, struct agentconf *conf, struct agentconf *
 		{"max-incoming", required_argument, NULL, 'I'},
 		{"max-outgoing", required_argument, NULL, 'O'},
 		{"bandwidth-budget", required_argument, NULL, 'B'},
+		{"guest-mem", required_argument, NULL, 'G'},
 		{"cpu-hide", required_argument, NULL, 'H'},
 		{"tsc-khz", required_argument, NULL, 'K'},
 		{"cpu-features", no_argument, NULL, 'F'},
@@ -544,6 +552,7 @@ static int run(int argc, char **argv, struct agentconf *conf, struct agentconf *
 		case 'I':
 		case 'O':
 		case 'B':
+		case 'G':
 			/* the options a --config file may set: checked as its lines are */
 			if (set_option(cli, c, optarg) < 0)
 				return 2;

@@ -58,13 +58,13 @@ DST2=$(kv dst2 agent version --json | jq -r .migrate_uri)
 
 log "agent.version: the file, the limits, the counts, the memory"
 ok "dst: agent version" kv dst agent version --json
-jq_out ".config == \"$T/dst.conf\" and .limits == {\"max_incoming\":1,\"max_outgoing\":0,\"bandwidth_budget\":0}
+jq_out ".config == \"$T/dst.conf\" and .limits == {\"max_incoming\":1,\"max_outgoing\":0,\"bandwidth_budget\":0,\"guest_mem_bytes\":0}
 	and .incoming == 0 and .outgoing == 0 and .bandwidth_in_use == 0 and .vms_mem_bytes == 0
 	and .mem_total_bytes > 0 and .mem_free_bytes > 0 and .mem_free_bytes <= .mem_total_bytes"
 ok "src2: agent version" kv src2 agent version --json
 jq_out ".limits.bandwidth_budget == $((4 * MIB)) and .limits.max_outgoing == 0"
 ok "dst2: agent version" kv dst2 agent version --json
-jq_out '.config == null and .limits == {"max_incoming":0,"max_outgoing":0,"bandwidth_budget":0}'
+jq_out '.config == null and .limits == {"max_incoming":0,"max_outgoing":0,"bandwidth_budget":0,"guest_mem_bytes":0}'
 
 job_status_is() {	# AGENT VM STATUS: job info says STATUS
 	[ "$(kv "$1" job info "$2" --json 2>/dev/null | jq -r .status)" = "$3" ]

@@ -16,6 +16,10 @@
 #   a destination killed (SIGKILL) while a move to it runs: that VM runs on
 #     at the source, is retried on the other destination and arrives there
 #     with 0 errors; the report names the failed attempt.
+#   room (kvmigd --guest-mem 48M): agent.version's mem_free_bytes says so, a
+#     vm start beyond it is refused; a destination without room is not
+#     chosen; with no destination that has room the VM stays running at the
+#     source, the report says why and the exit status is 1.
 #   bad usage: no --from, an agent that is no socket, an unknown --order.
 #
 # Nothing waits on time: the destination is killed once the source's job
@@ -137,4 +141,24 @@ for g in h1 h2; do
 	[ "$(counter d2 $g errors)" = 0 ] || fail "$g: guest errors at d2"
 done
 echo "ok: h1 and h2 run on at d2, 0 errors"
+log "room: --guest-mem"
+start_agent d3 --listen tcp:127.0.0.1:0 --guest-mem 48M
+D3=$T/d3.sock
+[ "$(kv d3 agent version --json | jq .mem_free_bytes)" = $((48 << 20)) ] ||
+	fail "d3 mem_free_bytes: $(kv d3 agent version --json | jq -c '{mem_free_bytes, limits}')"
+bad "vm start beyond --guest-mem" 1 "needs 64 MiB, but this agent hosts at most 48 MiB of guest RAM" \
+	kv d3 vm start toobig --mem 64M --guest idle
+start_vm r1 64M 1 idle
+ok "drain r1 to d3 or d2" "$KVMIG" drain --from "$SRC" --to "$D3,$D2" --json
+jq -e --arg d2 "$D2" '.drained == true and .vms[0].name == "r1" and .vms[0].to == $d2' "$OUT" \
+	>/dev/null || fail "r1's drain: $(cat "$OUT")"
+[ "$(kv d3 vm list --json | jq '.vms | length')" = 0 ] || fail "d3 without room got a VM"
+echo "ok: r1 went to d2, not to d3 (48 MiB free)"
+start_vm r2 64M 1 idle
+run "$KVMIG" drain --from "$SRC" --to "$D3" --json
+[ "$RC" = 1 ] || fail "drain with no room anywhere: exit $RC, expected 1"
+jq_out '.drained == false and .vms[0].result == "stayed" and
+	(.vms[0].reason | test("no destination can take its 64 MiB.*has 48 MiB free"))'
+state_is src r2 running || fail "r2 does not run at the source"
+echo "ok: no room anywhere: r2 stays, exit 1: $(jq -r '.vms[0].reason' "$OUT")"
 echo "PASS: drain"

@@ -91,7 +91,7 @@ start_agent inst --config "$R/etc/kvmig/kvmigd.conf"
 unset NOTIFY_SOCKET
 ok "agent version (the installed configuration)" kv inst agent version --json
 jq_out ".config == \"$R/etc/kvmig/kvmigd.conf\" and .control == \"$T/inst.sock\" and .state_dir == \"/var/lib/kvmig\"
-	and .listens == [] and .limits == {\"max_incoming\":0,\"max_outgoing\":0,\"bandwidth_budget\":0}"
+	and .listens == [] and .limits == {\"max_incoming\":0,\"max_outgoing\":0,\"bandwidth_budget\":0,\"guest_mem_bytes\":0}"
 if [ -n "${NOTIFY_PID:-}" ]; then
 	wait_until 10 "READY=1 on the notify socket" grep -qx READY=1 "$T/notify.log"
 	echo "ok: kvmigd said READY=1 once it served $T/inst.sock"

@@ -38,7 +38,8 @@ static void test_agentconf_every_key(void **state)
 		"announce = eth0\n"
 		"max_incoming = 2\n"
 		"max_outgoing = 3\n"
-		"bandwidth = 12.5\n";
+		"bandwidth = 12.5\n"
+		"guest_mem = 6G\n";
 	struct agentconf c;
 	char err[512];
 
@@ -55,6 +56,7 @@ static void test_agentconf_every_key(void **state)
 	assert_int_equal(c.max_incoming, 2);
 	assert_int_equal(c.max_outgoing, 3);
 	assert_int_equal(c.bandwidth, 12 * MIB + MIB / 2);
+	assert_int_equal(c.guest_mem, 6144 * MIB);
 	assert_int_equal(c.set, (1u << AGENTCONF_NKEYS) - 1);
 	/* each key remembers the line that gave it first */
 	assert_int_equal(c.line[AGENTCONF_CONTROL], 1);
@@ -215,12 +217,12 @@ static void test_agentconf_bad_input(void **state)
 	(void)state;
 	refused("# ok\ncolour = blue\n", -ENOENT,
 		"t.conf:2: unknown key 'colour' (keys: control, listen, tls_dir, state_dir, "
-		"announce, max_incoming, max_outgoing, bandwidth)");
+		"announce, max_incoming, max_outgoing, bandwidth, guest_mem)");
 	refused("max-incoming = 2\n", -ENOENT,
 		"t.conf:1: unknown key 'max-incoming' (did you mean max_incoming?)");
 	refused("Control = /run/x.sock\n", -ENOENT,
 		"t.conf:1: unknown key 'Control' (keys: control, listen, tls_dir, state_dir, "
-		"announce, max_incoming, max_outgoing, bandwidth)");
+		"announce, max_incoming, max_outgoing, bandwidth, guest_mem)");
 	/* duplicate scalar keys; listen may repeat */
 	refused("control = /run/a.sock\n\ncontrol = /run/b.sock\n", -EEXIST,
 		"t.conf:3: 'control' is given twice (first on line 1)");
@@ -232,6 +234,8 @@ static void test_agentconf_bad_input(void **state)
 		"listen = tcp::5\n",
 		-E2BIG, "t.conf:5: at most 4 listen addresses");
 	/* bad values */
+	refused("guest_mem = lots\n", -EINVAL,
+		"t.conf:1: guest_mem: expected a size such as 8G or 512M (0: no limit), not 'lots'");
 	refused("max_incoming = many\n", -EINVAL,
 		"t.conf:1: max_incoming: expected a count from 0 to 64 (0: no limit), not 'many'");
 	refused("max_outgoing = 65\n", -EINVAL,
