@@ -12,7 +12,8 @@
 #     (the paused one paused), every memcheck reports 0 errors, progress
 #     grows at the destination, the report lists each VM with where it went,
 #     the source is empty, exit status 0; at most 2 moves ran at once (the
-#     report's peak_parallel).
+#     report's peak_parallel, and the source agent's job events, read by a
+#     `kvmig events --json` subscriber).
 #   a destination killed (SIGKILL) while a move to it runs: that VM runs on
 #     at the source, is retried on the other destination and arrives there
 #     with 0 errors; the report names the failed attempt.
@@ -86,6 +87,11 @@ ok "drain --dry-run (text)" "$KVMIG" drain --from "$SRC" --to "$D1,$D2" --dry-ru
 grep -q "nothing was moved (--dry-run)" "$OUT" || fail "dry-run text: $(cat "$OUT")"
 echo "   $(head -n 1 "$OUT")"
 
+# the source's job events, to count the moves running at once
+kv src events --json >"$T/events.jsonl" 2>"$T/events.err" &
+EVENTS=$!
+subscribed() { [ "$(kv src agent ping --json | jq .subscribers)" -ge 1 ]; }
+wait_until 20 "the event subscriber" subscribed
 ok "drain six guests" "$KVMIG" drain --from "$SRC" --to "$D1,$D2" --max-parallel 2 --bandwidth 16 \
 	--max-downtime 2000 --verify --json
 cp "$OUT" "$T/drain1.json"
@@ -97,6 +103,17 @@ p=$(jq .peak_parallel "$T/drain1.json")
 [ "$p" -ge 1 ] && [ "$p" -le 2 ] || fail "peak_parallel $p with --max-parallel 2"
 echo "ok: report: $(jq -c '[.vms[] | {name, to: (.to | split("/") | last), downtime_ms}]' "$T/drain1.json"), peak $p"
 [ "$(kv src vm list --json | jq '.vms | length')" = 0 ] || fail "the source is not empty"
+# every move's end is in the events once the drain is over; at most 2 ran at once
+ended6() { [ "$(jq -s '[.[] | select(.event == "completed")] | length' "$T/events.jsonl")" -ge 6 ]; }
+wait_until 20 "6 completed events" ended6
+kill $EVENTS 2>/dev/null; wait $EVENTS 2>/dev/null
+most=$(jq -s 'reduce .[] as $e ({n: 0, max: 0, on: {}};
+	if $e.event == "started" then .on[$e.vm] = true | .n = ([.on[] | select(.)] | length)
+	elif ($e.event | IN("completed", "failed", "cancelled")) then .on[$e.vm] = false |
+		.n = ([.on[] | select(.)] | length)
+	else . end | .max = ([.max, .n] | max)) | .max' "$T/events.jsonl")
+[ "$most" -ge 1 ] && [ "$most" -le 2 ] || fail "the events show $most moves at once (--max-parallel 2)"
+echo "ok: the source's events: at most $most moves at once, $(grep -c . "$T/events.jsonl") events"
 for g in g1 g2 g3 g4 g5; do arrived $g running; done
 arrived g6 paused
 
