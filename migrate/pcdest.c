@@ -266,6 +266,7 @@ static int place(struct pcdest *pd, uint64_t p, const uint8_t *data, bool verify
 			pr_debug("page %llu: already there, yet needed", (unsigned long long)p);
 		return 0;	/* another stream placed it first */
 	}
+	pr_debug("placed page %llu%s", (unsigned long long)p, data ? "" : " (zero)");
 	old = __atomic_fetch_and(&pd->needed[p / 64], ~bit, __ATOMIC_ACQ_REL);
 	if (!(old & bit))
 		return 0;
@@ -830,6 +831,18 @@ void pcdest_get_stats(struct pcdest *pd, struct pcdest_stats *st)
 	st->link_down_ms = pd->link_down_ns ? (clock_now_ns() - pd->link_down_ns) / 1000000 : 0;
 	st->reconnects = pd->reconnects;
 	st->done = pd->done;
+	st->nwaiting = pd->nwait;
+	for (unsigned i = 0; i < pd->nwait && i < 4; i++)
+		st->waiting[i] = pd->wait[i].page;
+	st->first_missing = UINT64_MAX;
+	for (uint64_t w = 0; w < (pd->npages + 63) / 64; w++) {
+		uint64_t v = __atomic_load_n(&pd->needed[w], __ATOMIC_ACQUIRE);
+
+		if (v) {
+			st->first_missing = w * 64 + (uint64_t)__builtin_ctzll(v);
+			break;
+		}
+	}
 	pthread_mutex_unlock(&pd->lock);
 }
 

@@ -64,6 +64,9 @@ struct pcdest_stats {
 	uint64_t link_down_ms;		/* how long the link has been lost (0: up) */
 	unsigned reconnects;		/* resumes after a broken link */
 	bool done;			/* every page is in place */
+	uint64_t first_missing;		/* the lowest page not in place (UINT64_MAX: none) */
+	unsigned nwaiting;		/* faults waiting now (vCPUs blocked, and repeats) */
+	uint64_t waiting[4];		/* the pages of the first of them */
 };
 
 /* A table of the receivers that take FAULT and RESUME streams; the agent has one. */

@@ -792,7 +792,9 @@ static void tls_close(struct channel *ch)
 
 /*
  * channel_wait(): a record OpenSSL already decrypted (a recv that asked for
- * less than the record held) is readable although the socket is quiet.
+ * less than the record held), or one it already read from the socket, is
+ * readable although the socket is quiet: SSL_has_pending() covers both
+ * (SSL_pending() only the first, and a reader could then wait forever).
  */
 static int tls_wait(struct channel *ch, int timeout_ms)
 {
@@ -801,7 +803,7 @@ static int tls_wait(struct channel *ch, int timeout_ms)
 	int pending, n;
 
 	pthread_mutex_lock(&c->mu);
-	pending = atomic_load(&c->hs_done) ? SSL_pending(c->ssl) : 0;
+	pending = atomic_load(&c->hs_done) ? SSL_pending(c->ssl) > 0 || SSL_has_pending(c->ssl) : 0;
 	pthread_mutex_unlock(&c->mu);
 	if (pending > 0)
 		return 1;

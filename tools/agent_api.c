@@ -116,6 +116,14 @@ static json_t *pcdest_json(struct pcdest *pd)
 	set_str(o, "link", ps.link_up ? "up" : "lost");
 	set_u64(o, "link_down_ms", ps.link_up ? 0 : ps.link_down_ms);
 	set_u64(o, "reconnects", ps.reconnects);
+	if (ps.first_missing != UINT64_MAX) {
+		json_t *w = json_array();
+
+		set_u64(o, "first_missing_page", ps.first_missing);
+		for (unsigned i = 0; i < ps.nwaiting && i < 4; i++)
+			json_array_append_new(w, json_integer((json_int_t)ps.waiting[i]));
+		json_object_set_new(o, "waiting_pages", w);
+	}
 	return o;
 }
 
