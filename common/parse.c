@@ -3,7 +3,9 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 int parse_u64(const char *s, uint64_t *out)
@@ -111,4 +113,21 @@ const char *format_size(uint64_t bytes, char *buf, unsigned long cap)
 	else
 		snprintf(buf, cap, "%llu%c", (unsigned long long)v, units[u]);
 	return buf;
+}
+
+int parse_mib_s(const char *s, uint64_t *bytes_per_s)
+{
+	char *end;
+	double v;
+
+	if (!s[0] || !((s[0] >= '0' && s[0] <= '9') || s[0] == '.'))
+		return -EINVAL;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || *end || !isfinite(v) || v < 0 || v > 1e9)
+		return -EINVAL;
+	*bytes_per_s = (uint64_t)(v * 1048576.0);
+	if (v > 0 && *bytes_per_s == 0)
+		*bytes_per_s = 1;
+	return 0;
 }

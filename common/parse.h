@@ -21,6 +21,13 @@ int parse_u64(const char *s, uint64_t *out) __must_check;
  */
 int parse_size(const char *s, uint64_t *out) __must_check;
 
+/*
+ * A rate in MiB/s, as --bandwidth takes it: a non-negative decimal number
+ * (fractions allowed, at most 1e9; 0 stays 0, anything above 0 is at least
+ * 1 byte/s), in bytes per second. Return: 0, -EINVAL.
+ */
+int parse_mib_s(const char *s, uint64_t *bytes_per_s) __must_check;
+
 /* Format bytes as "64M", "1.5G", "4096" into buf. Returns buf. */
 const char *format_size(uint64_t bytes, char *buf, unsigned long cap);
 

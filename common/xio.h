@@ -16,4 +16,11 @@
 int read_all(int fd, void *buf, size_t len) __must_check;
 int write_all(int fd, const void *buf, size_t len) __must_check;
 
+/*
+ * A small file read whole (configuration, inventory): *buf (malloc'd, the
+ * caller frees it; NUL-terminated after *len bytes) holds it.
+ * Return: 0, -EFBIG when it is larger than max bytes, -errno.
+ */
+int read_file_max(const char *path, size_t max, char **buf, size_t *len) __must_check;
+
 #endif

@@ -15,6 +15,7 @@
 #include <sys/un.h>
 
 #include "common/parse.h"
+#include "common/xio.h"
 #include "migrate/announce.h"
 #include "protocol/channel.h"
 #include "protocol/uri.h"
@@ -55,23 +56,6 @@ void agentconf_free(struct agentconf *c)
 const char *agentconf_key_name(enum agentconf_key k)
 {
 	return (unsigned)k < AGENTCONF_NKEYS ? key_names[k] : NULL;
-}
-
-int agentconf_parse_mib_s(const char *s, uint64_t *bytes_per_s)
-{
-	char *end;
-	double v;
-
-	if (!s[0] || !((s[0] >= '0' && s[0] <= '9') || s[0] == '.'))
-		return -EINVAL;
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || *end || !isfinite(v) || v < 0 || v > 1e9)
-		return -EINVAL;
-	*bytes_per_s = (uint64_t)(v * 1048576.0);
-	if (v > 0 && *bytes_per_s == 0)
-		*bytes_per_s = 1;
-	return 0;
 }
 
 /* A count 0..AGENTCONF_MAX_COUNT in decimal digits. */
@@ -224,7 +208,7 @@ int agentconf_set(struct agentconf *c, const char *key, const char *value, unsig
 			c->max_outgoing = n;
 		break;
 	case AGENTCONF_BANDWIDTH:
-		ret = agentconf_parse_mib_s(value, &bw);
+		ret = parse_mib_s(value, &bw);
 		if (ret < 0) {
 			snprintf(err, errlen,
 				 "expected MiB/s, a number such as 100 or 12.5 (0: no budget), not "
@@ -346,35 +330,18 @@ int agentconf_parse(struct agentconf *c, const char *name, const char *text, siz
 
 int agentconf_load(struct agentconf *c, const char *path, char *err, size_t errlen)
 {
-	FILE *f = fopen(path, "re");
-	char *buf;
 	size_t n;
-	int ret;
+	char *buf;
+	int ret = read_file_max(path, AGENTCONF_MAX_BYTES, &buf, &n);
 
-	if (!f) {
-		ret = -errno;
-		snprintf(err, errlen, "%s: %s", path, strerror(-ret));
-		return ret;
-	}
-	buf = malloc(AGENTCONF_MAX_BYTES + 1);
-	if (!buf) {
-		fclose(f);
-		snprintf(err, errlen, "%s: out of memory", path);
-		return -ENOMEM;
-	}
-	n = fread(buf, 1, AGENTCONF_MAX_BYTES + 1, f);
-	if (ferror(f)) {
-		ret = errno ? -errno : -EIO;
-		snprintf(err, errlen, "%s: %s", path, strerror(-ret));
-	} else if (n > AGENTCONF_MAX_BYTES) {
-		ret = -EFBIG;
+	if (ret == -EFBIG)
 		snprintf(err, errlen, "%s: larger than %d KiB: not a configuration file", path,
 			 AGENTCONF_MAX_BYTES >> 10);
-	} else {
+	else if (ret < 0)
+		snprintf(err, errlen, "%s: %s", path, strerror(-ret));
+	else
 		ret = agentconf_parse(c, path, buf, n, err, errlen);
-	}
 	free(buf);
-	fclose(f);
 	return ret;
 }
 

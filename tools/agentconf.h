@@ -118,7 +118,5 @@ int agentconf_load(struct agentconf *c, const char *path, char *err, size_t errl
  */
 void agentconf_override(struct agentconf *c, struct agentconf *cli);
 
-/* A rate in MiB/s as kvmig migrate --bandwidth takes it ("12.5"). Return: 0 or -EINVAL. */
-int agentconf_parse_mib_s(const char *s, uint64_t *bytes_per_s) __must_check;
 
 #endif /* KVMIG_TOOLS_AGENTCONF_H */

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "common/err.h"
+#include "common/xio.h"
 #include "protocol/uri.h"
 
 #define INV_FILE_MAX (1u << 20)
@@ -127,26 +128,15 @@ int inventory_parse(struct inventory *inv, const char *text, size_t len, const c
 
 int inventory_load(struct inventory *inv, const char *path, char *err, size_t errlen)
 {
-	FILE *f = fopen(path, "r");
-	char *buf;
 	size_t n;
-	int ret;
+	char *buf;
+	int ret = read_file_max(path, INV_FILE_MAX, &buf, &n);
 
-	if (!f)
-		return err_set(-errno, err, errlen, "cannot open the inventory %s: %s", path,
-			       strerror(errno));
-	buf = malloc(INV_FILE_MAX + 1);
-	if (!buf) {
-		fclose(f);
-		return err_set(-ENOMEM, err, errlen, "out of memory");
-	}
-	n = fread(buf, 1, INV_FILE_MAX + 1, f);
-	ret = ferror(f) ? -EIO : 0;
-	fclose(f);
-	if (ret < 0)
-		ret = err_set(ret, err, errlen, "cannot read the inventory %s", path);
-	else if (n > INV_FILE_MAX)
-		ret = err_set(-EFBIG, err, errlen, "the inventory %s is larger than 1 MiB", path);
+	if (ret == -EFBIG)
+		ret = err_set(ret, err, errlen, "the inventory %s is larger than 1 MiB", path);
+	else if (ret < 0)
+		ret = err_set(ret, err, errlen, "cannot open the inventory %s: %s", path,
+			      strerror(-ret));
 	else
 		ret = inventory_parse(inv, buf, n, path, err, errlen);
 	free(buf);

@@ -58,23 +58,6 @@ static bool announce_num_opt(const struct cli *cli, int *i, json_t *req, const c
 	return false;
 }
 
-int migopts_parse_mib_s(const char *s, uint64_t *bytes_s)
-{
-	char *end;
-	double v;
-
-	if (!s[0] || !((s[0] >= '0' && s[0] <= '9') || s[0] == '.'))
-		return -EINVAL;
-	errno = 0;
-	v = strtod(s, &end);
-	if (errno || *end || !isfinite(v) || v < 0 || v > 1e9)
-		return -EINVAL;
-	*bytes_s = (uint64_t)(v * 1048576.0);
-	if (v > 0 && *bytes_s == 0)
-		*bytes_s = 1;
-	return 0;
-}
-
 void migopts_check_uri(const char *what, const char *uri, const char *hint)
 {
 	struct uri u;
@@ -105,7 +88,7 @@ bool migopts_take(const struct cli *cli, int *i, json_t *req, struct migopts *mo
 				LIMIT_MAX(MIGRATE_OPT_MAX_DOWNTIME));
 		json_object_set_new(req, "max_downtime_ms", json_integer((json_int_t)n));
 	} else if (cli_take_opt(cli->argc, cli->argv, i, "--bandwidth", &v, hint)) {
-		if (migopts_parse_mib_s(v, &n) < 0)
+		if (parse_mib_s(v, &n) < 0)
 			cli_usage_error(
 				hint,
 				"invalid --bandwidth '%s': expected MiB/s, a number "

@@ -45,9 +45,6 @@ void migopts_done(const struct migopts *mo, const char *hint);
 /* The help lines of the options, as "  --opt ...  what it does\n". */
 void migopts_help(FILE *f);
 
-/* A rate in MiB/s (fractions allowed, 0 unlimited) in bytes/s. Return: 0, -EINVAL. */
-int migopts_parse_mib_s(const char *s, uint64_t *bytes_s);
-
 /*
  * A destination URI, checked with the parser the agent's channel uses
  * (protocol/uri.h): a usage error names what is wrong (what: the option).

@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "common/parse.h"
 #include "tools/agentconf.h"
 
 #define MIB 1048576ull
@@ -352,20 +353,20 @@ static void test_agentconf_mib_s(void **state)
 	uint64_t v = 7;
 
 	(void)state;
-	assert_int_equal(agentconf_parse_mib_s("100", &v), 0);
+	assert_int_equal(parse_mib_s("100", &v), 0);
 	assert_int_equal(v, 100 * MIB);
-	assert_int_equal(agentconf_parse_mib_s(".5", &v), 0);
+	assert_int_equal(parse_mib_s(".5", &v), 0);
 	assert_int_equal(v, MIB / 2);
-	assert_int_equal(agentconf_parse_mib_s("0", &v), 0);
+	assert_int_equal(parse_mib_s("0", &v), 0);
 	assert_int_equal(v, 0);
 	/* a tiny rate is 1 byte/s, never "unlimited" */
-	assert_int_equal(agentconf_parse_mib_s("0.0000001", &v), 0);
+	assert_int_equal(parse_mib_s("0.0000001", &v), 0);
 	assert_int_equal(v, 1);
-	assert_int_equal(agentconf_parse_mib_s("", &v), -EINVAL);
-	assert_int_equal(agentconf_parse_mib_s("+1", &v), -EINVAL);
-	assert_int_equal(agentconf_parse_mib_s("1e10", &v), -EINVAL);
-	assert_int_equal(agentconf_parse_mib_s("nan", &v), -EINVAL);
-	assert_int_equal(agentconf_parse_mib_s("1k", &v), -EINVAL);
+	assert_int_equal(parse_mib_s("", &v), -EINVAL);
+	assert_int_equal(parse_mib_s("+1", &v), -EINVAL);
+	assert_int_equal(parse_mib_s("1e10", &v), -EINVAL);
+	assert_int_equal(parse_mib_s("nan", &v), -EINVAL);
+	assert_int_equal(parse_mib_s("1k", &v), -EINVAL);
 	assert_int_equal(agentconf_key_name(AGENTCONF_BANDWIDTH)[0], 'b');
 	assert_null(agentconf_key_name(AGENTCONF_NKEYS));
 }
