@@ -10,8 +10,9 @@
 #     pages pushed or requested), verified when asked, the destination
 #     runs the VM and its progress grows past the last value read at the
 #     source, memcheck's errors stay 0.
-#   a guest pre-copy cannot move: memcheck paced to 4x the --bandwidth
-#     cap; with --postcopy it completes.
+#   a guest pre-copy cannot move (1 ms of downtime allowed: one page at the
+#     cap): without --postcopy the move fails and the guest runs on; with
+#     --postcopy it completes.
 #   --postcopy=manual and `kvmig job postcopy`: pre-copy until the switch.
 #   the link cut during post-copy (tests/helpers/tcpcut.py resets every
 #     relayed connection): both sides wait (source postcopy-paused, the
@@ -25,9 +26,11 @@
 #     pages missing) and never claims success; `vm stop` there gives it
 #     up and reports the pages lost; its agent still stops cleanly.
 #
-# Nothing depends on guest or host speed: every guest is paced (rate=)
-# against a capped link (--bandwidth), so whether pre-copy converges is
-# decided by the numbers, not by how fast the guest runs; "during
+# Nothing depends on guest or host speed. Only randdirty honours rate=;
+# memcheck and seqdirty run flat out. Where pre-copy must not converge, the
+# downtime allowed (1 ms) is below one page at the --bandwidth cap, so it
+# cannot at any guest speed; elsewhere post-copy needs no convergence, and
+# each guest has touched its working set before it moves; "during
 # post-copy" is a state the test reads (status postcopy with pages still
 # missing), and each cut is made while the capped push still has seconds
 # of pages to send.
