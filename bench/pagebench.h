@@ -27,7 +27,10 @@
  *           with the codec named by its id (protocol/codec.h), as
  *           migrate/incoming.c applies them, into the destination memfd,
  *           which must then equal the source byte for byte.
- * The destination is emptied (hole punched) before each measurement.
+ * The destination is touched once, then emptied (hole punched) before each
+ * measurement, so each pays the same page faults a real destination pays;
+ * --warm-dst keeps its pages in place instead (what placing pages costs
+ * without the faults).
  *
  * Figures: MB/s is RAM bytes (10^6) over the wall time from both threads
  * starting to the receiver's last byte; wire MB what crossed the socket.
@@ -38,7 +41,7 @@
  *
  * Output: "$ COMMAND", the setup line, the table; with json one JSON
  * object: {"bench": "pagepath", "command", "settings": {"mib", "zero",
- * "text", "random", "compress"}, "pages": {...}, "results": [{"name",
+ * "text", "random", "compress", "warm_dst"}, "pages": {...}, "results": [{"name",
  * "mb_per_s", "seconds", "wire_bytes", "send_cpu_ns_per_page",
  * "recv_cpu_ns_per_page", "send_insn_per_page", "recv_insn_per_page"},
  * ...], "pagepath_over_tcp", "pagepath_over_bare", "verified"}.
@@ -57,11 +60,12 @@ struct pagebench_opts {
 	unsigned mib;			/* --mib: RAM size (1024) */
 	unsigned zero, text, random;	/* --mix zero:Z,text:T,random:R, percent (25/50/25) */
 	struct codec_config compress;	/* --compress none|zstd[:L]|lz4[:A] (none) */
+	bool warm_dst;			/* --warm-dst: keep the destination's pages between runs */
 	bool json;			/* --json */
 };
 
 #define PAGEBENCH_SYNOPSIS \
-	"[--mib N] [--mix zero:Z,text:T,random:R] [--compress none|zstd[:L]|lz4[:A]] [--json]"
+	"[--mib N] [--mix zero:Z,text:T,random:R] [--compress none|zstd[:L]|lz4[:A]] [--warm-dst] [--json]"
 
 void pagebench_defaults(struct pagebench_opts *o);
 
