@@ -7,7 +7,7 @@
  * bench/pagebench.h's.
  *
  * Usage: bench_pagepath [--mib N] [--mix zero:Z,text:T,random:R]
- *                       [--compress none|zstd[:L]|lz4[:A]] [--warm-dst] [--json]
+ *                       [--compress none|zstd[:L]|lz4[:A]] [--warm-dst] [--insn] [--json]
  * Exit status: 0; 1 when a measurement failed (the destination differs
  * from the source, a broken stream); 2 bad usage.
  */

@@ -21,6 +21,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -39,6 +40,7 @@
 #define BUF_BYTES (1u << 20)		/* the bare pipeline's write()/read() size */
 #define TEXT_POOL (1u << 20)
 #define CONNECT_MS 10000
+#define INSN_MIB 16			/* --insn's RAM under callgrind */
 
 void pagebench_defaults(struct pagebench_opts *o)
 {
@@ -100,6 +102,20 @@ int pagebench_parse(int argc, char **argv, struct pagebench_opts *o, char *err, 
 
 		if (!strcmp(argv[i], "--json")) {
 			o->json = true;
+			continue;
+		}
+		if (!strcmp(argv[i], "--insn")) {
+			o->insn = true;
+			continue;
+		}
+		if ((r = bench_take_opt(argc, argv, &i, "--only", &v, err, errlen)) != 0) {
+			if (r < 0)
+				return r;
+			if (strcmp(v, "bare") && strcmp(v, "path")) {
+				snprintf(err, errlen, "--only %s: expected bare or path", v);
+				return -EINVAL;
+			}
+			o->only = v;
 			continue;
 		}
 		if (!strcmp(argv[i], "--warm-dst")) {
@@ -357,24 +373,22 @@ struct run {
 	pid_t send_tid, recv_tid;
 };
 
-static void *bare_send(void *arg)
+/*
+ * The timed loops, each in a function of its own that is never inlined, so
+ * that `--insn` (callgrind's --toggle-collect) counts exactly them.
+ */
+#define TIMED __attribute__((noinline))
+
+static TIMED uint32_t pagebench_bare_send(const struct ram *src, int fd, uint8_t *buf)
 {
-	struct run *r = arg;
-	int fd = channel_fd(r->tx);
-	uint8_t *buf = bench_alloc(BUF_BYTES);
 	uint32_t crc = 0;
 	size_t fill = 0;
 
-	r->send_tid = (pid_t)syscall(SYS_gettid);
-	pthread_barrier_wait(&r->go);
-	tcount_start(&r->sc);
-	for (uint64_t p = 0; p < r->src->npages; p++) {
-		const uint8_t *page = r->src->base + p * PAGE;
-
-		memcpy(buf + fill, page, PAGE);
+	for (uint64_t p = 0; p < src->npages; p++) {
+		memcpy(buf + fill, src->base + p * PAGE, PAGE);
 		crc ^= crc32c(0, buf + fill, PAGE);
 		fill += PAGE;
-		if (fill == BUF_BYTES || p + 1 == r->src->npages) {
+		if (fill == BUF_BYTES || p + 1 == src->npages) {
 			int ret = write_all(fd, buf, fill);
 
 			if (ret < 0)
@@ -382,8 +396,119 @@ static void *bare_send(void *arg)
 			fill = 0;
 		}
 	}
+	return crc;
+}
+
+static TIMED uint32_t pagebench_bare_recv(const struct ram *dst, int fd, uint8_t *buf)
+{
+	uint32_t crc = 0;
+	uint64_t off = 0;
+
+	while (off < dst->bytes) {
+		size_t n = dst->bytes - off < BUF_BYTES ? (size_t)(dst->bytes - off) : BUF_BYTES;
+		int ret = read_all(fd, buf, n);
+
+		if (ret < 0)
+			bench_fatal("bare pipeline: read: %s", strerror(-ret));
+		for (size_t i = 0; i < n; i += PAGE) {
+			crc ^= crc32c(0, buf + i, PAGE);
+			memcpy(dst->base + off + i, buf + i, PAGE);
+		}
+		off += n;
+	}
+	return crc;
+}
+
+/* Every page as the bulk round sends it, then END_ROUND. Return: 0 or -errno. */
+static TIMED int pagebench_path_send(const struct ram *src, struct page_sender *s, struct mio *io,
+				     struct page_sender_stats *ss)
+{
+	uint8_t frame[WIRE_HDR_BYTES + 64 + WIRE_CRC_BYTES];
+	struct wire_end_round e = { .round = 1 };
+	ssize_t n;
+	int ret;
+
+	for (uint64_t p = 0; p < src->npages; p++) {
+		ret = page_sender_page(s, p, src->base + p * PAGE, true);
+		if (ret < 0)
+			return ret;
+	}
+	ret = page_sender_flush(s);
+	if (ret < 0)
+		return ret;
+	page_sender_get_stats(s, ss);
+	e.pages = ss->entries;
+	n = frame_put_end_round(frame, sizeof(frame), &e);
+	if (n < 0)
+		return (int)n;
+	ret = mio_write(io, frame, (size_t)n);
+	return ret ? ret : mio_flush(io);
+}
+
+/* PAGES frames into dst until END_ROUND. Return: the pages placed. */
+static TIMED uint64_t pagebench_path_recv(const struct ram *dst, struct mio *io, uint8_t *buf,
+					  struct codec_ctx *zstd, struct codec_ctx *lz4)
+{
+	const uint32_t caps = WIRE_CAP_ZSTD | WIRE_CAP_LZ4;
+	const uint8_t *p = buf + WIRE_HDR_BYTES;
+	uint64_t pages = 0;
+	struct frame_hdr h;
+	char err[256];
+
+	for (;;) {
+		struct page_iter it;
+		struct wire_page pg;
+		int ret;
+
+		ret = mio_read_frame(io, buf, MIO_FRAME_BUF, &h, err, sizeof(err));
+		if (ret < 0)
+			bench_fatal("page path: read: %s", ret == -ENODATA ? "EOF" : err);
+		if (h.type == WIRE_F_END_ROUND) {
+			struct wire_end_round e;
+
+			if (frame_get_end_round(p, h.len, &e, err, sizeof(err)) < 0)
+				bench_fatal("page path: %s", err);
+			if (e.pages != pages)
+				bench_fatal("page path: END_ROUND says %" PRIu64 " pages, %" PRIu64
+					    " came", e.pages, pages);
+			return pages;
+		}
+		if (h.type != WIRE_F_PAGES)
+			bench_fatal("page path: unexpected %s frame", frame_type_name(h.type));
+		ret = pages_begin(&it, p, h.len, dst->npages, PAGE, caps, err, sizeof(err));
+		if (ret < 0)
+			bench_fatal("page path: %s", err);
+		while ((ret = pages_next(&it, &pg, err, sizeof(err))) > 0) {
+			uint8_t *to = dst->base + pg.page * PAGE;
+			struct codec_ctx *ctx = pg.codec == CODEC_ZSTD ? zstd :
+						pg.codec == CODEC_LZ4 ? lz4 : NULL;
+			const struct codec_ops *ops = codec_get(pg.codec);
+			ssize_t n;
+
+			/* ZERO, RAW and XBZRLE decode through their ops with no context */
+			n = ctx ? codec_decode(ctx, pg.data, pg.len, to, PAGE) :
+				  ops->decode(NULL, pg.data, pg.len, to, PAGE);
+			if (n != (ssize_t)PAGE)
+				bench_fatal("page path: page %" PRIu64 ": bad %s payload", pg.page,
+					    ops->name);
+			pages++;
+		}
+		if (ret < 0)
+			bench_fatal("page path: %s", err);
+	}
+}
+
+static void *bare_send(void *arg)
+{
+	struct run *r = arg;
+	uint8_t *buf = bench_alloc(BUF_BYTES);
+
+	r->send_tid = (pid_t)syscall(SYS_gettid);
+	pthread_barrier_wait(&r->go);
+	tcount_start(&r->sc);
+	r->send_crc = pagebench_bare_send(r->src, channel_fd(r->tx), buf);
 	tcount_stop(&r->sc);
-	r->send_crc = crc;
+	r->wire_bytes = r->src->bytes;
 	free(buf);
 	return NULL;
 }
@@ -391,31 +516,15 @@ static void *bare_send(void *arg)
 static void *bare_recv(void *arg)
 {
 	struct run *r = arg;
-	int fd = channel_fd(r->rx);
 	uint8_t *buf = bench_alloc(BUF_BYTES);
-	uint32_t crc = 0;
-	uint64_t off = 0;
 
 	r->recv_tid = (pid_t)syscall(SYS_gettid);
 	pthread_barrier_wait(&r->go);
 	r->t0 = clock_now_ns();
 	tcount_start(&r->rc);
-	while (off < r->dst->bytes) {
-		size_t n = r->dst->bytes - off < BUF_BYTES ? (size_t)(r->dst->bytes - off) : BUF_BYTES;
-		int ret = read_all(fd, buf, n);
-
-		if (ret < 0)
-			bench_fatal("bare pipeline: read: %s", strerror(-ret));
-		for (size_t i = 0; i < n; i += PAGE) {
-			crc ^= crc32c(0, buf + i, PAGE);
-			memcpy(r->dst->base + off + i, buf + i, PAGE);
-		}
-		off += n;
-	}
+	r->recv_crc = pagebench_bare_recv(r->dst, channel_fd(r->rx), buf);
 	tcount_stop(&r->rc);
 	r->t1 = clock_now_ns();
-	r->recv_crc = crc;
-	r->wire_bytes = off;
 	free(buf);
 	return NULL;
 }
@@ -423,11 +532,8 @@ static void *bare_recv(void *arg)
 static void *path_send(void *arg)
 {
 	struct run *r = arg;
-	uint8_t frame[WIRE_HDR_BYTES + 64 + WIRE_CRC_BYTES];
-	struct wire_end_round e = { .round = 1 };
 	struct page_sender *s;
 	struct mio io;
-	ssize_t n;
 	int ret;
 
 	mio_channel_open(&io, r->tx);
@@ -437,24 +543,10 @@ static void *path_send(void *arg)
 	r->send_tid = (pid_t)syscall(SYS_gettid);
 	pthread_barrier_wait(&r->go);
 	tcount_start(&r->sc);
-	for (uint64_t p = 0; p < r->src->npages; p++) {
-		ret = page_sender_page(s, p, r->src->base + p * PAGE, true);
-		if (ret < 0)
-			bench_fatal("page path: send page %" PRIu64 ": %s", p, strerror(-ret));
-	}
-	ret = page_sender_flush(s);
-	page_sender_get_stats(s, &r->ss);
-	e.pages = r->ss.entries;
-	n = frame_put_end_round(frame, sizeof(frame), &e);
-	if (!ret && n < 0)
-		ret = (int)n;
-	if (!ret)
-		ret = mio_write(&io, frame, (size_t)n);
-	if (!ret)
-		ret = mio_flush(&io);
-	if (ret < 0)
-		bench_fatal("page path: flush: %s", strerror(-ret));
+	ret = pagebench_path_send(r->src, s, &io, &r->ss);
 	tcount_stop(&r->sc);
+	if (ret < 0)
+		bench_fatal("page path: send: %s", strerror(-ret));
 	r->wire_bytes = io.bytes_out;
 	page_sender_destroy(s);
 	/* the channel stays open (r->tx): closed after both threads are done */
@@ -467,13 +559,8 @@ static void *path_recv(void *arg)
 	uint8_t *buf = bench_alloc(MIO_FRAME_BUF);
 	struct codec_config zc = { .ops = &codec_zstd_ops, .level = 1 };
 	struct codec_config lc = { .ops = &codec_lz4_ops, .level = 1 };
-	uint32_t caps = WIRE_CAP_ZSTD | WIRE_CAP_LZ4;
 	struct codec_ctx *zstd, *lz4;
-	struct frame_hdr h;
 	struct mio io;
-	char err[256];
-	uint64_t pages = 0;
-	bool done = false;
 
 	mio_channel_open(&io, r->rx);
 	if (codec_ctx_create(&zc, PAGE, &zstd) < 0 || codec_ctx_create(&lc, PAGE, &lz4) < 0)
@@ -482,52 +569,9 @@ static void *path_recv(void *arg)
 	pthread_barrier_wait(&r->go);
 	r->t0 = clock_now_ns();
 	tcount_start(&r->rc);
-	while (!done) {
-		const uint8_t *p = buf + WIRE_HDR_BYTES;
-		struct page_iter it;
-		struct wire_page pg;
-		int ret;
-
-		ret = mio_read_frame(&io, buf, MIO_FRAME_BUF, &h, err, sizeof(err));
-		if (ret < 0)
-			bench_fatal("page path: read: %s", ret == -ENODATA ? "EOF" : err);
-		if (h.type == WIRE_F_END_ROUND) {
-			struct wire_end_round e;
-
-			if (frame_get_end_round(p, h.len, &e, err, sizeof(err)) < 0)
-				bench_fatal("page path: %s", err);
-			if (e.pages != pages)
-				bench_fatal("page path: END_ROUND says %" PRIu64 " pages, %" PRIu64
-					    " came", e.pages, pages);
-			done = true;
-			continue;
-		}
-		if (h.type != WIRE_F_PAGES)
-			bench_fatal("page path: unexpected %s frame", frame_type_name(h.type));
-		ret = pages_begin(&it, p, h.len, r->dst->npages, PAGE, caps, err, sizeof(err));
-		if (ret < 0)
-			bench_fatal("page path: %s", err);
-		while ((ret = pages_next(&it, &pg, err, sizeof(err))) > 0) {
-			uint8_t *dst = r->dst->base + pg.page * PAGE;
-			struct codec_ctx *ctx = pg.codec == CODEC_ZSTD ? zstd :
-						pg.codec == CODEC_LZ4 ? lz4 : NULL;
-			const struct codec_ops *ops = codec_get(pg.codec);
-			ssize_t n;
-
-			/* ZERO, RAW and XBZRLE decode through their ops with no context */
-			n = ctx ? codec_decode(ctx, pg.data, pg.len, dst, PAGE) :
-				  ops->decode(NULL, pg.data, pg.len, dst, PAGE);
-			if (n != (ssize_t)PAGE)
-				bench_fatal("page path: page %" PRIu64 ": bad %s payload", pg.page,
-					    ops->name);
-			pages++;
-		}
-		if (ret < 0)
-			bench_fatal("page path: %s", err);
-	}
+	r->recv_pages = pagebench_path_recv(r->dst, &io, buf, zstd, lz4);
 	tcount_stop(&r->rc);
 	r->t1 = clock_now_ns();
-	r->recv_pages = pages;
 	codec_ctx_destroy(zstd);
 	codec_ctx_destroy(lz4);
 	free(buf);
@@ -586,6 +630,121 @@ static json_t *jnum(double v, int decimals)
 	return v < 0 ? json_null() : bench_json_real(v, decimals);
 }
 
+static void run_bare(const struct pagebench_opts *o, struct ram *src, struct ram *dst,
+		     struct run *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->o = o;
+	r->src = src;
+	r->dst = dst;
+	measure(r, bare_send, bare_recv);
+	if (r->send_crc != r->recv_crc)
+		bench_fatal("bare pipeline: CRC32C %08x sent, %08x received", r->send_crc,
+			    r->recv_crc);
+	if (memcmp(src->base, dst->base, src->bytes))
+		bench_fatal("bare pipeline: the destination differs from the source");
+}
+
+static void run_path(const struct pagebench_opts *o, struct ram *src, struct ram *dst,
+		     struct run *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->o = o;
+	r->src = src;
+	r->dst = dst;
+	measure(r, path_send, path_recv);
+	for (uint64_t p = 0; p < src->npages; p++)
+		if (memcmp(src->base + p * PAGE, dst->base + p * PAGE, PAGE))
+			bench_fatal("page path: page %" PRIu64
+				    " of the destination differs from the source", p);
+}
+
+/*
+ * --insn: run this program again under callgrind with --only WHAT on a
+ * mib MiB RAM, collecting only inside pagebench_WHAT_send and _recv (each
+ * runs on its own thread), and divide each thread's total by the pages.
+ */
+static void insn_count(const struct pagebench_opts *o, unsigned mib, const char *what,
+		       double *send, double *recv)
+{
+	char dir[] = "/tmp/pagebench-XXXXXX", exe[4096], outf[4200], tog_s[96], tog_r[96];
+	char mibs[16], mix[64], cname[32], fn_s[64], fn_r[64], *argv[17];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	int status;
+	pid_t pid;
+
+	*send = *recv = -1;
+	if (n < 0 || !mkdtemp(dir))
+		bench_fatal("--insn: %s", strerror(errno));
+	exe[n] = '\0';
+	if (codec_config_format(&o->compress, cname, sizeof(cname)) < 0)
+		bench_fatal("--insn: cannot name the codec");
+	snprintf(outf, sizeof(outf), "--callgrind-out-file=%s/cg", dir);
+	snprintf(fn_s, sizeof(fn_s), "pagebench_%s_send", what);
+	snprintf(fn_r, sizeof(fn_r), "pagebench_%s_recv", what);
+	snprintf(tog_s, sizeof(tog_s), "--toggle-collect=%s", fn_s);
+	snprintf(tog_r, sizeof(tog_r), "--toggle-collect=%s", fn_r);
+	snprintf(mibs, sizeof(mibs), "%u", mib);
+	snprintf(mix, sizeof(mix), "zero:%u,text:%u,random:%u", o->zero, o->text, o->random);
+	{
+		const char *words[] = { "valgrind", "--tool=callgrind", "--separate-threads=yes", outf,
+					tog_s, tog_r, exe, "--mib", mibs, "--mix", mix, "--compress",
+					cname, "--only", what, o->warm_dst ? "--warm-dst" : NULL };
+		size_t nw = sizeof(words) / sizeof(words[0]);
+
+		for (size_t i = 0; i < nw; i++)
+			argv[i] = words[i] ? strdup(words[i]) : NULL;
+		argv[nw] = NULL;
+		for (size_t i = 0; i + 1 < nw; i++)
+			if (!argv[i])
+				bench_fatal("out of memory");
+	}
+	pid = fork();
+	if (pid < 0)
+		bench_fatal("fork: %s", strerror(errno));
+	if (pid == 0) {
+		int null = open("/dev/null", O_WRONLY);
+
+		if (null >= 0) {
+			dup2(null, 1);
+			dup2(null, 2);
+		}
+		execvp("valgrind", argv);
+		_exit(127);
+	}
+	for (size_t i = 0; argv[i]; i++)
+		free(argv[i]);
+	if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status))
+		bench_fatal("--insn: valgrind --tool=callgrind %s --only %s failed (status %d%s)",
+			    exe, what, WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+			    WIFEXITED(status) && WEXITSTATUS(status) == 127 ? ": no valgrind?" : "");
+	for (int t = 1; t < 64; t++) {
+		char path[sizeof(dir) + 16], *buf, *sum;
+		size_t len;
+		unsigned long long ir;
+
+		snprintf(path, sizeof(path), "%s/cg-%02d", dir, t);
+		if (read_file_max(path, 64u << 20, &buf, &len) < 0)
+			continue;
+		sum = strstr(buf, "\nsummary: ");
+		if (sum && sscanf(sum, "\nsummary: %llu", &ir) == 1) {
+			double per = (double)ir / (double)(((uint64_t)mib << 20) / PAGE);
+
+			if (strstr(buf, fn_s))
+				*send = per;
+			else if (strstr(buf, fn_r))
+				*recv = per;
+		}
+		free(buf);
+		unlink(path);
+	}
+	snprintf(outf, sizeof(outf), "%s/cg", dir);
+	unlink(outf);
+	rmdir(dir);
+	if (*send < 0 || *recv < 0)
+		bench_fatal("--insn: callgrind's output in %s names no %s or %s", dir, fn_s, fn_r);
+}
+
 void pagebench_run(const struct pagebench_opts *o, const char *cmdline, FILE *out)
 {
 	struct ram src, dst;
@@ -594,6 +753,7 @@ void pagebench_run(const struct pagebench_opts *o, const char *cmdline, FILE *ou
 	struct row rows[3];
 	char cname[32];
 	double tcp_s;
+	unsigned insn_mib = 0;
 	bool insn;
 
 	if (codec_config_format(&o->compress, cname, sizeof(cname)) < 0)
@@ -608,35 +768,31 @@ void pagebench_run(const struct pagebench_opts *o, const char *cmdline, FILE *ou
 	 */
 	memset(dst.base, 0xa5, dst.bytes);
 
+	if (o->only) {
+		/* --insn's child under callgrind: one measurement, no table */
+		if (!strcmp(o->only, "bare"))
+			run_bare(o, &src, &dst, &r);
+		else
+			run_path(o, &src, &dst, &r);
+		goto out;
+	}
+
 	/* raw TCP: the same bytes */
 	tcp_s = chanbench_tcp_pump(src.bytes);
 	memset(&rows[0], 0, sizeof(rows[0]));
 	rows[0] = (struct row){ .name = "raw TCP", .secs = tcp_s,
 				.mbs = (double)src.bytes / tcp_s / 1e6, .wire = src.bytes,
 				.send_cpu = -1, .recv_cpu = -1, .send_insn = -1, .recv_insn = -1 };
-
-	memset(&r, 0, sizeof(r));
-	r.o = o;
-	r.src = &src;
-	r.dst = &dst;
-	measure(&r, bare_send, bare_recv);
-	if (r.send_crc != r.recv_crc)
-		bench_fatal("bare pipeline: CRC32C %08x sent, %08x received", r.send_crc, r.recv_crc);
-	if (memcmp(src.base, dst.base, src.bytes))
-		bench_fatal("bare pipeline: the destination differs from the source");
+	run_bare(o, &src, &dst, &r);
 	fill_row(&rows[1], "bare pipeline", &r, src.npages);
-
-	memset(&r, 0, sizeof(r));
-	r.o = o;
-	r.src = &src;
-	r.dst = &dst;
-	measure(&r, path_send, path_recv);
-	for (uint64_t p = 0; p < src.npages; p++)
-		if (memcmp(src.base + p * PAGE, dst.base + p * PAGE, PAGE))
-			bench_fatal("page path: page %" PRIu64 " of the destination differs from the source",
-				    p);
+	run_path(o, &src, &dst, &r);
 	fill_row(&rows[2], "page path", &r, src.npages);
 	insn = rows[2].send_insn >= 0;
+	if (o->insn) {
+		insn_mib = o->mib < INSN_MIB ? o->mib : INSN_MIB;
+		insn_count(o, insn_mib, "bare", &rows[1].send_insn, &rows[1].recv_insn);
+		insn_count(o, insn_mib, "path", &rows[2].send_insn, &rows[2].recv_insn);
+	}
 
 	if (o->json) {
 		json_t *j = json_object(), *set = json_object(), *pg = json_object(),
@@ -710,14 +866,20 @@ void pagebench_run(const struct pagebench_opts *o, const char *cmdline, FILE *ou
 		fprintf(out, "\npage path / raw TCP       %.3f\n", rows[2].mbs / rows[0].mbs);
 		fprintf(out, "page path / bare pipeline %.3f\n", rows[2].mbs / rows[1].mbs);
 		fprintf(out, "ns/pg: CPU time of the thread (CLOCK_THREAD_CPUTIME_ID), user + system\n");
-		if (insn)
+		if (o->insn)
+			fprintf(out, "ins/pg: user-space instructions of each side's loop under callgrind"
+				" (valgrind --tool=callgrind --separate-threads=yes --toggle-collect=..."
+				" on a %u MiB run of the same mix and codec; the kernel's share not counted)\n",
+				insn_mib);
+		else if (insn)
 			fprintf(out, "ins/pg: user-space instructions of the thread (perf_event_open)\n");
 		else
 			fprintf(out, "ins/pg: no instruction counter here (perf_event_open refused);"
 				" run `perf stat -e instructions -t TID` on the page path's threads"
-				" (sender tid %d, receiver tid %d this run)\n",
+				" (sender tid %d, receiver tid %d this run), or add --insn (callgrind)\n",
 				(int)r.send_tid, (int)r.recv_tid);
 	}
+out:
 	ram_close(&src);
 	ram_close(&dst);
 }

@@ -38,6 +38,11 @@
  * kernel lets a process count its own threads (perf_event_open, user
  * space only: perf_event_paranoid <= 2), instructions per page; otherwise
  * the table says how to get them with `perf stat -e instructions -t TID`.
+ * --insn counts them with callgrind instead, where there is no PMU (a VM):
+ * the program runs itself again under valgrind --tool=callgrind on a
+ * 16 MiB RAM of the same mix and codec, once with `--only bare` and once
+ * with `--only path`, collecting only inside each side's timed loop
+ * (pagebench_{bare,path}_{send,recv}); user-space instructions only.
  *
  * Output: "$ COMMAND", the setup line, the table; with json one JSON
  * object: {"bench": "pagepath", "command", "settings": {"mib", "zero",
@@ -61,11 +66,13 @@ struct pagebench_opts {
 	unsigned zero, text, random;	/* --mix zero:Z,text:T,random:R, percent (25/50/25) */
 	struct codec_config compress;	/* --compress none|zstd[:L]|lz4[:A] (none) */
 	bool warm_dst;			/* --warm-dst: keep the destination's pages between runs */
+	bool insn;			/* --insn: instructions per page under callgrind */
+	const char *only;		/* --only bare|path: that one, no table (--insn's child) */
 	bool json;			/* --json */
 };
 
 #define PAGEBENCH_SYNOPSIS \
-	"[--mib N] [--mix zero:Z,text:T,random:R] [--compress none|zstd[:L]|lz4[:A]] [--warm-dst] [--json]"
+	"[--mib N] [--mix zero:Z,text:T,random:R] [--compress none|zstd[:L]|lz4[:A]] [--warm-dst] [--insn] [--json]"
 
 void pagebench_defaults(struct pagebench_opts *o);
 
