@@ -29,8 +29,8 @@
  *           which must then equal the source byte for byte.
  * The destination is touched once, then emptied (hole punched) before each
  * measurement, so each pays the same page faults a real destination pays;
- * --warm-dst keeps its pages in place instead (what placing pages costs
- * without the faults).
+ * --warm-dst zeroes it in place instead, so its pages stay (what placing
+ * pages costs without the faults).
  *
  * Figures: MB/s is RAM bytes (10^6) over the wall time from both threads
  * starting to the receiver's last byte; wire MB what crossed the socket.
@@ -65,7 +65,7 @@ struct pagebench_opts {
 	unsigned mib;			/* --mib: RAM size (1024) */
 	unsigned zero, text, random;	/* --mix zero:Z,text:T,random:R, percent (25/50/25) */
 	struct codec_config compress;	/* --compress none|zstd[:L]|lz4[:A] (none) */
-	bool warm_dst;			/* --warm-dst: keep the destination's pages between runs */
+	bool warm_dst;			/* --warm-dst: zero the destination in place, no faults */
 	bool insn;			/* --insn: instructions per page under callgrind */
 	const char *only;		/* --only bare|path: that one, no table (--insn's child) */
 	bool json;			/* --json */

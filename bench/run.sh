@@ -18,4 +18,6 @@ done
 echo
 "$B/bench/bench_channel"
 echo
+"$B/bench/bench_pagepath"
+echo
 bench/snapshot.sh "$B"
