@@ -27,6 +27,7 @@
 
 #include "bench/benchutil.h"
 #include "common/clock.h"
+#include "common/err.h"
 #include "common/parse.h"
 #include "common/xio.h"
 #include "protocol/channel.h"
@@ -87,9 +88,8 @@ static void *accept_main(void *arg)
 	return NULL;
 }
 
-/* A connected pair over spec's transport: *tx connects, *rx accepts (and handshakes). */
-static void connect_pair(const char *spec, const struct channel_opts *o, struct channel **tx,
-			 struct channel **rx)
+void chanbench_pair(const char *spec, const struct channel_opts *o, struct channel **tx,
+		    struct channel **rx)
 {
 	struct acceptor a = { 0 };
 	char err[256], uri[256];
@@ -200,7 +200,7 @@ static void run_bare(struct stream *st)
 	pthread_t t;
 
 	/* the bare TLS pump runs over plain TCP channels' sockets */
-	connect_pair(st->tls ? "tcp:127.0.0.1:0" : su->spec, NULL, &tx, &rx);
+	chanbench_pair(st->tls ? "tcp:127.0.0.1:0" : su->spec, NULL, &tx, &rx);
 	p.fd = channel_fd(rx);
 	p.bytes = su->bytes;
 	if (st->tls) {
@@ -310,7 +310,7 @@ static void run_chan(struct stream *st)
 	char err[256];
 	pthread_t t;
 
-	connect_pair(su->spec, &su->o, &tx, &rx);
+	chanbench_pair(su->spec, &su->o, &tx, &rx);
 	s.ch = rx;
 	s.frames = n;
 	pthread_barrier_wait(st->go);
@@ -1174,16 +1174,6 @@ void chanbench_defaults(struct chanbench_opts *o)
 	o->streams = 1;
 }
 
-PRINTF_FMT(3, 4) static int bad(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
-
 /* The options that go together, once all are read. */
 static int check_opts(const struct chanbench_opts *o, bool gib, bool streams, bool repeat,
 		      bool ssh, char *err, size_t errlen)
@@ -1192,44 +1182,44 @@ static int check_opts(const struct chanbench_opts *o, bool gib, bool streams, bo
 	char e[256];
 
 	if (o->listen && o->to)
-		return bad(err, errlen,
+		return err_set(-EINVAL, err, errlen,
 			   "--listen (the sink) and --to (the sender) exclude each other");
 	if ((o->listen || o->to) && (o->transport || repeat))
-		return bad(err, errlen,
+		return err_set(-EINVAL, err, errlen,
 			   "--transport and --repeat are for loopback; with %s the address names "
 			   "the transport",
 			   o->listen ? "--listen" : "--to");
 	if (o->once && !o->listen)
-		return bad(err, errlen, "--once is the sink's (--listen)");
+		return err_set(-EINVAL, err, errlen, "--once is the sink's (--listen)");
 	if (o->listen && (gib || streams))
-		return bad(err, errlen, "--gib and --streams are the sender's (--to): the sink "
+		return err_set(-EINVAL, err, errlen, "--gib and --streams are the sender's (--to): the sink "
 					"takes what comes");
 	if (!o->listen && !o->to) {
 		if (ssh)
-			return bad(err, errlen,
+			return err_set(-EINVAL, err, errlen,
 				   "--ssh-agent-port and --ssh-accept-new need --to ssh://");
 		return 0;
 	}
 	if (o->listen) {
 		if (uri_parse_listen(o->listen, &u, e, sizeof(e)) < 0)
-			return bad(err, errlen, "bad --listen: %s", e);
+			return err_set(-EINVAL, err, errlen, "bad --listen: %s", e);
 		if (ssh)
-			return bad(err, errlen, "--ssh-agent-port and --ssh-accept-new are the "
+			return err_set(-EINVAL, err, errlen, "--ssh-agent-port and --ssh-accept-new are the "
 						"sender's (--to ssh://)");
 	} else {
 		if (uri_parse(o->to, &u, e, sizeof(e)) < 0)
-			return bad(err, errlen, "bad --to: %s", e);
+			return err_set(-EINVAL, err, errlen, "bad --to: %s", e);
 		if (ssh && u.scheme != URI_SSH)
-			return bad(err, errlen,
+			return err_set(-EINVAL, err, errlen,
 				   "--ssh-agent-port and --ssh-accept-new need --to ssh://");
 	}
 	if (u.scheme == URI_TLS && !o->tls_dir)
-		return bad(err, errlen, "%s %s needs --tls-dir DIR (ca-cert.pem, %s-cert.pem, "
+		return err_set(-EINVAL, err, errlen, "%s %s needs --tls-dir DIR (ca-cert.pem, %s-cert.pem, "
 					"%s-key.pem)", o->listen ? "--listen" : "--to",
 			   o->listen ? o->listen : o->to, o->listen ? "server" : "client",
 			   o->listen ? "server" : "client");
 	if (o->cipher >= 0 && u.scheme != URI_TLS)
-		return bad(err, errlen, "--cipher chooses a TLS suite: it needs a tls address");
+		return err_set(-EINVAL, err, errlen, "--cipher chooses a TLS suite: it needs a tls address");
 	return 0;
 }
 
@@ -1254,14 +1244,14 @@ int chanbench_parse(int argc, char **argv, struct chanbench_opts *o, char *err, 
 			if (r < 0)
 				return r;
 			if (bench_parse_double(v, &o->gib) < 0 || o->gib <= 0 || o->gib > 1 << 20)
-				return bad(err, errlen, "bad --gib '%s': GiB per stream, above 0",
+				return err_set(-EINVAL, err, errlen, "bad --gib '%s': GiB per stream, above 0",
 					   v);
 			gib = true;
 		} else if ((r = bench_take_opt(argc, argv, &i, "--repeat", &v, err, errlen)) != 0) {
 			if (r < 0)
 				return r;
 			if (parse_u64(v, &n) < 0 || n < 1 || n > 50)
-				return bad(err, errlen, "bad --repeat '%s': 1 to 50", v);
+				return err_set(-EINVAL, err, errlen, "bad --repeat '%s': 1 to 50", v);
 			o->repeat = (int)n;
 			repeat = true;
 		} else if ((r = bench_take_opt(argc, argv, &i, "--streams", &v, err, errlen)) !=
@@ -1269,7 +1259,7 @@ int chanbench_parse(int argc, char **argv, struct chanbench_opts *o, char *err, 
 			if (r < 0)
 				return r;
 			if (parse_u64(v, &n) < 0 || n < 1 || n > MAX_STREAMS)
-				return bad(err, errlen, "bad --streams '%s': 1 to %d", v,
+				return err_set(-EINVAL, err, errlen, "bad --streams '%s': 1 to %d", v,
 					   MAX_STREAMS);
 			o->streams = (int)n;
 			streams = true;
@@ -1279,7 +1269,7 @@ int chanbench_parse(int argc, char **argv, struct chanbench_opts *o, char *err, 
 				return r;
 			if (strcmp(v, "tcp") && strcmp(v, "unix") && strcmp(v, "tls") &&
 			    strcmp(v, "tls-psk"))
-				return bad(err, errlen,
+				return err_set(-EINVAL, err, errlen,
 					   "unknown --transport '%s' (tcp, unix, tls or tls-psk)",
 					   v);
 			o->transport = v;
@@ -1291,7 +1281,7 @@ int chanbench_parse(int argc, char **argv, struct chanbench_opts *o, char *err, 
 				if (!strcmp(v, ciphers[c].name))
 					o->cipher = c;
 			if (o->cipher < 0)
-				return bad(err, errlen,
+				return err_set(-EINVAL, err, errlen,
 					   "unknown --cipher '%s' (aes128gcm or chacha20)", v);
 		} else if ((r = bench_take_opt(argc, argv, &i, "--tls-dir", &v, err, errlen)) !=
 			   0) {
@@ -1311,11 +1301,11 @@ int chanbench_parse(int argc, char **argv, struct chanbench_opts *o, char *err, 
 			if (r < 0)
 				return r;
 			if (parse_u64(v, &n) < 0 || n < 1 || n > 65535)
-				return bad(err, errlen, "bad --ssh-agent-port '%s': 1 to 65535", v);
+				return err_set(-EINVAL, err, errlen, "bad --ssh-agent-port '%s': 1 to 65535", v);
 			o->ssh_agent_port = (unsigned)n;
 			ssh = true;
 		} else {
-			return bad(err, errlen, "unknown option '%s'", argv[i]);
+			return err_set(-EINVAL, err, errlen, "unknown option '%s'", argv[i]);
 		}
 	}
 	return check_opts(o, gib, streams, repeat, ssh, err, errlen);

@@ -133,4 +133,13 @@ int chanbench_run(const struct chanbench_opts *o, const char *cmdline, bool json
  */
 double chanbench_tcp_pump(uint64_t bytes);
 
+/*
+ * A connected pair over spec's transport ("tcp:127.0.0.1:0", ...; o may be
+ * NULL): *tx connects, *rx accepts and handshakes. Dies on an error.
+ */
+struct channel;
+struct channel_opts;
+void chanbench_pair(const char *spec, const struct channel_opts *o, struct channel **tx,
+		    struct channel **rx);
+
 #endif /* KVMIG_BENCH_CHANBENCH_H */

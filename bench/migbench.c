@@ -22,6 +22,7 @@
 
 #include "bench/benchutil.h"
 #include "common/clock.h"
+#include "common/err.h"
 #include "common/compiler.h"
 #include "common/parse.h"
 #include "migrate/incoming.h"
@@ -401,16 +402,6 @@ static void src_config(const struct migbench_opts *o, struct vm_config *cfg)
 		 (unsigned long long)(o->workset >> 10));
 }
 
-PRINTF_FMT(3, 4) static int bad(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
-
 int migbench_parse(int argc, char **argv, struct migbench_opts *o, char *err, size_t errlen)
 {
 	/* the options with a number (K, M, G suffixes), in the order of the chain below */
@@ -443,10 +434,10 @@ int migbench_parse(int argc, char **argv, struct migbench_opts *o, char *err, si
 			return r;
 		if (r > 0) {
 			if (parse_size(val, &v) < 0)
-				return bad(err, errlen, "bad %s '%s': a number (K, M, G suffixes)",
+				return err_set(-EINVAL, err, errlen, "bad %s '%s': a number (K, M, G suffixes)",
 					   sized[k], val);
 			if ((k == 2 || k == 4 || k == 9) && v > UINT32_MAX)
-				return bad(err, errlen, "bad %s '%s': too large", sized[k], val);
+				return err_set(-EINVAL, err, errlen, "bad %s '%s': too large", sized[k], val);
 			if (k == 0)
 				o->mem = v;
 			else if (k == 1)
@@ -480,7 +471,7 @@ int migbench_parse(int argc, char **argv, struct migbench_opts *o, char *err, si
 			if (r < 0)
 				return r;
 			if (strlen(val) >= sizeof(mo->tls_dir))
-				return bad(err, errlen, "--tls-dir: a path of at most %zu bytes",
+				return err_set(-EINVAL, err, errlen, "--tls-dir: a path of at most %zu bytes",
 					   sizeof(mo->tls_dir) - 1);
 			snprintf(mo->tls_dir, sizeof(mo->tls_dir), "%s", val);
 		} else if ((r = bench_take_opt(argc, argv, &i, "--postcopy", &val, err, errlen)) !=
@@ -488,26 +479,26 @@ int migbench_parse(int argc, char **argv, struct migbench_opts *o, char *err, si
 			if (r < 0)
 				return r;
 			if (migrate_postcopy_parse(val, &mo->postcopy) < 0)
-				return bad(err, errlen,
+				return err_set(-EINVAL, err, errlen,
 					   "--postcopy takes off, auto, now or manual, not '%s'",
 					   val);
 		} else {
-			return bad(err, errlen, "unknown option %s", arg);
+			return err_set(-EINVAL, err, errlen, "unknown option %s", arg);
 		}
 	}
 	if ((mo->postcopy == MIGRATE_POSTCOPY_MANUAL) != (o->postcopy_after_ms != 0))
-		return bad(err, errlen,
+		return err_set(-EINVAL, err, errlen,
 			   "--postcopy manual needs --postcopy-after MS (> 0), and only it takes "
 			   "one");
 	if (mo->postcopy != MIGRATE_POSTCOPY_OFF && mo->parallel > 1)
-		return bad(err, errlen,
+		return err_set(-EINVAL, err, errlen,
 			   "--postcopy with --parallel %u: not in this bench (one accept for both)",
 			   mo->parallel);
 	if (migrate_opts_check(mo, e, sizeof(e)) < 0)
-		return bad(err, errlen, "%s", e);
+		return err_set(-EINVAL, err, errlen, "%s", e);
 	src_config(o, &cfg);
 	if (vm_config_check(&cfg, e, sizeof(e)) < 0)
-		return bad(err, errlen, "the guest (--mem, --workset, --vcpus): %s", e);
+		return err_set(-EINVAL, err, errlen, "the guest (--mem, --workset, --vcpus): %s", e);
 	return 0;
 }
 

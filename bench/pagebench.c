@@ -319,44 +319,6 @@ static void tcount_stop(struct tcount *c)
 
 /* ---- a loopback connection ------------------------------------------------------- */
 
-struct acceptor {
-	struct channel_listener *l;
-	struct channel *ch;
-	int ret;
-	char err[256];
-};
-
-static void *accept_main(void *arg)
-{
-	struct acceptor *a = arg;
-
-	a->ret = channel_accept(a->l, CONNECT_MS, &a->ch, a->err, sizeof(a->err));
-	if (a->ret == 0)
-		a->ret = channel_handshake(a->ch, a->err, sizeof(a->err));
-	return NULL;
-}
-
-static void tcp_pair(struct channel **tx, struct channel **rx)
-{
-	struct acceptor a = { 0 };
-	char err[256], uri[256];
-	pthread_t t;
-
-	if (channel_listen("tcp:127.0.0.1:0", &a.l, err, sizeof(err)))
-		bench_fatal("listen: %s", err);
-	if (channel_listener_uri(a.l, uri, sizeof(uri)) < 0)
-		bench_fatal("listen: no URI");
-	if (pthread_create(&t, NULL, accept_main, &a))
-		bench_fatal("pthread_create: %s", strerror(errno));
-	if (channel_connect(uri, CONNECT_MS, tx, err, sizeof(err)))
-		bench_fatal("%s: %s", uri, err);
-	pthread_join(t, NULL);
-	if (a.ret)
-		bench_fatal("accept: %s", a.err);
-	*rx = a.ch;
-	channel_listener_close(a.l);
-}
-
 /* ---- one measurement: a sender and a receiver thread ------------------------------ */
 
 struct run {
@@ -587,7 +549,7 @@ static void measure(struct run *r, void *(*snd)(void *), void *(*rcv)(void *))
 		memset(r->dst->base, 0, r->dst->bytes);
 	else
 		ram_empty(r->dst);
-	tcp_pair(&r->tx, &r->rx);
+	chanbench_pair("tcp:127.0.0.1:0", NULL, &r->tx, &r->rx);
 	pthread_barrier_init(&r->go, NULL, 2);
 	if (pthread_create(&ts, NULL, snd, r) || pthread_create(&tr, NULL, rcv, r))
 		bench_fatal("pthread_create: %s", strerror(errno));
