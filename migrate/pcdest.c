@@ -266,7 +266,6 @@ static int place(struct pcdest *pd, uint64_t p, const uint8_t *data, bool verify
 			pr_debug("page %llu: already there, yet needed", (unsigned long long)p);
 		return 0;	/* another stream placed it first */
 	}
-	pr_debug("placed page %llu%s", (unsigned long long)p, data ? "" : " (zero)");
 	old = __atomic_fetch_and(&pd->needed[p / 64], ~bit, __ATOMIC_ACQ_REL);
 	if (!(old & bit))
 		return 0;

@@ -243,7 +243,6 @@ int cmd_drain(const struct cli *cli)
 	static struct drain d;
 	static struct inventory inv;
 	const char *from = NULL, *to[DRAIN_MAX_DESTS], *inv_path = NULL, *v;
-	char *to_buf[DRAIN_MAX_DESTS];
 	unsigned nto = 0, left;
 	struct migopts mo;
 	bool dry = false;
@@ -279,7 +278,6 @@ int cmd_drain(const struct cli *cli)
 				if (nto == DRAIN_MAX_DESTS)
 					cli_usage_error(HINT, "more than %d destinations",
 							DRAIN_MAX_DESTS);
-				to_buf[nto] = list;
 				to[nto++] = t;
 			}
 			if (!nto)
@@ -307,7 +305,6 @@ int cmd_drain(const struct cli *cli)
 			cli_usage_error(HINT, "unexpected argument '%s'", arg);
 		}
 	}
-	(void)to_buf;
 	migopts_done(&mo, HINT);
 	if (!from || !nto)
 		cli_usage_error(HINT, "usage: kvmig drain --from AGENT --to AGENT[,AGENT...]");

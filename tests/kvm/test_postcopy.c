@@ -56,6 +56,7 @@
 #include "protocol/codec.h"
 #include "protocol/frame.h"
 #include "protocol/wire.h"
+#include "tests/helpers/frame_bytes.h"
 #include "tests/helpers/kvmtest.h"
 #include "vm/vm.h"
 
@@ -651,22 +652,11 @@ static void test_postcopy_manual(void **unused)
 	vm_destroy(src);
 }
 
-/* A frame as bytes, with its CRC made right again after a field was changed. */
-static size_t reseal(uint8_t *fr, ssize_t n)
+/* A frame the writer made: its length. */
+static size_t sized(ssize_t n)
 {
-	uint32_t crc;
-
 	assert_true(n > 0);
-	crc = crc32c(0, fr, (size_t)n - WIRE_CRC_BYTES);
-	for (int i = 0; i < 4; i++)
-		fr[n - WIRE_CRC_BYTES + i] = (uint8_t)(crc >> (8 * i));
 	return (size_t)n;
-}
-
-static void set_le(uint8_t *p, unsigned bytes, uint64_t v)
-{
-	for (unsigned i = 0; i < bytes; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
 }
 
 static void test_postcopy_bad_return_path(void **unused)
@@ -698,26 +688,26 @@ static void test_postcopy_bad_return_path(void **unused)
 		f.bad_on_fault = k != 3 && k != 5 && k != 6;
 		switch (k) {
 		case 0:
-			f.bad_len = reseal(f.bad, frame_put_page_req(f.bad, sizeof(f.bad), &q));
+			f.bad_len = sized(frame_put_page_req(f.bad, sizeof(f.bad), &q));
 			break;
 		case 1:
 		case 2:
 			q.page = 0;
-			f.bad_len = reseal(f.bad, frame_put_page_req(f.bad, sizeof(f.bad), &q));
+			f.bad_len = sized(frame_put_page_req(f.bad, sizeof(f.bad), &q));
 			set_le(f.bad + WIRE_HDR_BYTES + 8, 4, k == 1 ? 0 : 513);
-			reseal(f.bad, (ssize_t)f.bad_len);
+			reseal(f.bad, f.bad_len);
 			break;
 		case 3:
 			q.page = 0;
-			f.bad_len = reseal(f.bad, frame_put_page_req(f.bad, sizeof(f.bad), &q));
+			f.bad_len = sized(frame_put_page_req(f.bad, sizeof(f.bad), &q));
 			break;
 		case 4:
-			f.bad_len = reseal(f.bad, frame_put_ack(f.bad, sizeof(f.bad), &a));
+			f.bad_len = sized(frame_put_ack(f.bad, sizeof(f.bad), &a));
 			break;
 		case 5:
-			f.bad_len = reseal(f.bad, frame_put_pc_done(f.bad, sizeof(f.bad), &d));
+			f.bad_len = sized(frame_put_pc_done(f.bad, sizeof(f.bad), &d));
 			f.bad[WIRE_HDR_BYTES + 32] = 2;
-			reseal(f.bad, (ssize_t)f.bad_len);
+			reseal(f.bad, f.bad_len);
 			break;
 		default:
 			memcpy(f.bad, "HTTP/1.1 400 Bad Request\r\n\r\n", 29);

@@ -22,6 +22,7 @@
 #include <cmocka.h>
 
 #include "tests/helpers/expect_err.h"
+#include "tests/helpers/frame_bytes.h"
 #include "tests/helpers/prng.h"
 
 #include "common/buf.h"
@@ -40,17 +41,6 @@ static char err[256];
 /* ---- helpers --------------------------------------------------------------- */
 
 
-static void set_le(uint8_t *p, unsigned bytes, uint64_t v)
-{
-	for (unsigned i = 0; i < bytes; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-/* Recompute the CRC of a frame after a field was changed. */
-static void reseal(uint8_t *f, size_t total)
-{
-	set_le(f + total - WIRE_CRC_BYTES, 4, crc32c(0, f, total - WIRE_CRC_BYTES));
-}
 
 /* Header and CRC of a whole frame; the header must announce exactly total bytes. */
 static void check_frame(const uint8_t *f, size_t total, unsigned type, struct frame_hdr *h)

@@ -17,6 +17,7 @@
 
 #include <cmocka.h>
 
+#include "tests/helpers/frame_bytes.h"	/* reseal: sections end in the same CRC32C */
 #include "tests/helpers/prng.h"
 
 #include "common/buf.h"
@@ -240,15 +241,6 @@ static void test_state_write_all_then_complete(void **unused)
 					      sizeof(err)),
 			 -EBADMSG);
 	assert_non_null(strstr(err, "pit"));
-}
-
-/* Re-seal a section after editing it, so only the edit is wrong. */
-static void reseal(uint8_t *sec, size_t n)
-{
-	uint32_t crc = crc32c(0, sec, n - 4);
-
-	for (int i = 0; i < 4; i++)
-		sec[n - 4 + (size_t)i] = (uint8_t)(crc >> (8 * i));
 }
 
 static ssize_t make_section(struct vm_state *st, enum state_section_type t)
