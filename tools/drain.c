@@ -379,7 +379,6 @@ static void failed(struct drain *d, unsigned i, int dest, const char *error)
 			 "the move failed (%.200s) and the source no longer has it (%.100s)",
 			 err, why);
 	}
-	vm->ended_ms = now_ms(d);
 }
 
 static void start_move(struct drain *d, unsigned i, int dest)
@@ -393,7 +392,6 @@ static void start_move(struct drain *d, unsigned i, int dest)
 	json_object_set_new(req, "method", json_string("migrate.start"));
 	cli_req_str(req, "name", vm->name);
 	cli_req_str(req, "uri", a->uri);
-	vm->started_ms = now_ms(d);
 	vm->dest = dest;
 	vm->status[0] = '\0';
 	vm->round = 0;
@@ -422,7 +420,6 @@ static void ended(struct drain *d, unsigned i)
 	a->running--;
 	a->planned -= MIN(a->planned, vm->mem_bytes);
 	d->running--;
-	vm->ended_ms = now_ms(d);
 }
 
 /* job.info of a running move. Return: false when the source stopped answering. */
@@ -443,7 +440,6 @@ static bool poll_move(struct drain *d, unsigned i, char *err, size_t errlen)
 	if (!strcmp(st, "completed")) {
 		ended(d, i);
 		vm->state = DRAIN_MOVED;
-		d->dst[vm->dest].moved++;
 		probe_agent(d, &d->dst[vm->dest], true);	/* its room now */
 		changed(d, i);
 	} else if (!strcmp(st, "failed") || !strcmp(st, "cancelled")) {

@@ -55,7 +55,6 @@ struct drain_agent {
 	uint64_t planned;		/* bytes of the moves running to it */
 	unsigned slots;			/* moves it takes at once (0: no limit of its own) */
 	unsigned running;		/* moves to it now */
-	unsigned moved;			/* moves to it that completed */
 };
 
 enum drain_state { DRAIN_PENDING, DRAIN_RUNNING, DRAIN_MOVED, DRAIN_STAYED, DRAIN_LOST };
@@ -75,7 +74,6 @@ struct drain_vm {
 	unsigned ntries;
 	struct drain_try tries[DRAIN_MAX_TRIES];
 	uint64_t retry_at_ms;		/* pending after a failure: not before this */
-	uint64_t started_ms, ended_ms;	/* of the last attempt, since the drain began */
 	/* while running: the job's latest figures */
 	char status[20];
 	unsigned round;
