@@ -397,6 +397,7 @@ static void src_config(const struct migbench_opts *o, struct vm_config *cfg)
 	vm_config_defaults(cfg, "src");
 	cfg->mem_bytes = o->mem;
 	cfg->vcpus = o->vcpus;
+	cfg->dirty_ring = o->dirty_ring;
 	snprintf(cfg->guest, sizeof(cfg->guest), "seqdirty");
 	snprintf(cfg->guest_args, sizeof(cfg->guest_args), "workset=%lluK",
 		 (unsigned long long)(o->workset >> 10));
@@ -408,6 +409,7 @@ int migbench_parse(int argc, char **argv, struct migbench_opts *o, char *err, si
 	static const char *const sized[] = {
 		"--mem", "--workset", "--vcpus", "--xbzrle", "--parallel", "--max-downtime",
 		"--bandwidth", "--warm", "--timeout", "--max-iterations", "--postcopy-after",
+		"--dirty-ring",
 	};
 	struct migrate_opts *mo = &o->mo;
 	struct vm_config cfg;
@@ -436,7 +438,7 @@ int migbench_parse(int argc, char **argv, struct migbench_opts *o, char *err, si
 			if (parse_size(val, &v) < 0)
 				return err_set(-EINVAL, err, errlen, "bad %s '%s': a number (K, M, G suffixes)",
 					   sized[k], val);
-			if ((k == 2 || k == 4 || k == 9) && v > UINT32_MAX)
+			if ((k == 2 || k == 4 || k == 9 || k == 11) && v > UINT32_MAX)
 				return err_set(-EINVAL, err, errlen, "bad %s '%s': too large", sized[k], val);
 			if (k == 0)
 				o->mem = v;
@@ -458,8 +460,12 @@ int migbench_parse(int argc, char **argv, struct migbench_opts *o, char *err, si
 				mo->timeout_ms = v;
 			else if (k == 9)
 				mo->max_iterations = (unsigned)v;
-			else
+			else if (k == 10)
 				o->postcopy_after_ms = v;
+			else
+				o->dirty_ring = (uint32_t)v;
+			if (k == 11)
+				mo->dirty_track = v ? DIRTYLOG_RING : DIRTYLOG_BITMAP;
 			continue;
 		}
 		if ((r = bench_take_opt(argc, argv, &i, "--compress", &val, err, errlen)) != 0) {
@@ -556,6 +562,7 @@ static void print_table(FILE *f, const char *cmdline, const json_t *j)
 {
 	const json_t *s = json_object_get(j, "settings"), *t = json_object_get(j, "transport");
 	const json_t *pc = json_object_get(j, "postcopy");
+	const json_t *sw = json_object_get(j, "switchover");
 	const char *err = json_string_value(json_object_get(j, "error"));
 	const char *cipher = json_string_value(json_object_get(t, "cipher"));
 	char bw[64], xbz[64];
@@ -590,6 +597,17 @@ static void print_table(FILE *f, const char *cmdline, const json_t *j)
 		json_number_value(json_object_get(j, "guest_downtime_ms")), jget(j, "setup_ms"),
 		(double)jget(j, "transferred_bytes") / (1 << 20), jget(j, "dirty_sync_count"),
 		jget(j, "mig_pages_per_s"));
+	if (sw && jget(sw, "start_us"))
+		fprintf(f,
+			"switchover at %.1f ms (%s; expected %.1f ms), in us from it: paused %lld, "
+			"synced %lld, %lld pages (%.1f MiB) sent %lld, state captured %lld, sent "
+			"%lld (state %lld bytes), READY %lld, RESUMED %lld\n",
+			(double)jget(sw, "start_us") / 1000.0,
+			json_string_value(json_object_get(sw, "reason")),
+			(double)jget(sw, "expected_us") / 1000.0, jget(sw, "paused_us"),
+			jget(sw, "synced_us"), jget(sw, "pages"), (double)jget(sw, "bytes") / (1 << 20),
+			jget(sw, "pages_us"), jget(sw, "state_us"), jget(sw, "sent_us"),
+			jget(sw, "state_bytes"), jget(sw, "ready_us"), jget(sw, "resumed_us"));
 	if (pc)
 		fprintf(f,
 			"postcopy: active %s, requests %lld, pages pushed %lld, fault latency "
@@ -776,6 +794,7 @@ int migbench_run(const struct migbench_opts *opts, const char *cmdline, bool jso
 	jint(s, "max_iterations", o.max_iterations);
 	jint(s, "timeout_ms", (long long)o.timeout_ms);
 	jint(s, "vcpus", vcpus);
+	jint(s, "dirty_ring", opts->dirty_ring);
 	jint(s, "postcopy_after_ms", (long long)pcs_sw.after_ms);
 	jstr(s, "postcopy", migrate_postcopy_name(o.postcopy));
 	if (o.postcopy != MIGRATE_POSTCOPY_OFF) {
@@ -801,6 +820,24 @@ int migbench_run(const struct migbench_opts *opts, const char *cmdline, bool jso
 		jint(p, "dst_p50_us", d.pc.p50_us);
 		jint(p, "dst_p99_us", d.pc.p99_us);
 		jreal(p, "dst_done_at_ms", ms_since(d.t_pc_done, w.t_migrate), 1);
+	}
+	{
+		/* the downtime's timeline, as the job stats JSON names it (tools/jobs.c) */
+		json_t *sw = jobj(j, "switchover");
+
+		jint(sw, "start_us", (long long)ms.switchover.start_us);
+		jint(sw, "paused_us", (long long)ms.switchover.paused_us);
+		jint(sw, "synced_us", (long long)ms.switchover.synced_us);
+		jint(sw, "pages_us", (long long)ms.switchover.pages_us);
+		jint(sw, "state_us", (long long)ms.switchover.state_us);
+		jint(sw, "sent_us", (long long)ms.switchover.sent_us);
+		jint(sw, "ready_us", (long long)ms.switchover.ready_us);
+		jint(sw, "resumed_us", (long long)ms.switchover.resumed_us);
+		jint(sw, "pages", (long long)ms.switchover.pages);
+		jint(sw, "bytes", (long long)ms.switchover.bytes);
+		jint(sw, "state_bytes", (long long)ms.switchover.state_bytes);
+		jint(sw, "expected_us", (long long)ms.switchover.expected_us);
+		jstr(sw, "reason", ms.switchover.reason);
 	}
 	s = jobj(j, "transport");
 	jstr(s, "kind", ms.transport.kind);

@@ -47,6 +47,10 @@
  *    (switch_at_ms: status device or postcopy, polled every
  *    SWITCH_POLL_US: the source guest pauses there), and the destination
  *    receiver's own count (dst_faults, dst_pages_placed, dst_done_at_ms).
+ *  - switchover: the downtime's timeline, the job stats' "switchover"
+ *    object (start_us from the job's start; paused, synced, pages, state,
+ *    sent, ready, resumed in us from it; pages, bytes, state_bytes,
+ *    expected_us, reason); the table prints it on one line;
  *  - command: the command line, when the caller names one.
  * A destination guest that made no progress after a completed migration
  * makes the status say so, with both sides' counters and the console's
@@ -91,6 +95,8 @@ struct migbench_opts {
 	uint64_t warm;			/* --warm PAGES of progress first (0: 2 passes) */
 	unsigned vcpus;			/* --vcpus (1) */
 	uint64_t postcopy_after_ms;	/* --postcopy-after (manual), 0 = none */
+	uint32_t dirty_ring;		/* --dirty-ring ENTRIES: the VM's ring, tracked with it
+					 * (--dirty-track ring); 0 = the bitmap */
 	struct migrate_opts mo;		/* the engine's options (max downtime 300 ms) */
 };
 
@@ -100,7 +106,8 @@ struct migbench_opts {
 	"                         [--auto-converge] [--verify] [--max-downtime MS]\n"             \
 	"                         [--bandwidth BYTES_PER_S] [--max-iterations N]\n"               \
 	"                         [--warm PAGES] [--timeout MS] [--tls-dir DIR]\n"                \
-	"                         [--postcopy off|auto|now|manual] [--postcopy-after MS]"
+	"                         [--postcopy off|auto|now|manual] [--postcopy-after MS]\n"   \
+	"                         [--dirty-ring ENTRIES]"
 
 void migbench_defaults(struct migbench_opts *o);
 

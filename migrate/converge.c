@@ -16,6 +16,7 @@ void converge_init(struct converge *c, uint64_t max_downtime_ns, unsigned max_it
 	c->stalled = 0;
 	c->best_ns = UINT64_MAX;
 	c->expected_downtime_ns = 0;
+	c->reason = "";
 }
 
 enum converge_action converge_decide(struct converge *c, unsigned round, uint64_t dirty_bytes,
@@ -30,8 +31,10 @@ enum converge_action converge_decide(struct converge *c, unsigned round, uint64_
 		bandwidth = 1;
 	c->expected_downtime_ns =
 		(uint64_t)((double)dirty_bytes * 1e9 / (double)bandwidth);
-	if (c->expected_downtime_ns <= c->max_downtime_ns)
+	if (c->expected_downtime_ns <= c->max_downtime_ns) {
+		c->reason = "estimate under max-downtime";
 		return CONVERGE_SWITCHOVER;
+	}
 	if (round == 0)
 		return CONVERGE_CONTINUE; /* the bulk round says little about dirtying */
 	if (dirty_bytes * 2 > sent_bytes)

@@ -39,6 +39,7 @@ struct converge {
 	unsigned stalled;		/* rounds at the maximum throttle without a new best */
 	uint64_t best_ns;		/* lowest expected downtime so far */
 	uint64_t expected_downtime_ns;	/* of the last decision */
+	const char *reason;		/* CONVERGE_SWITCHOVER: why (a static string) */
 };
 
 void converge_init(struct converge *c, uint64_t max_downtime_ns, unsigned max_iterations,

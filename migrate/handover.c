@@ -92,6 +92,7 @@ int handover_run(struct migrate_job *j)
 		if (h.type == WIRE_F_ACK)
 			continue;
 		if (h.type == WIRE_F_READY && !j->committed) {
+			j->sw.ready_ns = clock_now_ns();
 			ret = frame_get_ready(j->rbuf + WIRE_HDR_BYTES, h.len, &r, msg, sizeof(msg));
 			if (ret < 0)
 				return job_fail(j, ret, "bad READY frame: %s", msg);

@@ -96,6 +96,16 @@ struct migrate_job {
 	 * lane that sleeps in the limiter.
 	 */
 	_Atomic uint64_t rl_rate;
+	/*
+	 * The guest is paused for the switchover: every lane's writes skip
+	 * the rate limiter (QEMU's ram_save_complete does the same). The cap
+	 * protects the running guest and the link's other users during
+	 * pre-copy; once the guest is paused every ms of throttle is
+	 * downtime. Set by the job thread right after the pause; post-copy
+	 * clears it again once the guest runs at the destination (see
+	 * source.c's postcopy_switchover). Read by every lane's write.
+	 */
+	_Atomic bool rl_bypass;
 
 	/*
 	 * The lanes' task (lanes.h), all under task_lock: the job thread
@@ -131,6 +141,20 @@ struct migrate_job {
 	bool committed;			/* GO sent: the guest is the destination's (handover.h) */
 	uint64_t resumed_ns;		/* RESUMED arrived (0: not yet); the ends of total_ms
 					 * and downtime_ms, which the announce report follows */
+	/*
+	 * The switchover's timeline, clock_now_ns() of each step (0: not
+	 * reached): published as st.switchover (migrate.h) by source.c.
+	 * ready_ns is handover.c's (READY arrived).
+	 */
+	struct {
+		uint64_t start_ns, paused_ns, synced_ns, pages_ns, state_ns, sent_ns, ready_ns;
+		uint64_t bytes0;	/* bytes out on every lane at the pause */
+		uint64_t pages0;	/* pages sent by then */
+		uint64_t bytes, state_bytes; /* pause to COMPLETE; the state's */
+		uint64_t pages;		/* pages sent while paused */
+		uint64_t expected_ns;	/* the converge estimate at the decision */
+		char reason[64];	/* why it switched */
+	} sw;
 	unsigned round;			/* the current round; lanes read it during a task */
 	unsigned rounds_done;		/* pre-copy rounds that ended (their "round" event) */
 	unsigned ring_overflow_run;	/* precopy syncs in a row the ring overflowed */

@@ -22,7 +22,8 @@ static int rl_write(struct mio *io, const void *buf, size_t len)
 	struct migrate_job *j = ln->j;
 	uint64_t rate = atomic_load(&j->rl_rate);
 
-	if (rate) {
+	/* the guest is paused: the cap would only add downtime (job.h) */
+	if (rate && !atomic_load_explicit(&j->rl_bypass, memory_order_relaxed)) {
 		pthread_mutex_lock(&j->rl_lock);
 		if (j->rl.rate != rate)	/* migrate_set_bandwidth changed it */
 			ratelimit_set_rate(&j->rl, rate, clock_now_ns());

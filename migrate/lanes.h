@@ -7,7 +7,8 @@
  * carries the control frames; lanes 1..N-1 are threads with their own
  * connection and page sender (compressor and XBZRLE cache; the cache is
  * split among the lanes). Every lane writes through the one rate limiter
- * of the job (j->rl under j->rl_lock).
+ * of the job (j->rl under j->rl_lock), which the paused guest's
+ * switchover skips (job.h's rl_bypass).
  *
  * lanes_do() hands a task to every lane at once (the chunk task: the
  * bitmap's pages [first, first + n); or the end of a round or of the

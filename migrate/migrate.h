@@ -68,6 +68,25 @@ struct migrate_stats {
 		uint32_t frames;	/* RARP frames the destination sent (--announce) */
 		uint64_t first_us;	/* the first one left this long after the resume */
 	} announce;
+	/*
+	 * The switchover's timeline (extension): start_us is when it began
+	 * (the pause was asked for), in us since the job's start; every other
+	 * *_us is an offset from that start, 0 for a step not reached (yet).
+	 * paused: vm_pause returned; synced: the last dirty sync; pages: the
+	 * last pages sent (post-copy: the needed set sent, no pages move);
+	 * state: vCPU and device state captured; sent: state and COMPLETE
+	 * sent; ready: the destination's READY (its load is sent..ready);
+	 * resumed: its RESUMED after our GO (the end of downtime_ms).
+	 */
+	struct {
+		uint64_t start_us, paused_us, synced_us, pages_us, state_us, sent_us, ready_us,
+			resumed_us;
+		uint64_t pages;		/* pages sent while paused */
+		uint64_t bytes;		/* bytes on every channel, pause to COMPLETE */
+		uint64_t state_bytes;	/* of them, the state sections */
+		uint64_t expected_us;	/* the converge estimate at the decision */
+		char reason[64];	/* why it switched (converge.h's reasons) */
+	} switchover;
 	/* extensions */
 	unsigned round;
 	unsigned throttle_pct;
@@ -139,7 +158,8 @@ bool migrate_finished(struct migrate_job *j);
  *                                                           expected_downtime_ms, throttle_pct
  *   switchover       the guest is paused for the switch      mode ("stop-and-copy" or "postcopy"),
  *                                                           rounds (pre-copy rounds done),
- *                                                           remaining_bytes (the last dirty set)
+ *                                                           remaining_bytes (the last dirty set),
+ *                                                           reason, expected_downtime_ms
  *   postcopy         the guest runs at the destination       downtime_ms, remaining_bytes (pages
  *                    (post-copy), its pages follow           still to send)
  *   postcopy-paused  the post-copy link broke               error (why), remaining_bytes
@@ -175,6 +195,7 @@ struct migrate_event {
 	uint64_t bandwidth;		/* measured bytes/s */
 	double mbps;
 	char error[512];		/* failed, cancelled, postcopy-paused: why */
+	char reason[64];		/* switchover: why it switched (converge.h) */
 };
 
 /*

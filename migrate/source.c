@@ -101,6 +101,45 @@ static void update_stats(struct migrate_job *j, uint64_t remaining_pages)
 	pthread_mutex_unlock(&j->lock);
 }
 
+/* us from a to b, 0 when b was not reached */
+static uint64_t sw_us(uint64_t a, uint64_t b)
+{
+	return b > a ? (b - a) / 1000 : 0;
+}
+
+/* Publish the switchover's timeline (j->sw) as st.switchover. Job thread. */
+static void publish_switch(struct migrate_job *j)
+{
+	uint64_t a = j->sw.start_ns;
+
+	if (!a)
+		return;
+	pthread_mutex_lock(&j->lock);
+	j->st.switchover.start_us = sw_us(j->t0_ns, a);
+	j->st.switchover.paused_us = sw_us(a, j->sw.paused_ns);
+	j->st.switchover.synced_us = sw_us(a, j->sw.synced_ns);
+	j->st.switchover.pages_us = sw_us(a, j->sw.pages_ns);
+	j->st.switchover.state_us = sw_us(a, j->sw.state_ns);
+	j->st.switchover.sent_us = sw_us(a, j->sw.sent_ns);
+	j->st.switchover.ready_us = sw_us(a, j->sw.ready_ns);
+	j->st.switchover.resumed_us = sw_us(a, j->resumed_ns);
+	j->st.switchover.pages = j->sw.pages;
+	j->st.switchover.bytes = j->sw.bytes;
+	j->st.switchover.state_bytes = j->sw.state_bytes;
+	j->st.switchover.expected_us = j->sw.expected_ns / 1000;
+	snprintf(j->st.switchover.reason, sizeof(j->st.switchover.reason), "%s", j->sw.reason);
+	pthread_mutex_unlock(&j->lock);
+}
+
+/* The pages and bytes sent on every lane so far. Between tasks only. */
+static void sent_so_far(const struct migrate_job *j, uint64_t *pages, uint64_t *bytes)
+{
+	struct page_sender_stats ps;
+
+	lanes_stats(j, &ps, bytes, NULL);
+	*pages = ps.pages;
+}
+
 /* ---- the rounds ------------------------------------------------------------ */
 
 /*
@@ -244,6 +283,12 @@ static uint64_t measure_bw(const struct migrate_job *j, uint64_t bw, uint64_t da
 	return now ? now : 1ull << 30;	/* a guess, checked below */
 }
 
+/* Why the switchover comes: st.switchover.reason, and the event's. */
+static void set_reason(struct migrate_job *j, const char *why)
+{
+	snprintf(j->sw.reason, sizeof(j->sw.reason), "%s", why);
+}
+
 /* A round ended and was measured: its statistics, and its event. */
 static void round_end(struct migrate_job *j, uint64_t dirty, uint64_t bw)
 {
@@ -262,8 +307,10 @@ static int precopy(struct migrate_job *j)
 	int ret;
 
 	bitmap_fill(j->bitmap, j->npages);
-	if (j->o.postcopy == MIGRATE_POSTCOPY_NOW)
+	if (j->o.postcopy == MIGRATE_POSTCOPY_NOW) {
+		set_reason(j, "post-copy now");
 		return 1;	/* no pre-copy at all */
+	}
 	for (j->round = 0;; j->round++) {
 		uint64_t t0 = clock_now_ns(), d0 = data_pages(j), data, dt;
 		struct wire_end_round er;
@@ -272,6 +319,8 @@ static int precopy(struct migrate_job *j)
 
 		lanes_set_round(j, j->round);
 		ret = send_dirty(j, j->round == 0, true, LANE_END_ROUND);
+		if (ret == 1)
+			set_reason(j, "post-copy asked for");
 		if (ret != 0)
 			return ret;	/* an error, or 1: switch to post-copy now */
 		dt = clock_now_ns() - t0;
@@ -296,10 +345,13 @@ static int precopy(struct migrate_job *j)
 		if (act != CONVERGE_SWITCHOVER && j->o.postcopy == MIGRATE_POSTCOPY_AUTO) {
 			pr_info("%s: round %u: switching to post-copy (%s)", vm_get_config(j->vm)->name,
 				j->round, act == CONVERGE_GIVE_UP ? msg : "after the first full round");
+			set_reason(j, act == CONVERGE_GIVE_UP ? "post-copy: pre-copy gave up"
+							      : "post-copy after the first full round");
 			round_end(j, (uint64_t)dirty, bw);
 			return 1;
 		}
 		if (atomic_load(&j->pc_request)) {
+			set_reason(j, "post-copy asked for");
 			round_end(j, (uint64_t)dirty, bw);
 			return 1;
 		}
@@ -334,6 +386,9 @@ static int precopy(struct migrate_job *j)
 		round_end(j, (uint64_t)dirty, bw);
 		switch (act) {
 		case CONVERGE_SWITCHOVER:
+			set_reason(j, j->cv.reason);
+			pr_debug("round %u: switchover: %s (expected downtime %llu us)", j->round,
+				 j->cv.reason, (unsigned long long)j->cv.expected_downtime_ns / 1000);
 			return 0;
 		case CONVERGE_GIVE_UP:
 			return job_fail(j, -ETIME, "%s", msg);
@@ -360,12 +415,20 @@ static long pause_for_switch(struct migrate_job *j, uint64_t *pause_ns)
 {
 	int ret;
 
+	long n;
+
 	job_set_status(j, "device");
 	*pause_ns = clock_now_ns();
+	j->sw.start_ns = *pause_ns;
+	j->sw.expected_ns = j->cv.expected_downtime_ns;
+	sent_so_far(j, &j->sw.pages0, &j->sw.bytes0);
 	ret = vm_pause(j->vm, NULL);
 	if (ret < 0)
 		return job_fail(j, ret, "cannot pause the guest: %s", strerror(-ret));
 	j->paused = !j->was_paused;
+	j->sw.paused_ns = clock_now_ns();
+	/* from here every ms of throttle would be downtime (job.h) */
+	atomic_store(&j->rl_bypass, true);
 	if (vm_dead_vcpus(j->vm))
 		return job_fail(j, -EIO,
 				"the guest crashed before the switchover (%u vCPU(s) stopped by KVM); "
@@ -374,7 +437,9 @@ static long pause_for_switch(struct migrate_job *j, uint64_t *pause_ns)
 	pr_debug("switchover: paused in %llu us",
 		 (unsigned long long)(clock_now_ns() - *pause_ns) / 1000);
 	vm_set_throttle(j->vm, 0);
-	return sync_dirty(j);
+	n = sync_dirty(j);
+	j->sw.synced_ns = clock_now_ns();
+	return n;
 }
 
 /* The guest is paused for the switch and dirty pages are left: the event. */
@@ -384,6 +449,7 @@ static void switchover_event(struct migrate_job *j, const char *mode, long dirty
 
 	job_event_init(j, &ev, "switchover");
 	snprintf(ev.mode, sizeof(ev.mode), "%s", mode);
+	snprintf(ev.reason, sizeof(ev.reason), "%s", j->sw.reason);
 	ev.rounds = j->rounds_done;
 	ev.remaining_bytes = (uint64_t)dirty * PAGE;
 	job_event_post(j, &ev);
@@ -399,7 +465,7 @@ static int send_state(struct migrate_job *j, uint64_t pause_ns, bool postcopy)
 	struct page_sender_stats ps;
 	struct wire_complete done;
 	uint32_t nsec = 0;
-	uint64_t out;
+	uint64_t out, b0;
 	int ret;
 
 	if (!state)
@@ -409,13 +475,16 @@ static int send_state(struct migrate_job *j, uint64_t pause_ns, bool postcopy)
 		job_fail(j, ret, "cannot capture the vCPU and device state: %s", strerror(-ret));
 		goto out;
 	}
+	j->sw.state_ns = clock_now_ns();
 	pr_debug("switchover: state captured at +%llu us",
-		 (unsigned long long)(clock_now_ns() - pause_ns) / 1000);
+		 (unsigned long long)(j->sw.state_ns - pause_ns) / 1000);
+	b0 = j->io.bytes_out;
 	ret = outgoing_state(&j->lanes[0].rl_io, state, &nsec);
 	if (ret < 0) {
 		job_fail(j, ret, "cannot send the state: %s", strerror(-ret));
 		goto out;
 	}
+	j->sw.state_bytes = j->io.bytes_out - b0;
 	memset(&done, 0, sizeof(done));
 	done.state_sections = nsec;
 	lanes_stats(j, &ps, &out, NULL);
@@ -434,9 +503,14 @@ static int send_state(struct migrate_job *j, uint64_t pause_ns, bool postcopy)
 	ret = job_send_ctrl(j, frame_put_complete(j->ctrl, JOB_CTRL_BUF, &done));
 	if (ret < 0)
 		goto out;
+	j->sw.sent_ns = clock_now_ns();
+	lanes_stats(j, &ps, &out, NULL);
+	j->sw.bytes = out - j->sw.bytes0;
 	pr_debug("switchover: COMPLETE sent at +%llu us",
-		 (unsigned long long)(clock_now_ns() - pause_ns) / 1000);
+		 (unsigned long long)(j->sw.sent_ns - pause_ns) / 1000);
+	publish_switch(j);
 	ret = handover_run(j);
+	publish_switch(j);
 out:
 	free(state);
 	return ret;
@@ -458,8 +532,15 @@ static int stop_and_copy(struct migrate_job *j, uint64_t *pause_ns)
 	ret = send_dirty(j, false, false, LANE_COMPLETE);
 	if (ret < 0)
 		return ret;
+	j->sw.pages_ns = clock_now_ns();
+	{
+		uint64_t pages, bytes;
+
+		sent_so_far(j, &pages, &bytes);
+		j->sw.pages = pages - j->sw.pages0;
+	}
 	pr_debug("stop-and-copy: last %llu pages sent at +%llu us", (unsigned long long)dirty,
-		 (unsigned long long)(clock_now_ns() - *pause_ns) / 1000);
+		 (unsigned long long)(j->sw.pages_ns - *pause_ns) / 1000);
 	return send_state(j, *pause_ns, false);
 }
 
@@ -509,12 +590,22 @@ static int postcopy_switchover(struct migrate_job *j, uint64_t *pause_ns)
 		}
 	}
 	free(buf);
+	j->sw.pages_ns = clock_now_ns();	/* no pages move while paused: the needed set did */
 	pr_debug("post-copy switchover: %llu pages needed, paused %llu us ago",
 		 (unsigned long long)bitmap_count(j->bitmap, 0, j->npages),
 		 (unsigned long long)(clock_now_ns() - *pause_ns) / 1000);
 	ret = send_state(j, *pause_ns, true);
 	if (ret < 0)
 		return ret;
+	/*
+	 * The guest runs at the destination: the cap applies again. The pages
+	 * it faults on go on the fault channel, never behind the limiter
+	 * (postcopy.h); what remains is the background push, which may last
+	 * as long as a pre-copy would, and the link's other users need the
+	 * cap then as they did before. Only the paused window, a few ms of
+	 * state and the needed set, went uncapped.
+	 */
+	atomic_store(&j->rl_bypass, false);
 	pthread_mutex_lock(&j->lock);
 	j->st.postcopy.active = true;
 	pthread_mutex_unlock(&j->lock);

@@ -97,6 +97,8 @@ static void print_human(const json_t *ev)
 		printf(" switchover (%s) after %lld pre-copy round%s: the guest is paused, %.1f MiB "
 		       "left",
 		       cli_json_str(ev, "mode"), n, n == 1 ? "" : "s", mib(ev, "remaining_bytes"));
+		if (cli_json_str(ev, "reason")[0])
+			printf(" (%s)", cli_json_str(ev, "reason"));
 	} else if (!strcmp(t, "postcopy")) {
 		printf(" post-copy: the guest runs at the destination after %lld ms of downtime, "
 		       "%.1f MiB follow",

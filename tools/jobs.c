@@ -277,6 +277,28 @@ json_t *jobs_stats_json(const char *name, const char *uri, const struct migrate_
 		}
 	}
 
+	{
+		/* the switchover's timeline: start_us from the job's start, the rest from it */
+		json_t *sw = json_object();
+
+		if (sw) {
+			put_u64(sw, "start_us", st->switchover.start_us);
+			put_u64(sw, "paused_us", st->switchover.paused_us);
+			put_u64(sw, "synced_us", st->switchover.synced_us);
+			put_u64(sw, "pages_us", st->switchover.pages_us);
+			put_u64(sw, "state_us", st->switchover.state_us);
+			put_u64(sw, "sent_us", st->switchover.sent_us);
+			put_u64(sw, "ready_us", st->switchover.ready_us);
+			put_u64(sw, "resumed_us", st->switchover.resumed_us);
+			put_u64(sw, "pages", st->switchover.pages);
+			put_u64(sw, "bytes", st->switchover.bytes);
+			put_u64(sw, "state_bytes", st->switchover.state_bytes);
+			put_u64(sw, "expected_us", st->switchover.expected_us);
+			json_object_set_new(sw, "reason", json_string(st->switchover.reason));
+			json_object_set_new(o, "switchover", sw);
+		}
+	}
+
 	/* extensions */
 	put_u64(o, "round", st->round);
 	put_u64(o, "throttle_pct", st->throttle_pct);
@@ -328,6 +350,8 @@ json_t *jobs_event_json(const char *name, const char *uri, const struct migrate_
 		put_u64(o, "rounds", ev->rounds);
 		put_u64(o, "transferred_bytes", ev->transferred_bytes);
 		put_u64(o, "remaining_bytes", ev->remaining_bytes);
+		json_object_set_new(o, "reason", json_string(ev->reason));
+		put_u64(o, "expected_downtime_ms", ev->expected_downtime_ms);
 	} else if (!strcmp(t, "postcopy")) {
 		put_u64(o, "downtime_ms", ev->downtime_ms);
 		put_u64(o, "transferred_bytes", ev->transferred_bytes);

@@ -227,8 +227,9 @@ void migopts_help(FILE *f)
 {
 	fprintf(f,
 		"  --max-downtime MS      longest acceptable pause at switchover (default 300)\n"
-		"  --bandwidth MiB/s      limit the stream (a number, fractions allowed;\n"
-		"                         default and 0: unlimited)\n"
+		"  --bandwidth MiB/s      limit the pre-copy stream (a number, fractions\n"
+		"                         allowed; default and 0: unlimited); the paused\n"
+		"                         guest's last pages and state go uncapped\n"
 		"  --xbzrle[=CACHE]       send re-dirtied pages as XBZRLE deltas against a\n"
 		"                         cache of CACHE bytes (K/M/G; default 64M)\n"
 		"  --compress ALG         none (default), zstd[:LEVEL] (1..22) or lz4\n"

@@ -67,6 +67,7 @@ static void test_jobs_stats_names(void **state)
 		"postcopy",
 		"transport",
 		"announce",
+		"switchover",
 		"round",
 		"throttle_pct",
 		"bandwidth",
@@ -92,6 +93,11 @@ static void test_jobs_stats_names(void **state)
 					   NULL};
 	static const char *const transport[] = {"kind", "cipher", "ktls", NULL};
 	static const char *const announce[] = {"frames", "first_ms", NULL};
+	/* the downtime's timeline: each key with its own field (value = its index + 1) */
+	static const char *const sw[] = {"start_us", "paused_us", "synced_us",  "pages_us",
+					 "state_us", "sent_us",   "ready_us",   "resumed_us",
+					 "pages",    "bytes",     "state_bytes", "expected_us",
+					 "reason",   NULL};
 	struct migrate_stats st;
 	json_t *o;
 
@@ -115,8 +121,31 @@ static void test_jobs_stats_names(void **state)
 	st.announce.first_us = 1234;
 	snprintf(st.transport.kind, sizeof(st.transport.kind), "tls");
 	snprintf(st.transport.cipher, sizeof(st.transport.cipher), "TLS_AES_128_GCM_SHA256");
+	st.switchover.start_us = 1;
+	st.switchover.paused_us = 2;
+	st.switchover.synced_us = 3;
+	st.switchover.pages_us = 4;
+	st.switchover.state_us = 5;
+	st.switchover.sent_us = 6;
+	st.switchover.ready_us = 7;
+	st.switchover.resumed_us = 8;
+	st.switchover.pages = 9;
+	st.switchover.bytes = 10;
+	st.switchover.state_bytes = 11;
+	st.switchover.expected_us = 12;
+	snprintf(st.switchover.reason, sizeof(st.switchover.reason), "dirty set stopped shrinking");
 	o = jobs_stats_json("web1", "tcp://h:1", &st);
 	assert_non_null(o);
+	expect_keys(json_object_get(o, "switchover"), sw);
+	for (size_t i = 0; sw[i + 1]; i++) {
+		json_t *v = json_object_get(json_object_get(o, "switchover"), sw[i]);
+
+		if (!json_is_integer(v) || json_integer_value(v) != (json_int_t)i + 1)
+			fail_msg("switchover.%s is not %zu", sw[i], i + 1);
+	}
+	assert_string_equal(
+		json_string_value(json_object_get(json_object_get(o, "switchover"), "reason")),
+		"dirty set stopped shrinking");
 	expect_keys(o, top);
 	expect_keys(json_object_get(o, "xbzrle"), xbzrle);
 	expect_keys(json_object_get(o, "compression"), comp);
@@ -253,7 +282,7 @@ static void test_jobs_event_json(void **state)
 		"error", "lost", NULL};
 	static const char *const switch_keys[] = {
 		"event", "time_ms", "vm", "to", "status", "mode", "rounds", "transferred_bytes",
-		"remaining_bytes", NULL};
+		"remaining_bytes", "reason", "expected_downtime_ms", NULL};
 	struct migrate_stats st;
 	struct migrate_event ev;
 	json_t *o, *stats;
@@ -295,9 +324,11 @@ static void test_jobs_event_json(void **state)
 	snprintf(ev.type, sizeof(ev.type), "switchover");
 	snprintf(ev.mode, sizeof(ev.mode), "stop-and-copy");
 	ev.rounds = 4;
+	snprintf(ev.reason, sizeof(ev.reason), "max-iterations");
 	o = jobs_event_json("g1", "tcp://h:1", &ev, 0);
 	expect_keys(o, switch_keys);
 	assert_string_equal(json_string_value(json_object_get(o, "mode")), "stop-and-copy");
+	assert_string_equal(json_string_value(json_object_get(o, "reason")), "max-iterations");
 	assert_int_equal(json_integer_value(json_object_get(o, "rounds")), 4);
 	json_decref(o);
 
