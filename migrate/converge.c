@@ -11,12 +11,50 @@ void converge_init(struct converge *c, uint64_t max_downtime_ns, unsigned max_it
 	c->max_iterations = max_iterations;
 	c->auto_converge = auto_converge;
 	c->max_throttle = max_throttle;
+	c->fixed_ns = CONVERGE_FIXED_NS;
+	c->round_ns = 0;
+	c->left_ns = 0;
+	c->lag_ns = 0;
 	c->throttle = 0;
 	c->hot_rounds = 0;
 	c->stalled = 0;
 	c->best_ns = UINT64_MAX;
+	c->prev_dirty_bytes = UINT64_MAX;
 	c->expected_downtime_ns = 0;
+	c->fits = false;
 	c->reason = "";
+}
+
+uint64_t converge_estimate(const struct converge *c, uint64_t dirty_bytes, uint64_t bandwidth,
+			   uint64_t dirty_rate)
+{
+	double more = (double)dirty_rate * 4096.0 * (double)c->lag_ns / 1e9;
+
+	if (!bandwidth)
+		bandwidth = 1;
+	return c->fixed_ns + (uint64_t)(((double)dirty_bytes + more) * 1e9 / (double)bandwidth);
+}
+
+/*
+ * Under the ceiling: go on while the rounds shrink the dirty set, switch
+ * when they stop or a limit says so. Return: the reason to switch, or
+ * NULL for another round.
+ */
+static const char *fit_decide(const struct converge *c, unsigned round, uint64_t dirty_bytes)
+{
+	bool shrinking = c->prev_dirty_bytes == UINT64_MAX ||
+			 dirty_bytes * 100 < c->prev_dirty_bytes * (100 - CONVERGE_SHRINK_PCT);
+
+	if (c->expected_downtime_ns - c->fixed_ns <= CONVERGE_TINY_NS)
+		return "dirty set negligible";
+	if (!shrinking)
+		return "dirty set stopped shrinking";
+	if (c->max_iterations && round + 1 >= c->max_iterations)
+		return "max-iterations";
+	/* the next round (as long as this one) and the switchover must fit */
+	if (c->left_ns && c->left_ns < c->round_ns + c->expected_downtime_ns)
+		return "timeout near";
+	return NULL;
 }
 
 enum converge_action converge_decide(struct converge *c, unsigned round, uint64_t dirty_bytes,
@@ -27,14 +65,20 @@ enum converge_action converge_decide(struct converge *c, unsigned round, uint64_
 	uint64_t mib_s = (bandwidth + (1u << 19)) >> 20;
 	uint64_t dirty_mib_s = (dirty_rate * 4096 + (1u << 19)) >> 20;
 
-	if (!bandwidth)
-		bandwidth = 1;
-	c->expected_downtime_ns =
-		(uint64_t)((double)dirty_bytes * 1e9 / (double)bandwidth);
-	if (c->expected_downtime_ns <= c->max_downtime_ns) {
-		c->reason = "estimate under max-downtime";
-		return CONVERGE_SWITCHOVER;
+	c->expected_downtime_ns = converge_estimate(c, dirty_bytes, bandwidth, dirty_rate);
+	c->fits = c->expected_downtime_ns <= c->max_downtime_ns;
+	if (c->fits) {
+		const char *why = fit_decide(c, round, dirty_bytes);
+
+		c->prev_dirty_bytes = dirty_bytes;
+		c->hot_rounds = 0;
+		if (why) {
+			c->reason = why;
+			return CONVERGE_SWITCHOVER;
+		}
+		return CONVERGE_CONTINUE;
 	}
+	c->prev_dirty_bytes = dirty_bytes;
 	if (round == 0)
 		return CONVERGE_CONTINUE; /* the bulk round says little about dirtying */
 	if (dirty_bytes * 2 > sent_bytes)

@@ -335,14 +335,23 @@ static int precopy(struct migrate_job *j)
 		ret = job_send_ctrl(j, frame_put_end_round(j->ctrl, JOB_CTRL_BUF, &er));
 		if (ret < 0)
 			return ret;
+		j->cv.round_ns = dt;
+		j->cv.left_ns = 0;
+		if (j->deadline_ns) {
+			uint64_t now = clock_now_ns();
+
+			j->cv.left_ns = j->deadline_ns > now ? j->deadline_ns - now : 1;
+		}
 		act = converge_decide(&j->cv, j->round, (uint64_t)dirty * PAGE, data, bw,
 				      dirtylog_rate(j->dl), msg, sizeof(msg));
 		/*
-		 * --postcopy: after the first full round, unless it converged
-		 * (a short stop-and-copy beats post-copy then); earlier if the
-		 * estimate gives up.
+		 * --postcopy: after the first full round, unless it converges
+		 * (the estimate is under --max-downtime: a short stop-and-copy
+		 * beats post-copy then, and pre-copy goes on while its rounds
+		 * shrink the dirty set); earlier if the estimate gives up.
 		 */
-		if (act != CONVERGE_SWITCHOVER && j->o.postcopy == MIGRATE_POSTCOPY_AUTO) {
+		if (act != CONVERGE_SWITCHOVER && !j->cv.fits &&
+		    j->o.postcopy == MIGRATE_POSTCOPY_AUTO) {
 			pr_info("%s: round %u: switching to post-copy (%s)", vm_get_config(j->vm)->name,
 				j->round, act == CONVERGE_GIVE_UP ? msg : "after the first full round");
 			set_reason(j, act == CONVERGE_GIVE_UP ? "post-copy: pre-copy gave up"
@@ -361,16 +370,31 @@ static int precopy(struct migrate_job *j)
 			 * what it still had to apply would land in the downtime.
 			 * A long wait means the data was in flight, not applied:
 			 * the link is slower than the send rate said; measure it
-			 * end to end and go another round.
+			 * end to end and go another round. Meanwhile the guest
+			 * dirties more: from now on the estimate counts that lag,
+			 * and when it no longer fits, another round goes first
+			 * (--max-downtime is a ceiling).
 			 */
-			uint64_t tw = clock_now_ns(), waited;
+			uint64_t tw = clock_now_ns(), waited, est;
+			bool last = j->o.max_iterations && j->round + 1 >= j->o.max_iterations;
 
 			ret = retpath_wait_acked(j, j->round, ACK_TIMEOUT_MS);
 			if (ret < 0)
 				return ret;
 			waited = clock_now_ns() - tw;
-			if (waited * 2 > j->cv.max_downtime_ns &&
-			    !(j->o.max_iterations && j->round + 1 >= j->o.max_iterations)) {
+			j->cv.lag_ns = waited;
+			est = converge_estimate(&j->cv, (uint64_t)dirty * PAGE, bw,
+						dirtylog_rate(j->dl));
+			if (!last && waited * 2 <= j->cv.max_downtime_ns &&
+			    est > j->cv.max_downtime_ns) {
+				pr_debug("round %u: the guest dirtied on for %llu us while the "
+					 "destination applied the round: %llu us expected, over "
+					 "the ceiling; another round",
+					 j->round, (unsigned long long)waited / 1000,
+					 (unsigned long long)est / 1000);
+				act = CONVERGE_CONTINUE;
+			}
+			if (waited * 2 > j->cv.max_downtime_ns && !last) {
 				uint64_t e2e = (uint64_t)((double)data * 1e9 /
 							  (double)(clock_now_ns() - t0));
 

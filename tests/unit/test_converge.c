@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_converge.c - the precopy decision and the bandwidth limiter, fed
- * numbers: switch over exactly when dirty bytes over bandwidth fit the
- * downtime budget; throttle in QEMU's 20%+10% steps when dirtying outruns
- * sending; give up with a message that names the dirty rate and the
- * bandwidth; the token bucket holds a stream to its rate.
+ * numbers: the estimate (fixed costs + dirty bytes over bandwidth, plus
+ * what the guest dirties during the lag) is a ceiling; under it pre-copy
+ * goes on while rounds shrink the dirty set and switches when they stop,
+ * when what is left is negligible, at max-iterations or near the timeout,
+ * each with its reason; throttle in QEMU's 20%+10% steps when dirtying
+ * outruns sending; give up with a message that names the dirty rate and
+ * the bandwidth; the token bucket holds a stream to its rate.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -21,23 +24,146 @@
 #define MS 1000000ull
 #define MIB (1ull << 20)
 
+/* converge_decide at 1000 pages/s of dirtying, with its message discarded */
+static enum converge_action decide(struct converge *c, unsigned round, uint64_t dirty,
+				   uint64_t bw)
+{
+	char msg[512];
+
+	return converge_decide(c, round, dirty, 100 * MIB, bw, 1000, msg, sizeof(msg));
+}
+
 static void test_converge_switchover_threshold(void **unused)
 {
 	struct converge c;
-	char msg[512];
 
 	(void)unused;
 	converge_init(&c, 300 * MS, 30, false, 90);
-	/* 100 MiB/s: 30 MiB takes exactly 300 ms -> switch */
-	assert_int_equal(converge_decide(&c, 3, 30 * MIB, 100 * MIB, 100 * MIB, 1000, msg,
-					 sizeof(msg)),
-			 CONVERGE_SWITCHOVER);
+	assert_int_equal(c.fixed_ns, CONVERGE_FIXED_NS);
+	c.fixed_ns = 0;
+	/* 100 MiB/s: 30 MiB takes exactly 300 ms: it fits; the first one goes on */
+	assert_int_equal(decide(&c, 3, 30 * MIB, 100 * MIB), CONVERGE_CONTINUE);
+	assert_true(c.fits);
 	assert_int_equal(c.expected_downtime_ns, 300 * MS);
+	/* the same again: it stopped shrinking */
+	assert_int_equal(decide(&c, 4, 30 * MIB, 100 * MIB), CONVERGE_SWITCHOVER);
+	assert_string_equal(c.reason, "dirty set stopped shrinking");
 	/* one page more does not fit */
-	assert_int_equal(converge_decide(&c, 3, 30 * MIB + 4096, 100 * MIB, 100 * MIB, 1000, msg,
-					 sizeof(msg)),
-			 CONVERGE_CONTINUE);
+	converge_init(&c, 300 * MS, 30, false, 90);
+	c.fixed_ns = 0;
+	assert_int_equal(decide(&c, 3, 30 * MIB + 4096, 100 * MIB), CONVERGE_CONTINUE);
+	assert_false(c.fits);
 	assert_true(c.expected_downtime_ns > 300 * MS);
+	assert_int_equal(decide(&c, 4, 30 * MIB + 4096, 100 * MIB), CONVERGE_CONTINUE);
+}
+
+/* The fixed costs count: pages that fit alone do not fit with them. */
+static void test_converge_fixed_costs_hold_the_ceiling(void **unused)
+{
+	struct converge c;
+
+	(void)unused;
+	converge_init(&c, 300 * MS, 30, false, 90);
+	c.fixed_ns = 20 * MS;
+	/* 29 MiB at 100 MiB/s: 290 ms of pages, 310 ms with the fixed costs */
+	assert_int_equal(decide(&c, 1, 29 * MIB, 100 * MIB), CONVERGE_CONTINUE);
+	assert_int_equal(c.expected_downtime_ns, 310 * MS);
+	assert_false(c.fits);
+	assert_int_equal(decide(&c, 2, 29 * MIB, 100 * MIB), CONVERGE_CONTINUE);
+	assert_false(c.fits);
+	/* 28 MiB: 300 ms, on the ceiling; 3% less than 29 MiB is no shrink: switch */
+	assert_int_equal(decide(&c, 3, 28 * MIB, 100 * MIB), CONVERGE_SWITCHOVER);
+	assert_true(c.fits);
+	/*
+	 * The lag: 100 ms of dirtying at 2560 pages/s (10 MiB/s) before the
+	 * pause adds 1 MiB, 10 ms at 100 MiB/s.
+	 */
+	c.lag_ns = 100 * MS;
+	assert_int_equal(converge_estimate(&c, 28 * MIB, 100 * MIB, 2560), 310 * MS);
+	assert_int_equal(converge_estimate(&c, 28 * MIB, 100 * MIB, 0), 300 * MS);
+}
+
+/* Under the ceiling, a shrinking dirty set goes on; a stall switches. */
+static void test_converge_goes_on_while_shrinking(void **unused)
+{
+	static const uint64_t seq[] = {100, 80, 60, 45, 36}; /* MiB, each > 10% less */
+	struct converge c;
+	unsigned round;
+
+	(void)unused;
+	converge_init(&c, 300 * MS, 30, false, 90);
+	for (round = 0; round < 5; round++) {
+		assert_int_equal(decide(&c, round, seq[round] * MIB, 1000 * MIB),
+				 CONVERGE_CONTINUE);
+		assert_true(c.fits);
+	}
+	/* 33 MiB is 8% less than 36: not meaningful */
+	assert_int_equal(decide(&c, round, 33 * MIB, 1000 * MIB), CONVERGE_SWITCHOVER);
+	assert_string_equal(c.reason, "dirty set stopped shrinking");
+	assert_int_equal(c.expected_downtime_ns, CONVERGE_FIXED_NS + 33 * MS);
+	/* a dirty set that grows stops too */
+	converge_init(&c, 300 * MS, 30, false, 90);
+	assert_int_equal(decide(&c, 1, 50 * MIB, 1000 * MIB), CONVERGE_CONTINUE);
+	assert_int_equal(decide(&c, 2, 60 * MIB, 1000 * MIB), CONVERGE_SWITCHOVER);
+	/* the bulk round's dirty set has nothing to compare with: one more round */
+	converge_init(&c, 300 * MS, 30, false, 90);
+	assert_int_equal(decide(&c, 0, 50 * MIB, 1000 * MIB), CONVERGE_CONTINUE);
+}
+
+/* What is left sends within a millisecond: switch at once, even after the bulk round. */
+static void test_converge_negligible_switches(void **unused)
+{
+	struct converge c;
+
+	(void)unused;
+	converge_init(&c, 300 * MS, 30, false, 90);
+	assert_int_equal(decide(&c, 0, 0, 1000 * MIB), CONVERGE_SWITCHOVER);
+	assert_string_equal(c.reason, "dirty set negligible");
+	assert_int_equal(c.expected_downtime_ns, CONVERGE_FIXED_NS);
+	converge_init(&c, 300 * MS, 30, false, 90);
+	assert_int_equal(decide(&c, 0, MIB, 1000 * MIB), CONVERGE_SWITCHOVER);
+	converge_init(&c, 300 * MS, 30, false, 90);
+	assert_int_equal(decide(&c, 0, 2 * MIB, 1000 * MIB), CONVERGE_CONTINUE);
+	/* but never over the ceiling */
+	converge_init(&c, 5 * MS, 30, false, 90);
+	assert_int_equal(decide(&c, 0, 0, 1000 * MIB), CONVERGE_CONTINUE);
+	assert_false(c.fits);
+}
+
+/* The user's limits end a shrinking pre-copy that fits, each with its reason. */
+static void test_converge_limits_switch_with_reason(void **unused)
+{
+	struct converge c;
+
+	(void)unused;
+	/* max-iterations: the last round switches, shrinking or not */
+	converge_init(&c, 300 * MS, 3, false, 90);
+	assert_int_equal(decide(&c, 0, 100 * MIB, 1000 * MIB), CONVERGE_CONTINUE);
+	assert_int_equal(decide(&c, 1, 80 * MIB, 1000 * MIB), CONVERGE_CONTINUE);
+	assert_int_equal(decide(&c, 2, 60 * MIB, 1000 * MIB), CONVERGE_SWITCHOVER);
+	assert_string_equal(c.reason, "max-iterations");
+	/* the timeout: another 200 ms round and the switchover do not fit in 250 ms */
+	converge_init(&c, 300 * MS, 0, false, 90);
+	c.round_ns = 200 * MS;
+	c.left_ns = 10000 * MS;
+	assert_int_equal(decide(&c, 0, 100 * MIB, 1000 * MIB), CONVERGE_CONTINUE);
+	c.left_ns = 250 * MS;
+	assert_int_equal(decide(&c, 1, 80 * MIB, 1000 * MIB), CONVERGE_SWITCHOVER);
+	assert_string_equal(c.reason, "timeout near");
+	/* over the ceiling the same limits give up, with the reason in the message */
+	converge_init(&c, 300 * MS, 3, false, 90);
+	c.round_ns = 200 * MS;
+	c.left_ns = 250 * MS;
+	assert_int_equal(decide(&c, 0, 500 * MIB, 100 * MIB), CONVERGE_CONTINUE);
+	assert_int_equal(decide(&c, 1, 400 * MIB, 100 * MIB), CONVERGE_CONTINUE);
+	{
+		char msg[512] = "";
+
+		assert_int_equal(converge_decide(&c, 2, 300 * MIB, 100 * MIB, 100 * MIB, 1000,
+						 msg, sizeof(msg)),
+				 CONVERGE_GIVE_UP);
+		assert_non_null(strstr(msg, "did not converge after 3 rounds"));
+	}
 }
 
 static void test_converge_gives_up_with_reason(void **unused)
@@ -195,6 +321,10 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_converge_switchover_threshold),
+		cmocka_unit_test(test_converge_fixed_costs_hold_the_ceiling),
+		cmocka_unit_test(test_converge_goes_on_while_shrinking),
+		cmocka_unit_test(test_converge_negligible_switches),
+		cmocka_unit_test(test_converge_limits_switch_with_reason),
 		cmocka_unit_test(test_converge_gives_up_with_reason),
 		cmocka_unit_test(test_converge_throttle_steps),
 		cmocka_unit_test(test_converge_gives_up_when_throttle_stalls),
