@@ -74,8 +74,10 @@ struct migrate_stats {
 	 * *_us is an offset from that start, 0 for a step not reached (yet).
 	 * paused: vm_pause returned; synced: the last dirty sync; pages: the
 	 * last pages sent (post-copy: the needed set sent, no pages move);
-	 * state: vCPU and device state captured; sent: state and COMPLETE
-	 * sent; ready: the destination's READY (its load is sent..ready);
+	 * state: vCPU and device state captured (in stop-and-copy on its own
+	 * thread while the pages go: before or after pages_us); sent: state
+	 * and COMPLETE sent; ready: the destination's READY (its load is
+	 * sent..ready);
 	 * resumed: its RESUMED after our GO (the end of downtime_ms).
 	 */
 	struct {

@@ -482,10 +482,13 @@ static void switchover_event(struct migrate_job *j, const char *mode, long dirty
 /*
  * The state and COMPLETE (with the RAM digest under --verify: SHA-256 in
  * page order, or post-copy's order-free one), then the hand-over.
+ * captured: the state, captured already (send_state frees it), or NULL to
+ * capture it here.
  */
-static int send_state(struct migrate_job *j, uint64_t pause_ns, bool postcopy)
+static int send_state(struct migrate_job *j, uint64_t pause_ns, bool postcopy,
+		      struct vm_state *captured)
 {
-	struct vm_state *state = calloc(1, sizeof(*state));
+	struct vm_state *state = captured ? captured : calloc(1, sizeof(*state));
 	struct page_sender_stats ps;
 	struct wire_complete done;
 	uint32_t nsec = 0;
@@ -494,12 +497,15 @@ static int send_state(struct migrate_job *j, uint64_t pause_ns, bool postcopy)
 
 	if (!state)
 		return job_fail(j, -ENOMEM, "out of memory");
-	ret = vm_capture(j->vm, state);
-	if (ret < 0) {
-		job_fail(j, ret, "cannot capture the vCPU and device state: %s", strerror(-ret));
-		goto out;
+	if (!captured) {
+		ret = vm_capture(j->vm, state);
+		if (ret < 0) {
+			job_fail(j, ret, "cannot capture the vCPU and device state: %s",
+				 strerror(-ret));
+			goto out;
+		}
+		j->sw.state_ns = clock_now_ns();
 	}
-	j->sw.state_ns = clock_now_ns();
 	pr_debug("switchover: state captured at +%llu us",
 		 (unsigned long long)(j->sw.state_ns - pause_ns) / 1000);
 	b0 = j->io.bytes_out;
@@ -540,23 +546,83 @@ out:
 	return ret;
 }
 
+/*
+ * The last pages of a paused guest: nothing re-dirties them and no chunk
+ * needs a dirty-log clear, so every lane takes its share of the whole
+ * bitmap as one task (no barrier per chunk), then ends its channel.
+ */
+static int send_paused(struct migrate_job *j)
+{
+	int ret;
+
+	for (unsigned l = 0; l < j->nlanes; l++)
+		j->lanes[l].round_pages = 0;
+	ret = lanes_do(j, LANE_PAGES, 0, j->npages, false);
+	if (ret < 0)
+		return ret;
+	j->round_pages = 0;
+	for (unsigned l = 0; l < j->nlanes; l++)
+		j->round_pages += j->lanes[l].round_pages;
+	return lanes_do(j, LANE_COMPLETE, 0, 0, false);
+}
+
+/*
+ * The state capture of the paused guest, on its own thread while the
+ * last pages go: the vCPU's core is free once it is paused. The thread
+ * only reads KVM's state (VM and vCPU ioctls, the devices under their
+ * locks); the job thread meanwhile only reads RAM and writes the lanes.
+ */
+struct capture {
+	struct vm *vm;
+	struct vm_state *state;
+	int ret;
+	uint64_t done_ns;
+};
+
+static void *capture_thread(void *arg)
+{
+	struct capture *c = arg;
+
+	c->ret = vm_capture(c->vm, c->state);
+	c->done_ns = clock_now_ns();
+	return NULL;
+}
+
 static int stop_and_copy(struct migrate_job *j, uint64_t *pause_ns)
 {
 	long dirty = pause_for_switch(j, pause_ns);
+	struct capture cap = { .vm = j->vm };
+	pthread_t th;
+	bool threaded;
 	int ret;
 
 	if (dirty < 0)
 		return (int)dirty;
 	switchover_event(j, "stop-and-copy", dirty);
+	cap.state = calloc(1, sizeof(*cap.state));
+	if (!cap.state)
+		return job_fail(j, -ENOMEM, "out of memory");
+	/* without a thread, the capture runs here after the pages */
+	threaded = pthread_create(&th, NULL, capture_thread, &cap) == 0;
 	ret = job_send_ctrl(j, frame_put_switchover(j->ctrl, JOB_CTRL_BUF, j->round + 1,
 					       j->was_paused ? WIRE_SWITCHOVER_PAUSED : 0));
-	if (ret < 0)
-		return ret;
-	lanes_set_round(j, j->round + 1);
-	ret = send_dirty(j, false, false, LANE_COMPLETE);
-	if (ret < 0)
-		return ret;
+	if (ret == 0) {
+		lanes_set_round(j, j->round + 1);
+		ret = send_paused(j);
+	}
 	j->sw.pages_ns = clock_now_ns();
+	if (threaded)
+		pthread_join(th, NULL);
+	else
+		capture_thread(&cap);
+	if (ret == 0 && cap.ret < 0)
+		ret = job_fail(j, cap.ret, "cannot capture the vCPU and device state: %s",
+			       strerror(-cap.ret));
+	if (ret < 0) {
+		free(cap.state);
+		return ret;
+	}
+	j->sw.state_ns = cap.done_ns;
 	{
 		uint64_t pages, bytes;
 
@@ -565,7 +631,7 @@ static int stop_and_copy(struct migrate_job *j, uint64_t *pause_ns)
 	}
 	pr_debug("stop-and-copy: last %llu pages sent at +%llu us", (unsigned long long)dirty,
 		 (unsigned long long)(j->sw.pages_ns - *pause_ns) / 1000);
-	return send_state(j, *pause_ns, false);
+	return send_state(j, *pause_ns, false, cap.state);
 }
 
 /*
@@ -618,7 +684,7 @@ static int postcopy_switchover(struct migrate_job *j, uint64_t *pause_ns)
 	pr_debug("post-copy switchover: %llu pages needed, paused %llu us ago",
 		 (unsigned long long)bitmap_count(j->bitmap, 0, j->npages),
 		 (unsigned long long)(clock_now_ns() - *pause_ns) / 1000);
-	ret = send_state(j, *pause_ns, true);
+	ret = send_state(j, *pause_ns, true, NULL);
 	if (ret < 0)
 		return ret;
 	/*
