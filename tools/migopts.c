@@ -226,7 +226,9 @@ void migopts_done(const struct migopts *mo, const char *hint)
 void migopts_help(FILE *f)
 {
 	fprintf(f,
-		"  --max-downtime MS      longest acceptable pause at switchover (default 300)\n"
+		"  --max-downtime MS      longest acceptable pause at switchover (default 300):\n"
+		"                         a ceiling: pre-copy goes on while its rounds\n"
+		"                         shrink the dirty set\n"
 		"  --bandwidth MiB/s      limit the pre-copy stream (a number, fractions\n"
 		"                         allowed; default and 0: unlimited); the paused\n"
 		"                         guest's last pages and state go uncapped\n"
