@@ -3,6 +3,7 @@
 #include "migrate/incoming.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,7 +69,18 @@ struct incoming {
 	struct cpucheck_cpu *own_cpu;
 	struct wire_cpuid *cpuid;		/* the CPUID frame, once it came */
 	bool cpuid_pending;			/* HELLO offered it: HELLO_ACK waits for it */
+	/* the VM prepared while the pages arrive (prep_start .. prep_join) */
+	bool prep_started;			/* the kvmig-prep thread runs or ran: join it */
+	pthread_t prep_thread;
+	struct vm_config prep_cfg;		/* from HELLO; read by that thread only */
+	struct vm_ram prep_ram;			/* a copy of ram's handles, ditto */
+	struct vm *prep_vm;			/* its result, ours once joined */
+	int prep_ret;
+	uint64_t prep_ns;			/* how long vm_prepare took */
+	char prep_err[256];
 };
+
+static void prep_discard(struct incoming *inc);
 
 int incoming_create(struct mio *in, struct mio *ret, const char *name, struct incoming **out)
 {
@@ -98,6 +110,7 @@ void incoming_destroy(struct incoming *inc)
 {
 	if (!inc)
 		return;
+	prep_discard(inc);
 	pcdest_destroy(inc->pd);
 	if (inc->have_ram)
 		vm_ram_destroy(&inc->ram);
@@ -184,6 +197,125 @@ static int on_hello_secondary(struct incoming *inc, char *err, size_t errlen)
 
 static int finish_hello(struct incoming *inc, char *err, size_t errlen);
 
+/*
+ * The VM's configuration as HELLO gives it. HELLO carries no dirty-ring
+ * size (and the wire format stays as it is), so this says "no ring": a
+ * VM with a ring is prepared without one and built again at COMPLETE.
+ */
+static void hello_config(const struct incoming *inc, struct vm_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	snprintf(cfg->name, sizeof(cfg->name), "%s", incoming_name(inc));
+	cfg->mem_bytes = inc->hello.mem_bytes;
+	cfg->vcpus = inc->hello.vcpus;
+	snprintf(cfg->guest, sizeof(cfg->guest), "%s", inc->hello.guest);
+	snprintf(cfg->guest_args, sizeof(cfg->guest_args), "%s", inc->hello.guest_args);
+	memcpy(cfg->mac, inc->hello.mac, 6);
+}
+
+/*
+ * Preparing the VM while the pages arrive. Building a VM (KVM VM, slots,
+ * irqchip, PIT, vCPUs and their threads) takes milliseconds and needs only
+ * the configuration, which HELLO gave: it runs on a thread of its own
+ * (kvmig-prep), so the page stream is not held up, on the RAM the pages
+ * are written into (vm_prepare borrows it). At COMPLETE the thread is
+ * joined (long done, normally) and only the state is loaded, inside the
+ * downtime. Every way out of incoming_run that does not hand the VM over
+ * joins the thread and destroys what it built before the RAM goes.
+ */
+static void *prep_main(void *arg)
+{
+	struct incoming *inc = arg;
+	uint64_t t0 = clock_now_ns();
+
+	pthread_setname_np(pthread_self(), "kvmig-prep");
+	inc->prep_ret = vm_prepare(&inc->prep_cfg, &inc->prep_ram, &inc->prep_vm, inc->prep_err,
+				   sizeof(inc->prep_err));
+	inc->prep_ns = clock_now_ns() - t0;
+	return NULL;
+}
+
+/* Start preparing the VM of HELLO on inc->ram; if that cannot start, COMPLETE builds it all. */
+static void prep_start(struct incoming *inc)
+{
+	int ret;
+
+	if (inc->check_only || inc->prep_started)
+		return;
+	hello_config(inc, &inc->prep_cfg);
+	inc->prep_ram = inc->ram;
+	ret = pthread_create(&inc->prep_thread, NULL, prep_main, inc);
+	if (ret) {
+		pr_warn("VM '%s': cannot prepare the VM during pre-copy (%s); it is built at COMPLETE",
+			incoming_name(inc), strerror(ret));
+		return;
+	}
+	inc->prep_started = true;
+}
+
+/* Join the preparing thread. Return: the VM it prepared (now the caller's), or NULL. */
+static struct vm *prep_join(struct incoming *inc)
+{
+	struct vm *vm;
+
+	if (!inc->prep_started)
+		return NULL;
+	pthread_join(inc->prep_thread, NULL);
+	inc->prep_started = false;
+	vm = inc->prep_vm;
+	inc->prep_vm = NULL;
+	inc->st.vm_prepared = vm != NULL;
+	if (inc->prep_ret < 0)
+		pr_debug("VM '%s': preparing it failed (%s); COMPLETE builds it", incoming_name(inc),
+			 inc->prep_err);
+	else
+		pr_debug("VM '%s' prepared in %llu us", incoming_name(inc),
+			 (unsigned long long)inc->prep_ns / 1000);
+	return vm;
+}
+
+/* A failure or an early end: the prepared VM goes (fds, threads, memory; not the RAM). */
+static void prep_discard(struct incoming *inc)
+{
+	vm_destroy(prep_join(inc));
+}
+
+/*
+ * At COMPLETE, the stream checked out: load the state into the prepared
+ * VM, or build the VM now (nothing was prepared, preparing failed, or the
+ * prepared VM does not fit the state: a dirty ring). *vm on success; the
+ * RAM is the VM's whatever happens.
+ */
+static int build_vm(struct incoming *inc, struct vm **vm, char *err, size_t errlen)
+{
+	const char *name = inc->name[0] ? inc->name : NULL;
+	struct vm *pv = prep_join(inc);
+	char msg[256];
+	int ret = 0;
+
+	if (pv) {
+		ret = vm_load_state(pv, inc->state, &inc->ram, msg, sizeof(msg));
+		if (ret == 0) {
+			inc->have_ram = false;	/* the VM's now */
+			inc->st.vm_prebuilt = true;
+			*vm = pv;
+			return 0;
+		}
+		vm_destroy(pv);
+		if (ret != -ESTALE)
+			return err_set(ret, err, errlen, "cannot build the VM: %s", msg);
+		/* the ring's size came only now, with the state: build it again */
+		inc->st.vm_rebuilt = true;
+		pr_debug("VM '%s': the prepared VM does not fit (%s); built again", incoming_name(inc),
+			 msg);
+	}
+	ret = vm_create_from_state(inc->state, &inc->ram, name, vm, msg, sizeof(msg));
+	inc->have_ram = false; /* the VM owns it now, or freed it */
+	if (ret < 0)
+		return err_set(ret, err, errlen, "cannot build the VM: %s", msg);
+	return 0;
+}
+
 static int on_hello(struct incoming *inc, const uint8_t *p, size_t len, char *err, size_t errlen)
 {
 	struct vm_config cfg;
@@ -217,13 +349,7 @@ static int on_hello(struct incoming *inc, const uint8_t *p, size_t len, char *er
 	if (inc->hello.channel != 0)
 		return on_hello_secondary(inc, err, errlen);
 	/* the VM it describes must be one this host can build */
-	memset(&cfg, 0, sizeof(cfg));
-	snprintf(cfg.name, sizeof(cfg.name), "%s", incoming_name(inc));
-	cfg.mem_bytes = inc->hello.mem_bytes;
-	cfg.vcpus = inc->hello.vcpus;
-	snprintf(cfg.guest, sizeof(cfg.guest), "%s", inc->hello.guest);
-	snprintf(cfg.guest_args, sizeof(cfg.guest_args), "%s", inc->hello.guest_args);
-	memcpy(cfg.mac, inc->hello.mac, 6);
+	hello_config(inc, &cfg);
 	ret = vm_config_check(&cfg, msg, sizeof(msg));
 	if (ret < 0)
 		return err_set(-EBADMSG, err, errlen, "HELLO describes a VM this host refuses: %s", msg);
@@ -291,6 +417,8 @@ static int finish_hello(struct incoming *inc, char *err, size_t errlen)
 			return err_set(ret, err, errlen, "HELLO: cannot open a session of %u channels: %s",
 				    inc->hello.channels, strerror(-ret));
 	}
+	/* the configuration is known and the CPU checked out: build the VM meanwhile */
+	prep_start(inc);
 	if (inc->caps & WIRE_CAP_ANNOUNCE) {
 		/* the ANNOUNCE frame comes next: HELLO_ACK once its interface checked out */
 		inc->ack_pending = true;
@@ -761,9 +889,9 @@ int incoming_run(struct incoming *inc, struct vm **vm, char *err, size_t errlen)
 			ret = on_state(inc, p, h.len, err, errlen);
 			break;
 		case WIRE_F_COMPLETE:
+			inc->st.complete_ns = clock_now_ns();
 			ret = inc->secondary ? on_complete_secondary(inc, p, h.len, err, errlen)
 					     : on_complete(inc, p, h.len, err, errlen);
-			inc->st.complete_ns = clock_now_ns();
 			done = true;
 			break;
 		case WIRE_F_ERROR: {
@@ -810,18 +938,15 @@ int incoming_run(struct incoming *inc, struct vm **vm, char *err, size_t errlen)
 		ret = 0;
 		goto out;
 	}
-	{
-		char msg[256];
-		uint64_t t0 = clock_now_ns();
-
-		ret = vm_create_from_state(inc->state, &inc->ram, inc->name[0] ? inc->name : NULL, vm,
-					   msg, sizeof(msg));
-		pr_debug("switchover to COMPLETE %llu us, VM built in %llu us",
+	ret = build_vm(inc, vm, err, errlen);
+	if (ret == 0) {
+		inc->st.complete_to_ready_us = (clock_now_ns() - inc->st.complete_ns) / 1000;
+		pr_debug("switchover to COMPLETE %llu us, COMPLETE to VM ready %llu us (%s)",
 			 (unsigned long long)(inc->st.complete_ns - inc->st.switchover_ns) / 1000,
-			 (unsigned long long)(clock_now_ns() - t0) / 1000);
-		inc->have_ram = false; /* the VM owns it now, or freed it */
-		if (ret < 0)
-			err_set(ret, err, errlen, "cannot build the VM: %s", msg);
+			 (unsigned long long)inc->st.complete_to_ready_us,
+			 inc->st.vm_prebuilt  ? "prepared during pre-copy"
+			 : inc->st.vm_rebuilt ? "prepared, built again"
+					      : "built at COMPLETE");
 	}
 
 out:
@@ -837,6 +962,8 @@ out:
 		session_close(inc->sess);
 	}
 	inc->sess = NULL;
+	/* a VM still prepared was not handed over: it goes before the RAM it sits on */
+	prep_discard(inc);
 	if (ret < 0 && inc->have_ram) {
 		pcdest_destroy(inc->pd);
 		inc->pd = NULL;

@@ -7,9 +7,14 @@
  * HELLO arrives, decodes PAGES straight into RAM (each entry checked before
  * a byte is written), collects STATE sections into a struct vm_state
  * (vm/state.h checks each), and at COMPLETE checks that everything arrived
- * (and the RAM digest, if one was sent) before it builds the VM. Until then
- * nothing exists outside this object: any failure frees the RAM and no VM
- * is ever created from a partial stream.
+ * (and the RAM digest, if one was sent) before it loads the state into the
+ * VM. The VM itself (KVM VM, slots, irqchip, PIT, parked vCPU threads) is
+ * prepared from HELLO's configuration on a thread of its own (kvmig-prep)
+ * while the pages arrive, on the same RAM, so that COMPLETE only loads the
+ * state (vm/vm.h: vm_prepare, vm_load_state); a dirty-ring VM is built
+ * again at COMPLETE, since HELLO does not say the ring's size. Until
+ * COMPLETE nothing leaves this object: any failure destroys the prepared
+ * VM and frees the RAM, and no VM is ever loaded from a partial stream.
  *
  * With a return path (a socket), HELLO is answered with HELLO_ACK and each
  * END_ROUND with an ACK; once the VM is built the caller hands over
@@ -43,6 +48,15 @@ struct incoming_stats {
 	bool stream_ok;		/* the whole stream checked out (a failure is the VM build) */
 	bool paused;		/* SWITCHOVER said the guest was paused: keep it paused */
 	bool postcopy;		/* the pages come after GO (incoming_run_postcopy) */
+	/*
+	 * The VM build: prepared while the pages arrived, so COMPLETE only
+	 * loaded the state (vm_prebuilt); or prepared, but it did not fit the
+	 * state and was built again at COMPLETE (vm_rebuilt: a dirty-ring VM,
+	 * whose ring size HELLO does not carry); neither: built at COMPLETE.
+	 */
+	bool vm_prepared;	/* a VM was prepared during pre-copy (whatever came of it) */
+	bool vm_prebuilt, vm_rebuilt;
+	uint64_t complete_to_ready_us;	/* COMPLETE received to the VM ready to start */
 	struct {
 		uint32_t frames;	/* RARP frames sent after the resume */
 		uint64_t first_us;	/* the first one left this long after it */

@@ -29,7 +29,8 @@ $(O)/tests/kvm/test_migrate: $(O)/tests/kvm/test_migrate.o $(O)/tests/helpers/md
 
 # the same synthetic streams, built into real VMs (KVM)
 KVM_TESTS += $(O)/tests/kvm/test_incoming_vm
-$(O)/tests/kvm/test_incoming_vm: $(O)/tests/kvm/test_incoming_vm.o $(O)/tests/helpers/streamgen.o $(LIB)
+$(O)/tests/kvm/test_incoming_vm: $(O)/tests/kvm/test_incoming_vm.o $(O)/tests/helpers/streamgen.o \
+		$(O)/tests/helpers/kvmtest.o $(LIB)
 	@[ "$(V)" = 1 ] || echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIB) $(LIBS) $(CMOCKA_LIBS)
 

@@ -72,7 +72,10 @@ struct vm {
 	struct vm_config cfg;
 	struct guest_params gp;
 	enum vm_run_state run_state;
-	bool from_state;		/* built by vm_create_from_state (named when it crashes) */
+	bool from_state;		/* built for a state (named when it crashes) */
+	bool awaiting_state;		/* vm_prepare'd: vm_load_state not yet done */
+	bool ram_borrowed;		/* ram is the caller's until vm_load_state */
+	bool threads_parked;		/* vCPU threads started parked (pause_req), still CREATED */
 	int kvm_fd, vm_fd;
 	struct vm_ram ram;
 	unsigned nvcpus;
@@ -110,6 +113,7 @@ struct vm {
 };
 
 static __thread struct kvm_run *tls_run;
+static _Atomic unsigned live_vms;	/* vm_count() */
 
 static void sig_kick(int sig)
 {
@@ -799,6 +803,7 @@ static struct vm *vm_alloc(const struct vm_config *cfg)
 	pthread_mutex_init(&vm->uart_lock, NULL);
 	atomic_store(&vm->ev_last_error, UINT64_MAX);
 	vm->run_state = VM_RUN_CREATED;
+	atomic_fetch_add(&live_vms, 1);
 	return vm;
 }
 
@@ -1121,12 +1126,11 @@ out:
 	return ret;
 }
 
-int vm_start(struct vm *vm)
+/* One thread per vCPU; with pause_req set they park before their first KVM_RUN. */
+static int start_threads(struct vm *vm)
 {
 	int ret = 0;
 
-	if (vm->run_state != VM_RUN_CREATED)
-		return -EINVAL;
 	for (unsigned i = 0; i < vm->nvcpus; i++) {
 		struct vcpu *v = &vm->vcpus[i];
 		sigset_t set, old;
@@ -1143,6 +1147,28 @@ int vm_start(struct vm *vm)
 		}
 		v->thread_started = true;
 	}
+	return ret;
+}
+
+int vm_start(struct vm *vm)
+{
+	int ret = 0;
+
+	if (vm->run_state != VM_RUN_CREATED || vm->awaiting_state)
+		return -EINVAL;
+	if (vm->threads_parked) {
+		/* vm_prepare started them parked: let them go, as vm_resume does */
+		pthread_mutex_lock(&vm->lock);
+		vm->pause_req = false;
+		pthread_cond_broadcast(&vm->cond);
+		while (vm->nparked > 0)
+			pthread_cond_wait(&vm->cond, &vm->lock);
+		pthread_mutex_unlock(&vm->lock);
+		vm->threads_parked = false;
+		vm->run_state = VM_RUN_RUNNING;
+		return 0;
+	}
+	ret = start_threads(vm);
 	vm->run_state = ret < 0 ? VM_RUN_STOPPED : VM_RUN_RUNNING;
 	return ret;
 }
@@ -1239,7 +1265,8 @@ void vm_destroy(struct vm *vm)
 		close(vm->vm_fd);
 	if (vm->kvm_fd >= 0)
 		close(vm->kvm_fd);
-	vm_ram_destroy(&vm->ram);
+	if (!vm->ram_borrowed)
+		vm_ram_destroy(&vm->ram);
 	free(vm->cpuid);
 	pthread_mutex_destroy(&vm->ring_lock);
 	free(vm->ring_bm);
@@ -1247,6 +1274,12 @@ void vm_destroy(struct vm *vm)
 	pthread_cond_destroy(&vm->cond);
 	pthread_mutex_destroy(&vm->uart_lock);
 	free(vm);
+	atomic_fetch_sub(&live_vms, 1);
+}
+
+unsigned vm_count(void)
+{
+	return atomic_load(&live_vms);
 }
 
 /* ---- queries ------------------------------------------------------------ */
@@ -1534,43 +1567,86 @@ static int vcpu_load(struct vcpu *v, const struct vcpu_state *s, const char **fa
 	return 0;
 }
 
-int vm_create_from_state(const struct vm_state *st, struct vm_ram *ram, const char *name,
-			 struct vm **out, char *err, size_t errlen)
+int vm_prepare(const struct vm_config *cfg, const struct vm_ram *ram, struct vm **out, char *err,
+	       size_t errlen)
 {
-	struct vm_config cfg = st->config;
-	struct kvm_irqchip chip;
-	struct kvm_clock_data clock;
-	const char *failed = "KVM";
 	struct vm *vm;
 	int ret;
 
 	*out = NULL;
-	if (name && name[0])
-		snprintf(cfg.name, sizeof(cfg.name), "%s", name);
-	vm = vm_alloc(&cfg);
-	if (!vm) {
-		vm_ram_destroy(ram);
-		return err_set(-ENOMEM, err, errlen, "out of memory");
-	}
-	vm->from_state = true;
-	vm->ram = *ram;		/* ownership moves to the VM */
-	ram->fd = -1;
-	ram->alias = ram->slot_view = MAP_FAILED;
-	ret = vm_config_check(&cfg, err, errlen);
+	ret = vm_config_check(cfg, err, errlen);
 	if (ret < 0)
-		goto out;
-	if (vm->ram.bytes != cfg.mem_bytes) {
-		ret = err_set(-EINVAL, err, errlen, "RAM of %llu bytes for a VM of %llu",
-			   (unsigned long long)vm->ram.bytes, (unsigned long long)cfg.mem_bytes);
-		goto out;
-	}
-	ret = guest_parse(cfg.guest, cfg.guest_args, cfg.mem_bytes, cfg.vcpus, &vm->gp, err,
+		return ret;
+	if (ram->bytes != cfg->mem_bytes)
+		return err_set(-EINVAL, err, errlen, "RAM of %llu bytes for a VM of %llu",
+			       (unsigned long long)ram->bytes, (unsigned long long)cfg->mem_bytes);
+	vm = vm_alloc(cfg);
+	if (!vm)
+		return err_set(-ENOMEM, err, errlen, "out of memory");
+	vm->from_state = true;
+	vm->awaiting_state = true;
+	vm->ram = *ram;		/* borrowed until vm_load_state */
+	vm->ram_borrowed = true;
+	ret = guest_parse(cfg->guest, cfg->guest_args, cfg->mem_bytes, cfg->vcpus, &vm->gp, err,
 			  errlen);
 	if (ret < 0)
 		goto out;
 	ret = vm_build_machine(vm, err, errlen);
 	if (ret < 0)
 		goto out;
+	for (unsigned i = 0; i < cfg->vcpus; i++) {
+		ret = vcpu_open(vm, i, err, errlen);
+		if (ret < 0)
+			goto out;
+	}
+	ret = probe_msrs(vm, vm->vcpus[0].fd);
+	if (ret < 0) {
+		err_set(ret, err, errlen, "KVM_GET_MSR_INDEX_LIST: %s", strerror(-ret));
+		goto out;
+	}
+	/* parked before their first KVM_RUN: vm_start lets them go */
+	vm->pause_req = true;
+	ret = start_threads(vm);
+	if (ret < 0) {
+		err_set(ret, err, errlen, "cannot start the vCPU threads: %s", strerror(-ret));
+		goto out;
+	}
+	vm->threads_parked = true;
+	*out = vm;
+	return 0;
+out:
+	vm_destroy(vm);
+	return ret;
+}
+
+/* Can st be loaded into vm, built by vm_prepare for its config? */
+static bool state_fits(const struct vm *vm, const struct vm_config *c)
+{
+	return c->mem_bytes == vm->cfg.mem_bytes && c->vcpus == vm->cfg.vcpus &&
+	       c->dirty_ring == vm->cfg.dirty_ring && !strcmp(c->guest, vm->cfg.guest) &&
+	       !strcmp(c->guest_args, vm->cfg.guest_args);
+}
+
+int vm_load_state(struct vm *vm, const struct vm_state *st, struct vm_ram *ram, char *err,
+		  size_t errlen)
+{
+	struct kvm_irqchip chip;
+	struct kvm_clock_data clock;
+	const char *failed = "KVM";
+	char name[VM_NAME_MAX];
+	int ret;
+
+	if (!vm->awaiting_state || ram->alias != vm->ram.alias || ram->fd != vm->ram.fd)
+		return err_set(-EINVAL, err, errlen, "the VM was not prepared on this RAM");
+	if (!state_fits(vm, &st->config))
+		return err_set(-ESTALE, err, errlen,
+			       "the state (%u vCPUs, %s, dirty ring %u) is not the VM prepared "
+			       "(%u vCPUs, %s, dirty ring %u)",
+			       st->config.vcpus, st->config.guest, st->config.dirty_ring,
+			       vm->cfg.vcpus, vm->cfg.guest, vm->cfg.dirty_ring);
+	memcpy(name, vm->cfg.name, sizeof(name));
+	vm->cfg = st->config;	/* the MAC and the rest come with the state */
+	memcpy(vm->cfg.name, name, sizeof(name));
 	for (unsigned i = 0; i < 3; i++) {
 		memset(&chip, 0, sizeof(chip));
 		chip.chip_id = i;
@@ -1579,33 +1655,18 @@ int vm_create_from_state(const struct vm_state *st, struct vm_ram *ram, const ch
 		else
 			chip.chip.ioapic = st->ioapic;
 		ret = xioctl(vm->vm_fd, KVM_SET_IRQCHIP, &chip);
-		if (ret < 0) {
-			err_set(ret, err, errlen, "KVM_SET_IRQCHIP %u: %s", i, strerror(-ret));
-			goto out;
-		}
+		if (ret < 0)
+			return err_set(ret, err, errlen, "KVM_SET_IRQCHIP %u: %s", i, strerror(-ret));
 	}
 	ret = xioctl(vm->vm_fd, KVM_SET_PIT2, (void *)(uintptr_t)&st->pit);
-	if (ret < 0) {
-		err_set(ret, err, errlen, "KVM_SET_PIT2: %s", strerror(-ret));
-		goto out;
-	}
-	for (unsigned i = 0; i < cfg.vcpus; i++) {
-		ret = vcpu_open(vm, i, err, errlen);
-		if (ret < 0)
-			goto out;
-		if (i == 0) {
-			ret = probe_msrs(vm, vm->vcpus[0].fd);
-			if (ret < 0) {
-				err_set(ret, err, errlen, "KVM_GET_MSR_INDEX_LIST: %s", strerror(-ret));
-				goto out;
-			}
-		}
+	if (ret < 0)
+		return err_set(ret, err, errlen, "KVM_SET_PIT2: %s", strerror(-ret));
+	for (unsigned i = 0; i < vm->nvcpus; i++) {
 		ret = vcpu_load(&vm->vcpus[i], &st->vcpu[i], &failed);
-		if (ret < 0) {
-			err_set(ret, err, errlen, "loading vCPU %u state failed: %s refused it: %s",
-				i, failed, strerror(-ret));
-			goto out;
-		}
+		if (ret < 0)
+			return err_set(ret, err, errlen,
+				       "loading vCPU %u state failed: %s refused it: %s", i, failed,
+				       strerror(-ret));
 		if (i == 0) {
 			int khz = ioctl(vm->vcpus[0].fd, KVM_GET_TSC_KHZ, 0);
 
@@ -1619,10 +1680,8 @@ int vm_create_from_state(const struct vm_state *st, struct vm_ram *ram, const ch
 	memset(&clock, 0, sizeof(clock));
 	clock.clock = st->clock.clock;
 	ret = xioctl(vm->vm_fd, KVM_SET_CLOCK, &clock);
-	if (ret < 0) {
-		err_set(ret, err, errlen, "KVM_SET_CLOCK: %s", strerror(-ret));
-		goto out;
-	}
+	if (ret < 0)
+		return err_set(ret, err, errlen, "KVM_SET_CLOCK: %s", strerror(-ret));
 	vm->uart = st->uart;
 	atomic_store(&vm->ev_progress, st->ev.progress);
 	atomic_store(&vm->ev_errors, st->ev.errors);
@@ -1631,11 +1690,35 @@ int vm_create_from_state(const struct vm_state *st, struct vm_ram *ram, const ch
 	atomic_store(&vm->ev_events, st->ev.events);
 	atomic_store(&vm->ev_fatal, st->ev.fatal);
 	atomic_store(&vm->ev_started, st->ev.started_mask);
+	vm->awaiting_state = false;
+	vm->ram_borrowed = false;	/* the RAM is the VM's now */
+	ram->fd = -1;
+	ram->alias = ram->slot_view = MAP_FAILED;
+	return 0;
+}
+
+int vm_create_from_state(const struct vm_state *st, struct vm_ram *ram, const char *name,
+			 struct vm **out, char *err, size_t errlen)
+{
+	struct vm_config cfg = st->config;
+	struct vm *vm;
+	int ret;
+
+	*out = NULL;
+	if (name && name[0])
+		snprintf(cfg.name, sizeof(cfg.name), "%s", name);
+	ret = vm_prepare(&cfg, ram, &vm, err, errlen);
+	if (ret == 0) {
+		ret = vm_load_state(vm, st, ram, err, errlen);
+		if (ret < 0)
+			vm_destroy(vm);
+	}
+	if (ret < 0) {
+		vm_ram_destroy(ram);	/* after the VM: its slots were on it */
+		return ret;
+	}
 	*out = vm;
 	return 0;
-out:
-	vm_destroy(vm);
-	return ret;
 }
 
 /* ---- CPU compatibility (vm/cpucheck.h) ---------------------------------- */

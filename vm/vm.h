@@ -14,6 +14,15 @@
  * the threads and frees everything. State capture for save and migration
  * lives in vm/state.h.
  *
+ * A VM that arrives (restore, migration) is built in two steps, so that
+ * the slow one can run before the state exists: vm_prepare() needs only
+ * the configuration and the RAM (KVM VM, irqchip, PIT, memory slots, vCPU
+ * fds, and the vCPU threads, started but parked before their first
+ * KVM_RUN); vm_load_state() then loads the captured state in KVM's order
+ * (../shared/kvm-notes.md; the vCPUs exist already, which KVM accepts) and
+ * leaves the VM CREATED, ready for vm_start(). vm_create_from_state() is
+ * the two in a row.
+ *
  * Threads: the control functions are called from one controller thread
  * (the agent serializes requests); vCPU threads only run KVM_RUN and the
  * device models. Counters read by vm_get_stats() are atomics.
@@ -172,8 +181,9 @@ void vm_workset(const struct vm *vm, uint64_t *off, uint64_t *bytes);
 
 /*
  * Guest RAM on its own: a memfd mapped twice, the slot view KVM uses and
- * the VMM's alias. Restore and the migration destination fill RAM first
- * and only then build the VM on it (vm_create_from_state).
+ * the VMM's alias. Restore and the migration destination fill RAM through
+ * the alias while the VM is prepared on it (vm_prepare), or first, and
+ * then load the state (vm_load_state, or vm_create_from_state).
  */
 struct vm_ram {
 	int fd;
@@ -198,10 +208,42 @@ int vm_capture(struct vm *vm, struct vm_state *st) __must_check;
  * Build a VM around ram (ownership moves to the VM on success and on
  * failure) and load st in KVM's order; named name, or st's name when
  * name is NULL or empty. The VM is left CREATED: vm_start() runs it.
+ * vm_prepare() then vm_load_state().
  * Return: 0 and *out, or -errno with a message in err.
  */
 int vm_create_from_state(const struct vm_state *st, struct vm_ram *ram, const char *name,
 			 struct vm **out, char *err, size_t errlen) __must_check;
+
+/*
+ * Build everything of a VM for cfg that needs no captured state, on ram
+ * (borrowed: it stays the caller's, and the caller may keep writing pages
+ * into it through ram->alias meanwhile). The vCPU threads are started and
+ * parked; nothing runs until vm_load_state() and vm_start(). vm_destroy()
+ * of a VM not yet loaded frees all it made (fds, threads, memory) and
+ * leaves ram alone. cfg->dirty_ring must be the one of the state to come:
+ * the ring is set up before the vCPUs and cannot change later. May run on
+ * any thread (the VM is used by nobody else until it returns).
+ * Return: 0 and *out, or -errno with a message in err.
+ */
+int vm_prepare(const struct vm_config *cfg, const struct vm_ram *ram, struct vm **out, char *err,
+	       size_t errlen) __must_check;
+
+/*
+ * Load st into vm, made by vm_prepare() on ram: IRQCHIP x3, PIT2, then per
+ * vCPU CPUID, TSC rate, SREGS, REGS, FPU, XCRS, XSAVE, MSRS, LAPIC, events,
+ * MP state, debug registers; then the clock and the device models. The VM
+ * keeps its name; the rest of its config becomes st's. On success ram
+ * becomes the VM's (ram is emptied) and the VM is CREATED, ready to start.
+ * Return: 0, -ESTALE when st's config is not the one vm was prepared for
+ * (vCPUs, memory, guest and arguments, dirty ring: destroy vm and build
+ * again), or -errno from KVM with a message; on failure ram stays the
+ * caller's and vm must be destroyed.
+ */
+int vm_load_state(struct vm *vm, const struct vm_state *st, struct vm_ram *ram, char *err,
+		  size_t errlen) __must_check;
+
+/* VMs alive in this process (made and not yet destroyed): leak checks in tests. */
+unsigned vm_count(void);
 
 /*
  * The long-mode boot state of vCPU index, as vm_create() gives it (64-bit
