@@ -1150,6 +1150,17 @@ static int start_threads(struct vm *vm)
 	return ret;
 }
 
+/* Let every parked vCPU thread run and wait until none is parked. */
+static void unpark_vcpus(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	vm->pause_req = false;
+	pthread_cond_broadcast(&vm->cond);
+	while (vm->nparked > 0)
+		pthread_cond_wait(&vm->cond, &vm->lock);
+	pthread_mutex_unlock(&vm->lock);
+}
+
 int vm_start(struct vm *vm)
 {
 	int ret = 0;
@@ -1158,12 +1169,7 @@ int vm_start(struct vm *vm)
 		return -EINVAL;
 	if (vm->threads_parked) {
 		/* vm_prepare started them parked: let them go, as vm_resume does */
-		pthread_mutex_lock(&vm->lock);
-		vm->pause_req = false;
-		pthread_cond_broadcast(&vm->cond);
-		while (vm->nparked > 0)
-			pthread_cond_wait(&vm->cond, &vm->lock);
-		pthread_mutex_unlock(&vm->lock);
+		unpark_vcpus(vm);
 		vm->threads_parked = false;
 		vm->run_state = VM_RUN_RUNNING;
 		return 0;
@@ -1228,12 +1234,7 @@ int vm_resume(struct vm *vm)
 		return vm_start(vm);
 	if (vm->run_state != VM_RUN_PAUSED)
 		return -EINVAL;
-	pthread_mutex_lock(&vm->lock);
-	vm->pause_req = false;
-	pthread_cond_broadcast(&vm->cond);
-	while (vm->nparked > 0)
-		pthread_cond_wait(&vm->cond, &vm->lock);
-	pthread_mutex_unlock(&vm->lock);
+	unpark_vcpus(vm);
 	vm->run_state = VM_RUN_RUNNING;
 	return 0;
 }
