@@ -114,6 +114,11 @@ static void in_event(struct agent_inconn *ic, const char *type, uint64_t t0,
 		json_object_set_new(o, "paused", json_boolean(ist->paused));
 		json_object_set_new(o, "postcopy", json_boolean(ist->postcopy));
 		json_object_set_new(o, "verified", json_boolean(ist->digest_ok));
+		/* the VM build: prepared during pre-copy, or built (again) at COMPLETE */
+		json_object_set_new(o, "vm_prebuilt", json_boolean(ist->vm_prebuilt));
+		json_object_set_new(o, "vm_rebuilt", json_boolean(ist->vm_rebuilt));
+		json_object_set_new(o, "complete_to_ready_us",
+				    json_integer((json_int_t)ist->complete_to_ready_us));
 	}
 	if (err)
 		json_object_set_new(o, "error", ctl_string_lossy(err, strlen(err)));
