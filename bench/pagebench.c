@@ -31,6 +31,7 @@
 #include "common/crc32c.h"
 #include "common/xio.h"
 #include "migrate/mio.h"
+#include "migrate/pageplace.h"
 #include "migrate/pagesend.h"
 #include "protocol/channel.h"
 #include "protocol/frame.h"
@@ -407,22 +408,18 @@ static TIMED int pagebench_path_send(const struct ram *src, struct page_sender *
 	return ret ? ret : mio_flush(io);
 }
 
-/* PAGES frames into dst until END_ROUND. Return: the pages placed. */
-static TIMED uint64_t pagebench_path_recv(const struct ram *dst, struct mio *io, uint8_t *buf,
-					  struct codec_ctx *zstd, struct codec_ctx *lz4)
+/* PAGES frames into dst until END_ROUND, placed as the destination does. Return: the pages placed. */
+static TIMED uint64_t pagebench_path_recv(struct page_placer *pp, struct mio *io, uint8_t *buf)
 {
 	const uint32_t caps = WIRE_CAP_ZSTD | WIRE_CAP_LZ4;
 	const uint8_t *p = buf + WIRE_HDR_BYTES;
-	uint64_t pages = 0;
+	struct page_place_counts c = {0};
 	struct frame_hdr h;
 	char err[256];
 
 	for (;;) {
-		struct page_iter it;
-		struct wire_page pg;
-		int ret;
+		int ret = mio_read_frame(io, buf, MIO_FRAME_BUF, &h, err, sizeof(err));
 
-		ret = mio_read_frame(io, buf, MIO_FRAME_BUF, &h, err, sizeof(err));
 		if (ret < 0)
 			bench_fatal("page path: read: %s", ret == -ENODATA ? "EOF" : err);
 		if (h.type == WIRE_F_END_ROUND) {
@@ -430,32 +427,14 @@ static TIMED uint64_t pagebench_path_recv(const struct ram *dst, struct mio *io,
 
 			if (frame_get_end_round(p, h.len, &e, err, sizeof(err)) < 0)
 				bench_fatal("page path: %s", err);
-			if (e.pages != pages)
+			if (e.pages != c.pages)
 				bench_fatal("page path: END_ROUND says %" PRIu64 " pages, %" PRIu64
-					    " came", e.pages, pages);
-			return pages;
+					    " came", e.pages, c.pages);
+			return c.pages;
 		}
 		if (h.type != WIRE_F_PAGES)
 			bench_fatal("page path: unexpected %s frame", frame_type_name(h.type));
-		ret = pages_begin(&it, p, h.len, dst->npages, PAGE, caps, err, sizeof(err));
-		if (ret < 0)
-			bench_fatal("page path: %s", err);
-		while ((ret = pages_next(&it, &pg, err, sizeof(err))) > 0) {
-			uint8_t *to = dst->base + pg.page * PAGE;
-			struct codec_ctx *ctx = pg.codec == CODEC_ZSTD ? zstd :
-						pg.codec == CODEC_LZ4 ? lz4 : NULL;
-			const struct codec_ops *ops = codec_get(pg.codec);
-			ssize_t n;
-
-			/* ZERO, RAW and XBZRLE decode through their ops with no context */
-			n = ctx ? codec_decode(ctx, pg.data, pg.len, to, PAGE) :
-				  ops->decode(NULL, pg.data, pg.len, to, PAGE);
-			if (n != (ssize_t)PAGE)
-				bench_fatal("page path: page %" PRIu64 ": bad %s payload", pg.page,
-					    ops->name);
-			pages++;
-		}
-		if (ret < 0)
+		if (page_place(pp, p, h.len, caps, &c, err, sizeof(err)) < 0)
 			bench_fatal("page path: %s", err);
 	}
 }
@@ -522,18 +501,22 @@ static void *path_recv(void *arg)
 	struct codec_config zc = { .ops = &codec_zstd_ops, .level = 1 };
 	struct codec_config lc = { .ops = &codec_lz4_ops, .level = 1 };
 	struct codec_ctx *zstd, *lz4;
+	struct page_placer pp;
 	struct mio io;
 
 	mio_channel_open(&io, r->rx);
 	if (codec_ctx_create(&zc, PAGE, &zstd) < 0 || codec_ctx_create(&lc, PAGE, &lz4) < 0)
 		bench_fatal("out of memory for the decoders");
+	if (page_placer_init(&pp, r->dst->base, r->dst->fd, r->dst->bytes, zstd, lz4) < 0)
+		bench_fatal("out of memory for the page placer");
 	r->recv_tid = (pid_t)syscall(SYS_gettid);
 	pthread_barrier_wait(&r->go);
 	r->t0 = clock_now_ns();
 	tcount_start(&r->rc);
-	r->recv_pages = pagebench_path_recv(r->dst, &io, buf, zstd, lz4);
+	r->recv_pages = pagebench_path_recv(&pp, &io, buf);
 	tcount_stop(&r->rc);
 	r->t1 = clock_now_ns();
+	page_placer_fini(&pp);
 	codec_ctx_destroy(zstd);
 	codec_ctx_destroy(lz4);
 	free(buf);

@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "migrate/announce.h"
 #include "migrate/digest.h"
+#include "migrate/pageplace.h"
 #include "migrate/pcdest.h"
 #include "migrate/session.h"
 #include "protocol/codec.h"
@@ -37,7 +38,9 @@ struct incoming {
 	struct vm_ram ram;
 	bool have_ram;
 	uint8_t *ram_base;		/* where pages go: ours, or channel 0's */
+	int ram_fd;			/* the same RAM as a file */
 	uint64_t ram_bytes;
+	struct page_placer place;	/* PAGES into ram (set up with the decoders) */
 	struct session_table *sessions;	/* where parallel channels meet, or NULL */
 	struct session *sess;		/* a parallel migration */
 	bool secondary;			/* channel 1..N-1 of one */
@@ -114,6 +117,7 @@ void incoming_destroy(struct incoming *inc)
 	pcdest_destroy(inc->pd);
 	if (inc->have_ram)
 		vm_ram_destroy(&inc->ram);
+	page_placer_fini(&inc->place);
 	codec_ctx_destroy(inc->zstd);
 	codec_ctx_destroy(inc->lz4);
 	free(inc->own_cpu);
@@ -147,7 +151,7 @@ static int send_ret(struct incoming *inc, ssize_t n)
 	return ret ? ret : mio_flush(inc->ret);
 }
 
-/* Decoder contexts for the negotiated compressors. */
+/* Decoder contexts for the negotiated compressors, and the placer using them (RAM set). */
 static int make_decoders(struct incoming *inc, char *err, size_t errlen)
 {
 	if (inc->caps & WIRE_CAP_ZSTD) {
@@ -162,6 +166,9 @@ static int make_decoders(struct incoming *inc, char *err, size_t errlen)
 		if (codec_ctx_create(&c, WIRE_PAGE_SIZE, &inc->lz4) < 0)
 			return err_set(-ENOMEM, err, errlen, "out of memory for lz4");
 	}
+	if (page_placer_init(&inc->place, inc->ram_base, inc->ram_fd, inc->ram_bytes, inc->zstd,
+			     inc->lz4) < 0)
+		return err_set(-ENOMEM, err, errlen, "out of memory for the page placer");
 	return 0;
 }
 
@@ -182,6 +189,7 @@ static int on_hello_secondary(struct incoming *inc, char *err, size_t errlen)
 	inc->secondary = true;
 	inc->order.pages_only = true;
 	inc->ram_base = si.ram;
+	inc->ram_fd = si.ram_fd;
 	inc->ram_bytes = si.ram_bytes;
 	inc->caps = si.caps;
 	if ((inc->hello.caps & inc->caps) != inc->caps)
@@ -384,15 +392,16 @@ static int finish_hello(struct incoming *inc, char *err, size_t errlen)
 			pr_warn("VM '%s' asks for post-copy, which this host cannot serve: %s",
 				incoming_name(inc), why);
 	}
-	ret = make_decoders(inc, err, errlen);
-	if (ret < 0)
-		return ret;
 	ret = vm_ram_create(&inc->ram, inc->hello.mem_bytes, err, errlen);
 	if (ret < 0)
 		return ret;
 	inc->have_ram = true;
 	inc->ram_base = inc->ram.alias;
+	inc->ram_fd = inc->ram.fd;
 	inc->ram_bytes = inc->ram.bytes;
+	ret = make_decoders(inc, err, errlen);
+	if (ret < 0)
+		return ret;
 	if (inc->caps & WIRE_CAP_POSTCOPY) {
 		ret = pcdest_create(inc->pcs, inc->hello.session, inc->caps, inc->ram.fd,
 				    inc->ram.slot_view, inc->ram.alias, inc->ram.bytes, &inc->pd, err,
@@ -403,7 +412,7 @@ static int finish_hello(struct incoming *inc, char *err, size_t errlen)
 	if (inc->hello.channels > 1) {
 		/* the other channels carry pages only: no CPUID on them */
 		struct session_info si = {
-			.ram = inc->ram_base, .ram_bytes = inc->ram_bytes,
+			.ram = inc->ram_base, .ram_fd = inc->ram_fd, .ram_bytes = inc->ram_bytes,
 			/* ANNOUNCE: offered on all; CPUID and POSTCOPY: channel 0 only */
 			.caps = inc->caps & ~(WIRE_CAP_CPUID | WIRE_CAP_POSTCOPY),
 		};
@@ -614,49 +623,14 @@ static int on_key(struct incoming *inc, const uint8_t *p, size_t len, char *err,
 
 static int on_pages(struct incoming *inc, const uint8_t *p, size_t len, char *err, size_t errlen)
 {
-	uint64_t npages = inc->ram_bytes / WIRE_PAGE_SIZE;
-	struct page_iter it;
-	struct wire_page pg;
-	int ret;
+	struct page_place_counts c = {0};
+	int ret = page_place(&inc->place, p, len, inc->caps, &c, err, errlen);
 
-	ret = pages_begin(&it, p, len, npages, WIRE_PAGE_SIZE, inc->caps, err, errlen);
-	if (ret < 0)
-		return ret;
-	while ((ret = pages_next(&it, &pg, err, errlen)) > 0) {
-		uint8_t *dst = inc->ram_base + pg.page * WIRE_PAGE_SIZE;
-		ssize_t n = 0;
-
-		switch (pg.codec) {
-		case CODEC_ZERO:
-			memset(dst, 0, WIRE_PAGE_SIZE);
-			inc->st.zero_pages++;
-			break;
-		case CODEC_RAW:
-			memcpy(dst, pg.data, WIRE_PAGE_SIZE);
-			inc->st.raw_pages++;
-			break;
-		case CODEC_XBZRLE:
-			n = codec_xbzrle_ops.decode(NULL, pg.data, pg.len, dst, WIRE_PAGE_SIZE);
-			inc->st.xbzrle_pages++;
-			break;
-		case CODEC_ZSTD:
-			n = codec_decode(inc->zstd, pg.data, pg.len, dst, WIRE_PAGE_SIZE);
-			inc->st.compressed_pages++;
-			break;
-		case CODEC_LZ4:
-			n = codec_decode(inc->lz4, pg.data, pg.len, dst, WIRE_PAGE_SIZE);
-			inc->st.compressed_pages++;
-			break;
-		default:
-			n = -EBADMSG;
-			break;
-		}
-		if (n < 0)
-			return err_set(-EBADMSG, err, errlen, "PAGES: entry %u (page %llu): bad %s payload",
-				    it.index - 1, (unsigned long long)pg.page,
-				    codec_get(pg.codec) ? codec_get(pg.codec)->name : "?");
-		inc->st.pages++;
-	}
+	inc->st.pages += c.pages;
+	inc->st.zero_pages += c.zero_pages;
+	inc->st.raw_pages += c.raw_pages;
+	inc->st.xbzrle_pages += c.xbzrle_pages;
+	inc->st.compressed_pages += c.compressed_pages;
 	return ret;
 }
 

@@ -5,6 +5,7 @@ LIB_OBJS += $(O)/migrate/mio.o $(O)/migrate/pagesend.o $(O)/migrate/incoming.o \
 	$(O)/migrate/session.o $(O)/migrate/opts.o $(O)/migrate/job.o $(O)/migrate/lanes.o \
 	$(O)/migrate/retpath.o $(O)/migrate/handover.o $(O)/migrate/announce.o \
 	$(O)/migrate/sshtls.o $(O)/migrate/uffd.o $(O)/migrate/pcdest.o $(O)/migrate/postcopy.o
+LIB_OBJS += $(O)/migrate/pageplace.o
 
 UNIT_TESTS += $(O)/tests/unit/test_incoming $(O)/tests/unit/test_job
 PROGS += $(O)/tests/tools/mksnap
@@ -18,6 +19,7 @@ $(O)/tests/tools/mksnap: $(O)/tests/tools/mksnap.o $(O)/tests/helpers/streamgen.
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIB) $(LIBS)
 UNIT_TESTS += $(O)/tests/unit/test_converge $(O)/tests/unit/test_opts $(O)/tests/unit/test_announce \
 	$(O)/tests/unit/test_uffd $(O)/tests/unit/test_pcdest
+UNIT_TESTS += $(O)/tests/unit/test_pageplace
 KVM_TESTS += $(O)/tests/kvm/test_migrate
 KVM_TESTS += $(O)/tests/kvm/test_postcopy
 

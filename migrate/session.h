@@ -46,6 +46,7 @@ void session_table_destroy(struct session_table *t);
 /* What a secondary needs to decode its pages. */
 struct session_info {
 	uint8_t *ram;		/* the RAM channel 0 fills */
+	int ram_fd;		/* the same RAM as a file (migrate/pageplace.h) */
 	uint64_t ram_bytes;
 	uint32_t caps;		/* negotiated WIRE_CAP_* */
 };
