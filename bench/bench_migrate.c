@@ -178,6 +178,7 @@ static int cmd_watch(int argc, char **argv)
 	struct migbench_gaps g;
 	int fs = -1, fd = -1;
 	uint64_t s = 0, d = 0;
+	const char *sched;
 
 	if (argc != 2)
 		bench_fatal("usage: bench_migrate watch SRC_FILE DST_FILE");
@@ -186,6 +187,7 @@ static int cmd_watch(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	memset(&g, 0, sizeof(g));
+	sched = migbench_sampler_sched();
 	while (!watch_stop) {
 		s = file_size(argv[0], &fs);
 		d = file_size(argv[1], &fd);
@@ -194,9 +196,10 @@ static int cmd_watch(int argc, char **argv)
 	}
 	migbench_gaps_end(&g, clock_now_ns());
 	printf("{\"guest_downtime_ms\": %.1f, \"gap_start_ns\": %llu, \"watch_samples\": %llu, "
-	       "\"watch_max_sample_us\": %.0f, \"src_bytes\": %llu, \"dst_bytes\": %llu}\n",
+	       "\"watch_max_sample_us\": %.0f, \"watch_sched\": \"%s\", \"src_bytes\": %llu, "
+	       "\"dst_bytes\": %llu}\n",
 	       (double)g.gap_ns / 1e6, (unsigned long long)g.gap_start_ns,
-	       (unsigned long long)g.samples, (double)g.max_sample_ns / 1e3, (unsigned long long)s,
+	       (unsigned long long)g.samples, (double)g.max_sample_ns / 1e3, sched, (unsigned long long)s,
 	       (unsigned long long)d);
 	return 0;
 }

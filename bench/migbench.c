@@ -10,6 +10,7 @@
 #include <jansson.h>
 #include <math.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -264,6 +265,13 @@ void migbench_gaps_sample(struct migbench_gaps *g, uint64_t p, uint64_t now)
 	}
 }
 
+const char *migbench_sampler_sched(void)
+{
+	struct sched_param sp = { .sched_priority = 1 };
+
+	return pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp) ? "other" : "fifo";
+}
+
 void migbench_gaps_end(struct migbench_gaps *g, uint64_t now)
 {
 	if (g->samples && now - g->last_inc_ns > g->gap_ns) {
@@ -281,6 +289,7 @@ struct watch {
 	uint64_t t_migrate;	   /* clock at migrate_start */
 	atomic_bool arm;	   /* start counting gaps (reset them) */
 	struct migbench_gaps g;	   /* read after the join */
+	const char *sched;	   /* the sampler's policy; read after the join */
 	uint64_t bulk_bps;	   /* read after the join */
 	unsigned max_throttle;	   /* highest throttle_pct seen; read after the join */
 	_Atomic uint64_t progress; /* for the main thread's waits */
@@ -291,6 +300,8 @@ static void *watch_thread(void *arg)
 	struct watch *w = arg;
 	const struct timespec period = { 0, MIGBENCH_WATCH_PERIOD_US * 1000 };
 	bool armed = false;
+
+	w->sched = migbench_sampler_sched();
 
 	while (!atomic_load(&w->stop)) {
 		struct migrate_job *job = atomic_load(&w->job);
@@ -850,6 +861,7 @@ int migbench_run(const struct migbench_opts *opts, const char *cmdline, bool jso
 	jreal(j, "guest_gap_at_ms", ((double)w.g.gap_start_ns - (double)w.t_migrate) / 1e6, 1);
 	jint(j, "watch_samples", (long long)w.g.samples);
 	jint(j, "watch_max_sample_us", llround((double)w.g.max_sample_ns / 1e3));
+	json_object_set_new(j, "watch_sched", json_string(w.sched));
 	jint(j, "transferred_bytes", (long long)ms.transferred_bytes);
 	jint(j, "dirty_sync_count", (long long)ms.dirty_sync_count);
 	jint(j, "normal_pages", (long long)ms.normal_pages);

@@ -145,6 +145,14 @@ struct migbench_gaps {
 };
 
 void migbench_gaps_sample(struct migbench_gaps *g, uint64_t p, uint64_t now);
+/*
+ * Put the calling sampler thread on SCHED_FIFO (priority 1), so that the
+ * engine's threads do not keep it from sampling on a busy 2-core host: a
+ * sampler that waits for a CPU reports its own wait as the guest's. Both
+ * engines' samplers call it. Return: "fifo", or "other" where the host
+ * refuses (not root): then watch_max_sample_us bounds what a gap means.
+ */
+const char *migbench_sampler_sched(void);
 void migbench_gaps_end(struct migbench_gaps *g, uint64_t now);
 
 #endif /* KVMIG_BENCH_MIGBENCH_H */
