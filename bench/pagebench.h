@@ -22,11 +22,10 @@
  *           mio (protocol/channel.h, tcp:127.0.0.1), as the bulk round
  *           sends (zero pages skipped: the destination is known zero),
  *           --compress through its codec config, then END_ROUND; the
- *           receiver reads frames with mio_read_frame(), walks each PAGES
- *           frame with pages_begin()/pages_next() and decodes each entry
- *           with the codec named by its id (protocol/codec.h), as
- *           migrate/incoming.c applies them, into the destination memfd,
- *           which must then equal the source byte for byte.
+ *           receiver reads frames with mio_read_frame() and places each
+ *           PAGES frame with migrate/pageplace.h's page_place(), the code
+ *           migrate/incoming.c runs, into the destination memfd, which
+ *           must then equal the source byte for byte.
  * The destination is touched once, then emptied (hole punched) before each
  * measurement, so each pays the same page faults a real destination pays;
  * --warm-dst zeroes it in place instead, so its pages stay (what placing
