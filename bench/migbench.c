@@ -440,6 +440,10 @@ int migbench_parse(int argc, char **argv, struct migbench_opts *o, char *err, si
 			mo->verify = true;
 			continue;
 		}
+		if (!strcmp(arg, "--paused")) {
+			o->paused = true;
+			continue;
+		}
 		for (k = 0; k < ARRAY_SIZE(sized); k++)
 			if ((r = bench_take_opt(argc, argv, &i, sized[k], &val, err, errlen)) != 0)
 				break;
@@ -707,6 +711,8 @@ int migbench_run(const struct migbench_opts *opts, const char *cmdline, bool jso
 	rate = atomic_load(&w.progress);
 	usleep(RATE_WINDOW_US);
 	rate = (atomic_load(&w.progress) - rate) * 1000000ull / RATE_WINDOW_US;
+	if (opts->paused && vm_pause(src, NULL) < 0)
+		bench_fatal("vm_pause failed");
 	d.channels = o.parallel;
 	d.postcopy = o.postcopy != MIGRATE_POSTCOPY_OFF;
 	dest_start(&d, o.tls_dir[0] ? o.tls_dir : NULL);
@@ -744,6 +750,8 @@ int migbench_run(const struct migbench_opts *opts, const char *cmdline, bool jso
 	channel_listener_close(d.l);
 	if (!ret && d.ret == 0 && d.vm) {
 		/* the guest runs on at the destination: watch it for a while */
+		if (opts->paused && vm_resume(d.vm) < 0)
+			bench_fatal("vm_resume at the destination failed");
 		vm_get_stats(d.vm, &b);
 		dst_first = b.progress;
 		stalled = !wait_progress(&w, a.progress + AFTER_PAGES, AFTER_MIN_NS,
@@ -792,6 +800,7 @@ int migbench_run(const struct migbench_opts *opts, const char *cmdline, bool jso
 	jint(j, "workset_bytes", (long long)workset);
 	jint(j, "warm_pages", (long long)warm);
 	jbool(j, "verified", ms.verified);
+	jbool(j, "paused", opts->paused);
 	s = jobj(j, "settings");
 	jint(s, "max_downtime_ms", (long long)o.max_downtime_ms);
 	jint(s, "bandwidth", (long long)o.bandwidth);

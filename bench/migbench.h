@@ -97,6 +97,8 @@ struct migbench_opts {
 	uint64_t postcopy_after_ms;	/* --postcopy-after (manual), 0 = none */
 	uint32_t dirty_ring;		/* --dirty-ring ENTRIES: the VM's ring, tracked with it
 					 * (--dirty-track ring); 0 = the bitmap */
+	bool paused;			/* --paused: paused after the warm-up, migrated so,
+					 * resumed at the destination once there */
 	struct migrate_opts mo;		/* the engine's options (max downtime 300 ms) */
 };
 
@@ -107,7 +109,7 @@ struct migbench_opts {
 	"                         [--bandwidth BYTES_PER_S] [--max-iterations N]\n"               \
 	"                         [--warm PAGES] [--timeout MS] [--tls-dir DIR]\n"                \
 	"                         [--postcopy off|auto|now|manual] [--postcopy-after MS]\n"   \
-	"                         [--dirty-ring ENTRIES]"
+	"                         [--dirty-ring ENTRIES] [--paused]"
 
 void migbench_defaults(struct migbench_opts *o);
 
