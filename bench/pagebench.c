@@ -387,7 +387,7 @@ static TIMED int pagebench_path_send(const struct ram *src, struct page_sender *
 				     struct page_sender_stats *ss)
 {
 	uint8_t frame[WIRE_HDR_BYTES + 64 + WIRE_CRC_BYTES];
-	struct wire_end_round e = { .round = 1 };
+	struct wire_end_round e = { .round = 0 };
 	ssize_t n;
 	int ret;
 
@@ -480,7 +480,7 @@ static void *path_send(void *arg)
 	mio_channel_open(&io, r->tx);
 	if (page_sender_create(&r->o->compress, 0, &io, &s) < 0)
 		bench_fatal("page_sender_create failed");
-	page_sender_set_round(s, 1);
+	page_sender_set_round(s, 0);	/* the bulk round */
 	r->send_tid = (pid_t)syscall(SYS_gettid);
 	pthread_barrier_wait(&r->go);
 	tcount_start(&r->sc);

@@ -2,8 +2,10 @@
 #include "migrate/pageplace.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "common/err.h"
@@ -40,7 +42,9 @@ static int flush_run(struct page_placer *pp)
 {
 	struct iovec *iov = pp->iov;
 	unsigned n = pp->niov;
-	off_t off = (off_t)(pp->run_first * PAGE);
+	uint64_t first = pp->run_first;
+	off_t off = (off_t)(first * PAGE);
+	size_t bytes = (size_t)n * PAGE;
 
 	pp->niov = 0;
 	pp->nscratch = 0;
@@ -64,6 +68,13 @@ static int flush_run(struct page_placer *pp)
 			iov->iov_len -= (size_t)w;
 		}
 	}
+	/*
+	 * Map them in our view now, in one call, so that a later round's
+	 * store into them (the last ones inside the downtime) takes no
+	 * fault. A kernel without MADV_POPULATE_WRITE (before 5.14) says
+	 * EINVAL: the stores then fault as they come, nothing is lost.
+	 */
+	(void)madvise(pp->ram + first * PAGE, bytes, MADV_POPULATE_WRITE);
 	return 0;
 }
 
@@ -112,11 +123,13 @@ int page_place(struct page_placer *pp, const uint8_t *p, size_t len, uint32_t ca
 {
 	struct page_iter it;
 	struct wire_page pg;
+	bool by_write;
 	int ret;
 
 	ret = pages_begin(&it, p, len, pp->npages, PAGE, caps, err, errlen);
 	if (ret < 0)
 		return ret;
+	by_write = it.round == 0;
 	while ((ret = pages_next(&it, &pg, err, errlen)) > 0) {
 		uint8_t *dst = pp->ram + pg.page * PAGE;
 		struct codec_ctx *ctx;
@@ -124,6 +137,11 @@ int page_place(struct page_placer *pp, const uint8_t *p, size_t len, uint32_t ca
 
 		switch (pg.codec) {
 		case CODEC_RAW:
+			if (!by_write) {
+				memcpy(dst, pg.data, PAGE);
+				cnt->raw_pages++;
+				break;
+			}
 			ret = open_slot(pp, pg.page, cnt);
 			if (ret < 0)
 				goto write_failed;
@@ -135,6 +153,12 @@ int page_place(struct page_placer *pp, const uint8_t *p, size_t len, uint32_t ca
 			ctx = pg.codec == CODEC_ZSTD ? pp->zstd : pp->lz4;
 			if (!ctx || !pp->scratch)
 				goto bad;
+			if (!by_write) {
+				if (codec_decode(ctx, pg.data, pg.len, dst, PAGE) != PAGE)
+					goto bad;
+				cnt->compressed_pages++;
+				break;
+			}
 			ret = open_slot(pp, pg.page, cnt);
 			if (ret < 0)
 				goto write_failed;

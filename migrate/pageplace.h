@@ -11,11 +11,19 @@
  * the fault were two thirds of the receiver's time (bench_pagepath, profiled
  * with perf: clear_page_erms under shmem_fault). A write(2) of a whole page
  * into the file needs neither: the page cache takes the bytes as they are.
- * So whole pages (RAW, and zstd/lz4 decoded into a scratch buffer first)
- * are gathered into runs of consecutive pages and written with one
- * pwritev() per run. Pages that must read what is there (an XBZRLE delta)
- * and ZERO entries go through the mapping; the run so far is written first,
- * so the entries land in the order of the frame.
+ * So in the bulk round (round 0 of a migration, the whole of a snapshot),
+ * where every page is new to the destination, whole pages (RAW, and
+ * zstd/lz4 decoded into a scratch buffer first) are gathered into runs of
+ * consecutive pages and written with one pwritev() per run, and each run
+ * is then mapped into the alias in one MADV_POPULATE_WRITE call, so that
+ * the later rounds' stores into those pages, the last ones inside the
+ * downtime, take no fault (measured: 4097 pages placed 7-10 ms after the
+ * source sent them without it, 0.3-0.6 ms with it; bench_migrate 1G/16M
+ * at 100 MiB/s). Later rounds store through the alias (a page there is
+ * mapped already), with zstd/lz4 decoding straight into it. Pages that
+ * must read what is there (an XBZRLE delta) and ZERO entries go through
+ * the alias in every round; in the bulk round the run so far is written
+ * first, so the entries land in the order of the frame.
  *
  * The bytes of a frame are checked (CRC, bounds, codec) before this sees
  * them. A payload that does not decode fails the frame with a message; the

@@ -6,19 +6,23 @@
  * back through the mapping and compares them with what the test meant to
  * send.
  *
- * Checked: consecutive whole pages go in one write and out-of-order ones
- * start a new one (counted); a run longer than PLACE_RUN_MAX is split; more
- * decoded pages than the scratch holds land right; entries land in frame
- * order when a ZERO or XBZRLE entry follows a whole page of the same page
- * in one frame; XBZRLE applies to what is there; a zstd page the session's
- * caps do not allow fails with -EPROTO, a payload that does not decode with
- * -EBADMSG, a page outside RAM with -ERANGE, each with a message; a RAM file that cannot be written
- * fails with that error, named.
+ * Checked, in the bulk round: consecutive whole pages go in one write
+ * and out-of-order ones start a new one (counted); a run longer than
+ * PLACE_RUN_MAX is split; more decoded pages than the scratch holds land
+ * right; entries land in frame order when a ZERO or XBZRLE entry follows
+ * a whole page of the same page in one frame; XBZRLE applies to what is
+ * there; a zstd page the session's caps do not allow fails with -EPROTO,
+ * a payload that does not decode with -EBADMSG, a page outside RAM with
+ * -ERANGE, each with a message; a RAM file that cannot be written fails
+ * with that error, named. Then: the pages the bulk round wrote are mapped
+ * afterwards (their PTEs present in /proc/self/pagemap), and a later
+ * round stores through the mapping without a write.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,7 +81,7 @@ static int setup(void **state)
 	assert_int_equal(page_placer_init(&f->pp, f->ram, f->fd, (uint64_t)NPAGES * PAGE, f->zstd,
 					  f->lz4),
 			 0);
-	batch_begin(&f->b, f->buf, FRAME_CAP, 1);
+	batch_begin(&f->b, f->buf, FRAME_CAP, 0);
 	*state = f;
 	return 0;
 }
@@ -132,8 +136,8 @@ static void add_page(struct fx *f, uint64_t page, uint8_t codec, unsigned seed)
 	batch_commit(&f->b, page, codec, (size_t)n);
 }
 
-/* Seal the frame, place it; then start the next one. */
-static int place(struct fx *f, uint32_t caps, struct page_place_counts *c)
+/* Seal the frame, place it; then start the next one, of round `next`. */
+static int place_then(struct fx *f, uint32_t caps, struct page_place_counts *c, uint32_t next)
 {
 	size_t n = batch_finish(&f->b);
 	int ret;
@@ -142,8 +146,27 @@ static int place(struct fx *f, uint32_t caps, struct page_place_counts *c)
 	f->err[0] = 0;
 	ret = page_place(&f->pp, f->buf + WIRE_HDR_BYTES, n - WIRE_HDR_BYTES - WIRE_CRC_BYTES,
 			 caps, c, f->err, sizeof(f->err));
-	batch_begin(&f->b, f->buf, FRAME_CAP, 1);
+	batch_begin(&f->b, f->buf, FRAME_CAP, next);
 	return ret;
+}
+
+/* The same, the next frame in the same round. */
+static int place(struct fx *f, uint32_t caps, struct page_place_counts *c)
+{
+	return place_then(f, caps, c, f->b.round);
+}
+
+/* Is the page mapped in this process at addr (its PTE present: no fault to take)? */
+static bool mapped(const void *addr)
+{
+	uint64_t ent = 0;
+	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	off_t off = (off_t)((uintptr_t)addr / PAGE * sizeof(ent));
+
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &ent, sizeof(ent), off), (ssize_t)sizeof(ent));
+	close(fd);
+	return ent >> 63;
 }
 
 static void assert_ram(const struct fx *f)
@@ -221,6 +244,35 @@ static void frame_order_holds(void **state)
 	assert_int_equal(c.pages, 7);
 }
 
+/*
+ * The bulk round writes the file and maps what it wrote; a later round
+ * stores through the mapping (no write at all), decoded pages too.
+ */
+static void bulk_round_maps_later_rounds_store(void **state)
+{
+	struct fx *f = *state;
+	struct page_place_counts c = {0};
+
+	for (uint64_t p = 30; p < 40; p++)
+		add_page(f, p, CODEC_RAW, 1);
+	assert_false(mapped(f->ram + 30 * PAGE));
+	assert_int_equal(place_then(f, CAPS_ALL, &c, 1), 0);
+	assert_int_equal(c.writes, 1);
+	for (uint64_t p = 30; p < 40; p++)
+		assert_true(mapped(f->ram + p * PAGE));
+	assert_false(mapped(f->ram + 40 * PAGE));
+	/* round 1: the same pages again, raw, lz4, zstd, and one the bulk round did not have */
+	add_page(f, 30, CODEC_RAW, 2);
+	add_page(f, 31, CODEC_LZ4, 2);
+	add_page(f, 32, CODEC_ZSTD, 2);
+	add_page(f, 45, CODEC_RAW, 2);
+	assert_int_equal(place(f, CAPS_ALL, &c), 0);
+	assert_ram(f);
+	assert_int_equal(c.writes, 1);
+	assert_int_equal(c.pages, 14);
+	assert_int_equal(c.compressed_pages, 2);
+}
+
 static void bad_input_is_named(void **state)
 {
 	struct fx *f = *state;
@@ -277,6 +329,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(long_run_is_split, setup, teardown),
 		cmocka_unit_test_setup_teardown(more_decoded_pages_than_scratch, setup, teardown),
 		cmocka_unit_test_setup_teardown(frame_order_holds, setup, teardown),
+		cmocka_unit_test_setup_teardown(bulk_round_maps_later_rounds_store, setup, teardown),
 		cmocka_unit_test_setup_teardown(bad_input_is_named, setup, teardown),
 		cmocka_unit_test_setup_teardown(write_error_is_named, setup, teardown),
 	};
