@@ -45,11 +45,13 @@
 /*
  * The fixed costs of a stop-and-copy, a constant measured on this
  * project's machine (native /dev/kvm, 2 cores, bench_migrate 1 GiB / 16
- * MiB, bench/results/switchover-2026-12-03.txt): state capture ~0.3 ms,
- * state and COMPLETE sent ~0.1 ms, the destination's load (COMPLETE to
- * READY, the VM built there) 7-11 ms, READY to RESUMED 0.3-3 ms. A
- * destination that builds its VM during pre-copy needs less; the
- * constant then errs on the safe side (the ceiling holds).
+ * MiB, bench/results/switchover-2026-12-03.txt and the runs of 2026-12-06):
+ * state capture ~0.5 ms, state and COMPLETE sent ~0.1 ms; the destination's
+ * load (COMPLETE to READY) 0.3-0.6 ms into the VM prepared during
+ * pre-copy, 7-10 ms where it is built again there (a dirty ring, whose
+ * size HELLO does not carry); READY to RESUMED 0.2-5 ms. The constant
+ * covers the rebuild, so the ceiling holds for every kind; for the
+ * others it errs on the safe side by some 6-10 ms.
  */
 #define CONVERGE_FIXED_NS 12000000ull
 
