@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,6 +79,12 @@ struct incoming {
 	struct vm_config prep_cfg;		/* from HELLO; read by that thread only */
 	struct vm_ram prep_ram;			/* a copy of ram's handles, ditto */
 	struct vm *prep_vm;			/* its result, ours once joined */
+	/* then, once round 0 is in, it maps that round's pages (pageplace.h) */
+	pthread_mutex_t prep_lock;
+	pthread_cond_t prep_cond;
+	bool bulk_done;				/* round 0 is in RAM (under prep_lock) */
+	atomic_bool prep_stop;			/* joining: stop mapping, do not wait */
+	uint64_t mapped_pages;
 	struct vm *stale_vm;			/* prepared but unfit: goes in incoming_destroy,
 						 * after the guest runs, not in the downtime */
 	int prep_ret;
@@ -99,6 +106,9 @@ int incoming_create(struct mio *in, struct mio *ret, const char *name, struct in
 	if (name)
 		snprintf(inc->name, sizeof(inc->name), "%s", name);
 	inc->ram.fd = -1;
+	pthread_mutex_init(&inc->prep_lock, NULL);
+	pthread_cond_init(&inc->prep_cond, NULL);
+	atomic_init(&inc->prep_stop, false);
 	wire_order_init(&inc->order, false);
 	inc->state = calloc(1, sizeof(*inc->state));
 	inc->buf = malloc(MIO_FRAME_BUF);
@@ -128,6 +138,8 @@ void incoming_destroy(struct incoming *inc)
 	free(inc->state);
 	free(inc->buf);
 	free(inc->out);
+	pthread_cond_destroy(&inc->prep_cond);
+	pthread_mutex_destroy(&inc->prep_lock);
 	free(inc);
 }
 
@@ -243,7 +255,31 @@ static void *prep_main(void *arg)
 	inc->prep_ret = vm_prepare(&inc->prep_cfg, &inc->prep_ram, &inc->prep_vm, inc->prep_err,
 				   sizeof(inc->prep_err));
 	inc->prep_ns = clock_now_ns() - t0;
+	/* the bulk round wrote the file; map it, so later stores take no fault */
+	pthread_mutex_lock(&inc->prep_lock);
+	while (!inc->bulk_done && !atomic_load(&inc->prep_stop))
+		pthread_cond_wait(&inc->prep_cond, &inc->prep_lock);
+	pthread_mutex_unlock(&inc->prep_lock);
+	if (!atomic_load(&inc->prep_stop)) {
+		int ret = page_place_map(inc->prep_ram.alias, inc->prep_ram.fd, inc->prep_ram.bytes,
+					 &inc->prep_stop, &inc->mapped_pages);
+
+		if (ret < 0)
+			pr_debug("VM '%s': mapping the bulk round's pages: %s", incoming_name(inc),
+				 strerror(-ret));
+	}
 	return NULL;
+}
+
+/* Round 0 is in RAM on every channel: the preparing thread may map it. */
+static void prep_bulk_done(struct incoming *inc)
+{
+	if (!inc->prep_started)
+		return;
+	pthread_mutex_lock(&inc->prep_lock);
+	inc->bulk_done = true;
+	pthread_cond_signal(&inc->prep_cond);
+	pthread_mutex_unlock(&inc->prep_lock);
 }
 
 /* Start preparing the VM of HELLO on inc->ram; if that cannot start, COMPLETE builds it all. */
@@ -271,6 +307,10 @@ static struct vm *prep_join(struct incoming *inc)
 
 	if (!inc->prep_started)
 		return NULL;
+	pthread_mutex_lock(&inc->prep_lock);
+	atomic_store(&inc->prep_stop, true);
+	pthread_cond_signal(&inc->prep_cond);
+	pthread_mutex_unlock(&inc->prep_lock);
 	pthread_join(inc->prep_thread, NULL);
 	inc->prep_started = false;
 	vm = inc->prep_vm;
@@ -280,8 +320,9 @@ static struct vm *prep_join(struct incoming *inc)
 		pr_debug("VM '%s': preparing it failed (%s); COMPLETE builds it", incoming_name(inc),
 			 inc->prep_err);
 	else
-		pr_debug("VM '%s' prepared in %llu us", incoming_name(inc),
-			 (unsigned long long)inc->prep_ns / 1000);
+		pr_debug("VM '%s' prepared in %llu us; %llu pages mapped after round 0",
+			 incoming_name(inc), (unsigned long long)inc->prep_ns / 1000,
+			 (unsigned long long)inc->mapped_pages);
 	return vm;
 }
 
@@ -833,6 +874,8 @@ int incoming_run(struct incoming *inc, struct vm **vm, char *err, size_t errlen)
 				if (ret < 0)
 					break;
 			}
+			if (e.round == 0)
+				prep_bulk_done(inc);
 			a.round = e.round;
 			a.pages = inc->st.pages;
 			ret = send_ret(inc, frame_put_ack(inc->out, OUT_BUF, &a));

@@ -42,9 +42,7 @@ static int flush_run(struct page_placer *pp)
 {
 	struct iovec *iov = pp->iov;
 	unsigned n = pp->niov;
-	uint64_t first = pp->run_first;
-	off_t off = (off_t)(first * PAGE);
-	size_t bytes = (size_t)n * PAGE;
+	off_t off = (off_t)(pp->run_first * PAGE);
 
 	pp->niov = 0;
 	pp->nscratch = 0;
@@ -68,13 +66,6 @@ static int flush_run(struct page_placer *pp)
 			iov->iov_len -= (size_t)w;
 		}
 	}
-	/*
-	 * Map them in our view now, in one call, so that a later round's
-	 * store into them (the last ones inside the downtime) takes no
-	 * fault. A kernel without MADV_POPULATE_WRITE (before 5.14) says
-	 * EINVAL: the stores then fault as they come, nothing is lost.
-	 */
-	(void)madvise(pp->ram + first * PAGE, bytes, MADV_POPULATE_WRITE);
 	return 0;
 }
 
@@ -204,4 +195,32 @@ drop:
 	pp->niov = 0;
 	pp->nscratch = 0;
 	return ret;
+}
+
+int page_place_map(uint8_t *ram, int fd, uint64_t ram_bytes, const atomic_bool *stop,
+		   uint64_t *pages)
+{
+	off_t pos = 0, end = (off_t)ram_bytes;
+
+	*pages = 0;
+	while (pos < end && !atomic_load(stop)) {
+		off_t data = lseek(fd, pos, SEEK_DATA), hole;
+
+		if (data < 0)
+			return errno == ENXIO ? 0 : -errno;	/* ENXIO: no data past pos */
+		hole = lseek(fd, data, SEEK_HOLE);
+		if (hole < 0)
+			return -errno;
+		if (hole > end)
+			hole = end;
+		for (pos = data; pos < hole && !atomic_load(stop);) {
+			size_t n = (size_t)MIN((off_t)PLACE_MAP_STEP, hole - pos);
+
+			if (madvise(ram + pos, n, MADV_POPULATE_WRITE) < 0)
+				return -errno;
+			*pages += n / PAGE;
+			pos += (off_t)n;
+		}
+	}
+	return 0;
 }

@@ -14,14 +14,16 @@
  * there; a zstd page the session's caps do not allow fails with -EPROTO,
  * a payload that does not decode with -EBADMSG, a page outside RAM with
  * -ERANGE, each with a message; a RAM file that cannot be written fails
- * with that error, named. Then: the pages the bulk round wrote are mapped
- * afterwards (their PTEs present in /proc/self/pagemap), and a later
- * round stores through the mapping without a write.
+ * with that error, named. Then: page_place_map() maps the pages the bulk
+ * round wrote and only those (their PTEs present in /proc/self/pagemap),
+ * not at all when told to stop, and a later round stores through the
+ * mapping without a write.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -245,22 +247,33 @@ static void frame_order_holds(void **state)
 }
 
 /*
- * The bulk round writes the file and maps what it wrote; a later round
- * stores through the mapping (no write at all), decoded pages too.
+ * The bulk round writes the file without mapping it; page_place_map()
+ * maps what the file holds and nothing else (stopped, nothing); a later
+ * round stores through the mapping (no write at all), decoded pages too.
  */
-static void bulk_round_maps_later_rounds_store(void **state)
+static void bulk_round_then_map_then_stores(void **state)
 {
 	struct fx *f = *state;
 	struct page_place_counts c = {0};
+	atomic_bool stop;
+	uint64_t n = 0;
 
 	for (uint64_t p = 30; p < 40; p++)
 		add_page(f, p, CODEC_RAW, 1);
-	assert_false(mapped(f->ram + 30 * PAGE));
+	for (uint64_t p = 400; p < 403; p++)
+		add_page(f, p, CODEC_LZ4, 1);
 	assert_int_equal(place_then(f, CAPS_ALL, &c, 1), 0);
-	assert_int_equal(c.writes, 1);
-	for (uint64_t p = 30; p < 40; p++)
-		assert_true(mapped(f->ram + p * PAGE));
-	assert_false(mapped(f->ram + 40 * PAGE));
+	assert_int_equal(c.writes, 2);
+	assert_false(mapped(f->ram + 30 * PAGE));
+	atomic_init(&stop, true);
+	assert_int_equal(page_place_map(f->ram, f->fd, (uint64_t)NPAGES * PAGE, &stop, &n), 0);
+	assert_int_equal(n, 0);
+	assert_false(mapped(f->ram + 30 * PAGE));
+	atomic_store(&stop, false);
+	assert_int_equal(page_place_map(f->ram, f->fd, (uint64_t)NPAGES * PAGE, &stop, &n), 0);
+	assert_int_equal(n, 13);
+	for (uint64_t p = 0; p < NPAGES; p++)
+		assert_int_equal(mapped(f->ram + p * PAGE), (p >= 30 && p < 40) || (p >= 400 && p < 403));
 	/* round 1: the same pages again, raw, lz4, zstd, and one the bulk round did not have */
 	add_page(f, 30, CODEC_RAW, 2);
 	add_page(f, 31, CODEC_LZ4, 2);
@@ -268,9 +281,9 @@ static void bulk_round_maps_later_rounds_store(void **state)
 	add_page(f, 45, CODEC_RAW, 2);
 	assert_int_equal(place(f, CAPS_ALL, &c), 0);
 	assert_ram(f);
-	assert_int_equal(c.writes, 1);
-	assert_int_equal(c.pages, 14);
-	assert_int_equal(c.compressed_pages, 2);
+	assert_int_equal(c.writes, 2);
+	assert_int_equal(c.pages, 17);
+	assert_int_equal(c.compressed_pages, 5);
 }
 
 static void bad_input_is_named(void **state)
@@ -329,7 +342,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(long_run_is_split, setup, teardown),
 		cmocka_unit_test_setup_teardown(more_decoded_pages_than_scratch, setup, teardown),
 		cmocka_unit_test_setup_teardown(frame_order_holds, setup, teardown),
-		cmocka_unit_test_setup_teardown(bulk_round_maps_later_rounds_store, setup, teardown),
+		cmocka_unit_test_setup_teardown(bulk_round_then_map_then_stores, setup, teardown),
 		cmocka_unit_test_setup_teardown(bad_input_is_named, setup, teardown),
 		cmocka_unit_test_setup_teardown(write_error_is_named, setup, teardown),
 	};
