@@ -25,10 +25,12 @@
 #include <sys/types.h>
 
 #include "common/compiler.h"
+#include "migrate/autocomp.h"
 #include "migrate/converge.h"
 #include "migrate/lanes.h"
 #include "migrate/migrate.h"
 #include "migrate/mio.h"
+#include "migrate/pagesend.h"
 #include "migrate/ratelimit.h"
 #include "migrate/sshtls.h"
 #include "protocol/codec.h"
@@ -168,7 +170,19 @@ struct migrate_job {
 	 * thread after the switchover; closed (and replaced on a resume) by
 	 * the job thread under lock; migrate_cancel shuts it down under lock.
 	 */
-	struct codec_config cc;		/* fixed once the job thread starts: --compress */
+	/*
+	 * --compress: the codec; under auto (cauto) none at first, and the
+	 * codec the last pre-copy decision chose once post-copy's background
+	 * push begins (it sends with cc). Job thread.
+	 */
+	struct codec_config cc;
+	bool cauto;			/* fixed once the job thread starts: --compress auto */
+	struct autocomp ac;		/* job thread: auto's decision (autocomp.h) */
+	/* job thread: the lanes' figures at the last decision (its window's start) */
+	struct {
+		uint64_t link_bytes, link_ns;
+		struct page_sender_codec_stats codec[CODEC_COUNT];
+	} acw;
 	uint32_t hello_caps;		/* job thread: what channel 0's HELLO offered */
 	bool pc_enabled;		/* job thread: the destination chose POSTCOPY */
 	_Atomic bool pc_request;	/* migrate_postcopy asked for the switch */

@@ -4,7 +4,8 @@ LIB_OBJS += $(O)/migrate/mio.o $(O)/migrate/pagesend.o $(O)/migrate/incoming.o \
 	$(O)/migrate/converge.o $(O)/migrate/ratelimit.o $(O)/migrate/outgoing.o \
 	$(O)/migrate/session.o $(O)/migrate/opts.o $(O)/migrate/job.o $(O)/migrate/lanes.o \
 	$(O)/migrate/retpath.o $(O)/migrate/handover.o $(O)/migrate/announce.o \
-	$(O)/migrate/sshtls.o $(O)/migrate/uffd.o $(O)/migrate/pcdest.o $(O)/migrate/postcopy.o
+	$(O)/migrate/sshtls.o $(O)/migrate/uffd.o $(O)/migrate/pcdest.o $(O)/migrate/postcopy.o \
+	$(O)/migrate/autocomp.o
 
 UNIT_TESTS += $(O)/tests/unit/test_incoming $(O)/tests/unit/test_job
 PROGS += $(O)/tests/tools/mksnap

@@ -14,13 +14,17 @@
 
 struct page_sender {
 	struct mio *io;
-	struct codec_ctx *cctx;		/* --compress, or NULL */
+	struct codec_ctx *ctx[CODEC_COUNT]; /* the codecs held, by id (ZSTD, LZ4), or NULL */
+	struct codec_ctx *cctx;		/* the one in use (one of ctx), or NULL: none */
+	unsigned nctx;			/* codecs held */
+	unsigned probe_tick;		/* pages since the last probe */
 	struct pagecache *cache;	/* XBZRLE, or NULL */
 	size_t cache_bytes;
 	uint32_t round;
 	struct page_batch batch;
 	uint8_t *buf;
 	uint8_t snap[PAGE];		/* page snapshot when not cached */
+	uint8_t scratch[PAGE];		/* a probe's output, never sent */
 	struct page_sender_stats st;
 };
 
@@ -39,9 +43,10 @@ int page_sender_create(const struct codec_config *compress, size_t xbzrle_cache_
 		goto fail;
 	if (compress && compress->ops && compress->ops->id != CODEC_RAW &&
 	    compress->ops->id != CODEC_ZERO) {
-		ret = codec_ctx_create(compress, PAGE, &s->cctx);
+		ret = page_sender_add_codec(s, compress);
 		if (ret < 0)
 			goto fail;
+		s->cctx = s->ctx[compress->ops->id];
 	}
 	if (xbzrle_cache_bytes) {
 		ret = pagecache_create(xbzrle_cache_bytes, PAGE, &s->cache);
@@ -61,10 +66,40 @@ void page_sender_destroy(struct page_sender *s)
 {
 	if (!s)
 		return;
-	codec_ctx_destroy(s->cctx);
+	for (unsigned i = 0; i < CODEC_COUNT; i++)
+		codec_ctx_destroy(s->ctx[i]);
 	pagecache_destroy(s->cache);
 	free(s->buf);
 	free(s);
+}
+
+int page_sender_add_codec(struct page_sender *s, const struct codec_config *cc)
+{
+	unsigned id;
+	int ret;
+
+	if (!cc->ops || (cc->ops->id != CODEC_ZSTD && cc->ops->id != CODEC_LZ4))
+		return -EINVAL;
+	id = cc->ops->id;
+	if (s->ctx[id])
+		return -EINVAL;
+	ret = codec_ctx_create(cc, PAGE, &s->ctx[id]);
+	if (ret < 0)
+		return ret;
+	s->nctx++;
+	return 0;
+}
+
+int page_sender_set_codec(struct page_sender *s, enum codec_id id)
+{
+	if (id == CODEC_RAW) {
+		s->cctx = NULL;
+		return 0;
+	}
+	if ((unsigned)id >= CODEC_COUNT || !s->ctx[id])
+		return -EINVAL;
+	s->cctx = s->ctx[id];
+	return 0;
 }
 
 void page_sender_set_round(struct page_sender *s, uint32_t round)
@@ -102,7 +137,40 @@ static int reserve(struct page_sender *s, size_t max_len, uint8_t **dst)
 	return *dst ? 0 : -ENOSPC;
 }
 
-/* Send src (a stable copy of the page) compressed or raw. */
+/* One codec's figures for a page of PAGE bytes that took out bytes on the wire. */
+static void count_codec(struct page_sender *s, enum codec_id id, uint64_t out, uint64_t ns)
+{
+	struct page_sender_codec_stats *c = &s->st.codec[id];
+
+	c->pages++;
+	c->in_bytes += PAGE;
+	c->out_bytes += out;
+	c->ns += ns;
+}
+
+/*
+ * --compress auto: every PAGE_SENDER_PROBE_EVERY pages, encode src with
+ * each codec held but not in use, into scratch, to measure it (autocomp.h).
+ * A held codec always has a context: this costs only the encoder's time.
+ */
+static void probe(struct page_sender *s, const uint8_t *src)
+{
+	if (s->nctx < 1 + (s->cctx != NULL) || ++s->probe_tick < PAGE_SENDER_PROBE_EVERY)
+		return;
+	s->probe_tick = 0;
+	for (unsigned id = 0; id < CODEC_COUNT; id++) {
+		uint64_t t0;
+		ssize_t n;
+
+		if (!s->ctx[id] || s->ctx[id] == s->cctx)
+			continue;
+		t0 = clock_now_ns();
+		n = codec_encode(s->ctx[id], src, PAGE, s->scratch, PAGE - 1);
+		count_codec(s, (enum codec_id)id, n > 0 ? (uint64_t)n : PAGE, clock_now_ns() - t0);
+	}
+}
+
+/* Send src (a stable copy of the page, or the live page without a codec) compressed or raw. */
 static int send_whole(struct page_sender *s, uint64_t page, const uint8_t *src)
 {
 	uint8_t *dst;
@@ -110,19 +178,25 @@ static int send_whole(struct page_sender *s, uint64_t page, const uint8_t *src)
 
 	if (ret < 0)
 		return ret;
+	probe(s, src);
 	if (s->cctx) {
-		uint64_t t0 = clock_now_ns();
+		enum codec_id id = codec_ctx_ops(s->cctx)->id;
+		uint64_t t0 = clock_now_ns(), dt;
 		ssize_t n = codec_encode(s->cctx, src, PAGE, dst, PAGE - 1);
 
-		s->st.compress_ns += clock_now_ns() - t0;
+		dt = clock_now_ns() - t0;
+		s->st.compress_ns += dt;
+		count_codec(s, id, n > 0 ? (uint64_t)n : PAGE, dt);
 		if (n > 0) {
 			s->st.entries++;
-			batch_commit(&s->batch, page, (uint8_t)codec_ctx_ops(s->cctx)->id, (size_t)n);
+			batch_commit(&s->batch, page, (uint8_t)id, (size_t)n);
 			s->st.compressed_pages++;
 			s->st.compressed_in += PAGE;
 			s->st.compressed_out += (uint64_t)n;
 			return 0;
 		}
+	} else {
+		count_codec(s, CODEC_RAW, PAGE, 0);
 	}
 	memcpy(dst, src, PAGE);
 	s->st.entries++;
@@ -214,7 +288,9 @@ uint32_t page_sender_caps(const struct page_sender *s)
 
 	if (s->cache)
 		caps |= WIRE_CAP_XBZRLE;
-	if (s->cctx)
-		caps |= codec_ctx_ops(s->cctx)->id == CODEC_ZSTD ? WIRE_CAP_ZSTD : WIRE_CAP_LZ4;
+	if (s->ctx[CODEC_ZSTD])
+		caps |= WIRE_CAP_ZSTD;
+	if (s->ctx[CODEC_LZ4])
+		caps |= WIRE_CAP_LZ4;
 	return caps;
 }

@@ -7,6 +7,11 @@
  * RAM is known to be zero); with XBZRLE on, a page whose previous copy is
  * cached goes as a delta (or not at all when unchanged); otherwise the
  * --compress codec, and RAW whenever a codec does not shrink the page.
+ * Under --compress auto the sender holds lz4 and zstd both; the job
+ * switches between them and none (page_sender_set_codec) between tasks,
+ * and the sender measures every codec it holds on this guest's pages: the
+ * one in use on each page it encodes, the others on a sample of one page
+ * in PAGE_SENDER_PROBE_EVERY (probes: encoded into scratch, never sent).
  * Pages are encoded straight into the frame being built; a page that may
  * change under us (the guest runs) is snapshotted once before any encoder
  * reads it, so what is sent, what the XBZRLE cache holds and what the
@@ -26,6 +31,15 @@
 #include "migrate/mio.h"
 #include "protocol/codec.h"
 
+#define PAGE_SENDER_PROBE_EVERY 128u	/* 1 page in this many probes the other codecs */
+
+/* One codec's figures (sent and probed pages), for --compress auto (autocomp.h). */
+struct page_sender_codec_stats {
+	uint64_t pages;			/* pages encoded with it */
+	uint64_t in_bytes, out_bytes;	/* out: the page's wire bytes (PAGE when it did not shrink) */
+	uint64_t ns;			/* encoder time */
+};
+
 struct page_sender_stats {
 	uint64_t pages;			/* pages handed to the sender */
 	uint64_t duplicate_pages;	/* zero pages (sent as ZERO or skipped) */
@@ -38,6 +52,8 @@ struct page_sender_stats {
 	uint64_t entries;		/* page entries written (a skipped zero page is none) */
 	uint64_t frames;
 	uint64_t frame_bytes;		/* bytes of PAGES frames written */
+	/* indexed by enum codec_id: CODEC_RAW (none), CODEC_LZ4, CODEC_ZSTD */
+	struct page_sender_codec_stats codec[CODEC_COUNT];
 };
 
 struct page_sender;
@@ -49,6 +65,21 @@ struct page_sender;
 int page_sender_create(const struct codec_config *compress, size_t xbzrle_cache_bytes,
 		       struct mio *io, struct page_sender **out) __must_check;
 void page_sender_destroy(struct page_sender *s);
+
+/*
+ * page_sender_add_codec - hold codec cc (zstd or lz4) too, for
+ * page_sender_set_codec; its WIRE_CAP_* bit is offered from now on and it
+ * is probed on a sample of the pages while another codec is in use.
+ * Before the handshake. Return: 0, -EINVAL (not zstd or lz4), -ENOMEM.
+ */
+int page_sender_add_codec(struct page_sender *s, const struct codec_config *cc) __must_check;
+
+/*
+ * page_sender_set_codec - the codec for the pages from now on: CODEC_RAW
+ * (none) or one the sender holds. Between pages (the sender's thread, or
+ * the job thread between tasks). Return: 0, or -EINVAL (not held).
+ */
+int page_sender_set_codec(struct page_sender *s, enum codec_id id) __must_check;
 
 /* Round number stamped on PAGES frames; also the XBZRLE cache generation. */
 void page_sender_set_round(struct page_sender *s, uint32_t round);

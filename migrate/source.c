@@ -27,6 +27,7 @@
 #include "common/bitmap.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "migrate/autocomp.h"
 #include "migrate/converge.h"
 #include "migrate/digest.h"
 #include "migrate/handover.h"
@@ -90,6 +91,13 @@ static void update_stats(struct migrate_job *j, uint64_t remaining_pages)
 	st->compression.busy = now > j->t0_ns ? (double)ps.compress_ns / (double)(now - j->t0_ns) /
 							(double)j->nlanes
 					      : 0.0;
+	if (j->cauto) {
+		snprintf(st->compression.codec, sizeof(st->compression.codec), "%s",
+			 autocomp_choice_name(j->ac.cur));
+		snprintf(st->compression.reason, sizeof(st->compression.reason), "%s",
+			 autocomp_reason_name(j->ac.why));
+		st->compression.switches = j->ac.switches;
+	}
 	st->round = j->round;
 	st->throttle_pct = vm_get_throttle(j->vm);
 	/* once the log is off, the last figures stay */
@@ -138,6 +146,91 @@ static void sent_so_far(const struct migrate_job *j, uint64_t *pages, uint64_t *
 
 	lanes_stats(j, &ps, bytes, NULL);
 	*pages = ps.pages;
+}
+
+/* ---- --compress auto -------------------------------------------------------- */
+
+/* The mode and the codec under a fixed --compress: st.compression's names. */
+static void compression_names(struct migrate_job *j)
+{
+	const char *name = "auto";
+
+	if (!j->cauto)
+		name = j->cc.ops->id == CODEC_ZSTD ? "zstd"
+		       : j->cc.ops->id == CODEC_LZ4 ? "lz4"
+						     : "none";
+	pthread_mutex_lock(&j->lock);
+	snprintf(j->st.compression.mode, sizeof(j->st.compression.mode), "%s", name);
+	snprintf(j->st.compression.codec, sizeof(j->st.compression.codec), "%s",
+		 j->cauto ? autocomp_choice_name(j->ac.cur) : name);
+	snprintf(j->st.compression.reason, sizeof(j->st.compression.reason), "%s",
+		 j->cauto ? autocomp_reason_name(j->ac.why) : "fixed");
+	pthread_mutex_unlock(&j->lock);
+}
+
+/*
+ * --compress auto: decide from the window since the last decision (every
+ * codec's pages, sent and probed; the link's bytes over the time its writes
+ * took, capped while the cap applies) and switch every lane to the choice.
+ * Job thread, between tasks: at each round's start, after each chunk, and
+ * before the paused guest's last pages (uncapped then: rl_bypass).
+ */
+static int auto_pick(struct migrate_job *j)
+{
+	static const enum codec_id ids[AUTOCOMP_CHOICES] = {
+		[AUTOCOMP_NONE] = CODEC_RAW, [AUTOCOMP_LZ4] = CODEC_LZ4, [AUTOCOMP_ZSTD] = CODEC_ZSTD,
+	};
+	struct page_sender_stats ps;
+	struct autocomp_input in = { .cpus = j->nlanes };
+	enum autocomp_choice was = j->ac.cur, c;
+	uint64_t bytes, ns, out, cap = atomic_load(&j->rl_rate);
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	int ret;
+
+	if (!j->cauto)
+		return 0;
+	if (cores > 0 && (unsigned long)cores < in.cpus)
+		in.cpus = (unsigned)cores;
+	lanes_stats(j, &ps, &out, NULL);
+	lanes_link(j, &bytes, &ns);
+	for (int k = AUTOCOMP_NONE + 1; k < AUTOCOMP_CHOICES; k++) {
+		const struct page_sender_codec_stats *now = &ps.codec[ids[k]], *w0 = &j->acw.codec[ids[k]];
+
+		in.s[k] = (struct autocomp_sample){
+			.pages = now->pages - w0->pages,
+			.in_bytes = now->in_bytes - w0->in_bytes,
+			.out_bytes = now->out_bytes - w0->out_bytes,
+			.ns = now->ns - w0->ns,
+		};
+	}
+	/* a rate from 1 MiB on; the lanes write side by side */
+	if (bytes - j->acw.link_bytes >= (1u << 20) && ns > j->acw.link_ns)
+		in.link_bytes_per_s = (double)(bytes - j->acw.link_bytes) * 1e9 /
+				      ((double)(ns - j->acw.link_ns) / (double)j->nlanes);
+	if (in.link_bytes_per_s > 0.0 && cap && !atomic_load(&j->rl_bypass) &&
+	    (double)cap < in.link_bytes_per_s)
+		in.link_bytes_per_s = (double)cap;
+	/* no fresh link figure: the cap still bounds the last one */
+	if (in.link_bytes_per_s <= 0.0 && cap && !atomic_load(&j->rl_bypass) &&
+	    (j->ac.link_bytes_per_s <= 0.0 || (double)cap < j->ac.link_bytes_per_s))
+		in.link_bytes_per_s = (double)cap;
+	memcpy(j->acw.codec, ps.codec, sizeof(j->acw.codec));
+	j->acw.link_bytes = bytes;
+	j->acw.link_ns = ns;
+	c = autocomp_decide(&j->ac, &in, PAGE);
+	ret = lanes_set_codec(j, ids[c]);
+	if (ret < 0)
+		return job_fail(j, ret, "cannot switch the page codec: %s", strerror(-ret));
+	j->cc = autocomp_codec(c);
+	if (c != was)
+		pr_debug("round %u: compression %s -> %s (%s; link %.0f MiB/s; pages/s: none %.0f, "
+			 "lz4 %.0f, zstd %.0f)",
+			 j->round, autocomp_choice_name(was), autocomp_choice_name(c),
+			 autocomp_reason_name(j->ac.why), j->ac.link_bytes_per_s / 1048576.0,
+			 j->ac.rate[AUTOCOMP_NONE], j->ac.rate[AUTOCOMP_LZ4],
+			 j->ac.rate[AUTOCOMP_ZSTD]);
+	compression_names(j);
+	return 0;
 }
 
 /* ---- the rounds ------------------------------------------------------------ */
@@ -214,6 +307,9 @@ static int send_dirty(struct migrate_job *j, bool bulk, bool clear_log, enum lan
 		ret = job_check_abort(j);
 		if (!ret)
 			ret = retpath_poll(j);
+		if (ret < 0)
+			return ret;
+		ret = auto_pick(j);
 		if (ret < 0)
 			return ret;
 		update_stats(j, bitmap_count(j->bitmap, 0, j->npages));
@@ -318,6 +414,9 @@ static int precopy(struct migrate_job *j)
 		enum converge_action act;
 
 		lanes_set_round(j, j->round);
+		ret = auto_pick(j);
+		if (ret < 0)
+			return ret;
 		ret = send_dirty(j, j->round == 0, true, LANE_END_ROUND);
 		if (ret == 1)
 			set_reason(j, "post-copy asked for");
@@ -598,6 +697,10 @@ static int stop_and_copy(struct migrate_job *j, uint64_t *pause_ns)
 
 	if (dirty < 0)
 		return (int)dirty;
+	/* the paused guest's pages go uncapped, on a link measured so far */
+	ret = auto_pick(j);
+	if (ret < 0)
+		return ret;
 	switchover_event(j, "stop-and-copy", dirty);
 	cap.state = calloc(1, sizeof(*cap.state));
 	if (!cap.state)
@@ -726,13 +829,16 @@ static void *job_thread(void *arg)
 	char msg[300];
 	int ret;
 
-	ret = codec_by_name(j->o.compress, &cc);
+	j->cauto = migrate_compress_auto(j->o.compress);
+	ret = codec_by_name(j->cauto ? "none" : j->o.compress, &cc);
 	if (ret < 0) {
 		job_fail(j, ret, "unknown compression '%s'", j->o.compress);
 		goto out;
 	}
 	j->cc = cc;
-	ret = lanes_senders_create(j, &cc);
+	autocomp_init(&j->ac, AUTOCOMP_NONE);
+	compression_names(j);
+	ret = lanes_senders_create(j, &cc, j->cauto);
 	if (ret < 0)
 		goto out;
 	ret = retpath_handshake(j, &j->lanes[0]);
@@ -831,7 +937,7 @@ int migrate_start(struct vm *vm, const char *uri, const struct migrate_opts *o,
 	ret = migrate_opts_check(o, err, errlen);
 	if (ret < 0)
 		return ret;
-	if (codec_by_name(o->compress, &cc) < 0) {
+	if (!migrate_compress_auto(o->compress) && codec_by_name(o->compress, &cc) < 0) {
 		snprintf(err, errlen, "unknown compression '%s'", o->compress);
 		return -EINVAL;
 	}

@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: MIT */
+#include "migrate/autocomp.h"
+
+#include <stddef.h>
+
+#include "common/compiler.h"
+
+static const char *const choice_names[] = {
+	[AUTOCOMP_NONE] = "none",
+	[AUTOCOMP_LZ4] = "lz4",
+	[AUTOCOMP_ZSTD] = "zstd",
+};
+_Static_assert(ARRAY_SIZE(choice_names) == AUTOCOMP_CHOICES, "a name for every choice");
+
+static const char *const reason_names[] = {
+	[AUTOCOMP_PROBE] = "probe",
+	[AUTOCOMP_LINK_BOUND] = "link-bound",
+	[AUTOCOMP_CPU_BOUND] = "cpu-bound",
+	[AUTOCOMP_NO_GAIN] = "no-gain",
+};
+_Static_assert(ARRAY_SIZE(reason_names) == AUTOCOMP_REASONS, "a name for every reason");
+
+void autocomp_init(struct autocomp *ac, enum autocomp_choice first)
+{
+	*ac = (struct autocomp){ .cur = first, .why = AUTOCOMP_PROBE };
+}
+
+const char *autocomp_choice_name(enum autocomp_choice c)
+{
+	return (unsigned)c < AUTOCOMP_CHOICES ? choice_names[c] : "?";
+}
+
+const char *autocomp_reason_name(enum autocomp_reason r)
+{
+	return (unsigned)r < AUTOCOMP_REASONS ? reason_names[r] : "?";
+}
+
+struct codec_config autocomp_codec(enum autocomp_choice c)
+{
+	switch (c) {
+	case AUTOCOMP_LZ4:
+		return (struct codec_config){ .ops = &codec_lz4_ops, .level = 1 };
+	case AUTOCOMP_ZSTD:
+		return (struct codec_config){ .ops = &codec_zstd_ops, .level = 1 };
+	case AUTOCOMP_NONE:
+	case AUTOCOMP_CHOICES:
+		break;
+	}
+	return (struct codec_config){ .ops = &codec_raw_ops, .level = 0 };
+}
+
+/* Replace c's estimate with this window's figures when there are enough. */
+static void measure(struct autocomp *ac, enum autocomp_choice c, const struct autocomp_sample *s)
+{
+	if (s->pages < AUTOCOMP_MIN_PAGES || !s->out_bytes)
+		return;
+	ac->est[c].known = true;
+	ac->est[c].out_per_page = (double)s->out_bytes / (double)s->pages;
+	ac->est[c].ns_per_page = (double)s->ns / (double)s->pages;
+}
+
+/* Predicted pages/s of c on the link (known estimates only). */
+static double page_rate(const struct autocomp *ac, enum autocomp_choice c, unsigned cpus)
+{
+	double link = ac->link_bytes_per_s / ac->est[c].out_per_page;
+	double cpu;
+
+	if (ac->est[c].ns_per_page <= 0.0)
+		return link;
+	cpu = (double)cpus * 1e9 / ac->est[c].ns_per_page;
+	return link < cpu ? link : cpu;
+}
+
+enum autocomp_choice autocomp_decide(struct autocomp *ac, const struct autocomp_input *in,
+				     unsigned page_bytes)
+{
+	unsigned cpus = in->cpus ? in->cpus : 1;
+	enum autocomp_choice best = AUTOCOMP_NONE, next;
+	bool gain = false;
+
+	ac->est[AUTOCOMP_NONE].known = true;
+	ac->est[AUTOCOMP_NONE].out_per_page = (double)page_bytes;
+	ac->est[AUTOCOMP_NONE].ns_per_page = 0.0;
+	for (int c = AUTOCOMP_NONE + 1; c < AUTOCOMP_CHOICES; c++)
+		measure(ac, (enum autocomp_choice)c, &in->s[c]);
+	if (in->link_bytes_per_s > 0.0)
+		ac->link_bytes_per_s = in->link_bytes_per_s;
+	for (int c = 0; c < AUTOCOMP_CHOICES; c++)
+		ac->rate[c] = 0.0;
+	for (int c = 0; c < AUTOCOMP_CHOICES; c++) {
+		if (!ac->est[c].known || ac->link_bytes_per_s <= 0.0) {
+			ac->why = AUTOCOMP_PROBE;
+			return ac->cur;
+		}
+	}
+	for (int c = 0; c < AUTOCOMP_CHOICES; c++) {
+		enum autocomp_choice k = (enum autocomp_choice)c;
+
+		/* a codec that barely shrinks the pages is never worth its CPU */
+		if (k != AUTOCOMP_NONE &&
+		    (double)page_bytes < AUTOCOMP_MIN_RATIO * ac->est[k].out_per_page)
+			continue;
+		if (k != AUTOCOMP_NONE)
+			gain = true;
+		ac->rate[k] = page_rate(ac, k, cpus);
+		if (ac->rate[k] > ac->rate[best])
+			best = k;
+	}
+	next = best;
+	/* hysteresis: stay unless the winner is clearly faster (a ruled-out codec is left) */
+	if (best != ac->cur && ac->rate[ac->cur] > 0.0 &&
+	    ac->rate[best] * 100.0 <= ac->rate[ac->cur] * (100.0 + AUTOCOMP_SWITCH_PCT))
+		next = ac->cur;
+	if (next != ac->cur)
+		ac->switches++;
+	ac->cur = next;
+	if (next != AUTOCOMP_NONE)
+		ac->why = AUTOCOMP_LINK_BOUND;
+	else
+		ac->why = gain ? AUTOCOMP_CPU_BOUND : AUTOCOMP_NO_GAIN;
+	return next;
+}

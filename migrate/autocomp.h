@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * autocomp.h - `--compress auto`: which codec the next pages go with,
+ * decided from measured numbers only (the convergence decision's sibling).
+ *
+ * A page costs two things: CPU to encode it and bytes on the link. For
+ * each choice c (none, lz4:1, zstd:1) the sender measures, on this guest's
+ * pages, the bytes out and the encoder's ns per page (pagesend.h encodes a
+ * sample of the pages with every codec it holds, the probes); the lanes
+ * measure the link's rate. The predicted page rate of c is
+ *
+ *   rate(c) = min(link_bytes_per_s / wire_bytes_per_page(c),
+ *                 cpus * 1e9 / encode_ns_per_page(c))
+ *
+ * (none costs no encoder time: its rate is the link's). The fastest wins,
+ * so a compressor is used exactly when the link, not the CPU, bounds the
+ * rate. A codec whose ratio is under AUTOCOMP_MIN_RATIO is not worth its
+ * CPU whatever the link ("no-gain"). Hysteresis: the choice changes only
+ * when the winner's rate beats the current one's by more than
+ * AUTOCOMP_SWITCH_PCT, so noise near the balance point does not flap.
+ * Until every compressor has AUTOCOMP_MIN_PAGES measured pages and the
+ * link has a rate, the choice stays as it is ("probe").
+ *
+ * The estimates are per window (the pages since the last decision): the
+ * pages change from round to round, and a codec measured again replaces
+ * its old figures; one without enough pages this window keeps them.
+ *
+ * Pure: fed numbers, tested without a VM. One struct autocomp per job,
+ * owned by the job thread.
+ */
+#ifndef KVMIG_MIGRATE_AUTOCOMP_H
+#define KVMIG_MIGRATE_AUTOCOMP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "protocol/codec.h"
+
+#define AUTOCOMP_MIN_PAGES 8	/* pages a codec needs in a window to be measured */
+#define AUTOCOMP_SWITCH_PCT 10	/* the winner must be this much faster to switch */
+#define AUTOCOMP_MIN_RATIO 1.1	/* under this ratio compression gains nothing */
+
+/* The choices, in the order of the tables below (none first). */
+enum autocomp_choice {
+	AUTOCOMP_NONE,
+	AUTOCOMP_LZ4,
+	AUTOCOMP_ZSTD,
+	AUTOCOMP_CHOICES,
+};
+
+enum autocomp_reason {
+	AUTOCOMP_PROBE,		/* not every codec or the link measured yet: kept as is */
+	AUTOCOMP_LINK_BOUND,	/* a compressor moves more pages: the link is the bottleneck */
+	AUTOCOMP_CPU_BOUND,	/* none moves more pages: the encoders would be the bottleneck */
+	AUTOCOMP_NO_GAIN,	/* no compressor reaches AUTOCOMP_MIN_RATIO on these pages */
+	AUTOCOMP_REASONS,
+};
+
+/* One codec's measurements over a window. */
+struct autocomp_sample {
+	uint64_t pages;		/* pages encoded (sent or probed) */
+	uint64_t in_bytes;	/* their bytes (pages * page size) */
+	uint64_t out_bytes;	/* bytes they took on the wire (raw when it did not shrink) */
+	uint64_t ns;		/* encoder time */
+};
+
+struct autocomp_input {
+	struct autocomp_sample s[AUTOCOMP_CHOICES]; /* s[AUTOCOMP_NONE] is unused */
+	/*
+	 * The link: bytes/s the lanes' writes achieved, already capped by
+	 * --bandwidth while the cap applies; 0: not measured this window
+	 * (the last rate stays).
+	 */
+	double link_bytes_per_s;
+	unsigned cpus;		/* encoders that run side by side: min(lanes, cores), >= 1 */
+};
+
+/* The decision's state and its last outcome (read them freely). */
+struct autocomp {
+	enum autocomp_choice cur;
+	enum autocomp_reason why;
+	unsigned switches;	/* times cur changed */
+	double link_bytes_per_s; /* the last measured link rate (0: none yet) */
+	struct {
+		bool known;
+		double out_per_page; /* wire bytes per page */
+		double ns_per_page;
+	} est[AUTOCOMP_CHOICES];
+	double rate[AUTOCOMP_CHOICES]; /* predicted pages/s at the last decision (0: unknown) */
+};
+
+/* Start with choice first (reason "probe"), nothing measured. */
+void autocomp_init(struct autocomp *ac, enum autocomp_choice first);
+
+/*
+ * autocomp_decide - fold in one window's measurements and choose.
+ * @page_bytes: the page size (none's wire bytes per page).
+ * Return: the choice for the next pages (also ac->cur; ac->why says why).
+ */
+enum autocomp_choice autocomp_decide(struct autocomp *ac, const struct autocomp_input *in,
+				     unsigned page_bytes);
+
+/* "none", "lz4", "zstd": the names the stats use. */
+const char *autocomp_choice_name(enum autocomp_choice c);
+
+/* "probe", "link-bound", "cpu-bound", "no-gain". */
+const char *autocomp_reason_name(enum autocomp_reason r);
+
+/* The codec a choice sends with (CODEC_RAW for none; lz4 and zstd at level 1). */
+struct codec_config autocomp_codec(enum autocomp_choice c);
+
+#endif
