@@ -17,7 +17,7 @@ $(O)/tests/unit/test_incoming: $(O)/tests/unit/test_incoming.o $(O)/tests/helper
 $(O)/tests/tools/mksnap: $(O)/tests/tools/mksnap.o $(O)/tests/helpers/streamgen.o $(LIB)
 	@[ "$(V)" = 1 ] || echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIB) $(LIBS)
-UNIT_TESTS += $(O)/tests/unit/test_converge $(O)/tests/unit/test_opts $(O)/tests/unit/test_announce \
+UNIT_TESTS += $(O)/tests/unit/test_autocomp $(O)/tests/unit/test_converge $(O)/tests/unit/test_opts $(O)/tests/unit/test_announce \
 	$(O)/tests/unit/test_uffd $(O)/tests/unit/test_pcdest
 KVM_TESTS += $(O)/tests/kvm/test_migrate
 KVM_TESTS += $(O)/tests/kvm/test_postcopy
