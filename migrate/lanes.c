@@ -78,13 +78,14 @@ int lanes_senders_create(struct migrate_job *j, const struct codec_config *cc, b
 	return 0;
 }
 
-int lanes_set_codec(struct migrate_job *j, enum codec_id id)
+int lanes_set_codec(struct migrate_job *j, enum codec_id id, unsigned probe_every)
 {
 	for (unsigned l = 0; l < j->nlanes; l++) {
 		int ret = page_sender_set_codec(j->lanes[l].ps, id);
 
 		if (ret < 0)
 			return ret;
+		page_sender_set_probe(j->lanes[l].ps, probe_every);
 	}
 	return 0;
 }

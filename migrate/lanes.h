@@ -88,8 +88,11 @@ void lanes_init(struct migrate_job *j);
 int lanes_senders_create(struct migrate_job *j, const struct codec_config *cc,
 			 bool auto_codec) __must_check;
 
-/* Every lane's sender sends with codec id from now on (page_sender_set_codec). */
-int lanes_set_codec(struct migrate_job *j, enum codec_id id) __must_check;
+/*
+ * Every lane's sender sends with codec id from now on and probes the others
+ * on 1 page in probe_every (page_sender_set_codec, page_sender_set_probe).
+ */
+int lanes_set_codec(struct migrate_job *j, enum codec_id id, unsigned probe_every) __must_check;
 
 /*
  * The link so far: bytes written on every connection, and the time the

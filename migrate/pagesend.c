@@ -18,6 +18,7 @@ struct page_sender {
 	struct codec_ctx *cctx;		/* the one in use (one of ctx), or NULL: none */
 	unsigned nctx;			/* codecs held */
 	unsigned probe_tick;		/* pages since the last probe */
+	unsigned probe_every;		/* probe 1 page in this many */
 	struct pagecache *cache;	/* XBZRLE, or NULL */
 	size_t cache_bytes;
 	uint32_t round;
@@ -38,6 +39,7 @@ int page_sender_create(const struct codec_config *compress, size_t xbzrle_cache_
 	if (!s)
 		return -ENOMEM;
 	s->io = io;
+	s->probe_every = PAGE_SENDER_PROBE_EVERY;
 	s->buf = malloc(BATCH_BUF);
 	if (!s->buf)
 		goto fail;
@@ -102,6 +104,11 @@ int page_sender_set_codec(struct page_sender *s, enum codec_id id)
 	return 0;
 }
 
+void page_sender_set_probe(struct page_sender *s, unsigned every)
+{
+	s->probe_every = every ? every : PAGE_SENDER_PROBE_EVERY;
+}
+
 void page_sender_set_round(struct page_sender *s, uint32_t round)
 {
 	s->round = round;
@@ -149,13 +156,13 @@ static void count_codec(struct page_sender *s, enum codec_id id, uint64_t out, u
 }
 
 /*
- * --compress auto: every PAGE_SENDER_PROBE_EVERY pages, encode src with
+ * --compress auto: every probe_every pages, encode src with
  * each codec held but not in use, into scratch, to measure it (autocomp.h).
  * A held codec always has a context: this costs only the encoder's time.
  */
 static void probe(struct page_sender *s, const uint8_t *src)
 {
-	if (s->nctx < 1 + (s->cctx != NULL) || ++s->probe_tick < PAGE_SENDER_PROBE_EVERY)
+	if (s->nctx < 1 + (s->cctx != NULL) || ++s->probe_tick < s->probe_every)
 		return;
 	s->probe_tick = 0;
 	for (unsigned id = 0; id < CODEC_COUNT; id++) {

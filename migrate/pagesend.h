@@ -11,7 +11,8 @@
  * switches between them and none (page_sender_set_codec) between tasks,
  * and the sender measures every codec it holds on this guest's pages: the
  * one in use on each page it encodes, the others on a sample of one page
- * in PAGE_SENDER_PROBE_EVERY (probes: encoded into scratch, never sent).
+ * in PAGE_SENDER_PROBE_EVERY, or as set (probes: encoded into scratch,
+ * never sent).
  * Pages are encoded straight into the frame being built; a page that may
  * change under us (the guest runs) is snapshotted once before any encoder
  * reads it, so what is sent, what the XBZRLE cache holds and what the
@@ -80,6 +81,9 @@ int page_sender_add_codec(struct page_sender *s, const struct codec_config *cc) 
  * the job thread between tasks). Return: 0, or -EINVAL (not held).
  */
 int page_sender_set_codec(struct page_sender *s, enum codec_id id) __must_check;
+
+/* Probe 1 page in every (0: PAGE_SENDER_PROBE_EVERY) from now on. Like set_codec. */
+void page_sender_set_probe(struct page_sender *s, unsigned every);
 
 /* Round number stamped on PAGES frames; also the XBZRLE cache generation. */
 void page_sender_set_round(struct page_sender *s, uint32_t round);

@@ -47,6 +47,13 @@
 #define CHUNK_PAGES 4096u		/* 16 MiB: dirty-log clear and stats granularity */
 #define PC_SLICE_PAGES 512u		/* 2 MiB: how often a --postcopy job looks for the switch */
 #define ACK_TIMEOUT_MS 60000
+/*
+ * --compress auto before its first decision: decide after every slice of
+ * this many pages, probing 1 page in AUTO_PROBE_EVERY, so the bulk round
+ * is not sent with a guess (a few hundred pages, not a 16 MiB chunk).
+ */
+#define AUTO_PROBE_SLICE_PAGES 256u
+#define AUTO_PROBE_EVERY 8u
 
 /* ---- stats ---------------------------------------------------------------- */
 
@@ -172,6 +179,8 @@ static void compression_names(struct migrate_job *j)
  * --compress auto: decide from the window since the last decision (every
  * codec's pages, sent and probed; the link's bytes over the time its writes
  * took, capped while the cap applies) and switch every lane to the choice.
+ * A codec's window (and the link's) lasts until it holds enough to measure
+ * (AUTOCOMP_MIN_PAGES pages, 1 MiB), so small rounds add up.
  * Job thread, between tasks: at each round's start, after each chunk, and
  * before the paused guest's last pages (uncapped then: rl_bypass).
  */
@@ -214,11 +223,17 @@ static int auto_pick(struct migrate_job *j)
 	if (in.link_bytes_per_s <= 0.0 && cap && !atomic_load(&j->rl_bypass) &&
 	    (j->ac.link_bytes_per_s <= 0.0 || (double)cap < j->ac.link_bytes_per_s))
 		in.link_bytes_per_s = (double)cap;
-	memcpy(j->acw.codec, ps.codec, sizeof(j->acw.codec));
-	j->acw.link_bytes = bytes;
-	j->acw.link_ns = ns;
+	/* a window ends when autocomp takes its figures; until then it grows */
+	for (int k = AUTOCOMP_NONE + 1; k < AUTOCOMP_CHOICES; k++)
+		if (in.s[k].pages >= AUTOCOMP_MIN_PAGES)
+			j->acw.codec[ids[k]] = ps.codec[ids[k]];
+	if (bytes - j->acw.link_bytes >= (1u << 20)) {
+		j->acw.link_bytes = bytes;
+		j->acw.link_ns = ns;
+	}
 	c = autocomp_decide(&j->ac, &in, PAGE);
-	ret = lanes_set_codec(j, ids[c]);
+	ret = lanes_set_codec(j, ids[c],
+			      j->ac.why == AUTOCOMP_PROBE ? AUTO_PROBE_EVERY : PAGE_SENDER_PROBE_EVERY);
 	if (ret < 0)
 		return job_fail(j, ret, "cannot switch the page codec: %s", strerror(-ret));
 	j->cc = autocomp_codec(c);
@@ -296,9 +311,14 @@ static int send_dirty(struct migrate_job *j, bool bulk, bool clear_log, enum lan
 		 * A job that may switch by hand sends the chunk in slices, so that
 		 * `kvmig job postcopy` is heard within a slice (2 MiB), not a chunk.
 		 */
-		for (uint64_t s = 0; s < n; s += slice) {
-			ret = lanes_do(j, LANE_PAGES, first + s, MIN(slice, n - s), bulk);
+		for (uint64_t s = 0, len; s < n; s += len) {
+			bool probing = j->cauto && j->ac.why == AUTOCOMP_PROBE;
+
+			len = MIN(probing ? AUTO_PROBE_SLICE_PAGES : slice, n - s);
+			ret = lanes_do(j, LANE_PAGES, first + s, len, bulk);
 			if (ret < 0)
+				return ret;
+			if (probing && (ret = auto_pick(j)) < 0)
 				return ret;
 			if (clear_log && atomic_load(&j->pc_request))
 				break;
