@@ -37,7 +37,7 @@
 /* One codec's figures (sent and probed pages), for --compress auto (autocomp.h). */
 struct page_sender_codec_stats {
 	uint64_t pages;			/* pages encoded with it */
-	uint64_t in_bytes, out_bytes;	/* out: the page's wire bytes (PAGE when it did not shrink) */
+	uint64_t in_bytes, out_bytes;	/* out: wire bytes (a page's size when it did not shrink) */
 	uint64_t ns;			/* encoder time */
 };
 

@@ -187,13 +187,16 @@ static void compression_names(struct migrate_job *j)
 static int auto_pick(struct migrate_job *j)
 {
 	static const enum codec_id ids[AUTOCOMP_CHOICES] = {
-		[AUTOCOMP_NONE] = CODEC_RAW, [AUTOCOMP_LZ4] = CODEC_LZ4, [AUTOCOMP_ZSTD] = CODEC_ZSTD,
+		[AUTOCOMP_NONE] = CODEC_RAW,
+		[AUTOCOMP_LZ4] = CODEC_LZ4,
+		[AUTOCOMP_ZSTD] = CODEC_ZSTD,
 	};
 	struct page_sender_stats ps;
 	struct autocomp_input in = { .cpus = j->nlanes };
 	enum autocomp_choice was = j->ac.cur, c;
 	uint64_t bytes, ns, out, cap = atomic_load(&j->rl_rate);
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned probe_every;
 	int ret;
 
 	if (!j->cauto)
@@ -203,7 +206,8 @@ static int auto_pick(struct migrate_job *j)
 	lanes_stats(j, &ps, &out, NULL);
 	lanes_link(j, &bytes, &ns);
 	for (int k = AUTOCOMP_NONE + 1; k < AUTOCOMP_CHOICES; k++) {
-		const struct page_sender_codec_stats *now = &ps.codec[ids[k]], *w0 = &j->acw.codec[ids[k]];
+		const struct page_sender_codec_stats *now = &ps.codec[ids[k]];
+		const struct page_sender_codec_stats *w0 = &j->acw.codec[ids[k]];
 
 		in.s[k] = (struct autocomp_sample){
 			.pages = now->pages - w0->pages,
@@ -232,8 +236,8 @@ static int auto_pick(struct migrate_job *j)
 		j->acw.link_ns = ns;
 	}
 	c = autocomp_decide(&j->ac, &in, PAGE);
-	ret = lanes_set_codec(j, ids[c],
-			      j->ac.why == AUTOCOMP_PROBE ? AUTO_PROBE_EVERY : PAGE_SENDER_PROBE_EVERY);
+	probe_every = j->ac.why == AUTOCOMP_PROBE ? AUTO_PROBE_EVERY : PAGE_SENDER_PROBE_EVERY;
+	ret = lanes_set_codec(j, ids[c], probe_every);
 	if (ret < 0)
 		return job_fail(j, ret, "cannot switch the page codec: %s", strerror(-ret));
 	j->cc = autocomp_codec(c);
