@@ -35,6 +35,18 @@ const char *autocomp_reason_name(enum autocomp_reason r)
 	return (unsigned)r < AUTOCOMP_REASONS ? reason_names[r] : "?";
 }
 
+static const enum codec_id ids[] = {
+	[AUTOCOMP_NONE] = CODEC_RAW,
+	[AUTOCOMP_LZ4] = CODEC_LZ4,
+	[AUTOCOMP_ZSTD] = CODEC_ZSTD,
+};
+_Static_assert(ARRAY_SIZE(ids) == AUTOCOMP_CHOICES, "a codec for every choice");
+
+enum codec_id autocomp_codec_id(enum autocomp_choice c)
+{
+	return (unsigned)c < AUTOCOMP_CHOICES ? ids[c] : CODEC_RAW;
+}
+
 struct codec_config autocomp_codec(enum autocomp_choice c)
 {
 	switch (c) {
@@ -49,14 +61,36 @@ struct codec_config autocomp_codec(enum autocomp_choice c)
 	return (struct codec_config){ .ops = &codec_raw_ops, .level = 0 };
 }
 
-/* Replace c's estimate with this window's figures when there are enough. */
-static void measure(struct autocomp *ac, enum autocomp_choice c, const struct autocomp_sample *s)
+/* Close c's window and replace its estimate when the window holds enough. */
+static void measure(struct autocomp *ac, enum autocomp_choice c, const struct autocomp_sample *now)
 {
-	if (s->pages < AUTOCOMP_MIN_PAGES || !s->out_bytes)
+	struct autocomp_sample *b = &ac->base.codec[ids[c]];
+	uint64_t pages = now->pages - b->pages, out = now->out_bytes - b->out_bytes;
+
+	if (pages < AUTOCOMP_MIN_PAGES || !out)
 		return;
 	ac->est[c].known = true;
-	ac->est[c].out_per_page = (double)s->out_bytes / (double)s->pages;
-	ac->est[c].ns_per_page = (double)s->ns / (double)s->pages;
+	ac->est[c].out_per_page = (double)out / (double)pages;
+	ac->est[c].ns_per_page = (double)(now->ns - b->ns) / (double)pages;
+	*b = *now;
+}
+
+/* The link's window, and the rate the decision divides by (capped). */
+static void measure_link(struct autocomp *ac, const struct autocomp_input *in)
+{
+	uint64_t bytes = in->link_bytes - ac->base.link_bytes;
+	uint64_t ns = in->link_ns - ac->base.link_ns;
+	double cap = (double)in->cap_bytes_per_s;
+
+	if (bytes >= AUTOCOMP_MIN_LINK_BYTES && ns) {
+		ac->link_measured = (double)bytes * 1e9 / (double)ns;
+		ac->base.link_bytes = in->link_bytes;
+		ac->base.link_ns = in->link_ns;
+	}
+	ac->link_bytes_per_s = ac->link_measured;
+	/* the cap bounds the link, measured or not yet */
+	if (cap > 0.0 && (ac->link_bytes_per_s <= 0.0 || cap < ac->link_bytes_per_s))
+		ac->link_bytes_per_s = cap;
 }
 
 /* Predicted pages/s of c on the link (known estimates only). */
@@ -82,9 +116,8 @@ enum autocomp_choice autocomp_decide(struct autocomp *ac, const struct autocomp_
 	ac->est[AUTOCOMP_NONE].out_per_page = (double)page_bytes;
 	ac->est[AUTOCOMP_NONE].ns_per_page = 0.0;
 	for (int c = AUTOCOMP_NONE + 1; c < AUTOCOMP_CHOICES; c++)
-		measure(ac, (enum autocomp_choice)c, &in->s[c]);
-	if (in->link_bytes_per_s > 0.0)
-		ac->link_bytes_per_s = in->link_bytes_per_s;
+		measure(ac, (enum autocomp_choice)c, &in->codec[ids[c]]);
+	measure_link(ac, in);
 	for (int c = 0; c < AUTOCOMP_CHOICES; c++)
 		ac->rate[c] = 0.0;
 	for (int c = 0; c < AUTOCOMP_CHOICES; c++) {

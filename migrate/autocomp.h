@@ -21,9 +21,13 @@
  * Until every compressor has AUTOCOMP_MIN_PAGES measured pages and the
  * link has a rate, the choice stays as it is ("probe").
  *
- * The estimates are per window (the pages since the last decision): the
- * pages change from round to round, and a codec measured again replaces
- * its old figures; one without enough pages this window keeps them.
+ * The caller passes running totals (what a page sender counts, pagesend.h;
+ * what the link moved); autocomp keeps where the current window of each
+ * began. A codec's window closes once it holds AUTOCOMP_MIN_PAGES pages
+ * (the link's once it moved AUTOCOMP_MIN_LINK_BYTES): its figures then
+ * replace the codec's estimate, since the pages change from round to
+ * round; until then the old estimate stays and the window grows, so small
+ * rounds add up.
  *
  * Pure: fed numbers, tested without a VM. One struct autocomp per job,
  * owned by the job thread.
@@ -39,6 +43,7 @@
 #define AUTOCOMP_MIN_PAGES 8	/* pages a codec needs in a window to be measured */
 #define AUTOCOMP_SWITCH_PCT 10	/* the winner must be this much faster to switch */
 #define AUTOCOMP_MIN_RATIO 1.1	/* under this ratio compression gains nothing */
+#define AUTOCOMP_MIN_LINK_BYTES (1u << 20) /* bytes the link must move to be measured */
 
 /* The choices, in the order of the tables below (none first). */
 enum autocomp_choice {
@@ -56,7 +61,7 @@ enum autocomp_reason {
 	AUTOCOMP_REASONS,
 };
 
-/* One codec's measurements over a window. */
+/* One codec's figures: running totals (a page sender's, pagesend.h). */
 struct autocomp_sample {
 	uint64_t pages;		/* pages encoded (sent or probed) */
 	uint64_t in_bytes;	/* their bytes (pages * page size) */
@@ -65,13 +70,15 @@ struct autocomp_sample {
 };
 
 struct autocomp_input {
-	struct autocomp_sample s[AUTOCOMP_CHOICES]; /* s[AUTOCOMP_NONE] is unused */
+	/* by enum codec_id: CODEC_LZ4 and CODEC_ZSTD are read, the rest unused */
+	struct autocomp_sample codec[CODEC_COUNT];
 	/*
-	 * The link: bytes/s the lanes' writes achieved, already capped by
-	 * --bandwidth while the cap applies; 0: not measured this window
-	 * (the last rate stays).
+	 * The link, running totals: bytes written, and the time the writes
+	 * took per writer (the writers' sum over their number: they write
+	 * side by side), rate limiter waits excluded.
 	 */
-	double link_bytes_per_s;
+	uint64_t link_bytes, link_ns;
+	uint64_t cap_bytes_per_s;	/* the --bandwidth cap while it applies; 0: none */
 	unsigned cpus;		/* encoders that run side by side: min(lanes, cores), >= 1 */
 };
 
@@ -80,7 +87,9 @@ struct autocomp {
 	enum autocomp_choice cur;
 	enum autocomp_reason why;
 	unsigned switches;	/* times cur changed */
-	double link_bytes_per_s; /* the last measured link rate (0: none yet) */
+	double link_bytes_per_s; /* the link's rate at the last decision, capped (0: none yet) */
+	double link_measured;	/* the last measured rate, uncapped (0: none yet) */
+	struct autocomp_input base; /* the totals where each window began */
 	struct {
 		bool known;
 		double out_per_page; /* wire bytes per page */
@@ -93,8 +102,8 @@ struct autocomp {
 void autocomp_init(struct autocomp *ac, enum autocomp_choice first);
 
 /*
- * autocomp_decide - fold in one window's measurements and choose.
- * @page_bytes: the page size (none's wire bytes per page).
+ * autocomp_decide - fold in the totals so far (every field only grows) and
+ * choose. @page_bytes: the page size (none's wire bytes per page).
  * Return: the choice for the next pages (also ac->cur; ac->why says why).
  */
 enum autocomp_choice autocomp_decide(struct autocomp *ac, const struct autocomp_input *in,
@@ -108,5 +117,8 @@ const char *autocomp_reason_name(enum autocomp_reason r);
 
 /* The codec a choice sends with (CODEC_RAW for none; lz4 and zstd at level 1). */
 struct codec_config autocomp_codec(enum autocomp_choice c);
+
+/* Its wire id (CODEC_RAW, CODEC_LZ4, CODEC_ZSTD). */
+enum codec_id autocomp_codec_id(enum autocomp_choice c);
 
 #endif

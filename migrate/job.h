@@ -30,7 +30,6 @@
 #include "migrate/lanes.h"
 #include "migrate/migrate.h"
 #include "migrate/mio.h"
-#include "migrate/pagesend.h"
 #include "migrate/ratelimit.h"
 #include "migrate/sshtls.h"
 #include "protocol/codec.h"
@@ -178,11 +177,6 @@ struct migrate_job {
 	struct codec_config cc;
 	bool cauto;			/* fixed once the job thread starts: --compress auto */
 	struct autocomp ac;		/* job thread: auto's decision (autocomp.h) */
-	/* job thread: the lanes' figures at the last decision (its window's start) */
-	struct {
-		uint64_t link_bytes, link_ns;
-		struct page_sender_codec_stats codec[CODEC_COUNT];
-	} acw;
 	uint32_t hello_caps;		/* job thread: what channel 0's HELLO offered */
 	bool pc_enabled;		/* job thread: the destination chose POSTCOPY */
 	_Atomic bool pc_request;	/* migrate_postcopy asked for the switch */

@@ -147,7 +147,7 @@ static int reserve(struct page_sender *s, size_t max_len, uint8_t **dst)
 /* One codec's figures for a page of PAGE bytes that took out bytes on the wire. */
 static void count_codec(struct page_sender *s, enum codec_id id, uint64_t out, uint64_t ns)
 {
-	struct page_sender_codec_stats *c = &s->st.codec[id];
+	struct autocomp_sample *c = &s->st.codec[id];
 
 	c->pages++;
 	c->in_bytes += PAGE;

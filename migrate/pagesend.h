@@ -29,17 +29,11 @@
 #include <stdint.h>
 
 #include "common/compiler.h"
+#include "migrate/autocomp.h"
 #include "migrate/mio.h"
 #include "protocol/codec.h"
 
 #define PAGE_SENDER_PROBE_EVERY 128u	/* 1 page in this many probes the other codecs */
-
-/* One codec's figures (sent and probed pages), for --compress auto (autocomp.h). */
-struct page_sender_codec_stats {
-	uint64_t pages;			/* pages encoded with it */
-	uint64_t in_bytes, out_bytes;	/* out: wire bytes (a page's size when it did not shrink) */
-	uint64_t ns;			/* encoder time */
-};
 
 struct page_sender_stats {
 	uint64_t pages;			/* pages handed to the sender */
@@ -53,8 +47,11 @@ struct page_sender_stats {
 	uint64_t entries;		/* page entries written (a skipped zero page is none) */
 	uint64_t frames;
 	uint64_t frame_bytes;		/* bytes of PAGES frames written */
-	/* indexed by enum codec_id: CODEC_RAW (none), CODEC_LZ4, CODEC_ZSTD */
-	struct page_sender_codec_stats codec[CODEC_COUNT];
+	/*
+	 * Each codec's pages, sent and probed, by enum codec_id (CODEC_RAW:
+	 * none, CODEC_LZ4, CODEC_ZSTD): what --compress auto decides on.
+	 */
+	struct autocomp_sample codec[CODEC_COUNT];
 };
 
 struct page_sender;

@@ -176,27 +176,21 @@ static void compression_names(struct migrate_job *j)
 }
 
 /*
- * --compress auto: decide from the window since the last decision (every
- * codec's pages, sent and probed; the link's bytes over the time its writes
- * took, capped while the cap applies) and switch every lane to the choice.
- * A codec's window (and the link's) lasts until it holds enough to measure
- * (AUTOCOMP_MIN_PAGES pages, 1 MiB), so small rounds add up.
- * Job thread, between tasks: at each round's start, after each chunk, and
- * before the paused guest's last pages (uncapped then: rl_bypass).
+ * --compress auto: decide (autocomp.h) from the lanes' totals so far:
+ * every codec's pages, sent and probed; the link's bytes over the time its
+ * writes took; the cap while it applies (not once the guest is paused:
+ * rl_bypass). Then every lane sends with the choice. Job thread, between
+ * tasks: at each round's start, after each chunk (each slice while
+ * nothing is measured yet), and before the paused guest's last pages.
  */
 static int auto_pick(struct migrate_job *j)
 {
-	static const enum codec_id ids[AUTOCOMP_CHOICES] = {
-		[AUTOCOMP_NONE] = CODEC_RAW,
-		[AUTOCOMP_LZ4] = CODEC_LZ4,
-		[AUTOCOMP_ZSTD] = CODEC_ZSTD,
-	};
 	struct page_sender_stats ps;
 	struct autocomp_input in = { .cpus = j->nlanes };
 	enum autocomp_choice was = j->ac.cur, c;
-	uint64_t bytes, ns, out, cap = atomic_load(&j->rl_rate);
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
 	unsigned probe_every;
+	uint64_t out;
 	int ret;
 
 	if (!j->cauto)
@@ -204,40 +198,14 @@ static int auto_pick(struct migrate_job *j)
 	if (cores > 0 && (unsigned long)cores < in.cpus)
 		in.cpus = (unsigned)cores;
 	lanes_stats(j, &ps, &out, NULL);
-	lanes_link(j, &bytes, &ns);
-	for (int k = AUTOCOMP_NONE + 1; k < AUTOCOMP_CHOICES; k++) {
-		const struct page_sender_codec_stats *now = &ps.codec[ids[k]];
-		const struct page_sender_codec_stats *w0 = &j->acw.codec[ids[k]];
-
-		in.s[k] = (struct autocomp_sample){
-			.pages = now->pages - w0->pages,
-			.in_bytes = now->in_bytes - w0->in_bytes,
-			.out_bytes = now->out_bytes - w0->out_bytes,
-			.ns = now->ns - w0->ns,
-		};
-	}
-	/* a rate from 1 MiB on; the lanes write side by side */
-	if (bytes - j->acw.link_bytes >= (1u << 20) && ns > j->acw.link_ns)
-		in.link_bytes_per_s = (double)(bytes - j->acw.link_bytes) * 1e9 /
-				      ((double)(ns - j->acw.link_ns) / (double)j->nlanes);
-	if (in.link_bytes_per_s > 0.0 && cap && !atomic_load(&j->rl_bypass) &&
-	    (double)cap < in.link_bytes_per_s)
-		in.link_bytes_per_s = (double)cap;
-	/* no fresh link figure: the cap still bounds the last one */
-	if (in.link_bytes_per_s <= 0.0 && cap && !atomic_load(&j->rl_bypass) &&
-	    (j->ac.link_bytes_per_s <= 0.0 || (double)cap < j->ac.link_bytes_per_s))
-		in.link_bytes_per_s = (double)cap;
-	/* a window ends when autocomp takes its figures; until then it grows */
-	for (int k = AUTOCOMP_NONE + 1; k < AUTOCOMP_CHOICES; k++)
-		if (in.s[k].pages >= AUTOCOMP_MIN_PAGES)
-			j->acw.codec[ids[k]] = ps.codec[ids[k]];
-	if (bytes - j->acw.link_bytes >= (1u << 20)) {
-		j->acw.link_bytes = bytes;
-		j->acw.link_ns = ns;
-	}
+	memcpy(in.codec, ps.codec, sizeof(in.codec));
+	lanes_link(j, &in.link_bytes, &in.link_ns);
+	in.link_ns /= j->nlanes;	/* the lanes write side by side */
+	if (!atomic_load(&j->rl_bypass))
+		in.cap_bytes_per_s = atomic_load(&j->rl_rate);
 	c = autocomp_decide(&j->ac, &in, PAGE);
 	probe_every = j->ac.why == AUTOCOMP_PROBE ? AUTO_PROBE_EVERY : PAGE_SENDER_PROBE_EVERY;
-	ret = lanes_set_codec(j, ids[c], probe_every);
+	ret = lanes_set_codec(j, autocomp_codec_id(c), probe_every);
 	if (ret < 0)
 		return job_fail(j, ret, "cannot switch the page codec: %s", strerror(-ret));
 	j->cc = autocomp_codec(c);
