@@ -129,9 +129,14 @@ enum autocomp_choice autocomp_decide(struct autocomp *ac, const struct autocomp_
 	for (int c = 0; c < AUTOCOMP_CHOICES; c++) {
 		enum autocomp_choice k = (enum autocomp_choice)c;
 
-		/* a codec that barely shrinks the pages is never worth its CPU */
+		/*
+		 * A codec that barely shrinks the pages is never worth its CPU;
+		 * the one in use keeps its place down to AUTOCOMP_KEEP_RATIO, so
+		 * pages whose ratio hovers at the limit do not flap.
+		 */
 		if (k != AUTOCOMP_NONE &&
-		    (double)page_bytes < AUTOCOMP_MIN_RATIO * ac->est[k].out_per_page)
+		    (double)page_bytes < (k == ac->cur ? AUTOCOMP_KEEP_RATIO : AUTOCOMP_MIN_RATIO) *
+						 ac->est[k].out_per_page)
 			continue;
 		if (k != AUTOCOMP_NONE)
 			gain = true;

@@ -12,10 +12,17 @@
  *   rate(c) = min(link_bytes_per_s / wire_bytes_per_page(c),
  *                 cpus * 1e9 / encode_ns_per_page(c))
  *
- * (none costs no encoder time: its rate is the link's). The fastest wins,
+ * (none costs no encoder time: its rate is the link's). The link's rate
+ * is what the writes achieved: bytes over the time spent writing (rate
+ * limiter waits excluded), bounded by the cap while one applies. When the
+ * link is the bottleneck the writes block and this is its rate; when it is
+ * not they return at once, and the figure only says the link has room. The
+ * encoders and the link work side by side (a socket buffer between them),
+ * hence a minimum, not a sum. The fastest wins,
  * so a compressor is used exactly when the link, not the CPU, bounds the
  * rate. A codec whose ratio is under AUTOCOMP_MIN_RATIO is not worth its
- * CPU whatever the link ("no-gain"). Hysteresis: the choice changes only
+ * CPU whatever the link ("no-gain"; the codec in use, under
+ * AUTOCOMP_KEEP_RATIO). Hysteresis: the choice changes only
  * when the winner's rate beats the current one's by more than
  * AUTOCOMP_SWITCH_PCT, so noise near the balance point does not flap.
  * Until every compressor has AUTOCOMP_MIN_PAGES measured pages and the
@@ -40,10 +47,15 @@
 
 #include "protocol/codec.h"
 
-#define AUTOCOMP_MIN_PAGES 8	/* pages a codec needs in a window to be measured */
+#define AUTOCOMP_MIN_PAGES 16	/* pages a codec needs in a window to be measured */
 #define AUTOCOMP_SWITCH_PCT 10	/* the winner must be this much faster to switch */
 #define AUTOCOMP_MIN_RATIO 1.1	/* under this ratio compression gains nothing */
-#define AUTOCOMP_MIN_LINK_BYTES (1u << 20) /* bytes the link must move to be measured */
+#define AUTOCOMP_KEEP_RATIO 1.05 /* ... and the codec in use is dropped under this one */
+/*
+ * Bytes the link must move to be measured: more than a loopback socket's
+ * buffer, whose first megabytes take writes far faster than the link.
+ */
+#define AUTOCOMP_MIN_LINK_BYTES (4u << 20)
 
 /* The choices, in the order of the tables below (none first). */
 enum autocomp_choice {
@@ -63,7 +75,7 @@ enum autocomp_reason {
 
 /* One codec's figures: running totals (a page sender's, pagesend.h). */
 struct autocomp_sample {
-	uint64_t pages;		/* pages encoded (sent or probed) */
+	uint64_t pages;		/* pages encoded (sampled) */
 	uint64_t in_bytes;	/* their bytes (pages * page size) */
 	uint64_t out_bytes;	/* bytes they took on the wire (raw when it did not shrink) */
 	uint64_t ns;		/* encoder time */

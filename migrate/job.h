@@ -170,12 +170,12 @@ struct migrate_job {
 	 * the job thread under lock; migrate_cancel shuts it down under lock.
 	 */
 	/*
-	 * --compress: the codec; under auto (cauto) none at first, and the
-	 * codec the last pre-copy decision chose once post-copy's background
-	 * push begins (it sends with cc). Job thread.
+	 * --compress: the codec (set by migrate_start); under auto (cauto,
+	 * fixed) none at first, then what the last decision chose: post-copy's
+	 * background push sends with it. Job thread.
 	 */
 	struct codec_config cc;
-	bool cauto;			/* fixed once the job thread starts: --compress auto */
+	bool cauto;
 	struct autocomp ac;		/* job thread: auto's decision (autocomp.h) */
 	uint32_t hello_caps;		/* job thread: what channel 0's HELLO offered */
 	bool pc_enabled;		/* job thread: the destination chose POSTCOPY */

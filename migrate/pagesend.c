@@ -156,14 +156,16 @@ static void count_codec(struct page_sender *s, enum codec_id id, uint64_t out, u
 }
 
 /*
- * --compress auto: every probe_every pages, encode src with
- * each codec held but not in use, into scratch, to measure it (autocomp.h).
- * A held codec always has a context: this costs only the encoder's time.
+ * --compress auto: 1 page in probe_every is a sample, measured with every
+ * codec held: here, into scratch, those not in use; the one in use by the
+ * caller, on its real encode. So the codecs are compared on the same pages
+ * (a sample's mix of text and random pages varies; their ranking should
+ * not). Return: whether src is a sample.
  */
-static void probe(struct page_sender *s, const uint8_t *src)
+static bool probe(struct page_sender *s, const uint8_t *src)
 {
 	if (s->nctx < 1 + (s->cctx != NULL) || ++s->probe_tick < s->probe_every)
-		return;
+		return false;
 	s->probe_tick = 0;
 	for (unsigned id = 0; id < CODEC_COUNT; id++) {
 		uint64_t t0;
@@ -175,6 +177,7 @@ static void probe(struct page_sender *s, const uint8_t *src)
 		n = codec_encode(s->ctx[id], src, PAGE, s->scratch, PAGE - 1);
 		count_codec(s, (enum codec_id)id, n > 0 ? (uint64_t)n : PAGE, clock_now_ns() - t0);
 	}
+	return true;
 }
 
 /* Send src (a stable copy of the page, or the live page without a codec) compressed or raw. */
@@ -182,10 +185,11 @@ static int send_whole(struct page_sender *s, uint64_t page, const uint8_t *src)
 {
 	uint8_t *dst;
 	int ret = reserve(s, PAGE, &dst);
+	bool sample;
 
 	if (ret < 0)
 		return ret;
-	probe(s, src);
+	sample = probe(s, src);
 	if (s->cctx) {
 		enum codec_id id = codec_ctx_ops(s->cctx)->id;
 		uint64_t t0 = clock_now_ns(), dt;
@@ -193,7 +197,8 @@ static int send_whole(struct page_sender *s, uint64_t page, const uint8_t *src)
 
 		dt = clock_now_ns() - t0;
 		s->st.compress_ns += dt;
-		count_codec(s, id, n > 0 ? (uint64_t)n : PAGE, dt);
+		if (sample)
+			count_codec(s, id, n > 0 ? (uint64_t)n : PAGE, dt);
 		if (n > 0) {
 			s->st.entries++;
 			batch_commit(&s->batch, page, (uint8_t)id, (size_t)n);
@@ -202,7 +207,7 @@ static int send_whole(struct page_sender *s, uint64_t page, const uint8_t *src)
 			s->st.compressed_out += (uint64_t)n;
 			return 0;
 		}
-	} else {
+	} else if (sample) {
 		count_codec(s, CODEC_RAW, PAGE, 0);
 	}
 	memcpy(dst, src, PAGE);

@@ -9,10 +9,10 @@
  * --compress codec, and RAW whenever a codec does not shrink the page.
  * Under --compress auto the sender holds lz4 and zstd both; the job
  * switches between them and none (page_sender_set_codec) between tasks,
- * and the sender measures every codec it holds on this guest's pages: the
- * one in use on each page it encodes, the others on a sample of one page
- * in PAGE_SENDER_PROBE_EVERY, or as set (probes: encoded into scratch,
- * never sent).
+ * and the sender measures every codec it holds on this guest's pages, all
+ * on the same sample of one page in PAGE_SENDER_PROBE_EVERY (or as set):
+ * the codecs not in use encode it into scratch (probes, never sent), the
+ * one in use is timed on its real encode.
  * Pages are encoded straight into the frame being built; a page that may
  * change under us (the guest runs) is snapshotted once before any encoder
  * reads it, so what is sent, what the XBZRLE cache holds and what the
@@ -48,8 +48,9 @@ struct page_sender_stats {
 	uint64_t frames;
 	uint64_t frame_bytes;		/* bytes of PAGES frames written */
 	/*
-	 * Each codec's pages, sent and probed, by enum codec_id (CODEC_RAW:
-	 * none, CODEC_LZ4, CODEC_ZSTD): what --compress auto decides on.
+	 * Each codec's figures on the sampled pages, by enum codec_id
+	 * (CODEC_RAW: none, CODEC_LZ4, CODEC_ZSTD): what --compress auto
+	 * decides on. Zero unless the sender holds two codecs or more.
 	 */
 	struct autocomp_sample codec[CODEC_COUNT];
 };

@@ -816,21 +816,11 @@ static int postcopy_switchover(struct migrate_job *j, uint64_t *pause_ns)
 static void *job_thread(void *arg)
 {
 	struct migrate_job *j = arg;
-	struct codec_config cc = { .ops = NULL };
 	uint64_t t_setup, pause_ns = 0;
 	char msg[300];
 	int ret;
 
-	j->cauto = migrate_compress_auto(j->o.compress);
-	ret = codec_by_name(j->cauto ? "none" : j->o.compress, &cc);
-	if (ret < 0) {
-		job_fail(j, ret, "unknown compression '%s'", j->o.compress);
-		goto out;
-	}
-	j->cc = cc;
-	autocomp_init(&j->ac, AUTOCOMP_NONE);
-	compression_names(j);
-	ret = lanes_senders_create(j, &cc, j->cauto);
+	ret = lanes_senders_create(j, &j->cc, j->cauto);
 	if (ret < 0)
 		goto out;
 	ret = retpath_handshake(j, &j->lanes[0]);
@@ -929,7 +919,8 @@ int migrate_start(struct vm *vm, const char *uri, const struct migrate_opts *o,
 	ret = migrate_opts_check(o, err, errlen);
 	if (ret < 0)
 		return ret;
-	if (!migrate_compress_auto(o->compress) && codec_by_name(o->compress, &cc) < 0) {
+	/* auto starts with none (autocomp.h) */
+	if (codec_by_name(migrate_compress_auto(o->compress) ? "none" : o->compress, &cc) < 0) {
 		snprintf(err, errlen, "unknown compression '%s'", o->compress);
 		return -EINVAL;
 	}
@@ -953,6 +944,10 @@ int migrate_start(struct vm *vm, const char *uri, const struct migrate_opts *o,
 	migrate_opts_channel(&j->o, &j->co);
 	pthread_mutex_init(&j->lock, NULL);
 	pthread_mutex_init(&j->rl_lock, NULL);
+	j->cc = cc;
+	j->cauto = migrate_compress_auto(o->compress);
+	autocomp_init(&j->ac, AUTOCOMP_NONE);
+	compression_names(j);
 	pthread_mutex_init(&j->task_lock, NULL);
 	pthread_cond_init(&j->task_cond, NULL);
 	pthread_cond_init(&j->done_cond, NULL);

@@ -144,6 +144,32 @@ static void test_autocomp_incompressible_picks_none(void **unused)
 	assert_true(ac.rate[AUTOCOMP_LZ4] <= 0.0);
 }
 
+static void test_autocomp_no_gain_band(void **unused)
+{
+	struct autocomp ac;
+	struct autocomp_input in = { .cpus = 1 };
+
+	(void)unused;
+	/* mostly random pages: zstd shrinks them 1.08x, lz4 1.04x, on a slow link */
+	add(&in, CODEC_LZ4, 64, 3938, 1000);
+	add(&in, CODEC_ZSTD, 64, 3793, 5000);
+	link_at(&in, 10 * MiB);
+	/* from none, 1.08x is not worth starting a compressor for */
+	autocomp_init(&ac, AUTOCOMP_NONE);
+	assert_int_equal(autocomp_decide(&ac, &in, PAGE), AUTOCOMP_NONE);
+	assert_int_equal(ac.why, AUTOCOMP_NO_GAIN);
+	/* zstd in use (the pages were text a moment ago) stays above 1.05x */
+	autocomp_init(&ac, AUTOCOMP_ZSTD);
+	assert_int_equal(autocomp_decide(&ac, &in, PAGE), AUTOCOMP_ZSTD);
+	assert_int_equal(ac.why, AUTOCOMP_LINK_BOUND);
+	/* lz4 in use at 1.04x is under the band: dropped */
+	autocomp_init(&ac, AUTOCOMP_LZ4);
+	add(&in, CODEC_LZ4, 64, 3938, 1000);
+	add(&in, CODEC_ZSTD, 64, 4096, 5000);
+	assert_int_equal(autocomp_decide(&ac, &in, PAGE), AUTOCOMP_NONE);
+	assert_int_equal(ac.why, AUTOCOMP_NO_GAIN);
+}
+
 static void test_autocomp_hysteresis_holds(void **unused)
 {
 	struct autocomp ac;
@@ -245,6 +271,7 @@ int main(void)
 		cmocka_unit_test(test_autocomp_fast_link_picks_none),
 		cmocka_unit_test(test_autocomp_cap_bounds_the_link),
 		cmocka_unit_test(test_autocomp_incompressible_picks_none),
+		cmocka_unit_test(test_autocomp_no_gain_band),
 		cmocka_unit_test(test_autocomp_hysteresis_holds),
 		cmocka_unit_test(test_autocomp_probe_until_measured),
 		cmocka_unit_test(test_autocomp_new_window_replaces_estimates),
