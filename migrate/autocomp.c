@@ -67,11 +67,15 @@ static void measure(struct autocomp *ac, enum autocomp_choice c, const struct au
 	struct autocomp_sample *b = &ac->base.codec[ids[c]];
 	uint64_t pages = now->pages - b->pages, out = now->out_bytes - b->out_bytes;
 
+	double w, ns = (double)(now->ns - b->ns);
+
 	if (pages < AUTOCOMP_MIN_PAGES || !out)
 		return;
+	/* the old estimate weighs as much as AUTOCOMP_MIN_PAGES new pages */
+	w = ac->est[c].known ? AUTOCOMP_MIN_PAGES : 0.0;
 	ac->est[c].known = true;
-	ac->est[c].out_per_page = (double)out / (double)pages;
-	ac->est[c].ns_per_page = (double)(now->ns - b->ns) / (double)pages;
+	ac->est[c].out_per_page = (ac->est[c].out_per_page * w + (double)out) / (w + (double)pages);
+	ac->est[c].ns_per_page = (ac->est[c].ns_per_page * w + ns) / (w + (double)pages);
 	*b = *now;
 }
 

@@ -32,9 +32,11 @@
  * what the link moved); autocomp keeps where the current window of each
  * began. A codec's window closes once it holds AUTOCOMP_MIN_PAGES pages
  * (the link's once it moved AUTOCOMP_MIN_LINK_BYTES): its figures then
- * replace the codec's estimate, since the pages change from round to
- * round; until then the old estimate stays and the window grows, so small
- * rounds add up.
+ * update the codec's estimate, the old one weighing as much as
+ * AUTOCOMP_MIN_PAGES new pages: the pages change from round to round, so
+ * a full window mostly replaces it, while a few noisy timings do not flip
+ * the choice; until a window is full the old estimate stays and the window
+ * grows, so small rounds add up. The link's rate is the last window's.
  *
  * Pure: fed numbers, tested without a VM. One struct autocomp per job,
  * owned by the job thread.

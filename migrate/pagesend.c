@@ -17,8 +17,8 @@ struct page_sender {
 	struct codec_ctx *ctx[CODEC_COUNT]; /* the codecs held, by id (ZSTD, LZ4), or NULL */
 	struct codec_ctx *cctx;		/* the one in use (one of ctx), or NULL: none */
 	unsigned nctx;			/* codecs held */
-	unsigned probe_tick;		/* pages since the last probe */
-	unsigned probe_every;		/* probe 1 page in this many */
+	unsigned probe_tick;		/* pages into the current probe period */
+	unsigned probe_every;		/* probe 1 page in this many (in runs) */
 	struct pagecache *cache;	/* XBZRLE, or NULL */
 	size_t cache_bytes;
 	uint32_t round;
@@ -144,11 +144,19 @@ static int reserve(struct page_sender *s, size_t max_len, uint8_t **dst)
 	return *dst ? 0 : -ENOSPC;
 }
 
+/*
+ * A sample that took longer than this was interrupted (a softirq, a fault),
+ * not slow: level-1 lz4 and zstd encode a page in tens of us at worst.
+ */
+#define PROBE_MAX_NS 200000u
+
 /* One codec's figures for a page of PAGE bytes that took out bytes on the wire. */
 static void count_codec(struct page_sender *s, enum codec_id id, uint64_t out, uint64_t ns)
 {
 	struct autocomp_sample *c = &s->st.codec[id];
 
+	if (ns > PROBE_MAX_NS)
+		return;
 	c->pages++;
 	c->in_bytes += PAGE;
 	c->out_bytes += out;
@@ -156,28 +164,41 @@ static void count_codec(struct page_sender *s, enum codec_id id, uint64_t out, u
 }
 
 /*
- * --compress auto: 1 page in probe_every is a sample, measured with every
- * codec held: here, into scratch, those not in use; the one in use by the
- * caller, on its real encode. So the codecs are compared on the same pages
- * (a sample's mix of text and random pages varies; their ranking should
- * not). Return: whether src is a sample.
+ * --compress auto: the sampled pages, measured with every codec held: here,
+ * into scratch, those not in use; the one in use by the caller, on its real
+ * encode. So the codecs are compared on the same pages (a sample's mix of
+ * text and random pages varies; their ranking should not). Samples come in
+ * runs of PAGE_SENDER_PROBE_RUN pages in a row, one run per probe_every
+ * runs' worth of pages: the first page of a run only warms the encoders up
+ * (a zstd context left cold for a hundred pages encodes at half its speed),
+ * and is not counted. Samples are timed in thread CPU time, so a
+ * preemption in the middle of one does not make a codec look slow.
+ * Return: whether src is a counted sample.
  */
 static bool probe(struct page_sender *s, const uint8_t *src)
 {
-	if (s->nctx < 1 + (s->cctx != NULL) || ++s->probe_tick < s->probe_every)
+	unsigned pos;
+
+	if (s->nctx < 1 + (s->cctx != NULL))
 		return false;
-	s->probe_tick = 0;
+	pos = s->probe_tick++;
+	if (s->probe_tick >= s->probe_every * PAGE_SENDER_PROBE_RUN)
+		s->probe_tick = 0;
+	if (pos >= PAGE_SENDER_PROBE_RUN)
+		return false;
 	for (unsigned id = 0; id < CODEC_COUNT; id++) {
 		uint64_t t0;
 		ssize_t n;
 
 		if (!s->ctx[id] || s->ctx[id] == s->cctx)
 			continue;
-		t0 = clock_now_ns();
+		t0 = clock_thread_ns();
 		n = codec_encode(s->ctx[id], src, PAGE, s->scratch, PAGE - 1);
-		count_codec(s, (enum codec_id)id, n > 0 ? (uint64_t)n : PAGE, clock_now_ns() - t0);
+		if (pos)
+			count_codec(s, (enum codec_id)id, n > 0 ? (uint64_t)n : PAGE,
+				    clock_thread_ns() - t0);
 	}
-	return true;
+	return pos != 0;
 }
 
 /* Send src (a stable copy of the page, or the live page without a codec) compressed or raw. */
@@ -192,13 +213,12 @@ static int send_whole(struct page_sender *s, uint64_t page, const uint8_t *src)
 	sample = probe(s, src);
 	if (s->cctx) {
 		enum codec_id id = codec_ctx_ops(s->cctx)->id;
-		uint64_t t0 = clock_now_ns(), dt;
+		uint64_t c0 = sample ? clock_thread_ns() : 0, t0 = clock_now_ns();
 		ssize_t n = codec_encode(s->cctx, src, PAGE, dst, PAGE - 1);
 
-		dt = clock_now_ns() - t0;
-		s->st.compress_ns += dt;
+		s->st.compress_ns += clock_now_ns() - t0;
 		if (sample)
-			count_codec(s, id, n > 0 ? (uint64_t)n : PAGE, dt);
+			count_codec(s, id, n > 0 ? (uint64_t)n : PAGE, clock_thread_ns() - c0);
 		if (n > 0) {
 			s->st.entries++;
 			batch_commit(&s->batch, page, (uint8_t)id, (size_t)n);

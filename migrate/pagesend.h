@@ -10,7 +10,8 @@
  * Under --compress auto the sender holds lz4 and zstd both; the job
  * switches between them and none (page_sender_set_codec) between tasks,
  * and the sender measures every codec it holds on this guest's pages, all
- * on the same sample of one page in PAGE_SENDER_PROBE_EVERY (or as set):
+ * on the same sample of one page in PAGE_SENDER_PROBE_EVERY (or as set;
+ * in runs of PAGE_SENDER_PROBE_RUN pages, so the encoders' caches are warm):
  * the codecs not in use encode it into scratch (probes, never sent), the
  * one in use is timed on its real encode.
  * Pages are encoded straight into the frame being built; a page that may
@@ -34,6 +35,7 @@
 #include "protocol/codec.h"
 
 #define PAGE_SENDER_PROBE_EVERY 128u	/* 1 page in this many probes the other codecs */
+#define PAGE_SENDER_PROBE_RUN 32u	/* ... in runs of this many pages in a row */
 
 struct page_sender_stats {
 	uint64_t pages;			/* pages handed to the sender */
