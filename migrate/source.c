@@ -67,6 +67,26 @@ static uint64_t data_pages(const struct migrate_job *j)
 	return ps.normal_pages + ps.compressed_pages + ps.xbzrle_pages;
 }
 
+/*
+ * st.compression's mode, codec and reason (with --compress auto, what
+ * the last decision said), and auto's switches. Under j->lock.
+ */
+static void compression_names(const struct migrate_job *j, struct migrate_stats *st)
+{
+	const char *name = "auto";
+
+	if (!j->cauto)
+		name = j->cc.ops->id == CODEC_ZSTD ? "zstd"
+		       : j->cc.ops->id == CODEC_LZ4 ? "lz4"
+						     : "none";
+	snprintf(st->compression.mode, sizeof(st->compression.mode), "%s", name);
+	snprintf(st->compression.codec, sizeof(st->compression.codec), "%s",
+		 j->cauto ? autocomp_choice_name(j->ac.cur) : name);
+	snprintf(st->compression.reason, sizeof(st->compression.reason), "%s",
+		 j->cauto ? autocomp_reason_name(j->ac.why) : "fixed");
+	st->compression.switches = j->ac.switches;
+}
+
 /* Called by the job thread while the lanes are idle. */
 static void update_stats(struct migrate_job *j, uint64_t remaining_pages)
 {
@@ -98,13 +118,7 @@ static void update_stats(struct migrate_job *j, uint64_t remaining_pages)
 	st->compression.busy = now > j->t0_ns ? (double)ps.compress_ns / (double)(now - j->t0_ns) /
 							(double)j->nlanes
 					      : 0.0;
-	if (j->cauto) {
-		snprintf(st->compression.codec, sizeof(st->compression.codec), "%s",
-			 autocomp_choice_name(j->ac.cur));
-		snprintf(st->compression.reason, sizeof(st->compression.reason), "%s",
-			 autocomp_reason_name(j->ac.why));
-		st->compression.switches = j->ac.switches;
-	}
+	compression_names(j, st);
 	st->round = j->round;
 	st->throttle_pct = vm_get_throttle(j->vm);
 	/* once the log is off, the last figures stay */
@@ -155,29 +169,12 @@ static void sent_so_far(const struct migrate_job *j, uint64_t *pages, uint64_t *
 	*pages = ps.pages;
 }
 
+
 /* ---- --compress auto -------------------------------------------------------- */
-
-/* The mode and the codec under a fixed --compress: st.compression's names. */
-static void compression_names(struct migrate_job *j)
-{
-	const char *name = "auto";
-
-	if (!j->cauto)
-		name = j->cc.ops->id == CODEC_ZSTD ? "zstd"
-		       : j->cc.ops->id == CODEC_LZ4 ? "lz4"
-						     : "none";
-	pthread_mutex_lock(&j->lock);
-	snprintf(j->st.compression.mode, sizeof(j->st.compression.mode), "%s", name);
-	snprintf(j->st.compression.codec, sizeof(j->st.compression.codec), "%s",
-		 j->cauto ? autocomp_choice_name(j->ac.cur) : name);
-	snprintf(j->st.compression.reason, sizeof(j->st.compression.reason), "%s",
-		 j->cauto ? autocomp_reason_name(j->ac.why) : "fixed");
-	pthread_mutex_unlock(&j->lock);
-}
 
 /*
  * --compress auto: decide (autocomp.h) from the lanes' totals so far:
- * every codec's pages, sent and probed; the link's bytes over the time its
+ * every codec's figures on the sampled pages; the link's bytes over the time its
  * writes took; the cap while it applies (not once the guest is paused:
  * rl_bypass). Then every lane sends with the choice. Job thread, between
  * tasks: at each round's start, after each chunk (each slice while
@@ -216,7 +213,9 @@ static int auto_pick(struct migrate_job *j)
 			 autocomp_reason_name(j->ac.why), j->ac.link_bytes_per_s / 1048576.0,
 			 j->ac.rate[AUTOCOMP_NONE], j->ac.rate[AUTOCOMP_LZ4],
 			 j->ac.rate[AUTOCOMP_ZSTD]);
-	compression_names(j);
+	pthread_mutex_lock(&j->lock);
+	compression_names(j, &j->st);
+	pthread_mutex_unlock(&j->lock);
 	return 0;
 }
 
@@ -947,7 +946,7 @@ int migrate_start(struct vm *vm, const char *uri, const struct migrate_opts *o,
 	j->cc = cc;
 	j->cauto = migrate_compress_auto(o->compress);
 	autocomp_init(&j->ac, AUTOCOMP_NONE);
-	compression_names(j);
+	compression_names(j, &j->st);	/* no other thread yet */
 	pthread_mutex_init(&j->task_lock, NULL);
 	pthread_cond_init(&j->task_cond, NULL);
 	pthread_cond_init(&j->done_cond, NULL);
