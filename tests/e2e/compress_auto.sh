@@ -116,3 +116,4 @@ jq_out '.compression.mode == "lz4" and .compression.codec == "lz4" and .compress
 	.compression.switches == 0'
 rounds_all g3 '.codec == "lz4" and .codec_reason == "fixed"'
 echo "ok: g3 with --compress lz4: fixed"
+echo "PASS: $E2E_NAME"
