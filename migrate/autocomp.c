@@ -71,8 +71,8 @@ static void measure(struct autocomp *ac, enum autocomp_choice c, const struct au
 
 	if (pages < AUTOCOMP_MIN_PAGES || !out)
 		return;
-	/* the old estimate weighs as much as AUTOCOMP_MIN_PAGES new pages */
-	w = ac->est[c].known ? AUTOCOMP_MIN_PAGES : 0.0;
+	/* the old estimate weighs as much as AUTOCOMP_HISTORY_PAGES new pages */
+	w = ac->est[c].known ? AUTOCOMP_HISTORY_PAGES : 0.0;
 	ac->est[c].known = true;
 	ac->est[c].out_per_page = (ac->est[c].out_per_page * w + (double)out) / (w + (double)pages);
 	ac->est[c].ns_per_page = (ac->est[c].ns_per_page * w + ns) / (w + (double)pages);

@@ -33,9 +33,9 @@
  * began. A codec's window closes once it holds AUTOCOMP_MIN_PAGES pages
  * (the link's once it moved AUTOCOMP_MIN_LINK_BYTES): its figures then
  * update the codec's estimate, the old one weighing as much as
- * AUTOCOMP_MIN_PAGES new pages: the pages change from round to round, so
- * a full window mostly replaces it, while a few noisy timings do not flip
- * the choice; until a window is full the old estimate stays and the window
+ * AUTOCOMP_HISTORY_PAGES new pages: the pages change from round to round,
+ * so a few windows replace it, while one window of noisy timings (another
+ * thread on the core) does not flip the choice; until a window is full the old estimate stays and the window
  * grows, so small rounds add up. The link's rate is the last window's.
  *
  * Pure: fed numbers, tested without a VM. One struct autocomp per job,
@@ -50,6 +50,7 @@
 #include "protocol/codec.h"
 
 #define AUTOCOMP_MIN_PAGES 16	/* pages a codec needs in a window to be measured */
+#define AUTOCOMP_HISTORY_PAGES 64 /* what the old estimate weighs against a window's pages */
 #define AUTOCOMP_SWITCH_PCT 10	/* the winner must be this much faster to switch */
 #define AUTOCOMP_MIN_RATIO 1.1	/* under this ratio compression gains nothing */
 #define AUTOCOMP_KEEP_RATIO 1.05 /* ... and the codec in use is dropped under this one */
