@@ -6,7 +6,7 @@
  * runs too); this program adds what only the comparison with QEMU needs.
  *
  *   bench_migrate run [--mem SIZE] [--workset SIZE] [--vcpus N] [--xbzrle SIZE]
- *                     [--compress none|zstd[:L]|lz4] [--parallel N] [--auto-converge] [--verify]
+ *                     [--compress none|zstd[:L]|lz4|auto] [--parallel N] [--auto-converge] [--verify]
  *                     [--max-downtime MS] [--bandwidth BYTES_PER_S] [--max-iterations N]
  *                     [--warm PAGES] [--timeout MS] [--tls-dir DIR]
  *                     [--postcopy off|auto|now|manual] [--postcopy-after MS]

@@ -632,6 +632,13 @@ static void print_table(FILE *f, const char *cmdline, const json_t *j)
 			jget(pc, "requests"), jget(pc, "pages_pushed"),
 			jget(pc, "fault_latency_us_p50"), jget(pc, "fault_latency_us_p99"),
 			jget(pc, "blocked_ms"), jget(pc, "bytes_after_switchover"));
+	if (json_number_value(json_object_get(j, "compression_ratio")) > 0.0 ||
+	    strcmp(json_string_value(json_object_get(s, "compress")), "none"))
+		fprintf(f, "compression: ratio %.2f, last codec %s (%s), %lld switches\n",
+			json_number_value(json_object_get(j, "compression_ratio")),
+			json_string_value(json_object_get(j, "compression_codec")),
+			json_string_value(json_object_get(j, "compression_reason")),
+			jget(j, "compression_switches"));
 	if (json_is_true(json_object_get(j, "verified")))
 		fprintf(f, "verified: the digests of all guest RAM are equal on both sides\n");
 	if (err && err[0])
@@ -879,6 +886,9 @@ int migbench_run(const struct migbench_opts *opts, const char *cmdline, bool jso
 	jint(j, "max_throttle_pct", MAX(w.max_throttle, ms.throttle_pct));
 	jint(j, "xbzrle_pages", (long long)ms.xbzrle.pages);
 	jreal(j, "compression_ratio", ms.compression.ratio, 2);
+	jstr(j, "compression_codec", ms.compression.codec);
+	jstr(j, "compression_reason", ms.compression.reason);
+	jint(j, "compression_switches", ms.compression.switches);
 	jint(j, "pages_per_s", (long long)rate);
 	jint(j, "mig_pages_per_s",
 	     t_src ? llround((double)(a.progress - p0) * 1000.0 / (double)t_src) : 0);

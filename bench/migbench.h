@@ -104,7 +104,7 @@ struct migbench_opts {
 
 #define MIGBENCH_SYNOPSIS                                                                         \
 	"[--mem SIZE] [--workset SIZE] [--vcpus N] [--xbzrle SIZE]\n"                             \
-	"                         [--compress none|zstd[:L]|lz4] [--parallel N]\n"                \
+	"                         [--compress none|zstd[:L]|lz4|auto] [--parallel N]\n"           \
 	"                         [--auto-converge] [--verify] [--max-downtime MS]\n"             \
 	"                         [--bandwidth BYTES_PER_S] [--max-iterations N]\n"               \
 	"                         [--warm PAGES] [--timeout MS] [--tls-dir DIR]\n"                \

@@ -30,9 +30,11 @@
 #include "common/clock.h"
 #include "common/crc32c.h"
 #include "common/xio.h"
+#include "migrate/autocomp.h"
 #include "migrate/mio.h"
 #include "migrate/pageplace.h"
 #include "migrate/pagesend.h"
+#include "migrate/ratelimit.h"
 #include "protocol/channel.h"
 #include "protocol/frame.h"
 #include "protocol/wire.h"
@@ -149,11 +151,27 @@ int pagebench_parse(int argc, char **argv, struct pagebench_opts *o, char *err, 
 		if ((r = bench_take_opt(argc, argv, &i, "--compress", &v, err, errlen)) != 0) {
 			if (r < 0)
 				return r;
+			o->cauto = !strcmp(v, "auto");
+			if (o->cauto)
+				v = "none";
 			if (codec_by_name(v, &o->compress) < 0 ||
 			    (o->compress.ops != &codec_raw_ops && o->compress.ops != &codec_zstd_ops &&
 			     o->compress.ops != &codec_lz4_ops && o->compress.ops != &codec_lz4hc_ops)) {
-				snprintf(err, errlen, "--compress %s: expected none, zstd[:L], lz4[:A] or lz4hc[:L]",
+				snprintf(err, errlen, "--compress %s: expected none, zstd[:L], lz4[:A], lz4hc[:L] or auto",
 					 v);
+				return -EINVAL;
+			}
+			continue;
+		}
+		if ((r = bench_take_opt(argc, argv, &i, "--bandwidth", &v, err, errlen)) != 0) {
+			char *end;
+
+			if (r < 0)
+				return r;
+			errno = 0;
+			o->bandwidth = strtoull(v, &end, 10);
+			if (errno || end == v || *end) {
+				snprintf(err, errlen, "--bandwidth %s: a number of bytes per second", v);
 				return -EINVAL;
 			}
 			continue;
@@ -332,6 +350,8 @@ struct run {
 	uint32_t send_crc, recv_crc;
 	uint64_t wire_bytes;
 	struct page_sender_stats ss;
+	struct autocomp ac;		/* --compress auto: the last decision */
+	unsigned decisions;		/* --compress auto: how many were made */
 	uint64_t recv_pages;
 	pid_t send_tid, recv_tid;
 };
@@ -382,16 +402,80 @@ static TIMED uint32_t pagebench_bare_recv(const struct ram *dst, int fd, uint8_t
 	return crc;
 }
 
-/* Every page as the bulk round sends it, then END_ROUND. Return: 0 or -errno. */
-static TIMED int pagebench_path_send(const struct ram *src, struct page_sender *s, struct mio *io,
+/*
+ * The page path's connection as the sender sees it: --bandwidth's cap
+ * (ratelimit.h) in front of the channel, and the time its writes take
+ * (the link's rate, for --compress auto), as a migration's lanes have.
+ */
+struct capio {
+	struct mio io;		/* the sender writes here (priv: this) */
+	struct mio *under;	/* the channel */
+	struct ratelimit rl;
+	uint64_t write_ns;
+};
+
+static int capio_write(struct mio *io, const void *buf, size_t len)
+{
+	struct capio *c = io->priv;
+	uint64_t t0;
+	int ret;
+
+	if (c->rl.rate)
+		ratelimit_wait(&c->rl, len);
+	t0 = clock_now_ns();
+	ret = mio_write(c->under, buf, len);
+	c->write_ns += clock_now_ns() - t0;
+	return ret;
+}
+
+static int capio_flush(struct mio *io)
+{
+	struct capio *c = io->priv;
+
+	return mio_flush(c->under);
+}
+
+#define AUTO_SLICE_PAGES 4096u		/* pages between two decisions (a migration's chunk) */
+#define AUTO_PROBE_SLICE_PAGES 256u	/* the same before the first, probing 1 in 8 */
+
+/* --compress auto: decide from the sender's and the link's totals, as migrate/source.c. */
+static uint64_t auto_step(struct run *r, struct page_sender *s, const struct capio *c)
+{
+	struct page_sender_stats st;
+	struct autocomp_input in = { .cpus = 1, .cap_bytes_per_s = r->o->bandwidth };
+	enum autocomp_choice k;
+	bool probing;
+
+	page_sender_get_stats(s, &st);
+	memcpy(in.codec, st.codec, sizeof(in.codec));
+	in.link_bytes = c->under->bytes_out;
+	in.link_ns = c->write_ns;
+	k = autocomp_decide(&r->ac, &in, PAGE);
+	r->decisions++;
+	probing = r->ac.why == AUTOCOMP_PROBE;
+	if (page_sender_set_codec(s, autocomp_codec_id(k)) < 0)
+		bench_fatal("page path: cannot switch to %s", autocomp_choice_name(k));
+	page_sender_set_probe(s, probing ? 8 : 0);
+	return probing ? AUTO_PROBE_SLICE_PAGES : AUTO_SLICE_PAGES;
+}
+
+/*
+ * Every page as the bulk round sends it, then END_ROUND; c: --compress
+ * auto's figures (NULL: a fixed codec). Return: 0 or -errno.
+ */
+static TIMED int pagebench_path_send(struct run *r, const struct ram *src, struct page_sender *s,
+				     struct mio *io, const struct capio *c,
 				     struct page_sender_stats *ss)
 {
 	uint8_t frame[WIRE_HDR_BYTES + 64 + WIRE_CRC_BYTES];
 	struct wire_end_round e = { .round = 0 };
+	uint64_t next = 0;
 	ssize_t n;
 	int ret;
 
 	for (uint64_t p = 0; p < src->npages; p++) {
+		if (c && p == next)
+			next = p + auto_step(r, s, c);
 		ret = page_sender_page(s, p, src->base + p * PAGE, true);
 		if (ret < 0)
 			return ret;
@@ -475,16 +559,26 @@ static void *path_send(void *arg)
 	struct run *r = arg;
 	struct page_sender *s;
 	struct mio io;
+	struct capio c = { .under = &io };
 	int ret;
 
 	mio_channel_open(&io, r->tx);
-	if (page_sender_create(&r->o->compress, 0, &io, &s) < 0)
+	c.io = (struct mio){ .write = capio_write, .flush = capio_flush, .priv = &c };
+	ratelimit_init(&c.rl, r->o->bandwidth, clock_now_ns());
+	if (page_sender_create(&r->o->compress, 0, &c.io, &s) < 0)
 		bench_fatal("page_sender_create failed");
+	for (int k = AUTOCOMP_NONE + 1; r->o->cauto && k < AUTOCOMP_CHOICES; k++) {
+		struct codec_config cc = autocomp_codec((enum autocomp_choice)k);
+
+		if (page_sender_add_codec(s, &cc) < 0)
+			bench_fatal("page_sender_add_codec failed");
+	}
+	autocomp_init(&r->ac, AUTOCOMP_NONE);
 	page_sender_set_round(s, 0);	/* the bulk round */
 	r->send_tid = (pid_t)syscall(SYS_gettid);
 	pthread_barrier_wait(&r->go);
 	tcount_start(&r->sc);
-	ret = pagebench_path_send(r->src, s, &io, &r->ss);
+	ret = pagebench_path_send(r, r->src, s, &c.io, r->o->cauto ? &c : NULL, &r->ss);
 	tcount_stop(&r->sc);
 	if (ret < 0)
 		bench_fatal("page path: send: %s", strerror(-ret));
@@ -627,6 +721,8 @@ static void insn_count(const struct pagebench_opts *o, unsigned mib, const char 
 	exe[n] = '\0';
 	if (codec_config_format(&o->compress, cname, sizeof(cname)) < 0)
 		bench_fatal("--insn: cannot name the codec");
+	if (o->cauto)
+		snprintf(cname, sizeof(cname), "auto");
 	snprintf(outf, sizeof(outf), "--callgrind-out-file=%s/cg", dir);
 	snprintf(fn_s, sizeof(fn_s), "pagebench_%s_send", what);
 	snprintf(fn_r, sizeof(fn_r), "pagebench_%s_recv", what);
@@ -706,6 +802,8 @@ void pagebench_run(const struct pagebench_opts *o, const char *cmdline, FILE *ou
 
 	if (codec_config_format(&o->compress, cname, sizeof(cname)) < 0)
 		snprintf(cname, sizeof(cname), "?");
+	if (o->cauto)
+		snprintf(cname, sizeof(cname), "auto");
 	ram_open(&src, "pagebench-src", (uint64_t)o->mib << 20);
 	ram_open(&dst, "pagebench-dst", (uint64_t)o->mib << 20);
 	ram_fill(&src, o, &mc);
@@ -756,6 +854,7 @@ void pagebench_run(const struct pagebench_opts *o, const char *cmdline, FILE *ou
 		bench_json_set(set, "random", json_integer(o->random));
 		bench_json_set(set, "compress", json_string(cname));
 		bench_json_set(set, "warm_dst", json_boolean(o->warm_dst));
+		bench_json_set(set, "bandwidth", json_integer((json_int_t)o->bandwidth));
 		bench_json_set(j, "settings", set);
 		bench_json_set(pg, "total", json_integer((json_int_t)src.npages));
 		bench_json_set(pg, "zero", json_integer((json_int_t)mc.zero));
@@ -766,6 +865,17 @@ void pagebench_run(const struct pagebench_opts *o, const char *cmdline, FILE *ou
 		bench_json_set(pg, "sent_raw", json_integer((json_int_t)r.ss.normal_pages));
 		bench_json_set(pg, "frames", json_integer((json_int_t)r.ss.frames));
 		bench_json_set(j, "pages", pg);
+		if (o->cauto) {
+			json_t *a = json_object();
+
+			if (!a)
+				bench_fatal("out of memory");
+			bench_json_set(a, "codec", json_string(autocomp_choice_name(r.ac.cur)));
+			bench_json_set(a, "reason", json_string(autocomp_reason_name(r.ac.why)));
+			bench_json_set(a, "switches", json_integer(r.ac.switches));
+			bench_json_set(a, "decisions", json_integer(r.decisions));
+			bench_json_set(j, "auto", a);
+		}
 		for (int i = 0; i < 3; i++) {
 			json_t *e = json_object();
 
@@ -798,6 +908,13 @@ void pagebench_run(const struct pagebench_opts *o, const char *cmdline, FILE *ou
 			" compressed; zero pages skipped as in the bulk round) in %" PRIu64
 			" frames; destination verified byte for byte\n",
 			r.ss.entries, r.ss.normal_pages, r.ss.compressed_pages, r.ss.frames);
+		if (o->bandwidth)
+			fprintf(out, "page path capped at %" PRIu64 " bytes/s (--bandwidth; raw TCP "
+				"and the bare pipeline are not)\n", o->bandwidth);
+		if (o->cauto)
+			fprintf(out, "auto: last codec %s (%s), %u switches in %u decisions\n",
+				autocomp_choice_name(r.ac.cur), autocomp_reason_name(r.ac.why),
+				r.ac.switches, r.decisions);
 		fprintf(out, "MB/s = RAM bytes (10^6) / wall time; per page = over all %" PRIu64
 			" pages of the RAM\n\n", src.npages);
 		fprintf(out, "%-14s %9s %8s %9s %11s %11s %11s %11s\n", "", "MB/s", "seconds",

@@ -26,6 +26,13 @@
  *           PAGES frame with migrate/pageplace.h's page_place(), the code
  *           migrate/incoming.c runs, into the destination memfd, which
  *           must then equal the source byte for byte.
+ * --compress auto: the sender holds lz4 and zstd:1 too and, after every
+ * slice of pages (256 until the first decision, then 4096), lets
+ * migrate/autocomp.h choose among none, lz4 and zstd from its per-codec
+ * figures and the link's (bytes over the time its writes took), as a
+ * migration's rounds do. --bandwidth caps the page path's writes with
+ * migrate/ratelimit.h (raw TCP and the bare pipeline stay uncapped: they
+ * are what the link and a page path could do).
  * The destination is touched once, then emptied (hole punched) before each
  * measurement, so each pays the same page faults a real destination pays;
  * --warm-dst zeroes it in place instead, so its pages stay (what placing
@@ -55,6 +62,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "common/compiler.h"
@@ -64,6 +72,8 @@ struct pagebench_opts {
 	unsigned mib;			/* --mib: RAM size (1024) */
 	unsigned zero, text, random;	/* --mix zero:Z,text:T,random:R, percent (25/50/25) */
 	struct codec_config compress;	/* --compress none|zstd[:L]|lz4[:A] (none) */
+	bool cauto;			/* --compress auto: compress holds none */
+	uint64_t bandwidth;		/* --bandwidth BYTES_PER_S: the page path's cap (0: none) */
 	bool warm_dst;			/* --warm-dst: zero the destination in place, no faults */
 	bool insn;			/* --insn: instructions per page under callgrind */
 	const char *only;		/* --only bare|path: that one, no table (--insn's child) */
@@ -71,7 +81,8 @@ struct pagebench_opts {
 };
 
 #define PAGEBENCH_SYNOPSIS \
-	"[--mib N] [--mix zero:Z,text:T,random:R] [--compress none|zstd[:L]|lz4[:A]] [--warm-dst] [--insn] [--json]"
+	"[--mib N] [--mix zero:Z,text:T,random:R] [--compress none|zstd[:L]|lz4[:A]|auto] " \
+	"[--bandwidth BYTES_PER_S] [--warm-dst] [--insn] [--json]"
 
 void pagebench_defaults(struct pagebench_opts *o);
 

@@ -127,6 +127,8 @@ void job_event_init(struct migrate_job *j, struct migrate_event *ev, const char 
 	ev->dirty_pages_rate = st->dirty_pages_rate;
 	ev->bandwidth = st->bandwidth;
 	ev->mbps = st->mbps;
+	snprintf(ev->codec, sizeof(ev->codec), "%s", st->compression.codec);
+	snprintf(ev->codec_reason, sizeof(ev->codec_reason), "%s", st->compression.reason);
 	pthread_mutex_unlock(&j->lock);
 }
 

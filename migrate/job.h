@@ -25,6 +25,7 @@
 #include <sys/types.h>
 
 #include "common/compiler.h"
+#include "migrate/autocomp.h"
 #include "migrate/converge.h"
 #include "migrate/lanes.h"
 #include "migrate/migrate.h"
@@ -168,7 +169,14 @@ struct migrate_job {
 	 * thread after the switchover; closed (and replaced on a resume) by
 	 * the job thread under lock; migrate_cancel shuts it down under lock.
 	 */
-	struct codec_config cc;		/* fixed once the job thread starts: --compress */
+	/*
+	 * --compress: the codec (set by migrate_start); under auto (cauto,
+	 * fixed) none at first, then what the last decision chose: post-copy's
+	 * background push sends with it. Job thread.
+	 */
+	struct codec_config cc;
+	bool cauto;
+	struct autocomp ac;		/* job thread: auto's decision (autocomp.h) */
 	uint32_t hello_caps;		/* job thread: what channel 0's HELLO offered */
 	bool pc_enabled;		/* job thread: the destination chose POSTCOPY */
 	_Atomic bool pc_request;	/* migrate_postcopy asked for the switch */

@@ -8,6 +8,7 @@
 
 #include "common/bitmap.h"
 #include "common/clock.h"
+#include "migrate/autocomp.h"
 #include "migrate/job.h"
 #include "migrate/pagesend.h"
 #include "migrate/retpath.h"
@@ -20,7 +21,8 @@ static int rl_write(struct mio *io, const void *buf, size_t len)
 {
 	struct lane *ln = io->priv;
 	struct migrate_job *j = ln->j;
-	uint64_t rate = atomic_load(&j->rl_rate);
+	uint64_t rate = atomic_load(&j->rl_rate), t0;
+	int ret;
 
 	/* the guest is paused: the cap would only add downtime (job.h) */
 	if (rate && !atomic_load_explicit(&j->rl_bypass, memory_order_relaxed)) {
@@ -30,7 +32,10 @@ static int rl_write(struct mio *io, const void *buf, size_t len)
 		ratelimit_wait(&j->rl, len);
 		pthread_mutex_unlock(&j->rl_lock);
 	}
-	return mio_write(ln->io, buf, len);
+	t0 = clock_now_ns();
+	ret = mio_write(ln->io, buf, len);
+	ln->write_ns += clock_now_ns() - t0;
+	return ret;
 }
 
 static int rl_flush(struct mio *io)
@@ -52,7 +57,7 @@ void lanes_init(struct migrate_job *j)
 	}
 }
 
-int lanes_senders_create(struct migrate_job *j, const struct codec_config *cc)
+int lanes_senders_create(struct migrate_job *j, const struct codec_config *cc, bool auto_codec)
 {
 	int ret;
 
@@ -62,10 +67,37 @@ int lanes_senders_create(struct migrate_job *j, const struct codec_config *cc)
 		/* pages are split among the lanes, and so is the XBZRLE cache */
 		ret = page_sender_create(cc, j->o.xbzrle_cache_bytes / j->nlanes, &ln->rl_io,
 					 &ln->ps);
+		for (int c = AUTOCOMP_NONE + 1; auto_codec && !ret && c < AUTOCOMP_CHOICES; c++) {
+			struct codec_config k = autocomp_codec((enum autocomp_choice)c);
+
+			ret = page_sender_add_codec(ln->ps, &k);
+		}
 		if (ret < 0)
 			return job_fail(j, ret, "cannot set up the page encoders: %s", strerror(-ret));
 	}
 	return 0;
+}
+
+int lanes_set_codec(struct migrate_job *j, enum codec_id id, unsigned probe_every)
+{
+	for (unsigned l = 0; l < j->nlanes; l++) {
+		int ret = page_sender_set_codec(j->lanes[l].ps, id);
+
+		if (ret < 0)
+			return ret;
+		page_sender_set_probe(j->lanes[l].ps, probe_every);
+	}
+	return 0;
+}
+
+void lanes_link(const struct migrate_job *j, uint64_t *bytes, uint64_t *write_ns)
+{
+	*bytes = 0;
+	*write_ns = 0;
+	for (unsigned l = 0; l < j->nlanes; l++) {
+		*bytes += j->lanes[l].io->bytes_out;
+		*write_ns += j->lanes[l].write_ns;
+	}
 }
 
 /* Lane ln's share of the chunk [first, first + n): words w with w % N == ln. */
@@ -276,6 +308,12 @@ void lanes_stats(const struct migrate_job *j, struct page_sender_stats *sum, uin
 		sum->xbzrle_unchanged += ps.xbzrle_unchanged;
 		sum->frames += ps.frames;
 		sum->frame_bytes += ps.frame_bytes;
+		for (unsigned c = 0; c < CODEC_COUNT; c++) {
+			sum->codec[c].pages += ps.codec[c].pages;
+			sum->codec[c].in_bytes += ps.codec[c].in_bytes;
+			sum->codec[c].out_bytes += ps.codec[c].out_bytes;
+			sum->codec[c].ns += ps.codec[c].ns;
+		}
 		if (cache_bytes && page_sender_xbzrle(ln->ps, &cb))
 			*cache_bytes += cb;
 	}

@@ -34,6 +34,7 @@
 
 #include "common/compiler.h"
 #include "migrate/mio.h"
+#include "protocol/codec.h"
 
 struct codec_config;
 struct migrate_job;
@@ -65,6 +66,9 @@ struct lane {
 	struct page_sender *ps;		/* created by the job thread before the lanes start */
 	pthread_t thread;		/* job thread (lanes_open/lanes_stop) */
 	bool started;			/* job thread: the thread runs */
+	uint64_t write_ns;		/* its thread: time in its connection's writes (the
+					 * link's rate, lanes_link); the job thread reads
+					 * it between tasks */
 	uint64_t round_pages;		/* its pages this round: its thread in a task,
 					 * the job thread reads and resets it between */
 	int ret;			/* the lane's failure: its thread writes it (lanes
@@ -77,10 +81,25 @@ struct lane {
 void lanes_init(struct migrate_job *j);
 
 /*
- * One page sender per lane, with codec cc and 1/N of the XBZRLE cache.
+ * One page sender per lane, with codec cc and 1/N of the XBZRLE cache;
+ * auto_codec (--compress auto): each holds lz4 and zstd too (autocomp.h).
  * Return: 0, or -errno with j->err set.
  */
-int lanes_senders_create(struct migrate_job *j, const struct codec_config *cc) __must_check;
+int lanes_senders_create(struct migrate_job *j, const struct codec_config *cc,
+			 bool auto_codec) __must_check;
+
+/*
+ * Every lane's sender sends with codec id from now on and probes the others
+ * on 1 page in probe_every (page_sender_set_codec, page_sender_set_probe).
+ */
+int lanes_set_codec(struct migrate_job *j, enum codec_id id, unsigned probe_every) __must_check;
+
+/*
+ * The link so far: bytes written on every connection, and the time the
+ * writes took (all lanes added up; rate limiter waits excluded). Between
+ * tasks only.
+ */
+void lanes_link(const struct migrate_job *j, uint64_t *bytes, uint64_t *write_ns);
 
 /*
  * Connect lanes 1..N-1, shake hands on each (retpath.h) and start their

@@ -46,6 +46,11 @@ struct migrate_stats {
 	struct {
 		double ratio, busy;
 		uint64_t pages;
+		/* extensions */
+		char mode[8];		/* --compress: none zstd lz4 auto */
+		char codec[8];		/* in use now (last, once done): none zstd lz4 */
+		char reason[16];	/* why codec (autocomp.h's reasons), "fixed" without auto */
+		unsigned switches;	/* auto changed the codec this often */
 	} compression;
 	struct {
 		uint64_t requests;		/* pages the destination asked for (PAGE_REQ) */
@@ -157,11 +162,15 @@ bool migrate_finished(struct migrate_job *j);
  *   round            a pre-copy round ended and was measured round, transferred_bytes,
  *                                                           remaining_bytes, dirty_pages_rate,
  *                                                           mbps, bandwidth,
- *                                                           expected_downtime_ms, throttle_pct
+ *                                                           expected_downtime_ms, throttle_pct,
+ *                                                           codec, codec_reason (the codec at
+ *                                                           the round's end, and why)
  *   switchover       the guest is paused for the switch      mode ("stop-and-copy" or "postcopy"),
  *                                                           rounds (pre-copy rounds done),
  *                                                           remaining_bytes (the last dirty set),
- *                                                           reason, expected_downtime_ms
+ *                                                           reason, expected_downtime_ms,
+ *                                                           codec, codec_reason (the paused
+ *                                                           pages' codec, and why)
  *   postcopy         the guest runs at the destination       downtime_ms, remaining_bytes (pages
  *                    (post-copy), its pages follow           still to send)
  *   postcopy-paused  the post-copy link broke               error (why), remaining_bytes
@@ -198,6 +207,8 @@ struct migrate_event {
 	double mbps;
 	char error[512];		/* failed, cancelled, postcopy-paused: why */
 	char reason[64];		/* switchover: why it switched (converge.h) */
+	char codec[8];			/* as migrate_stats.compression.codec */
+	char codec_reason[16];		/* as migrate_stats.compression.reason */
 };
 
 /*

@@ -4,7 +4,8 @@ LIB_OBJS += $(O)/migrate/mio.o $(O)/migrate/pagesend.o $(O)/migrate/incoming.o \
 	$(O)/migrate/converge.o $(O)/migrate/ratelimit.o $(O)/migrate/outgoing.o \
 	$(O)/migrate/session.o $(O)/migrate/opts.o $(O)/migrate/job.o $(O)/migrate/lanes.o \
 	$(O)/migrate/retpath.o $(O)/migrate/handover.o $(O)/migrate/announce.o \
-	$(O)/migrate/sshtls.o $(O)/migrate/uffd.o $(O)/migrate/pcdest.o $(O)/migrate/postcopy.o
+	$(O)/migrate/sshtls.o $(O)/migrate/uffd.o $(O)/migrate/pcdest.o $(O)/migrate/postcopy.o \
+	$(O)/migrate/autocomp.o
 LIB_OBJS += $(O)/migrate/pageplace.o
 
 UNIT_TESTS += $(O)/tests/unit/test_incoming $(O)/tests/unit/test_job
@@ -17,7 +18,7 @@ $(O)/tests/unit/test_incoming: $(O)/tests/unit/test_incoming.o $(O)/tests/helper
 $(O)/tests/tools/mksnap: $(O)/tests/tools/mksnap.o $(O)/tests/helpers/streamgen.o $(LIB)
 	@[ "$(V)" = 1 ] || echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIB) $(LIBS)
-UNIT_TESTS += $(O)/tests/unit/test_converge $(O)/tests/unit/test_opts $(O)/tests/unit/test_announce \
+UNIT_TESTS += $(O)/tests/unit/test_autocomp $(O)/tests/unit/test_converge $(O)/tests/unit/test_opts $(O)/tests/unit/test_announce \
 	$(O)/tests/unit/test_uffd $(O)/tests/unit/test_pcdest
 UNIT_TESTS += $(O)/tests/unit/test_pageplace
 KVM_TESTS += $(O)/tests/kvm/test_migrate

@@ -52,6 +52,11 @@ bool migrate_opt_ok(enum migrate_opt opt, uint64_t v)
 	return (v == 0 && l->zero_off) || (v >= l->min && v <= l->max);
 }
 
+bool migrate_compress_auto(const char *s)
+{
+	return !strcmp(s, "auto");
+}
+
 int migrate_check_compress(const char *s, char *err, size_t errlen)
 {
 	struct codec_config cc;
@@ -59,8 +64,15 @@ int migrate_check_compress(const char *s, char *err, size_t errlen)
 	bool known = (n == 4 && !strncmp(s, "none", 4)) || (n == 4 && !strncmp(s, "zstd", 4)) ||
 		     (n == 3 && !strncmp(s, "lz4", 3));
 
+	if (migrate_compress_auto(s))
+		return 0;
+	if (n == 4 && !strncmp(s, "auto", 4)) {
+		snprintf(err, errlen, "bad compression '%.40s': auto takes no level", s);
+		return -EINVAL;
+	}
 	if (!known) {
-		snprintf(err, errlen, "unknown compression '%.40s' (none, zstd[:LEVEL], lz4)", s);
+		snprintf(err, errlen, "unknown compression '%.40s' (none, zstd[:LEVEL], lz4, auto)",
+			 s);
 		return -EINVAL;
 	}
 	if (codec_by_name(s, &cc) < 0) {

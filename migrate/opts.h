@@ -37,7 +37,7 @@ struct migrate_opts {
 	uint64_t max_downtime_ms;	/* --max-downtime, default 300 */
 	uint64_t bandwidth;		/* --bandwidth in bytes/s, 0 = unlimited */
 	size_t xbzrle_cache_bytes;	/* --xbzrle[=CACHE], 0 = off */
-	char compress[32];		/* --compress none|zstd[:L]|lz4 */
+	char compress[32];		/* --compress none|zstd[:L]|lz4|auto */
 	unsigned parallel;		/* --parallel N, 1..MIGRATE_MAX_PARALLEL */
 	bool auto_converge;
 	unsigned max_iterations;	/* --max-iterations, default 30 */
@@ -115,10 +115,14 @@ bool migrate_opt_ok(enum migrate_opt opt, uint64_t v);
 int migrate_opt_check(enum migrate_opt opt, uint64_t v, char *err, size_t errlen) __must_check;
 
 /*
- * A --compress value: none, zstd[:LEVEL] (1..22) or lz4[:ACCEL].
+ * A --compress value: none, zstd[:LEVEL] (1..22), lz4[:ACCEL] or auto
+ * (each round picks none, lz4 or zstd: migrate/autocomp.h).
  * Return: 0, or -EINVAL with a message saying what is wrong.
  */
 int migrate_check_compress(const char *s, char *err, size_t errlen) __must_check;
+
+/* Whether a --compress value that passed migrate_check_compress is auto. */
+bool migrate_compress_auto(const char *s);
 
 /*
  * Every option of o within its limits and every name known. Return: 0, or

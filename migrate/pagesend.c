@@ -14,13 +14,18 @@
 
 struct page_sender {
 	struct mio *io;
-	struct codec_ctx *cctx;		/* --compress, or NULL */
+	struct codec_ctx *ctx[CODEC_COUNT]; /* the codecs held, by id (ZSTD, LZ4), or NULL */
+	struct codec_ctx *cctx;		/* the one in use (one of ctx), or NULL: none */
+	unsigned nctx;			/* codecs held */
+	unsigned probe_tick;		/* pages into the current probe period */
+	unsigned probe_every;		/* probe 1 page in this many (in runs) */
 	struct pagecache *cache;	/* XBZRLE, or NULL */
 	size_t cache_bytes;
 	uint32_t round;
 	struct page_batch batch;
 	uint8_t *buf;
 	uint8_t snap[PAGE];		/* page snapshot when not cached */
+	uint8_t scratch[PAGE];		/* a probe's output, never sent */
 	struct page_sender_stats st;
 };
 
@@ -34,14 +39,16 @@ int page_sender_create(const struct codec_config *compress, size_t xbzrle_cache_
 	if (!s)
 		return -ENOMEM;
 	s->io = io;
+	s->probe_every = PAGE_SENDER_PROBE_EVERY;
 	s->buf = malloc(BATCH_BUF);
 	if (!s->buf)
 		goto fail;
 	if (compress && compress->ops && compress->ops->id != CODEC_RAW &&
 	    compress->ops->id != CODEC_ZERO) {
-		ret = codec_ctx_create(compress, PAGE, &s->cctx);
+		ret = page_sender_add_codec(s, compress);
 		if (ret < 0)
 			goto fail;
+		s->cctx = s->ctx[compress->ops->id];
 	}
 	if (xbzrle_cache_bytes) {
 		ret = pagecache_create(xbzrle_cache_bytes, PAGE, &s->cache);
@@ -61,10 +68,45 @@ void page_sender_destroy(struct page_sender *s)
 {
 	if (!s)
 		return;
-	codec_ctx_destroy(s->cctx);
+	for (unsigned i = 0; i < CODEC_COUNT; i++)
+		codec_ctx_destroy(s->ctx[i]);
 	pagecache_destroy(s->cache);
 	free(s->buf);
 	free(s);
+}
+
+int page_sender_add_codec(struct page_sender *s, const struct codec_config *cc)
+{
+	unsigned id;
+	int ret;
+
+	if (!cc->ops || (cc->ops->id != CODEC_ZSTD && cc->ops->id != CODEC_LZ4))
+		return -EINVAL;
+	id = cc->ops->id;
+	if (s->ctx[id])
+		return -EINVAL;
+	ret = codec_ctx_create(cc, PAGE, &s->ctx[id]);
+	if (ret < 0)
+		return ret;
+	s->nctx++;
+	return 0;
+}
+
+int page_sender_set_codec(struct page_sender *s, enum codec_id id)
+{
+	if (id == CODEC_RAW) {
+		s->cctx = NULL;
+		return 0;
+	}
+	if ((unsigned)id >= CODEC_COUNT || !s->ctx[id])
+		return -EINVAL;
+	s->cctx = s->ctx[id];
+	return 0;
+}
+
+void page_sender_set_probe(struct page_sender *s, unsigned every)
+{
+	s->probe_every = every ? every : PAGE_SENDER_PROBE_EVERY;
 }
 
 void page_sender_set_round(struct page_sender *s, uint32_t round)
@@ -102,27 +144,91 @@ static int reserve(struct page_sender *s, size_t max_len, uint8_t **dst)
 	return *dst ? 0 : -ENOSPC;
 }
 
-/* Send src (a stable copy of the page) compressed or raw. */
+/*
+ * A sample that took longer than this was interrupted (a softirq, a fault),
+ * not slow: level-1 lz4 and zstd encode a page in tens of us at worst.
+ */
+#define PROBE_MAX_NS 200000u
+
+/* One codec's figures for a page of PAGE bytes that took out bytes on the wire. */
+static void count_codec(struct page_sender *s, enum codec_id id, uint64_t out, uint64_t ns)
+{
+	struct autocomp_sample *c = &s->st.codec[id];
+
+	if (ns > PROBE_MAX_NS)
+		return;
+	c->pages++;
+	c->in_bytes += PAGE;
+	c->out_bytes += out;
+	c->ns += ns;
+}
+
+/*
+ * --compress auto: the sampled pages, measured with every codec held: here,
+ * into scratch, those not in use; the one in use by the caller, on its real
+ * encode. So the codecs are compared on the same pages (a sample's mix of
+ * text and random pages varies; their ranking should not). Samples come in
+ * runs of PAGE_SENDER_PROBE_RUN pages in a row, one run per probe_every
+ * runs' worth of pages: the first page of a run only warms the encoders up
+ * (a zstd context left cold for a hundred pages encodes at half its speed),
+ * and is not counted. Samples are timed in thread CPU time, so a
+ * preemption in the middle of one does not make a codec look slow.
+ * Return: whether src is a counted sample.
+ */
+static bool probe(struct page_sender *s, const uint8_t *src)
+{
+	unsigned pos;
+
+	if (s->nctx < 1 + (s->cctx != NULL))
+		return false;
+	pos = s->probe_tick++;
+	if (s->probe_tick >= s->probe_every * PAGE_SENDER_PROBE_RUN)
+		s->probe_tick = 0;
+	if (pos >= PAGE_SENDER_PROBE_RUN)
+		return false;
+	for (unsigned id = 0; id < CODEC_COUNT; id++) {
+		uint64_t t0;
+		ssize_t n;
+
+		if (!s->ctx[id] || s->ctx[id] == s->cctx)
+			continue;
+		t0 = clock_thread_ns();
+		n = codec_encode(s->ctx[id], src, PAGE, s->scratch, PAGE - 1);
+		if (pos)
+			count_codec(s, (enum codec_id)id, n > 0 ? (uint64_t)n : PAGE,
+				    clock_thread_ns() - t0);
+	}
+	return pos != 0;
+}
+
+/* Send src (a stable copy of the page, or the live page without a codec) compressed or raw. */
 static int send_whole(struct page_sender *s, uint64_t page, const uint8_t *src)
 {
 	uint8_t *dst;
 	int ret = reserve(s, PAGE, &dst);
+	bool sample;
 
 	if (ret < 0)
 		return ret;
+	sample = probe(s, src);
 	if (s->cctx) {
-		uint64_t t0 = clock_now_ns();
+		enum codec_id id = codec_ctx_ops(s->cctx)->id;
+		uint64_t c0 = sample ? clock_thread_ns() : 0, t0 = clock_now_ns();
 		ssize_t n = codec_encode(s->cctx, src, PAGE, dst, PAGE - 1);
 
 		s->st.compress_ns += clock_now_ns() - t0;
+		if (sample)
+			count_codec(s, id, n > 0 ? (uint64_t)n : PAGE, clock_thread_ns() - c0);
 		if (n > 0) {
 			s->st.entries++;
-			batch_commit(&s->batch, page, (uint8_t)codec_ctx_ops(s->cctx)->id, (size_t)n);
+			batch_commit(&s->batch, page, (uint8_t)id, (size_t)n);
 			s->st.compressed_pages++;
 			s->st.compressed_in += PAGE;
 			s->st.compressed_out += (uint64_t)n;
 			return 0;
 		}
+	} else if (sample) {
+		count_codec(s, CODEC_RAW, PAGE, 0);
 	}
 	memcpy(dst, src, PAGE);
 	s->st.entries++;
@@ -214,7 +320,9 @@ uint32_t page_sender_caps(const struct page_sender *s)
 
 	if (s->cache)
 		caps |= WIRE_CAP_XBZRLE;
-	if (s->cctx)
-		caps |= codec_ctx_ops(s->cctx)->id == CODEC_ZSTD ? WIRE_CAP_ZSTD : WIRE_CAP_LZ4;
+	if (s->ctx[CODEC_ZSTD])
+		caps |= WIRE_CAP_ZSTD;
+	if (s->ctx[CODEC_LZ4])
+		caps |= WIRE_CAP_LZ4;
 	return caps;
 }

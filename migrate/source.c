@@ -27,6 +27,7 @@
 #include "common/bitmap.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "migrate/autocomp.h"
 #include "migrate/converge.h"
 #include "migrate/digest.h"
 #include "migrate/handover.h"
@@ -46,6 +47,13 @@
 #define CHUNK_PAGES 4096u		/* 16 MiB: dirty-log clear and stats granularity */
 #define PC_SLICE_PAGES 512u		/* 2 MiB: how often a --postcopy job looks for the switch */
 #define ACK_TIMEOUT_MS 60000
+/*
+ * --compress auto before its first decision: decide after every slice of
+ * this many pages, probing 1 page in AUTO_PROBE_EVERY, so the bulk round
+ * is not sent with a guess (a few hundred pages, not a 16 MiB chunk).
+ */
+#define AUTO_PROBE_SLICE_PAGES 256u
+#define AUTO_PROBE_EVERY 8u
 
 /* ---- stats ---------------------------------------------------------------- */
 
@@ -57,6 +65,26 @@ static uint64_t data_pages(const struct migrate_job *j)
 
 	lanes_stats(j, &ps, &b, NULL);
 	return ps.normal_pages + ps.compressed_pages + ps.xbzrle_pages;
+}
+
+/*
+ * st.compression's mode, codec and reason (with --compress auto, what
+ * the last decision said), and auto's switches. Under j->lock.
+ */
+static void compression_names(const struct migrate_job *j, struct migrate_stats *st)
+{
+	const char *name = "auto";
+
+	if (!j->cauto)
+		name = j->cc.ops->id == CODEC_ZSTD ? "zstd"
+		       : j->cc.ops->id == CODEC_LZ4 ? "lz4"
+						     : "none";
+	snprintf(st->compression.mode, sizeof(st->compression.mode), "%s", name);
+	snprintf(st->compression.codec, sizeof(st->compression.codec), "%s",
+		 j->cauto ? autocomp_choice_name(j->ac.cur) : name);
+	snprintf(st->compression.reason, sizeof(st->compression.reason), "%s",
+		 j->cauto ? autocomp_reason_name(j->ac.why) : "fixed");
+	st->compression.switches = j->ac.switches;
 }
 
 /* Called by the job thread while the lanes are idle. */
@@ -90,6 +118,7 @@ static void update_stats(struct migrate_job *j, uint64_t remaining_pages)
 	st->compression.busy = now > j->t0_ns ? (double)ps.compress_ns / (double)(now - j->t0_ns) /
 							(double)j->nlanes
 					      : 0.0;
+	compression_names(j, st);
 	st->round = j->round;
 	st->throttle_pct = vm_get_throttle(j->vm);
 	/* once the log is off, the last figures stay */
@@ -138,6 +167,56 @@ static void sent_so_far(const struct migrate_job *j, uint64_t *pages, uint64_t *
 
 	lanes_stats(j, &ps, bytes, NULL);
 	*pages = ps.pages;
+}
+
+
+/* ---- --compress auto -------------------------------------------------------- */
+
+/*
+ * --compress auto: decide (autocomp.h) from the lanes' totals so far:
+ * every codec's figures on the sampled pages; the link's bytes over the time its
+ * writes took; the cap while it applies (not once the guest is paused:
+ * rl_bypass). Then every lane sends with the choice. Job thread, between
+ * tasks: at each round's start, after each chunk (each slice while
+ * nothing is measured yet), and before the paused guest's last pages.
+ */
+static int auto_pick(struct migrate_job *j)
+{
+	struct page_sender_stats ps;
+	struct autocomp_input in = { .cpus = j->nlanes };
+	enum autocomp_choice was = j->ac.cur, c;
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned probe_every;
+	uint64_t out;
+	int ret;
+
+	if (!j->cauto)
+		return 0;
+	if (cores > 0 && (unsigned long)cores < in.cpus)
+		in.cpus = (unsigned)cores;
+	lanes_stats(j, &ps, &out, NULL);
+	memcpy(in.codec, ps.codec, sizeof(in.codec));
+	lanes_link(j, &in.link_bytes, &in.link_ns);
+	in.link_ns /= j->nlanes;	/* the lanes write side by side */
+	if (!atomic_load(&j->rl_bypass))
+		in.cap_bytes_per_s = atomic_load(&j->rl_rate);
+	c = autocomp_decide(&j->ac, &in, PAGE);
+	probe_every = j->ac.why == AUTOCOMP_PROBE ? AUTO_PROBE_EVERY : PAGE_SENDER_PROBE_EVERY;
+	ret = lanes_set_codec(j, autocomp_codec_id(c), probe_every);
+	if (ret < 0)
+		return job_fail(j, ret, "cannot switch the page codec: %s", strerror(-ret));
+	j->cc = autocomp_codec(c);
+	if (c != was)
+		pr_debug("round %u: compression %s -> %s (%s; link %.0f MiB/s; pages/s: none %.0f, "
+			 "lz4 %.0f, zstd %.0f)",
+			 j->round, autocomp_choice_name(was), autocomp_choice_name(c),
+			 autocomp_reason_name(j->ac.why), j->ac.link_bytes_per_s / 1048576.0,
+			 j->ac.rate[AUTOCOMP_NONE], j->ac.rate[AUTOCOMP_LZ4],
+			 j->ac.rate[AUTOCOMP_ZSTD]);
+	pthread_mutex_lock(&j->lock);
+	compression_names(j, &j->st);
+	pthread_mutex_unlock(&j->lock);
+	return 0;
 }
 
 /* ---- the rounds ------------------------------------------------------------ */
@@ -203,9 +282,14 @@ static int send_dirty(struct migrate_job *j, bool bulk, bool clear_log, enum lan
 		 * A job that may switch by hand sends the chunk in slices, so that
 		 * `kvmig job postcopy` is heard within a slice (2 MiB), not a chunk.
 		 */
-		for (uint64_t s = 0; s < n; s += slice) {
-			ret = lanes_do(j, LANE_PAGES, first + s, MIN(slice, n - s), bulk);
+		for (uint64_t s = 0, len; s < n; s += len) {
+			bool probing = j->cauto && j->ac.why == AUTOCOMP_PROBE;
+
+			len = MIN(probing ? AUTO_PROBE_SLICE_PAGES : slice, n - s);
+			ret = lanes_do(j, LANE_PAGES, first + s, len, bulk);
 			if (ret < 0)
+				return ret;
+			if (probing && (ret = auto_pick(j)) < 0)
 				return ret;
 			if (clear_log && atomic_load(&j->pc_request))
 				break;
@@ -214,6 +298,9 @@ static int send_dirty(struct migrate_job *j, bool bulk, bool clear_log, enum lan
 		ret = job_check_abort(j);
 		if (!ret)
 			ret = retpath_poll(j);
+		if (ret < 0)
+			return ret;
+		ret = auto_pick(j);
 		if (ret < 0)
 			return ret;
 		update_stats(j, bitmap_count(j->bitmap, 0, j->npages));
@@ -318,6 +405,9 @@ static int precopy(struct migrate_job *j)
 		enum converge_action act;
 
 		lanes_set_round(j, j->round);
+		ret = auto_pick(j);
+		if (ret < 0)
+			return ret;
 		ret = send_dirty(j, j->round == 0, true, LANE_END_ROUND);
 		if (ret == 1)
 			set_reason(j, "post-copy asked for");
@@ -598,6 +688,10 @@ static int stop_and_copy(struct migrate_job *j, uint64_t *pause_ns)
 
 	if (dirty < 0)
 		return (int)dirty;
+	/* the paused guest's pages go uncapped, on a link measured so far */
+	ret = auto_pick(j);
+	if (ret < 0)
+		return ret;
 	switchover_event(j, "stop-and-copy", dirty);
 	cap.state = calloc(1, sizeof(*cap.state));
 	if (!cap.state)
@@ -721,18 +815,11 @@ static int postcopy_switchover(struct migrate_job *j, uint64_t *pause_ns)
 static void *job_thread(void *arg)
 {
 	struct migrate_job *j = arg;
-	struct codec_config cc = { .ops = NULL };
 	uint64_t t_setup, pause_ns = 0;
 	char msg[300];
 	int ret;
 
-	ret = codec_by_name(j->o.compress, &cc);
-	if (ret < 0) {
-		job_fail(j, ret, "unknown compression '%s'", j->o.compress);
-		goto out;
-	}
-	j->cc = cc;
-	ret = lanes_senders_create(j, &cc);
+	ret = lanes_senders_create(j, &j->cc, j->cauto);
 	if (ret < 0)
 		goto out;
 	ret = retpath_handshake(j, &j->lanes[0]);
@@ -831,7 +918,8 @@ int migrate_start(struct vm *vm, const char *uri, const struct migrate_opts *o,
 	ret = migrate_opts_check(o, err, errlen);
 	if (ret < 0)
 		return ret;
-	if (codec_by_name(o->compress, &cc) < 0) {
+	/* auto starts with none (autocomp.h) */
+	if (codec_by_name(migrate_compress_auto(o->compress) ? "none" : o->compress, &cc) < 0) {
 		snprintf(err, errlen, "unknown compression '%s'", o->compress);
 		return -EINVAL;
 	}
@@ -855,6 +943,10 @@ int migrate_start(struct vm *vm, const char *uri, const struct migrate_opts *o,
 	migrate_opts_channel(&j->o, &j->co);
 	pthread_mutex_init(&j->lock, NULL);
 	pthread_mutex_init(&j->rl_lock, NULL);
+	j->cc = cc;
+	j->cauto = migrate_compress_auto(o->compress);
+	autocomp_init(&j->ac, AUTOCOMP_NONE);
+	compression_names(j, &j->st);	/* no other thread yet */
 	pthread_mutex_init(&j->task_lock, NULL);
 	pthread_cond_init(&j->task_cond, NULL);
 	pthread_cond_init(&j->done_cond, NULL);

@@ -144,7 +144,7 @@ static void help_migrate(FILE *f)
 		"  --max-downtime MS    (default 300)\n"
 		"  --bandwidth BYTES/S  bytes per second, K/M/G binary (default 0: unlimited)\n"
 		"  --xbzrle SIZE        an XBZRLE cache of SIZE bytes (default: off)\n"
-		"  --compress ALG       none (default), zstd[:LEVEL] or lz4\n"
+		"  --compress ALG       none (default), zstd[:LEVEL], lz4 or auto\n"
 		"  --parallel N         connections, 1 to %d\n"
 		"  --auto-converge      throttle the vCPUs when the guest outruns the link\n"
 		"  --max-iterations N   give up after N rounds (default 30; 0: never)\n"

@@ -91,6 +91,11 @@ static void print_human(const json_t *ev)
 		       cli_json_num(ev, "expected_downtime_ms"));
 		if (cli_json_num(ev, "throttle_pct"))
 			printf(", throttle %lld%%", cli_json_num(ev, "throttle_pct"));
+		/* --compress auto: what the round ended with, and why */
+		if (cli_json_str(ev, "codec_reason")[0] &&
+		    strcmp(cli_json_str(ev, "codec_reason"), "fixed"))
+			printf(", codec %s (%s)", cli_json_str(ev, "codec"),
+			       cli_json_str(ev, "codec_reason"));
 	} else if (!strcmp(t, "switchover")) {
 		long long n = cli_json_num(ev, "rounds");
 

@@ -292,6 +292,11 @@ static int cmd_vm_save(const struct cli *cli)
 		if (cli_take_opt(cli->argc, cli->argv, &i, "--compress", &v, "kvmig vm --help")) {
 			if (migrate_check_compress(v, err, sizeof(err)) < 0)
 				cli_usage_error("kvmig vm --help", "invalid --compress: %s", err);
+			/* auto measures a link: a file has none */
+			if (migrate_compress_auto(v))
+				cli_usage_error("kvmig vm --help",
+						"invalid --compress: auto is for migrations "
+						"(none, zstd[:LEVEL] or lz4)");
 			compress = v;
 		} else if (cli->argv[i][0] == '-' && cli->argv[i][1]) {
 			cli_usage_error("kvmig vm --help", "unknown option '%s' for vm save",

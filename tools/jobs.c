@@ -245,6 +245,10 @@ json_t *jobs_stats_json(const char *name, const char *uri, const struct migrate_
 	put_real(c, "ratio", st->compression.ratio);
 	put_real(c, "busy", st->compression.busy);
 	put_u64(c, "pages", st->compression.pages);
+	json_object_set_new(c, "mode", json_string(st->compression.mode));
+	json_object_set_new(c, "codec", json_string(st->compression.codec));
+	json_object_set_new(c, "reason", json_string(st->compression.reason));
+	put_u64(c, "switches", st->compression.switches);
 	json_object_set_new(o, "compression", c);
 
 	/* design.md's names; "p99" is the older alias of fault_latency_us_p99 */
@@ -345,6 +349,8 @@ json_t *jobs_event_json(const char *name, const char *uri, const struct migrate_
 		put_u64(o, "bandwidth", ev->bandwidth);
 		put_u64(o, "expected_downtime_ms", ev->expected_downtime_ms);
 		put_u64(o, "throttle_pct", ev->throttle_pct);
+		json_object_set_new(o, "codec", json_string(ev->codec));
+		json_object_set_new(o, "codec_reason", json_string(ev->codec_reason));
 	} else if (!strcmp(t, "switchover")) {
 		json_object_set_new(o, "mode", json_string(ev->mode));
 		put_u64(o, "rounds", ev->rounds);
@@ -352,6 +358,8 @@ json_t *jobs_event_json(const char *name, const char *uri, const struct migrate_
 		put_u64(o, "remaining_bytes", ev->remaining_bytes);
 		json_object_set_new(o, "reason", json_string(ev->reason));
 		put_u64(o, "expected_downtime_ms", ev->expected_downtime_ms);
+		json_object_set_new(o, "codec", json_string(ev->codec));
+		json_object_set_new(o, "codec_reason", json_string(ev->codec_reason));
 	} else if (!strcmp(t, "postcopy")) {
 		put_u64(o, "downtime_ms", ev->downtime_ms);
 		put_u64(o, "transferred_bytes", ev->transferred_bytes);

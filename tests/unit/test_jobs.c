@@ -79,7 +79,8 @@ static void test_jobs_stats_names(void **state)
 	};
 	static const char *const xbzrle[] = {"cache_size", "bytes",    "pages",
 					     "cache_miss", "overflow", NULL};
-	static const char *const comp[] = {"ratio", "busy", "pages", NULL};
+	static const char *const comp[] = {"ratio", "busy", "pages", "mode", "codec", "reason",
+					   "switches", NULL};
 	static const char *const post[] = {"requests",
 					   "pages_pushed",
 					   "fault_latency_us_p50",
@@ -134,6 +135,10 @@ static void test_jobs_stats_names(void **state)
 	st.switchover.state_bytes = 11;
 	st.switchover.expected_us = 12;
 	snprintf(st.switchover.reason, sizeof(st.switchover.reason), "dirty set stopped shrinking");
+	snprintf(st.compression.mode, sizeof(st.compression.mode), "auto");
+	snprintf(st.compression.codec, sizeof(st.compression.codec), "zstd");
+	snprintf(st.compression.reason, sizeof(st.compression.reason), "link-bound");
+	st.compression.switches = 3;
 	o = jobs_stats_json("web1", "tcp://h:1", &st);
 	assert_non_null(o);
 	expect_keys(json_object_get(o, "switchover"), sw);
@@ -149,6 +154,18 @@ static void test_jobs_stats_names(void **state)
 	expect_keys(o, top);
 	expect_keys(json_object_get(o, "xbzrle"), xbzrle);
 	expect_keys(json_object_get(o, "compression"), comp);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(o, "compression"),
+							      "mode")),
+			    "auto");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(o, "compression"),
+							      "codec")),
+			    "zstd");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(o, "compression"),
+							      "reason")),
+			    "link-bound");
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(o, "compression"),
+							    "switches")),
+			 3);
 	expect_keys(json_object_get(o, "postcopy"), post);
 	expect_keys(json_object_get(o, "transport"), transport);
 	expect_keys(json_object_get(o, "announce"), announce);
@@ -273,7 +290,7 @@ static void test_jobs_event_json(void **state)
 	static const char *const round_keys[] = {
 		"event", "time_ms", "vm", "to", "status", "round", "transferred_bytes",
 		"remaining_bytes", "dirty_pages_rate", "mbps", "bandwidth",
-		"expected_downtime_ms", "throttle_pct", NULL};
+		"expected_downtime_ms", "throttle_pct", "codec", "codec_reason", NULL};
 	static const char *const completed_keys[] = {
 		"event", "time_ms", "vm", "to", "status", "total_ms", "downtime_ms",
 		"transferred_bytes", "verified", NULL};
@@ -282,7 +299,7 @@ static void test_jobs_event_json(void **state)
 		"error", "lost", NULL};
 	static const char *const switch_keys[] = {
 		"event", "time_ms", "vm", "to", "status", "mode", "rounds", "transferred_bytes",
-		"remaining_bytes", "reason", "expected_downtime_ms", NULL};
+		"remaining_bytes", "reason", "expected_downtime_ms", "codec", "codec_reason", NULL};
 	struct migrate_stats st;
 	struct migrate_event ev;
 	json_t *o, *stats;
@@ -304,6 +321,8 @@ static void test_jobs_event_json(void **state)
 	ev.bandwidth = 8 << 20;
 	ev.expected_downtime_ms = 40;
 	ev.throttle_pct = 20;
+	snprintf(ev.codec, sizeof(ev.codec), "lz4");
+	snprintf(ev.codec_reason, sizeof(ev.codec_reason), "link-bound");
 	o = jobs_event_json("g1", "tcp://h:1", &ev, 0);
 	expect_keys(o, round_keys);
 	assert_string_equal(json_string_value(json_object_get(o, "event")), "round");
@@ -315,10 +334,14 @@ static void test_jobs_event_json(void **state)
 	assert_int_equal(json_integer_value(json_object_get(o, "expected_downtime_ms")), 40);
 	assert_int_equal(json_integer_value(json_object_get(o, "throttle_pct")), 20);
 	assert_true(json_real_value(json_object_get(o, "mbps")) > 12.49);
-	/* every statistic has the name job.info gives it */
-	for (size_t i = 5; round_keys[i]; i++)
+	assert_string_equal(json_string_value(json_object_get(o, "codec")), "lz4");
+	assert_string_equal(json_string_value(json_object_get(o, "codec_reason")), "link-bound");
+	/* every statistic has the name job.info gives it (codec*: compression.codec, .reason) */
+	for (size_t i = 5; round_keys[i] && strcmp(round_keys[i], "codec"); i++)
 		if (!json_object_get(stats, round_keys[i]))
 			fail_msg("'%s' is not a job.info name", round_keys[i]);
+	assert_non_null(json_object_get(json_object_get(stats, "compression"), "codec"));
+	assert_non_null(json_object_get(json_object_get(stats, "compression"), "reason"));
 	json_decref(o);
 
 	snprintf(ev.type, sizeof(ev.type), "switchover");

@@ -31,6 +31,10 @@ static void test_opts_defaults_pass(void **unused)
 	assert_int_equal(o.parallel, 1);
 	assert_int_equal(o.max_iterations, 30);
 	assert_string_equal(o.compress, "none");
+	strcpy(o.compress, "auto");
+	assert_int_equal(migrate_opts_check(&o, err, sizeof(err)), 0);
+	strcpy(o.compress, "auto:2");
+	assert_int_equal(migrate_opts_check(&o, err, sizeof(err)), -EINVAL);
 }
 
 static void test_opts_limit_edges(void **unused)
@@ -145,9 +149,10 @@ static void test_opts_postcopy(void **unused)
 static void test_opts_compress(void **unused)
 {
 	static const char *const good[] = {"none", "zstd",  "zstd:1", "zstd:22",
-					   "lz4",  "lz4:2", NULL};
+					   "lz4",  "lz4:2", "auto",   NULL};
 	static const char *const bad[] = {"",	    "foo", "zstd:0", "zstd:23", "zstd:", "zstd:x",
-					  "none:1", "raw", "xbzrle", "lz4hc",	NULL};
+					  "none:1", "raw", "xbzrle", "lz4hc",	"auto:1", "Auto",
+					  NULL};
 	char err[256];
 
 	(void)unused;
@@ -158,9 +163,15 @@ static void test_opts_compress(void **unused)
 		if (migrate_check_compress(bad[i], err, sizeof(err)) != -EINVAL)
 			fail_msg("'%s' accepted", bad[i]);
 	assert_int_equal(migrate_check_compress("foo", err, sizeof(err)), -EINVAL);
-	assert_string_equal(err, "unknown compression 'foo' (none, zstd[:LEVEL], lz4)");
+	assert_string_equal(err, "unknown compression 'foo' (none, zstd[:LEVEL], lz4, auto)");
 	assert_int_equal(migrate_check_compress("zstd:99", err, sizeof(err)), -EINVAL);
 	assert_non_null(strstr(err, "1 to 22"));
+	assert_int_equal(migrate_check_compress("auto:3", err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "auto takes no level"));
+	/* auto is told apart from the fixed codecs, and only the exact name */
+	assert_true(migrate_compress_auto("auto"));
+	assert_false(migrate_compress_auto("zstd"));
+	assert_false(migrate_compress_auto("auto:1"));
 }
 
 int main(void)
