@@ -4,39 +4,40 @@
  * decided from measured numbers only (the convergence decision's sibling).
  *
  * A page costs two things: CPU to encode it and bytes on the link. For
- * each choice c (none, lz4:1, zstd:1) the sender measures, on this guest's
- * pages, the bytes out and the encoder's ns per page (pagesend.h encodes a
- * sample of the pages with every codec it holds, the probes); the lanes
- * measure the link's rate. The predicted page rate of c is
+ * each choice c (none, lz4:1, zstd:1) the senders measure, on this guest's
+ * pages, the wire bytes and the encoder's CPU ns per page (pagesend.h
+ * encodes a sample of the pages with every codec it holds); the lanes
+ * measure the link. The predicted page rate of c is
  *
  *   rate(c) = min(link_bytes_per_s / wire_bytes_per_page(c),
  *                 cpus * 1e9 / encode_ns_per_page(c))
  *
- * (none costs no encoder time: its rate is the link's). The link's rate
- * is what the writes achieved: bytes over the time spent writing (rate
- * limiter waits excluded), bounded by the cap while one applies. When the
- * link is the bottleneck the writes block and this is its rate; when it is
- * not they return at once, and the figure only says the link has room. The
- * encoders and the link work side by side (a socket buffer between them),
- * hence a minimum, not a sum. The fastest wins,
- * so a compressor is used exactly when the link, not the CPU, bounds the
- * rate. A codec whose ratio is under AUTOCOMP_MIN_RATIO is not worth its
- * CPU whatever the link ("no-gain"; the codec in use, under
- * AUTOCOMP_KEEP_RATIO). Hysteresis: the choice changes only
- * when the winner's rate beats the current one's by more than
- * AUTOCOMP_SWITCH_PCT, so noise near the balance point does not flap.
- * Until every compressor has AUTOCOMP_MIN_PAGES measured pages and the
- * link has a rate, the choice stays as it is ("probe").
+ * (none costs no encoder time: its rate is the link's). The encoders and
+ * the link work side by side (a socket buffer between them), hence a
+ * minimum, not a sum. The link's rate is what the writes achieved: bytes
+ * over the time spent writing (rate limiter waits excluded), bounded by the
+ * cap while one applies. When the link is the bottleneck the writes block
+ * and this is its rate; when it is not they return at once, and the figure
+ * only says the link has room. The fastest choice wins, so a compressor is
+ * used exactly when the link, not the CPU, bounds the rate ("link-bound";
+ * none wins: "cpu-bound").
  *
- * The caller passes running totals (what a page sender counts, pagesend.h;
- * what the link moved); autocomp keeps where the current window of each
- * began. A codec's window closes once it holds AUTOCOMP_MIN_PAGES pages
- * (the link's once it moved AUTOCOMP_MIN_LINK_BYTES): its figures then
- * update the codec's estimate, the old one weighing as much as
- * AUTOCOMP_HISTORY_PAGES new pages: the pages change from round to round,
- * so a few windows replace it, while one window of noisy timings (another
- * thread on the core) does not flip the choice; until a window is full the old estimate stays and the window
- * grows, so small rounds add up. The link's rate is the last window's.
+ * A codec whose ratio is under AUTOCOMP_MIN_RATIO is not worth its CPU
+ * whatever the link ("no-gain"); the codec in use keeps its place down to
+ * AUTOCOMP_KEEP_RATIO. Hysteresis: the choice changes only when the
+ * winner's rate beats the current one's by more than AUTOCOMP_SWITCH_PCT,
+ * so noise near the balance point does not flap. Until every compressor is
+ * measured and the link has a rate (or a cap), the choice stays ("probe").
+ *
+ * The caller passes running totals (what the page senders count; what the
+ * link moved); autocomp keeps where the current window of each began. A
+ * codec's window closes once it holds AUTOCOMP_MIN_PAGES pages (the link's
+ * once it moved AUTOCOMP_MIN_LINK_BYTES); until then the old figures stay
+ * and the window grows, so small rounds add up. A closed window updates the
+ * codec's estimate, the old one weighing as much as AUTOCOMP_HISTORY_PAGES
+ * new pages: the pages change from round to round, so a few windows replace
+ * it, while one window of noisy timings (another thread on the core) does
+ * not flip the choice. The link's rate is the last window's.
  *
  * Pure: fed numbers, tested without a VM. One struct autocomp per job,
  * owned by the job thread.
