@@ -67,14 +67,6 @@ enum converge_action converge_decide(struct converge *c, unsigned round, uint64_
 
 	c->expected_downtime_ns = converge_estimate(c, dirty_bytes, bandwidth, dirty_rate);
 	c->fits = c->expected_downtime_ns <= c->max_downtime_ns;
-	/*
-	 * The bulk round: every page it sent was dirty for the destination,
-	 * so its dirty set compares with what it sent. A guest that dirtied
-	 * again nearly all it had while the bulk round went out will do so
-	 * in a round of the same pages too.
-	 */
-	if (round == 0 && c->prev_dirty_bytes == UINT64_MAX && sent_bytes)
-		c->prev_dirty_bytes = sent_bytes;
 	if (c->fits) {
 		const char *why = fit_decide(c, round, dirty_bytes);
 

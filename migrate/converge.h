@@ -14,11 +14,7 @@
  * fits under it, pre-copy goes on as long as each round shrinks the dirty
  * set meaningfully (by more than CONVERGE_SHRINK_PCT%), since another
  * round then buys a shorter downtime; it switches over when
- *  - the dirty set stopped shrinking ("dirty set stopped shrinking"); the
- *    bulk round's is compared with the data it sent (each of those pages
- *    was dirty for the destination): a guest that dirtied again nearly
- *    all of it meanwhile would do the same in a round of those pages,
- *    which would only cost time and bytes,
+ *  - the dirty set stopped shrinking ("dirty set stopped shrinking"),
  *  - what is left is negligible: it would send within CONVERGE_TINY_NS
  *    ("dirty set negligible"),
  *  - the user's limits say so: the last of max_iterations rounds
@@ -90,8 +86,7 @@ void converge_init(struct converge *c, uint64_t max_downtime_ns, unsigned max_it
 
 /*
  * Decide after round `round` (0 = bulk). dirty_bytes: what is dirty now;
- * sent_bytes: the data the round sent (pages x page size, zero pages not
- * counted); bandwidth: measured bytes/s;
+ * sent_bytes: what the round sent; bandwidth: measured bytes/s;
  * dirty_rate: pages/s. Sets expected_downtime_ns, fits and, on
  * CONVERGE_SWITCHOVER, reason; on CONVERGE_GIVE_UP the message in msg.
  */
